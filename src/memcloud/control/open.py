@@ -1,0 +1,34 @@
+"""Where the control store lives in a data directory, and opening it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memcloud.control.base import NotFound
+from memcloud.control.sqlite import SqliteStore
+
+__all__ = ["STORE_FILENAME", "open_store", "store_path"]
+
+STORE_FILENAME = "memcloud.db"
+
+
+def store_path(data_dir: Path) -> Path:
+    return data_dir / STORE_FILENAME
+
+
+def open_store(data_dir: Path, *, create: bool = True) -> SqliteStore:
+    """Open the data directory's store; with `create`, make the directory (0700) and file.
+
+    Commands that only read or change existing caches pass `create=False`, so a typo in
+    `--data-dir` is reported instead of silently creating an empty store somewhere.
+    """
+    path = store_path(data_dir)
+    if not path.exists():
+        if not create:
+            raise NotFound(
+                f"no memcloud data in {data_dir} (create a cache first, or pass --data-dir)"
+            )
+        # Owner-only: the directory holds credential hashes and the admin socket.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+    return SqliteStore(path)
