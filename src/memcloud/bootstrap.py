@@ -1,0 +1,75 @@
+"""First start: a `default` cache and its credential, printed and kept in `<data-dir>/.env`.
+
+The password is stored only hashed in the database, so the `.env` file (mode 0600) is what
+lets a restarted server print the same values again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from memcloud.config import Settings
+from memcloud.control.base import ControlStore, NotFound
+
+__all__ = ["DEFAULT_CACHE_NAME", "ENV_FILENAME", "Connection", "bootstrap", "write_env_file"]
+
+DEFAULT_CACHE_NAME = "default"
+ENV_FILENAME = ".env"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """The values a hosted user gets as MEMCACHIER_* config vars."""
+
+    username: str
+    password: str
+
+    def lines(self, servers: str) -> list[str]:
+        return [
+            f"MEMCACHIER_SERVERS={servers}",
+            f"MEMCACHIER_USERNAME={self.username}",
+            f"MEMCACHIER_PASSWORD={self.password}",
+        ]
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep:
+                values[name.strip()] = value.strip()
+    return values
+
+
+def bootstrap(store: ControlStore, settings: Settings) -> Connection | None:
+    """Create what an empty data dir needs; answer the credential to print, if known."""
+    if settings.anonymous_cache:
+        try:
+            store.find_cache(settings.anonymous_cache)
+        except NotFound:
+            store.create_cache(settings.anonymous_cache, settings.default_plan)
+    env = _read_env(settings.data_dir / ENV_FILENAME)
+    username, password = env.get("MEMCACHIER_USERNAME"), env.get("MEMCACHIER_PASSWORD")
+    if username and password:
+        known = {cred.username for cred in store.list_credentials()}
+        return Connection(username, password) if username in known else None
+    try:
+        store.find_cache(DEFAULT_CACHE_NAME)
+        return None  # made earlier (e.g. with the CLI): its password is not ours to know
+    except NotFound:
+        pass
+    cache = store.create_cache(DEFAULT_CACHE_NAME, settings.default_plan)
+    created = store.create_credential(cache.id, primary=True)
+    return Connection(created.record.username, created.password)
+
+
+def write_env_file(data_dir: Path, lines: list[str]) -> Path:
+    path = data_dir / ENV_FILENAME
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    return path

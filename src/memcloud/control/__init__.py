@@ -1,0 +1,1 @@
+"""Control plane: caches (tenants), credentials and their capabilities, persisted in a store."""

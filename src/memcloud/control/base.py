@@ -1,0 +1,65 @@
+"""The interface every control-plane store implements (SQLite now, PostgreSQL later)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from memcloud.control.models import CacheRecord, CredentialRecord, NewCredential
+
+__all__ = ["Conflict", "ControlError", "ControlStore", "NotFound"]
+
+
+class ControlError(Exception):
+    """A control-plane request that cannot be done; the message is for the user."""
+
+
+class NotFound(ControlError):
+    pass
+
+
+class Conflict(ControlError):
+    pass
+
+
+class ControlStore(Protocol):
+    def revision(self) -> int:
+        """A number that changes whenever caches or credentials change (polled by servers)."""
+        ...
+
+    def create_cache(self, name: str, plan: int) -> CacheRecord: ...
+    def list_caches(self) -> list[CacheRecord]: ...
+    def find_cache(self, ref: str | int) -> CacheRecord:
+        """By numeric id or by name; raises NotFound."""
+        ...
+
+    def update_cache(
+        self, cache_id: int, *, plan: int | None = None, enabled: bool | None = None
+    ) -> CacheRecord: ...
+    def delete_cache(self, cache_id: int) -> None: ...
+
+    def create_credential(
+        self,
+        cache_id: int,
+        *,
+        write: bool = True,
+        flush: bool = True,
+        api: bool = True,
+        primary: bool = False,
+    ) -> NewCredential: ...
+    def list_credentials(self, cache_id: int | None = None) -> list[CredentialRecord]: ...
+    def find_credential(self, cache_id: int, ref: str | int) -> CredentialRecord:
+        """By id or username within one cache; raises NotFound."""
+        ...
+
+    def update_credential(
+        self,
+        credential_id: int,
+        *,
+        write: bool | None = None,
+        flush: bool | None = None,
+        api: bool | None = None,
+    ) -> CredentialRecord: ...
+    def promote_credential(self, credential_id: int) -> CredentialRecord: ...
+    def delete_credential(self, credential_id: int) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,100 @@
+"""Commands the protocols parse into. NamedTuples: immutable, and cheap to build per command."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import NamedTuple
+
+__all__ = [
+    "Arith",
+    "Command",
+    "Delete",
+    "FlushAll",
+    "Invalid",
+    "Quit",
+    "Retrieve",
+    "Stats",
+    "Store",
+    "StoreVerb",
+    "Touch",
+    "Verbosity",
+    "Version",
+]
+
+
+class StoreVerb(Enum):
+    SET = "set"
+    ADD = "add"
+    REPLACE = "replace"
+    APPEND = "append"
+    PREPEND = "prepend"
+    CAS = "cas"
+
+
+class Retrieve(NamedTuple):
+    """get / gets / gat / gats: `exptime` is None unless the command also touches."""
+
+    keys: list[bytes]
+    with_cas: bool
+    exptime: int | None
+
+
+class Store(NamedTuple):
+    verb: StoreVerb
+    key: bytes
+    flags: int
+    exptime: int
+    value: bytes
+    cas_unique: int
+    noreply: bool
+
+
+class Delete(NamedTuple):
+    key: bytes
+    noreply: bool
+
+
+class Arith(NamedTuple):
+    key: bytes
+    delta: int
+    incr: bool
+    noreply: bool
+
+
+class Touch(NamedTuple):
+    key: bytes
+    exptime: int
+    noreply: bool
+
+
+class FlushAll(NamedTuple):
+    delay: int
+    noreply: bool
+
+
+class Stats(NamedTuple):
+    args: tuple[bytes, ...]
+
+
+class Version(NamedTuple):
+    pass
+
+
+class Verbosity(NamedTuple):
+    noreply: bool
+
+
+class Quit(NamedTuple):
+    pass
+
+
+class Invalid(NamedTuple):
+    """Input that is not a valid command: the reply says why; the connection carries on."""
+
+    reply: bytes
+
+
+Command = (
+    Retrieve | Store | Delete | Arith | Touch | FlushAll | Stats | Version | Verbosity | Quit
+    | Invalid
+)

@@ -1,0 +1,24 @@
+"""Every protocol limit, named, with the reason it has the value it has."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AUTH_VALUE_MAX",
+    "KEY_MAX_LENGTH",
+    "LINE_MAX",
+    "RETRIEVAL_LINE_MAX",
+    "UINT32_MAX",
+    "UINT64_MAX",
+]
+
+# memcached's KEY_MAX_LENGTH.
+KEY_MAX_LENGTH = 250
+# A command line other than a retrieval: memcached refuses lines over 2048 bytes.
+LINE_MAX = 2048
+# get/gets/gat/gats lines carry many keys: room for 2,000 keys of the longest length, and
+# still a bound on what one connection can make us hold.
+RETRIEVAL_LINE_MAX = 2000 * (KEY_MAX_LENGTH + 1) + 64
+# A credential sent with the text `set` login is a username and a password, never more.
+AUTH_VALUE_MAX = 1024
+UINT32_MAX = (1 << 32) - 1
+UINT64_MAX = (1 << 64) - 1

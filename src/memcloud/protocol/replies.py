@@ -1,0 +1,65 @@
+"""The text protocol's reply words, exactly as memcached writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "BAD_CHUNK",
+    "BAD_FORMAT",
+    "DELETED",
+    "END",
+    "ERROR",
+    "EXISTS",
+    "INVALID_DELTA",
+    "INVALID_EXPTIME",
+    "LINE_TOO_LONG",
+    "NON_NUMERIC",
+    "NOT_FOUND",
+    "NOT_STORED",
+    "OK",
+    "OUT_OF_MEMORY",
+    "RESET",
+    "STORED",
+    "TOO_LARGE",
+    "TOUCHED",
+    "render_stats",
+    "render_value",
+]
+
+STORED = b"STORED\r\n"
+NOT_STORED = b"NOT_STORED\r\n"
+EXISTS = b"EXISTS\r\n"
+NOT_FOUND = b"NOT_FOUND\r\n"
+DELETED = b"DELETED\r\n"
+TOUCHED = b"TOUCHED\r\n"
+END = b"END\r\n"
+OK = b"OK\r\n"
+RESET = b"RESET\r\n"
+ERROR = b"ERROR\r\n"
+BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+BAD_DELETE_FORMAT = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
+LINE_TOO_LONG = b"CLIENT_ERROR line too long\r\n"
+INVALID_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
+INVALID_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
+NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
+OUT_OF_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
+UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
+AUTH_FAILED = b"CLIENT_ERROR authentication failure\r\n"
+NO_WRITE = b"CLIENT_ERROR permission denied: credential has no write capability\r\n"
+NO_FLUSH = b"CLIENT_ERROR permission denied: credential has no flush capability\r\n"
+CACHE_DISABLED = b"SERVER_ERROR cache is disabled\r\n"
+
+
+def render_value(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:
+    if cas is None:
+        return b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(value), value)
+    return b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(value), cas, value)
+
+
+def render_stats(stats: Iterable[tuple[str, object]]) -> bytes:
+    lines = [f"STAT {name} {value}\r\n".encode() for name, value in stats]
+    lines.append(END)
+    return b"".join(lines)

@@ -1,0 +1,322 @@
+"""memcached's text protocol, sans-IO: `receive_data(bytes)`, then `next_command()` until it
+answers NEED_DATA. Malformed input becomes an `Invalid` command carrying memcached's reply, so
+the caller only ever sees commands, and the connection stays in step with the client.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from memcloud.protocol import replies
+from memcloud.protocol.commands import (
+    Arith,
+    Command,
+    Delete,
+    FlushAll,
+    Invalid,
+    Quit,
+    Retrieve,
+    Stats,
+    Store,
+    StoreVerb,
+    Touch,
+    Verbosity,
+    Version,
+)
+from memcloud.protocol.limits import (
+    AUTH_VALUE_MAX,
+    KEY_MAX_LENGTH,
+    LINE_MAX,
+    RETRIEVAL_LINE_MAX,
+    UINT32_MAX,
+    UINT64_MAX,
+)
+
+__all__ = ["NEED_DATA", "TextParser"]
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+# Bytes that may not stand in a key (split() already removed the whitespace ones).
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+_STORE_VERBS = {
+    b"set": StoreVerb.SET,
+    b"add": StoreVerb.ADD,
+    b"replace": StoreVerb.REPLACE,
+    b"append": StoreVerb.APPEND,
+    b"prepend": StoreVerb.PREPEND,
+    b"cas": StoreVerb.CAS,
+}
+_RETRIEVAL_PREFIXES = (b"get ", b"gets ", b"gat ", b"gats ")
+_NOREPLY = b"noreply"
+_INVALID_ERROR = Invalid(replies.ERROR)
+_INVALID_FORMAT = Invalid(replies.BAD_FORMAT)
+
+
+def _unsigned(token: bytes, limit: int) -> int | None:
+    if not token.isdigit():
+        return None
+    number = int(token)
+    return number if number <= limit else None
+
+
+def _signed(token: bytes) -> int | None:
+    digits = token[1:] if token[:1] == b"-" else token
+    if not digits.isdigit() or len(digits) > 19:
+        return None
+    return int(token)
+
+
+def _valid_key(key: bytes) -> bool:
+    return len(key) <= KEY_MAX_LENGTH
+
+
+class TextParser:
+    """Turns a byte stream into commands. Holds at most one command line and one value."""
+
+    __slots__ = (
+        "_buf",
+        "_discard_line",
+        "_pending",
+        "_pending_need",
+        "_pos",
+        "_swallow",
+        "authenticating",
+        "item_size_max",
+    )
+
+    def __init__(self, item_size_max: int) -> None:
+        self.item_size_max = item_size_max
+        # While a connection has not logged in, its `set` carries a credential: some
+        # clients send `_` for flags and exptime, and the value must stay small.
+        self.authenticating = False
+        self._buf = b""
+        self._pos = 0
+        self._swallow = 0  # bytes of a refused value still to skip
+        self._discard_line = False  # skipping the rest of an over-long line
+        self._pending: list[bytes] = []  # chunks of a value not yet whole
+        self._pending_need = 0  # bytes still to come before the value is whole
+
+    def receive_data(self, data: bytes) -> None:
+        if self._pending:
+            self._pending.append(data)
+            self._pending_need -= len(data)
+            return
+        if self._pos >= len(self._buf):
+            self._buf = data
+        else:
+            self._buf = self._buf[self._pos :] + data
+        self._pos = 0
+
+    def _wait_for(self, total: int) -> None:
+        """Collect chunks without re-joining until `total` unread bytes are here."""
+        self._pending = [self._buf[self._pos :]]
+        self._pending_need = total - len(self._pending[0])
+
+    def _collect(self) -> bool:
+        if self._pending_need > 0:
+            return False
+        self._buf = b"".join(self._pending)
+        self._pos = 0
+        self._pending = []
+        return True
+
+    def next_command(self) -> Command | _NeedData:
+        if self._pending and not self._collect():
+            return NEED_DATA
+        if self._swallow and not self._skip_swallowed():
+            return NEED_DATA
+        buf = self._buf
+        pos = self._pos
+        eol = buf.find(b"\n", pos)
+        if self._discard_line:
+            if eol < 0:
+                self._pos = len(buf)
+                return NEED_DATA
+            self._discard_line = False
+            self._pos = pos = eol + 1
+            eol = buf.find(b"\n", pos)
+        if eol < 0:
+            return self._partial_line(buf, pos)
+        end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
+        if end - pos > RETRIEVAL_LINE_MAX or (
+            end - pos > LINE_MAX and not buf.startswith(_RETRIEVAL_PREFIXES, pos)
+        ):
+            self._pos = eol + 1
+            return Invalid(replies.LINE_TOO_LONG)
+        tokens = buf[pos:end].split()
+        if not tokens:
+            self._pos = eol + 1
+            return _INVALID_ERROR
+        verb = tokens[0]
+        store_verb = _STORE_VERBS.get(verb)
+        if store_verb is not None:
+            return self._store(store_verb, tokens, eol + 1)
+        self._pos = eol + 1
+        if _CONTROL.search(buf, pos, end):
+            return _INVALID_FORMAT
+        return self._other(verb, tokens)
+
+    def _partial_line(self, buf: bytes, pos: int) -> Command | _NeedData:
+        unread = len(buf) - pos
+        limit = RETRIEVAL_LINE_MAX if buf.startswith(_RETRIEVAL_PREFIXES, pos) else LINE_MAX
+        if unread > limit + 2:
+            # Refuse the line now and drop the rest of it as it comes: memory stays bounded.
+            self._discard_line = True
+            self._pos = len(buf)
+            return Invalid(replies.LINE_TOO_LONG)
+        return NEED_DATA
+
+    def _skip_swallowed(self) -> bool:
+        available = len(self._buf) - self._pos
+        if available < self._swallow:
+            self._swallow -= available
+            self._pos = len(self._buf)
+            return False
+        self._pos += self._swallow
+        self._swallow = 0
+        return True
+
+    def _store(self, verb: StoreVerb, tokens: list[bytes], data_start: int) -> Command | _NeedData:
+        is_cas = verb is StoreVerb.CAS
+        count = len(tokens)
+        base = 6 if is_cas else 5
+        if count != base and count != base + 1:
+            self._pos = data_start
+            return _INVALID_ERROR
+        length = _unsigned(tokens[4], UINT32_MAX)
+        if length is None:
+            self._pos = data_start
+            return _INVALID_FORMAT
+        key = tokens[1]
+        if self.authenticating:
+            flags, exptime, cas_unique = 0, 0, 0
+            if length > AUTH_VALUE_MAX:
+                return self._refuse_value(data_start, length, replies.AUTH_FAILED)
+        else:
+            flags_or_none = _unsigned(tokens[2], UINT32_MAX)
+            exptime_or_none = _signed(tokens[3])
+            cas_or_none = _unsigned(tokens[5], UINT64_MAX) if is_cas else 0
+            if (
+                flags_or_none is None
+                or exptime_or_none is None
+                or cas_or_none is None
+                or len(key) > KEY_MAX_LENGTH
+                or _CONTROL.search(key)
+            ):
+                return self._refuse_value(data_start, length, replies.BAD_FORMAT)
+            flags, exptime, cas_unique = flags_or_none, exptime_or_none, cas_or_none
+            if length + len(key) > self.item_size_max:
+                return self._refuse_value(data_start, length, replies.TOO_LARGE)
+        value_end = data_start + length
+        buf = self._buf
+        if len(buf) < value_end + 2:
+            self._wait_for(value_end + 2 - self._pos)
+            return NEED_DATA
+        self._pos = value_end + 2
+        if buf[value_end : value_end + 2] != b"\r\n":
+            # memcached's behaviour: the declared length was wrong; what follows is read
+            # as the next command line.
+            return Invalid(replies.BAD_CHUNK)
+        noreply = count == base + 1 and tokens[-1] == _NOREPLY
+        return Store(verb, key, flags, exptime, buf[data_start:value_end], cas_unique, noreply)
+
+    def _refuse_value(self, data_start: int, length: int, reply: bytes) -> Invalid:
+        """Answer `reply` and skip the value block that follows, to stay in step."""
+        self._pos = data_start
+        self._swallow = length + 2
+        return Invalid(reply)
+
+    def _other(self, verb: bytes, tokens: list[bytes]) -> Command:
+        count = len(tokens)
+        if verb == b"get" or verb == b"gets":
+            if count < 2:
+                return _INVALID_ERROR
+            keys = tokens[1:]
+            for key in keys:
+                if len(key) > KEY_MAX_LENGTH:
+                    return _INVALID_FORMAT
+            return Retrieve(keys, verb == b"gets", None)
+        if verb == b"delete":
+            return self._delete(tokens)
+        if verb == b"incr" or verb == b"decr":
+            if count != 3 and count != 4:
+                return _INVALID_ERROR
+            if not _valid_key(tokens[1]):
+                return _INVALID_FORMAT
+            delta = _unsigned(tokens[2], UINT64_MAX)
+            if delta is None:
+                return Invalid(replies.INVALID_DELTA)
+            return Arith(tokens[1], delta, verb == b"incr", count == 4 and tokens[3] == _NOREPLY)
+        if verb == b"touch":
+            if count != 3 and count != 4:
+                return _INVALID_ERROR
+            if not _valid_key(tokens[1]):
+                return _INVALID_FORMAT
+            exptime = _signed(tokens[2])
+            if exptime is None:
+                return Invalid(replies.INVALID_EXPTIME)
+            return Touch(tokens[1], exptime, count == 4 and tokens[3] == _NOREPLY)
+        if verb == b"gat" or verb == b"gats":
+            if count < 3:
+                return _INVALID_ERROR
+            exptime = _signed(tokens[1])
+            if exptime is None:
+                return Invalid(replies.INVALID_EXPTIME)
+            keys = tokens[2:]
+            for key in keys:
+                if len(key) > KEY_MAX_LENGTH:
+                    return _INVALID_FORMAT
+            return Retrieve(keys, verb == b"gats", exptime)
+        if verb == b"flush_all":
+            return self._flush_all(tokens)
+        if verb == b"stats":
+            return Stats(tuple(tokens[1:]))
+        if verb == b"version":
+            return Version()
+        if verb == b"verbosity":
+            if count != 2 and count != 3:
+                return _INVALID_ERROR
+            return Verbosity(tokens[-1] == _NOREPLY)
+        if verb == b"quit":
+            return Quit()
+        return _INVALID_ERROR
+
+    @staticmethod
+    def _delete(tokens: list[bytes]) -> Command:
+        count = len(tokens)
+        if count < 2 or count > 4:
+            return _INVALID_ERROR
+        key = tokens[1]
+        if not _valid_key(key):
+            return _INVALID_FORMAT
+        noreply = tokens[-1] == _NOREPLY
+        extra = tokens[2 : count - 1 if noreply else count]
+        # memcached still accepts the legacy `delete <key> 0`, and nothing else there.
+        if extra and extra != [b"0"]:
+            return Invalid(replies.BAD_DELETE_FORMAT)
+        return Delete(key, noreply)
+
+    @staticmethod
+    def _flush_all(tokens: list[bytes]) -> Command:
+        args = tokens[1:]
+        noreply = bool(args) and args[-1] == _NOREPLY
+        if noreply:
+            args = args[:-1]
+        if len(args) > 1:
+            return _INVALID_ERROR
+        delay = 0
+        if args:
+            parsed = _signed(args[0])
+            if parsed is None:
+                return _INVALID_FORMAT
+            delay = parsed
+        return FlushAll(delay, noreply)

@@ -1,0 +1,1 @@
+"""The asyncio side: listeners, connections, flow control, and the process that runs them."""

@@ -1,0 +1,132 @@
+"""One memcache connection: a thin asyncio.Protocol in front of a protocol session.
+
+The protocol is chosen by the first byte (0x80 is the binary magic), as memcached does.
+Reading pauses while the client does not read its replies, so a slow reader costs at most
+the write buffer's high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol as TypingProtocol
+from typing import cast
+
+from memcloud.service import Service
+
+__all__ = ["WRITE_HIGH_WATER", "MemcacheConnection", "SessionLike"]
+
+log = logging.getLogger("memcloud.connection")
+
+# Replies buffered for a client that does not read before we stop reading its requests.
+WRITE_HIGH_WATER = 1024 * 1024
+WRITE_LOW_WATER = 256 * 1024
+BINARY_MAGIC = 0x80
+
+
+class SessionLike(TypingProtocol):
+    closing: bool
+
+    @property
+    def authenticated(self) -> bool: ...
+    def handle(self, data: bytes) -> bytes: ...
+    def closed(self) -> None: ...
+
+
+class MemcacheConnection(asyncio.Protocol):
+    __slots__ = ("_auth_timer", "peer", "service", "session", "transport")
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.transport: asyncio.Transport | None = None
+        self.session: SessionLike | None = None
+        self.peer = "?"
+        self._auth_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.service.connections.add(self)
+        if len(self.service.connections) > self.service.settings.max_connections:
+            transport.write(b"SERVER_ERROR Too many open connections\r\n")
+            transport.close()
+            return
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        timeout = self.service.settings.auth_timeout
+        if timeout > 0:
+            self._auth_timer = asyncio.get_running_loop().call_later(
+                timeout, self._auth_deadline
+            )
+
+    def _auth_deadline(self) -> None:
+        self._auth_timer = None
+        if self.transport is None:
+            return
+        if self.session is None or not self.session.authenticated:
+            log.info("closing %s: not authenticated in time", self.peer)
+            self.transport.close()
+
+    def _open_session(self, first_byte: int) -> SessionLike | None:
+        close = self._close
+        if first_byte == BINARY_MAGIC:
+            factory = self.service.binary_session_factory
+            if factory is None:
+                return None
+            session: SessionLike = factory(self.service, self.peer, close)  # type: ignore[assignment]
+            return session
+        from memcloud.text_session import TextSession
+
+        return TextSession(self.service, self.peer, close)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None:
+            session = self.session = self._open_session(data[0])
+            if session is None:
+                self._close()
+                return
+        try:
+            reply = session.handle(data)
+        except Exception:
+            # A bug must cost this connection, never the server or another tenant.
+            log.exception("internal error on connection %s; closing it", self.peer)
+            self._close()
+            return
+        transport = self.transport
+        if transport is None:
+            return
+        if reply:
+            transport.write(reply)
+        if session.closing:
+            transport.close()
+        elif self._auth_timer is not None and session.authenticated:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.service.connections.discard(self)
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+        if self.session is not None:
+            self.session.closed()
+        self.transport = None

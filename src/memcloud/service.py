@@ -1,0 +1,156 @@
+"""The one seam between protocols and storage: sessions execute parsed commands against the
+caches their credential may reach, and choose the wire replies from storage's results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from memcloud.auth import Directory, Principal
+from memcloud.clock import Clock
+from memcloud.config import Settings
+from memcloud.storage.cache import Cache
+from memcloud.storage.registry import Registry
+
+__all__ = ["FlushEvent", "Service", "Session"]
+
+log = logging.getLogger("memcloud.service")
+
+
+@dataclass(frozen=True, slots=True)
+class FlushEvent:
+    """One flush, for the audit log: who, from where, how, and what a deploy hook said."""
+
+    cache_id: int
+    source: str  # "text", "binary", "api", "deploy_hook", "webhook", "cli", "dashboard"
+    username: str
+    peer: str
+    at: float
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class Session:
+    """What every protocol's connection state shares: identity, cache and accounting."""
+
+    def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
+        self.service = service
+        self.peer = peer
+        self.close = close
+        self.principal: Principal | None = None
+        self.cache: Cache | None = None
+        self.closing = False
+        service.sessions.add(self)
+        anonymous = service.anonymous_principal()
+        if anonymous is not None:
+            self.login(anonymous)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal is not None
+
+    def login(self, principal: Principal) -> bool:
+        cache = self.service.registry.get(principal.cache_id)
+        if cache is None:
+            return False
+        self.principal = principal
+        self.cache = cache
+        stats = cache.stats
+        stats.curr_connections += 1
+        stats.total_connections += 1
+        return True
+
+    def try_login(self, username: bytes, password: bytes) -> bool:
+        """Authenticate; counts auth_cmds / auth_errors on the cache the username names."""
+        directory = self.service.directory
+        principal = directory.authenticate(username, password)
+        cache_id = principal.cache_id if principal else directory.cache_of(username)
+        cache = self.service.registry.get(cache_id) if cache_id is not None else None
+        if cache is not None:
+            cache.stats.auth_cmds += 1
+            if principal is None:
+                cache.stats.auth_errors += 1
+        if principal is None or not self.login(principal):
+            log.warning("authentication failed for %r from %s", _printable(username), self.peer)
+            return False
+        return True
+
+    def refresh(self, directory: Directory) -> None:
+        """Apply a new control-plane snapshot: revoked credentials lose the connection."""
+        if self.principal is None:
+            return
+        principal = directory.refresh(self.principal)
+        cache = self.service.registry.get(principal.cache_id) if principal else None
+        if principal is None or cache is not self.cache:
+            self.closing = True
+            self.close()
+            return
+        self.principal = principal
+
+    def closed(self) -> None:
+        self.service.sessions.discard(self)
+        if self.cache is not None:
+            self.cache.stats.curr_connections -= 1
+            self.cache = None
+        self.principal = None
+
+
+def _printable(username: bytes) -> str:
+    return username[:64].decode("ascii", "replace")
+
+
+class Service:
+    """Process-wide state the sessions share."""
+
+    def __init__(
+        self, registry: Registry, directory: Directory, clock: Clock, settings: Settings
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.settings = settings
+        self.started_at = clock.now()
+        self.sessions: set[Session] = set()
+        self.connections: set[object] = set()  # open sockets, authenticated or not
+        # Set by the binary protocol module when it is present.
+        self.binary_session_factory: Callable[[Service, str, Callable[[], None]], Session] | None
+        self.binary_session_factory = None
+        self.flush_listeners: list[Callable[[FlushEvent], None]] = []
+        self.directory = directory
+        self.set_directory(directory)
+
+    def anonymous_principal(self) -> Principal | None:
+        name = self.settings.anonymous_cache
+        return self.directory.anonymous(name) if name else None
+
+    def set_directory(self, directory: Directory) -> None:
+        """Bring caches and live sessions in line with a new control-plane snapshot."""
+        self.directory = directory
+        for record in directory.caches.values():
+            self.registry.ensure(record.id, record.name, record.plan)
+        for cache_id in [cid for cid in self.registry.caches if cid not in directory.caches]:
+            self.registry.remove(cache_id)
+        for session in list(self.sessions):
+            session.refresh(directory)
+
+    def flush(self, cache_id: int, event: FlushEvent) -> bool:
+        """Empty one cache now and tell the audit listeners; False if it is not here."""
+        cache = self.registry.get(cache_id)
+        if cache is None:
+            return False
+        cache.flush_now()
+        cache.stats.cmd_flush += 1
+        self.record_flush(event)
+        return True
+
+    def record_flush(self, event: FlushEvent) -> None:
+        for listener in self.flush_listeners:
+            try:
+                listener(event)
+            except Exception:  # an audit failure must not fail the flush itself
+                log.exception("flush listener failed")
+
+    def flush_event(self, session: Session, cache_id: int, source: str) -> FlushEvent:
+        username = session.principal.username if session.principal else ""
+        return FlushEvent(cache_id, source, username, session.peer, time.time())

@@ -1,0 +1,109 @@
+"""The stats a cache reports: memcached's general stats with this cache's numbers in them."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from memcloud import __version__
+from memcloud.storage.cache import Cache
+
+__all__ = ["MEMCACHED_VERSION", "cache_stats", "settings_stats"]
+
+# The version reported to clients: the memcached protocol level we implement. Some clients
+# switch features on the major/minor number, so it looks like memcached's.
+MEMCACHED_VERSION = "1.6.21"
+
+
+def cache_stats(
+    cache: Cache, *, started_at: float, now: float, max_connections: int
+) -> list[tuple[str, int | float | str]]:
+    """memcached's `stats` lines, in memcached's order, for one cache."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    s = cache.stats
+    return [
+        ("pid", os.getpid()),
+        ("uptime", int(now - started_at)),
+        ("time", int(now)),
+        ("version", MEMCACHED_VERSION),
+        ("libevent", f"memcloud-{__version__}"),
+        ("pointer_size", 64),
+        ("rusage_user", round(usage.ru_utime, 6)),
+        ("rusage_system", round(usage.ru_stime, 6)),
+        ("max_connections", max_connections),
+        ("curr_connections", s.curr_connections),
+        ("total_connections", s.total_connections),
+        ("rejected_connections", 0),
+        ("connection_structures", s.curr_connections),
+        ("cmd_get", s.cmd_get),
+        ("cmd_set", s.cmd_set),
+        ("cmd_flush", s.cmd_flush),
+        ("cmd_touch", s.cmd_touch),
+        ("cmd_delete", s.cmd_delete),
+        ("get_hits", s.get_hits),
+        ("get_misses", s.get_misses),
+        ("get_expired", s.get_expired),
+        ("get_flushed", s.get_flushed),
+        ("delete_misses", s.delete_misses),
+        ("delete_hits", s.delete_hits),
+        ("incr_misses", s.incr_misses),
+        ("incr_hits", s.incr_hits),
+        ("decr_misses", s.decr_misses),
+        ("decr_hits", s.decr_hits),
+        ("cas_misses", s.cas_misses),
+        ("cas_hits", s.cas_hits),
+        ("cas_badval", s.cas_badval),
+        ("touch_hits", s.touch_hits),
+        ("touch_misses", s.touch_misses),
+        ("store_too_large", s.store_too_large),
+        ("store_no_memory", s.store_no_memory),
+        ("auth_cmds", s.auth_cmds),
+        ("auth_errors", s.auth_errors),
+        ("bytes_read", s.bytes_read),
+        ("bytes_written", s.bytes_written),
+        ("limit_maxbytes", cache.limit),
+        ("accepting_conns", 1),
+        ("threads", 1),
+        ("conn_yields", 0),
+        ("bytes", cache.used),
+        ("curr_items", cache.curr_items),
+        ("total_items", s.total_items),
+        ("expired", s.expired),
+        ("reclaimed", s.reclaimed),
+        ("evictions", s.evictions),
+    ]
+
+
+def settings_stats(
+    *, max_connections: int, item_size_max: int, plan: int, auth_timeout: float, port: int
+) -> list[tuple[str, int | float | str]]:
+    """`stats settings`, as memcached names them, with this server's values."""
+    return [
+        ("maxbytes", plan),
+        ("maxconns", max_connections),
+        ("tcpport", port),
+        ("udpport", 0),
+        ("verbosity", 0),
+        ("oldest", 0),
+        ("evictions", "on"),
+        ("domain_socket", "NULL"),
+        ("umask", 700),
+        ("growth_factor", 1.25),
+        ("chunk_size", 48),
+        ("num_threads", 1),
+        ("stat_key_prefix", ":"),
+        ("detail_enabled", "no"),
+        ("reqs_per_event", 20),
+        ("cas_enabled", "yes"),
+        ("tcp_backlog", 1024),
+        ("binding_protocol", "auto-negotiate"),
+        ("auth_enabled_sasl", "yes"),
+        ("auth_enabled_ascii", "yes"),
+        ("auth_timeout", auth_timeout),
+        ("item_size_max", item_size_max),
+        ("maxconns_fast", "yes"),
+        ("hashpower_init", 0),
+        ("slab_reassign", "no"),
+        ("lru_segmented", "no"),
+        ("flush_enabled", "yes"),
+    ]

@@ -1,0 +1,343 @@
+"""One tenant's keyspace: a memory-limited LRU of items with expiry, CAS and stats.
+
+Every method is synchronous and bounded: the event loop calls them per command, so none may
+walk the whole keyspace (flush hands the old dict to a graveyard that is freed in slices).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict
+
+from memcloud.storage.item import ITEM_OVERHEAD, Item
+from memcloud.storage.results import ArithResult, StoreMode, StoreResult
+from memcloud.storage.stats import CacheStats
+
+__all__ = [
+    "MAX_RELATIVE_EXPTIME",
+    "Cache",
+    "Graveyard",
+    "MemoryBudget",
+    "absolute_exptime",
+]
+
+# memcached: an exptime above 30 days is an absolute Unix time, not an offset.
+MAX_RELATIVE_EXPTIME = 60 * 60 * 24 * 30
+UINT64_MASK = (1 << 64) - 1
+# Stale expiry entries (overwritten or deleted items) are tolerated up to this many times the
+# number of live items before the heap is rebuilt.
+EXPIRY_HEAP_SLACK = 2
+
+_next_cas = itertools.count(1).__next__
+
+Graveyard = list[OrderedDict[bytes, Item]]
+
+
+def absolute_exptime(exptime: int, now: float) -> float:
+    """memcached's exptime rule: 0 never, negative already expired, <= 30 days relative."""
+    if exptime == 0:
+        return 0.0
+    if exptime < 0:
+        return -1.0
+    if exptime <= MAX_RELATIVE_EXPTIME:
+        return now + exptime
+    return float(exptime)
+
+
+class MemoryBudget:
+    """The server-wide bound shared by every cache of a process."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+
+class Cache:
+    __slots__ = (
+        "_expiries",
+        "budget",
+        "flush_at",
+        "graveyard",
+        "id",
+        "item_size_max",
+        "items",
+        "limit",
+        "name",
+        "stats",
+        "used",
+    )
+
+    def __init__(
+        self,
+        cache_id: int,
+        name: str,
+        limit: int,
+        *,
+        budget: MemoryBudget,
+        item_size_max: int,
+        graveyard: Graveyard,
+    ) -> None:
+        self.id = cache_id
+        self.name = name
+        self.limit = limit
+        self.budget = budget
+        self.item_size_max = item_size_max
+        self.graveyard = graveyard
+        self.items: OrderedDict[bytes, Item] = OrderedDict()
+        self.used = 0
+        self.stats = CacheStats()
+        self.flush_at = 0.0
+        self._expiries: list[tuple[float, int, bytes]] = []
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _live(self, key: bytes, now: float) -> Item | None:
+        """The item under `key` if it has not expired; an expired one is unlinked on sight."""
+        if self.flush_at and now >= self.flush_at:
+            self.flush_now()
+        item = self.items.get(key)
+        if item is None:
+            return None
+        exptime = item.exptime
+        if exptime and exptime <= now:
+            self._unlink(key, item)
+            self.stats.expired += 1
+            return None
+        return item
+
+    def get(self, key: bytes, now: float) -> Item | None:
+        """A read that counts as a get and refreshes the item's place in the LRU."""
+        stats = self.stats
+        stats.cmd_get += 1
+        item = self._live(key, now)
+        if item is None:
+            stats.get_misses += 1
+            return None
+        self.items.move_to_end(key)
+        stats.get_hits += 1
+        return item
+
+    def peek(self, key: bytes, now: float) -> Item | None:
+        """A read that changes nothing and counts nothing."""
+        return self._live(key, now)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def store(
+        self,
+        mode: StoreMode,
+        key: bytes,
+        value: bytes,
+        flags: int,
+        exptime: int,
+        now: float,
+        cas_unique: int = 0,
+    ) -> tuple[StoreResult, int]:
+        """Store under memcached's rules for `mode`; answers the result and the new CAS."""
+        self.stats.cmd_set += 1
+        item = self._live(key, now)
+        if mode is StoreMode.SET:
+            if cas_unique:
+                return self._store_cas(key, value, flags, exptime, now, cas_unique, item)
+            return self._insert(key, value, flags, absolute_exptime(exptime, now), item)
+        if mode is StoreMode.CAS:
+            return self._store_cas(key, value, flags, exptime, now, cas_unique, item)
+        if mode is StoreMode.ADD:
+            if item is not None:
+                self.items.move_to_end(key)  # memcached bumps the item an add failed on
+                return StoreResult.NOT_STORED, 0
+            return self._insert(key, value, flags, absolute_exptime(exptime, now), None)
+        if item is None:
+            return StoreResult.NOT_STORED, 0
+        if cas_unique and item.cas != cas_unique:
+            return StoreResult.EXISTS, 0
+        if mode is StoreMode.REPLACE:
+            return self._insert(key, value, flags, absolute_exptime(exptime, now), item)
+        # append / prepend keep the item's flags and expiry, as memcached does
+        joined = item.value + value if mode is StoreMode.APPEND else value + item.value
+        return self._insert(key, joined, item.flags, item.exptime, item)
+
+    def _store_cas(
+        self,
+        key: bytes,
+        value: bytes,
+        flags: int,
+        exptime: int,
+        now: float,
+        cas_unique: int,
+        item: Item | None,
+    ) -> tuple[StoreResult, int]:
+        stats = self.stats
+        if item is None:
+            stats.cas_misses += 1
+            return StoreResult.NOT_FOUND, 0
+        if item.cas != cas_unique:
+            stats.cas_badval += 1
+            return StoreResult.EXISTS, 0
+        stats.cas_hits += 1
+        return self._insert(key, value, flags, absolute_exptime(exptime, now), item)
+
+    def _insert(
+        self, key: bytes, value: bytes, flags: int, exptime: float, old: Item | None
+    ) -> tuple[StoreResult, int]:
+        # A failed store still removes the old value, as memcached does: stale data must
+        # not outlive a write the client believes happened or was refused.
+        if old is not None:
+            self._unlink(key, old)
+        if len(key) + len(value) > self.item_size_max:
+            self.stats.store_too_large += 1
+            return StoreResult.TOO_LARGE, 0
+        size = len(key) + len(value) + ITEM_OVERHEAD
+        if not self._make_room(size):
+            self.stats.store_no_memory += 1
+            return StoreResult.NO_MEMORY, 0
+        cas = _next_cas()
+        self.items[key] = Item(value, flags, exptime, cas)
+        self.used += size
+        self.budget.used += size
+        self.stats.total_items += 1
+        if exptime:
+            heapq.heappush(self._expiries, (exptime, cas, key))
+        return StoreResult.STORED, cas
+
+    def _make_room(self, size: int) -> bool:
+        """Evict this cache's least recently used items until `size` more bytes fit."""
+        if size > self.limit:
+            return False
+        budget = self.budget
+        items = self.items
+        while self.used + size > self.limit or budget.used + size > budget.limit:
+            if not items:
+                return False
+            key, item = items.popitem(last=False)
+            self._account_removal(key, item)
+            if item.exptime and item.exptime <= 0:
+                self.stats.reclaimed += 1
+            else:
+                self.stats.evictions += 1
+        return True
+
+    def _unlink(self, key: bytes, item: Item) -> None:
+        del self.items[key]
+        self._account_removal(key, item)
+
+    def _account_removal(self, key: bytes, item: Item) -> None:
+        size = len(key) + len(item.value) + ITEM_OVERHEAD
+        self.used -= size
+        self.budget.used -= size
+
+    def delete(self, key: bytes, now: float, cas_unique: int = 0) -> StoreResult:
+        stats = self.stats
+        stats.cmd_delete += 1
+        item = self._live(key, now)
+        if item is None:
+            stats.delete_misses += 1
+            return StoreResult.NOT_FOUND
+        if cas_unique and item.cas != cas_unique:
+            return StoreResult.EXISTS
+        self._unlink(key, item)
+        stats.delete_hits += 1
+        return StoreResult.STORED
+
+    def touch(self, key: bytes, exptime: int, now: float) -> Item | None:
+        """Give the item a new expiry; answers it, or None when there is none."""
+        stats = self.stats
+        stats.cmd_touch += 1
+        item = self._live(key, now)
+        if item is None:
+            stats.touch_misses += 1
+            return None
+        stats.touch_hits += 1
+        item.exptime = absolute_exptime(exptime, now)
+        if item.exptime:
+            heapq.heappush(self._expiries, (item.exptime, item.cas, key))
+        self.items.move_to_end(key)
+        return item
+
+    def arith(
+        self, key: bytes, delta: int, incr: bool, now: float, cas_unique: int = 0
+    ) -> int | ArithResult:
+        """incr wraps at 2**64, decr stops at 0; answers the new value."""
+        stats = self.stats
+        item = self._live(key, now)
+        if item is None:
+            if incr:
+                stats.incr_misses += 1
+            else:
+                stats.decr_misses += 1
+            return ArithResult.NOT_FOUND
+        if cas_unique and item.cas != cas_unique:
+            return ArithResult.EXISTS
+        digits = item.value.rstrip(b" ")  # values written by other servers may be padded
+        if not digits.isdigit() or len(digits) > 20 or int(digits) > UINT64_MASK:
+            return ArithResult.NON_NUMERIC
+        current = int(digits)
+        if incr:
+            stats.incr_hits += 1
+            result = (current + delta) & UINT64_MASK
+        else:
+            stats.decr_hits += 1
+            result = current - delta if delta < current else 0
+        self._insert(key, str(result).encode(), item.flags, item.exptime, item)
+        return result
+
+    def create_counter(self, key: bytes, initial: int, exptime: int, now: float) -> int:
+        """Binary incr/decr on a missing key with an initial value; answers the new CAS."""
+        _, cas = self._insert(key, str(initial).encode(), 0, absolute_exptime(exptime, now), None)
+        return cas
+
+    # -- whole-cache operations ------------------------------------------------------------
+
+    def flush(self, delay: int, now: float) -> None:
+        """flush_all: now, or at `delay` seconds from now (memcached's delayed flush)."""
+        if delay > 0:
+            self.flush_at = now + delay
+        else:
+            self.flush_now()
+
+    def flush_now(self) -> None:
+        """Empty the cache in O(1): the old dict is freed later, in slices, by the reaper."""
+        if self.items:
+            self.graveyard.append(self.items)
+            self.items = OrderedDict()
+        self.budget.used -= self.used
+        self.used = 0
+        self._expiries = []
+        self.flush_at = 0.0
+
+    def resize(self, limit: int) -> None:
+        """A new plan: keep the data when growing, evict the LRU tail when shrinking."""
+        self.limit = limit
+        while self.used > limit and self.items:
+            key, item = self.items.popitem(last=False)
+            self._account_removal(key, item)
+            self.stats.evictions += 1
+
+    def reap(self, now: float, budget: int) -> int:
+        """Remove up to `budget` expired items nobody asked for; answers how many went."""
+        if self.flush_at and now >= self.flush_at:
+            self.flush_now()
+        heap = self._expiries
+        items = self.items
+        removed = 0
+        while heap and heap[0][0] <= now and removed < budget:
+            _, cas, key = heapq.heappop(heap)
+            item = items.get(key)
+            if item is not None and item.cas == cas and item.exptime and item.exptime <= now:
+                self._unlink(key, item)
+                self.stats.reclaimed += 1
+                self.stats.expired += 1
+                removed += 1
+        if len(heap) > EXPIRY_HEAP_SLACK * len(items) + 1024:
+            self._expiries = [
+                (item.exptime, item.cas, key) for key, item in items.items() if item.exptime
+            ]
+            heapq.heapify(self._expiries)
+        return removed
+
+    @property
+    def curr_items(self) -> int:
+        return len(self.items)

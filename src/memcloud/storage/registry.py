@@ -1,0 +1,60 @@
+"""All caches of one node process, the shared memory budget, and background upkeep."""
+
+from __future__ import annotations
+
+from memcloud.storage.cache import Cache, Graveyard, MemoryBudget
+
+__all__ = ["FREE_SLICE", "REAP_SLICE", "Registry"]
+
+# Items freed or reaped per upkeep tick and cache: small enough that a tick never stalls
+# the event loop for long (about a millisecond), large enough to keep up with any churn.
+REAP_SLICE = 2_000
+FREE_SLICE = 20_000
+
+
+class Registry:
+    def __init__(self, memory_limit: int, item_size_max: int) -> None:
+        self.budget = MemoryBudget(memory_limit)
+        self.item_size_max = item_size_max
+        self.graveyard: Graveyard = []
+        self.caches: dict[int, Cache] = {}
+
+    def get(self, cache_id: int) -> Cache | None:
+        return self.caches.get(cache_id)
+
+    def ensure(self, cache_id: int, name: str, limit: int) -> Cache:
+        """The cache with this id, created or brought to this name and plan."""
+        cache = self.caches.get(cache_id)
+        if cache is None:
+            cache = Cache(
+                cache_id,
+                name,
+                limit,
+                budget=self.budget,
+                item_size_max=self.item_size_max,
+                graveyard=self.graveyard,
+            )
+            self.caches[cache_id] = cache
+            return cache
+        cache.name = name
+        if cache.limit != limit:
+            cache.resize(limit)
+        return cache
+
+    def remove(self, cache_id: int) -> None:
+        cache = self.caches.pop(cache_id, None)
+        if cache is not None:
+            cache.flush_now()
+
+    def upkeep(self, now: float) -> None:
+        """One bounded slice of background work: reclaim expired items, free flushed ones."""
+        for cache in list(self.caches.values()):
+            cache.reap(now, REAP_SLICE)
+        freed = 0
+        while self.graveyard and freed < FREE_SLICE:
+            old = self.graveyard[-1]
+            while old and freed < FREE_SLICE:
+                old.popitem()
+                freed += 1
+            if not old:
+                self.graveyard.pop()

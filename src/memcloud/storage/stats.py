@@ -1,0 +1,91 @@
+"""Per-cache counters, named as memcached (and the hosted service's stats API) name them."""
+
+from __future__ import annotations
+
+__all__ = ["COUNTER_NAMES", "CacheStats"]
+
+# Counters that commands and connections bump; gauges (bytes, curr_items, limit_maxbytes,
+# curr_connections) are read from the cache itself.
+COUNTER_NAMES: tuple[str, ...] = (
+    "cmd_get",
+    "cmd_set",
+    "cmd_flush",
+    "cmd_touch",
+    "cmd_delete",
+    "get_hits",
+    "get_misses",
+    "get_expired",
+    "get_flushed",
+    "delete_hits",
+    "delete_misses",
+    "incr_hits",
+    "incr_misses",
+    "decr_hits",
+    "decr_misses",
+    "cas_hits",
+    "cas_misses",
+    "cas_badval",
+    "touch_hits",
+    "touch_misses",
+    "store_too_large",
+    "store_no_memory",
+    "auth_cmds",
+    "auth_errors",
+    "bytes_read",
+    "bytes_written",
+    "total_connections",
+    "total_items",
+    "evictions",
+    "expired",
+    "reclaimed",
+)
+
+
+class CacheStats:
+    """Plain integer attributes: bumping one costs what an attribute store costs."""
+
+    __slots__ = (*COUNTER_NAMES, "curr_connections")
+
+    cmd_get: int
+    cmd_set: int
+    cmd_flush: int
+    cmd_touch: int
+    cmd_delete: int
+    get_hits: int
+    get_misses: int
+    get_expired: int
+    get_flushed: int
+    delete_hits: int
+    delete_misses: int
+    incr_hits: int
+    incr_misses: int
+    decr_hits: int
+    decr_misses: int
+    cas_hits: int
+    cas_misses: int
+    cas_badval: int
+    touch_hits: int
+    touch_misses: int
+    store_too_large: int
+    store_no_memory: int
+    auth_cmds: int
+    auth_errors: int
+    bytes_read: int
+    bytes_written: int
+    total_connections: int
+    total_items: int
+    evictions: int
+    expired: int
+    reclaimed: int
+    curr_connections: int
+
+    def __init__(self) -> None:
+        self.reset()
+        self.curr_connections = 0
+
+    def reset(self) -> None:
+        for name in COUNTER_NAMES:
+            setattr(self, name, 0)
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTER_NAMES}

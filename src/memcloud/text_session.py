@@ -1,0 +1,327 @@
+"""A text-protocol connection: parse what arrived, execute every whole command, answer all
+of them in one write. No await and no I/O per command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from memcloud.protocol import replies
+from memcloud.protocol.commands import (
+    Arith,
+    Command,
+    Delete,
+    FlushAll,
+    Invalid,
+    Quit,
+    Retrieve,
+    Stats,
+    Store,
+    StoreVerb,
+    Touch,
+    Verbosity,
+    Version,
+)
+from memcloud.protocol.replies import render_stats, render_value
+from memcloud.protocol.text import NEED_DATA, TextParser
+from memcloud.service import Service, Session
+from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
+from memcloud.storage.cache import Cache
+from memcloud.storage.results import ArithResult, StoreMode, StoreResult
+
+__all__ = ["TextSession"]
+
+_MODES = {verb: StoreMode[verb.name] for verb in StoreVerb}
+_STORE_REPLIES = {
+    StoreResult.STORED: replies.STORED,
+    StoreResult.NOT_STORED: replies.NOT_STORED,
+    StoreResult.EXISTS: replies.EXISTS,
+    StoreResult.NOT_FOUND: replies.NOT_FOUND,
+    StoreResult.TOO_LARGE: replies.TOO_LARGE,
+    StoreResult.NO_MEMORY: replies.OUT_OF_MEMORY,
+}
+# Errors are sent even under noreply, as memcached does.
+_ALWAYS_SENT = {StoreResult.TOO_LARGE, StoreResult.NO_MEMORY}
+_VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
+
+
+class TextSession(Session):
+    def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
+        super().__init__(service, peer, close)
+        self.parser = TextParser(service.settings.item_size_max)
+        self.parser.authenticating = self.principal is None
+
+    def handle(self, data: bytes) -> bytes:
+        """Everything one read brings, answered as one block of bytes."""
+        parser = self.parser
+        parser.receive_data(data)
+        out: list[bytes] = []
+        now = self.service.clock.now()
+        cache = self.cache
+        while not self.closing:
+            command = parser.next_command()
+            if command is NEED_DATA:
+                break
+            if self.principal is None:
+                self._before_login(command, out)
+                continue
+            _HANDLERS[type(command)](self, command, now, out)  # type: ignore[arg-type]
+        reply = b"".join(out)
+        cache = self.cache or cache
+        if cache is not None:
+            cache.stats.bytes_read += len(data)
+            cache.stats.bytes_written += len(reply)
+        return reply
+
+    # -- authentication ------------------------------------------------------------------
+
+    def _before_login(self, command: Command | object, out: list[bytes]) -> None:
+        if isinstance(command, Store) and command.verb is StoreVerb.SET:
+            if self._login_with(command.key, command.value):
+                self.parser.authenticating = False
+                if not command.noreply:
+                    out.append(replies.STORED)
+            else:
+                out.append(replies.AUTH_FAILED)
+        elif isinstance(command, Quit):
+            self.closing = True
+        elif isinstance(command, Invalid):
+            out.append(command.reply)
+        else:
+            out.append(replies.UNAUTHENTICATED)
+
+    def _login_with(self, key: bytes, value: bytes) -> bool:
+        # memcached's -Y form puts "username password" in the value; the hosted service's
+        # form puts the username in the key and the password in the value.
+        if b" " in value:
+            username, _, password = value.partition(b" ")
+            if self.service.directory.cache_of(username) is not None:
+                return self.try_login(username, password.strip())
+        return self.try_login(key, value)
+
+    # -- commands ------------------------------------------------------------------------
+
+    def _retrieve(self, command: Retrieve, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        with_cas = command.with_cas
+        exptime = command.exptime
+        if exptime is not None:
+            if not self._may_write(out):
+                return
+            for key in command.keys:
+                item = cache.touch(key, exptime, now)
+                cache.stats.cmd_get += 1
+                if item is None:
+                    cache.stats.get_misses += 1
+                else:
+                    cache.stats.get_hits += 1
+                    out.append(
+                        render_value(key, item.flags, item.value, item.cas if with_cas else None)
+                    )
+        else:
+            for key in command.keys:
+                item = cache.get(key, now)
+                if item is not None:
+                    out.append(
+                        render_value(key, item.flags, item.value, item.cas if with_cas else None)
+                    )
+        out.append(replies.END)
+
+    def _store(self, command: Store, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None and self.principal is not None
+        if not self.principal.write:
+            cache.stats.cmd_set += 1
+            if not command.noreply:
+                out.append(replies.NOT_STORED)
+            return
+        result, _ = cache.store(
+            _MODES[command.verb],
+            command.key,
+            command.value,
+            command.flags,
+            command.exptime,
+            now,
+            command.cas_unique,
+        )
+        if not command.noreply or result in _ALWAYS_SENT:
+            out.append(_STORE_REPLIES[result])
+
+    def _may_write(self, out: list[bytes]) -> bool:
+        assert self.principal is not None
+        if self.principal.write:
+            return True
+        out.append(replies.NO_WRITE)
+        return False
+
+    def _delete(self, command: Delete, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        if not self._may_write(out):
+            return
+        result = cache.delete(command.key, now)
+        if not command.noreply:
+            out.append(replies.DELETED if result is StoreResult.STORED else replies.NOT_FOUND)
+
+    def _arith(self, command: Arith, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        if not self._may_write(out):
+            return
+        result = cache.arith(command.key, command.delta, command.incr, now)
+        if result is ArithResult.NON_NUMERIC:
+            out.append(replies.NON_NUMERIC)
+        elif command.noreply:
+            return
+        elif result is ArithResult.NOT_FOUND:
+            out.append(replies.NOT_FOUND)
+        else:
+            out.append(b"%d\r\n" % result)
+
+    def _touch(self, command: Touch, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        if not self._may_write(out):
+            return
+        item = cache.touch(command.key, command.exptime, now)
+        if not command.noreply:
+            out.append(replies.NOT_FOUND if item is None else replies.TOUCHED)
+
+    def _flush_all(self, command: FlushAll, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None and self.principal is not None
+        if not self.principal.flush:
+            out.append(replies.NO_FLUSH)
+            return
+        if command.delay > 0:
+            cache.flush(command.delay, now)
+            cache.stats.cmd_flush += 1
+            self.service.record_flush(self.service.flush_event(self, cache.id, "text"))
+        else:
+            self.service.flush(cache.id, self.service.flush_event(self, cache.id, "text"))
+        if not command.noreply:
+            out.append(replies.OK)
+
+    def _stats(self, command: Stats, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        settings = self.service.settings
+        group = command.args[0] if command.args else b""
+        if group == b"":
+            out.append(
+                render_stats(
+                    cache_stats(
+                        cache,
+                        started_at=self.service.started_at,
+                        now=now,
+                        max_connections=settings.max_connections,
+                    )
+                )
+            )
+        elif group == b"settings":
+            out.append(
+                render_stats(
+                    settings_stats(
+                        max_connections=settings.max_connections,
+                        item_size_max=settings.item_size_max,
+                        plan=cache.limit,
+                        auth_timeout=settings.auth_timeout,
+                        port=settings.port,
+                    )
+                )
+            )
+        elif group == b"items":
+            out.append(render_stats(_items_stats(cache, now)))
+        elif group == b"slabs":
+            out.append(render_stats(_slabs_stats(cache)))
+        elif group == b"reset":
+            cache.stats.reset()
+            out.append(replies.RESET)
+        else:
+            out.append(replies.ERROR)
+
+    def _version(self, command: Version, now: float, out: list[bytes]) -> None:
+        out.append(_VERSION)
+
+    def _verbosity(self, command: Verbosity, now: float, out: list[bytes]) -> None:
+        if not command.noreply:
+            out.append(replies.OK)
+
+    def _quit(self, command: Quit, now: float, out: list[bytes]) -> None:
+        self.closing = True
+
+    def _invalid(self, command: Invalid, now: float, out: list[bytes]) -> None:
+        out.append(command.reply)
+
+
+def _items_stats(cache: Cache, now: float) -> list[tuple[str, object]]:
+    """memcached has one LRU per slab class; a cache here has one LRU, shown as class 1.
+    Items keep no access time, so ages are reported as 0."""
+    if not cache.items:
+        return []
+    s = cache.stats
+    return [
+        ("items:1:number", cache.curr_items),
+        ("items:1:number_hot", 0),
+        ("items:1:number_warm", 0),
+        ("items:1:number_cold", cache.curr_items),
+        ("items:1:age_hot", 0),
+        ("items:1:age_warm", 0),
+        ("items:1:age", 0),
+        ("items:1:mem_requested", cache.used),
+        ("items:1:evicted", s.evictions),
+        ("items:1:evicted_nonzero", 0),
+        ("items:1:evicted_time", 0),
+        ("items:1:outofmemory", s.store_no_memory),
+        ("items:1:tailrepairs", 0),
+        ("items:1:reclaimed", s.reclaimed),
+        ("items:1:expired_unfetched", 0),
+        ("items:1:evicted_unfetched", 0),
+        ("items:1:evicted_active", 0),
+        ("items:1:crawler_reclaimed", s.reclaimed),
+        ("items:1:crawler_items_checked", 0),
+        ("items:1:lrutail_reflocked", 0),
+    ]
+
+
+def _slabs_stats(cache: Cache) -> list[tuple[str, object]]:
+    lines: list[tuple[str, object]] = []
+    if cache.items:
+        lines += [
+            ("1:chunk_size", 0),
+            ("1:chunks_per_page", 0),
+            ("1:total_pages", 0),
+            ("1:total_chunks", cache.curr_items),
+            ("1:used_chunks", cache.curr_items),
+            ("1:free_chunks", 0),
+            ("1:free_chunks_end", 0),
+            ("1:get_hits", cache.stats.get_hits),
+            ("1:cmd_set", cache.stats.cmd_set),
+            ("1:delete_hits", cache.stats.delete_hits),
+            ("1:incr_hits", cache.stats.incr_hits),
+            ("1:decr_hits", cache.stats.decr_hits),
+            ("1:cas_hits", cache.stats.cas_hits),
+            ("1:cas_badval", cache.stats.cas_badval),
+            ("1:touch_hits", cache.stats.touch_hits),
+        ]
+    lines += [
+        ("active_slabs", 1 if cache.items else 0),
+        ("total_malloced", cache.used),
+    ]
+    return lines
+
+
+_HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]] = {
+    Retrieve: TextSession._retrieve,  # type: ignore[dict-item]
+    Store: TextSession._store,  # type: ignore[dict-item]
+    Delete: TextSession._delete,  # type: ignore[dict-item]
+    Arith: TextSession._arith,  # type: ignore[dict-item]
+    Touch: TextSession._touch,  # type: ignore[dict-item]
+    FlushAll: TextSession._flush_all,  # type: ignore[dict-item]
+    Stats: TextSession._stats,  # type: ignore[dict-item]
+    Version: TextSession._version,  # type: ignore[dict-item]
+    Verbosity: TextSession._verbosity,  # type: ignore[dict-item]
+    Quit: TextSession._quit,  # type: ignore[dict-item]
+    Invalid: TextSession._invalid,  # type: ignore[dict-item]
+}
