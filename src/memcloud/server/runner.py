@@ -14,7 +14,7 @@ import uvloop
 
 from memcloud.auth import Directory
 from memcloud.bootstrap import bootstrap, write_env_file
-from memcloud.clock import SystemClock
+from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.control.open import open_store
@@ -23,7 +23,7 @@ from memcloud.server.connection import MemcacheConnection
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
 
-__all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "load_directory", "run"]
+__all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "load_directory", "run"]
 
 log = logging.getLogger("memcloud")
 
@@ -84,65 +84,96 @@ def _install_protocols(service: Service) -> None:
     service.binary_session_factory = BinarySession
 
 
-async def _serve(settings: Settings) -> int:
-    store = open_store(settings.data_dir)
-    connection = bootstrap(store, settings)
-    service = Service(
-        Registry(settings.memory, settings.item_size_max),
-        load_directory(store),
-        SystemClock(),
-        settings,
-    )
-    _install_protocols(service)
-    loop = asyncio.get_running_loop()
-    try:
+class Runtime:
+    """Everything one `memcloud serve` runs, startable and stoppable inside any event loop."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.store: ControlStore = open_store(settings.data_dir)
+        self.connection = bootstrap(self.store, settings)
+        self.service = Service(
+            Registry(settings.memory, settings.item_size_max),
+            load_directory(self.store),
+            self.clock,
+            settings,
+        )
+        _install_protocols(self.service)
+        self.port = 0
+        self.api_port: int | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def servers(self) -> str:
+        """MEMCACHIER_SERVERS: every node of this deployment."""
+        return f"{self.settings.advertised_host}:{self.port}"
+
+    async def start(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: MemcacheConnection(service),
+            lambda: MemcacheConnection(self.service),
             settings.host,
             settings.port,
             reuse_address=True,
             backlog=1024,
         )
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
-        return 1
-    port = server.sockets[0].getsockname()[1]
-    admin = await start_admin_server(service, settings.data_dir)
-    api_port = await _start_api(service, store, settings)
-    servers = f"{settings.advertised_host}:{port}"
-    log.info("memcache listening on %s:%d", settings.host, port)
-    if connection is not None:
-        lines = connection.lines(servers)
-        write_env_file(settings.data_dir, lines)
-        print("\n".join(lines), flush=True)
-    else:
-        print(f"MEMCACHIER_SERVERS={servers}", flush=True)
-    _write_server_info(settings, port, api_port)
+        self._servers.append(server)
+        self.port = server.sockets[0].getsockname()[1]
+        self._servers.append(await start_admin_server(self.service, settings.data_dir))
+        self.api_port = await _start_api(self.service, self.store, settings)
+        log.info("memcache listening on %s:%d", settings.host, self.port)
+        self._tasks = [
+            asyncio.create_task(_poll_directory(self.store, self.service)),
+            asyncio.create_task(_upkeep(self.service)),
+        ]
+        if self.connection is not None:
+            write_env_file(settings.data_dir, self.connection.lines(self.servers))
+        _write_server_info(settings, self.port, self.api_port)
 
+    def announce(self) -> None:
+        """Print the MEMCACHIER_* values a hosted user would get as config vars."""
+        if self.connection is not None:
+            print("\n".join(self.connection.lines(self.servers)), flush=True)
+        else:
+            print(f"MEMCACHIER_SERVERS={self.servers}", flush=True)
+            log.info("credentials: see `memcloud credentials list CACHE`")
+
+    async def stop(self) -> None:
+        log.info("shutting down")
+        for server in self._servers:
+            server.close()
+        for task in self._tasks:
+            task.cancel()
+        # Replies are written as each read is handled, so nothing is in flight: close at once.
+        for conn in list(self.service.connections):
+            if isinstance(conn, MemcacheConnection) and conn.transport is not None:
+                conn.transport.close()
+        await asyncio.sleep(0)
+        await _stop_api(self.service)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.settings.data_dir / SERVER_INFO_FILENAME).unlink()
+
+
+async def _serve(settings: Settings) -> int:
+    try:
+        runtime = Runtime(settings)
+        await runtime.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    runtime.announce()
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    tasks = [
-        asyncio.create_task(_poll_directory(store, service)),
-        asyncio.create_task(_upkeep(service)),
-    ]
     await stop.wait()
-    log.info("shutting down")
-    server.close()
-    admin.close()
-    for task in tasks:
-        task.cancel()
-    # Replies are written as each read is handled, so nothing is in flight: close at once.
-    for conn in list(service.connections):
-        if isinstance(conn, MemcacheConnection) and conn.transport is not None:
-            conn.transport.close()
-    await asyncio.sleep(0)
-    await _stop_api(service)
-    with contextlib.suppress(Exception):
-        await server.wait_closed()
-    store.close()
-    with contextlib.suppress(FileNotFoundError):
-        (settings.data_dir / SERVER_INFO_FILENAME).unlink()
+    await runtime.stop()
     return 0
 
 

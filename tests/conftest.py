@@ -1,0 +1,92 @@
+"""Shared fixtures: real servers on 127.0.0.1, ports chosen by the OS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memcloud.testing import ServerProcess, ascii_login
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool; in CI (MEMCLOUD_REQUIRE_ALL_TOOLS=1) a missing one fails."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("MEMCLOUD_REQUIRE_ALL_TOOLS"):
+            pytest.fail(f"{name} is required in CI but is not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh `memcloud serve` with its first-start `default` cache."""
+    with ServerProcess(tmp_path / "data") as proc:
+        yield proc
+
+
+class RawConnection:
+    """A socket that sends bytes and reads exactly the replies the server sends."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_until(self, terminator: bytes, timeout: float = 5.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while terminator not in self.buffer:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {terminator!r} in {self.buffer!r}")
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed; had {self.buffer!r}")
+            self.buffer += chunk
+        end = self.buffer.index(terminator) + len(terminator)
+        data, self.buffer = self.buffer[:end], self.buffer[end:]
+        return data
+
+    def read_exactly(self, size: int, timeout: float = 5.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while len(self.buffer) < size:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"wanted {size} bytes, had {self.buffer!r}")
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed; had {self.buffer!r}")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def request(self, data: bytes, terminator: bytes = b"\r\n") -> bytes:
+        self.send(data)
+        return self.read_until(terminator)
+
+    def is_closed(self, timeout: float = 5.0) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, TimeoutError):
+            return False
+        finally:
+            self.sock.settimeout(5)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(server: ServerProcess) -> Iterator[RawConnection]:
+    """An authenticated raw text connection to the `server` fixture's default cache."""
+    conn = RawConnection(server.port)
+    assert conn.request(ascii_login(server.username, server.password)) == b"STORED\r\n"
+    yield conn
+    conn.close()
