@@ -74,7 +74,9 @@ class RawConnection:
         self.sock.settimeout(timeout)
         try:
             return self.sock.recv(1) == b""
-        except (ConnectionResetError, TimeoutError):
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
             return False
         finally:
             self.sock.settimeout(5)
