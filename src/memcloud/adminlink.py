@@ -49,7 +49,9 @@ def call(data_dir: Path, op: str, **args: Any) -> dict[str, Any]:
                 if size > MAX_REPLY_BYTES:
                     raise AdminLinkError("the server's answer is too large")
     except OSError as exc:
-        raise AdminLinkError(f"cannot reach the memcloud server for data dir {data_dir}: {exc}")
+        raise AdminLinkError(
+            f"cannot reach the memcloud server for data dir {data_dir}: {exc}"
+        ) from exc
     try:
         reply: dict[str, Any] = json.loads(b"".join(chunks))
     except ValueError as exc:

@@ -65,7 +65,7 @@ class TextSession(Session):
             if self.principal is None:
                 self._before_login(command, out)
                 continue
-            _HANDLERS[type(command)](self, command, now, out)  # type: ignore[arg-type]
+            _HANDLERS[type(command)](self, command, now, out)
         reply = b"".join(out)
         cache = self.cache or cache
         if cache is not None:
@@ -174,10 +174,10 @@ class TextSession(Session):
             out.append(replies.NON_NUMERIC)
         elif command.noreply:
             return
-        elif result is ArithResult.NOT_FOUND:
-            out.append(replies.NOT_FOUND)
-        else:
+        elif isinstance(result, int):
             out.append(b"%d\r\n" % result)
+        else:
+            out.append(replies.NOT_FOUND)
 
     def _touch(self, command: Touch, now: float, out: list[bytes]) -> None:
         cache = self.cache

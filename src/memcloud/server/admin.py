@@ -29,7 +29,8 @@ def _answer(service: Service, request: dict[str, Any]) -> dict[str, Any]:
     if cache is None:
         return {"ok": False, "error": f"cache {cache_id} is not served here"}
     if op == "flush":
-        event = FlushEvent(cache_id, "cli", str(request.get("actor", "operator")), "local", time.time())
+        actor = str(request.get("actor", "operator"))
+        event = FlushEvent(cache_id, "cli", actor, "local", time.time())
         service.flush(cache_id, event)
         return {"ok": True}
     if op == "stats":
