@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from memcloud.storage.cache import Cache, Graveyard, MemoryBudget
 
 __all__ = ["FREE_SLICE", "REAP_SLICE", "Registry"]
@@ -14,7 +16,8 @@ FREE_SLICE = 20_000
 
 class Registry:
     def __init__(self, memory_limit: int, item_size_max: int) -> None:
-        self.budget = MemoryBudget(memory_limit)
+        # 0 means no server-wide bound: only the plans limit memory.
+        self.budget = MemoryBudget(memory_limit or sys.maxsize)
         self.item_size_max = item_size_max
         self.graveyard: Graveyard = []
         self.caches: dict[int, Cache] = {}
