@@ -41,6 +41,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO meta (key, value) VALUES ('revision', 0);
     """,
+    # 2: single sign-on state per cache. `POST /api/v2/caches/<id>/rotate_sso` bumps
+    # `version` (dashboard sessions opened by SSO carry it) and sets `not_before`, so SSO
+    # tokens with an earlier timestamp are refused.
+    """
+    CREATE TABLE sso_state (
+        cache_id INTEGER PRIMARY KEY REFERENCES caches (id) ON DELETE CASCADE,
+        version INTEGER NOT NULL DEFAULT 0,
+        not_before INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 )
 
 
