@@ -192,8 +192,10 @@ class SqliteStore:
         flush: bool = True,
         api: bool = True,
         primary: bool = False,
+        password: str | None = None,
     ) -> NewCredential:
-        password = generate_password()
+        """`password` is generated unless given (provisioning derives it, to stay idempotent)."""
+        password = password or generate_password()
         salt, secret_hash = hash_password(password)
         with self._write() as conn:
             self._get_cache(conn, cache_id)
@@ -306,6 +308,32 @@ class SqliteStore:
                         " promote another credential first"
                     )
             conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
+
+    # -- single sign-on --------------------------------------------------------------------
+
+    def sso_state(self, cache_id: int) -> tuple[int, int]:
+        """`(version, not_before)`: SSO tokens older than `not_before` (epoch s) are refused."""
+        with self._read() as conn:
+            self._get_cache(conn, cache_id)
+            row = conn.execute(
+                "SELECT version, not_before FROM sso_state WHERE cache_id = ?", (cache_id,)
+            ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def rotate_sso(self, cache_id: int, now: int) -> int:
+        """Invalidate earlier SSO tokens and SSO sessions of a cache; answer the new version."""
+        with self._write() as conn:
+            self._get_cache(conn, cache_id)
+            conn.execute(
+                "INSERT INTO sso_state (cache_id, version, not_before) VALUES (?, 1, ?)"
+                " ON CONFLICT (cache_id) DO UPDATE"
+                " SET version = version + 1, not_before = excluded.not_before",
+                (cache_id, now),
+            )
+            row = conn.execute(
+                "SELECT version FROM sso_state WHERE cache_id = ?", (cache_id,)
+            ).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         with self._lock:
