@@ -51,6 +51,34 @@ MIGRATIONS: tuple[str, ...] = (
         not_before INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 3: the flush audit log and the stats history the HTTP API reads (memcloud.api.history
+    # samples and compacts it). Writing them never bumps the revision.
+    """
+    CREATE TABLE flush_log (
+        id INTEGER PRIMARY KEY,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        source TEXT NOT NULL,
+        username TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        node TEXT NOT NULL,
+        app TEXT,
+        release TEXT,
+        commit_sha TEXT,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX flush_log_cache_at ON flush_log (cache_id, at);
+    CREATE TABLE stats_history (
+        id INTEGER PRIMARY KEY,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        server TEXT NOT NULL,
+        at REAL NOT NULL,
+        resolution INTEGER NOT NULL,
+        stats TEXT NOT NULL
+    );
+    CREATE INDEX stats_history_cache_at ON stats_history (cache_id, at);
+    CREATE INDEX stats_history_resolution_at ON stats_history (resolution, at);
+    """,
 )
 
 
