@@ -8,10 +8,13 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_ITEM_SIZE_MAX",
+    "DEFAULT_PLANS",
     "DEFAULT_PLAN_BYTES",
     "Settings",
     "format_size",
+    "parse_plans",
     "parse_size",
+    "plan_bytes",
 ]
 
 MIB = 1024 * 1024
@@ -42,6 +45,38 @@ def format_size(size: int) -> str:
     return f"{size}B"
 
 
+# Provisioning plans (slug -> bytes), as the hosted service names them: `dev` is the free
+# 25 MB plan, the others are that many MB.
+DEFAULT_PLANS: tuple[tuple[str, int], ...] = (
+    ("dev", 25 * MIB),
+    *((str(mb), mb * MIB) for mb in (100, 250, 500, 1000, 2500, 5000)),
+)
+
+
+def parse_plans(text: str) -> tuple[tuple[str, int], ...]:
+    """`dev=25MB,100=100MB`: comma-separated slug=size pairs (sizes as for parse_size)."""
+    plans: dict[str, int] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        slug, sep, size = part.partition("=")
+        slug = slug.strip()
+        if not sep or not slug or ":" in slug:
+            raise ValueError(f"not a plan: {part.strip()!r} (use name=size, e.g. dev=25MB)")
+        plans[slug] = parse_size(size)
+        if plans[slug] <= 0:
+            raise ValueError(f"plan {slug!r} must be larger than zero")
+    if not plans:
+        raise ValueError("no plans given")
+    return tuple(plans.items())
+
+
+def plan_bytes(plans: tuple[tuple[str, int], ...], slug: str) -> int | None:
+    """The size of a plan slug, accepted with or without an add-on prefix (`memcachier:100`)."""
+    name = slug.rpartition(":")[2].strip()
+    return dict(plans).get(name)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -60,6 +95,11 @@ class Settings:
     admin_token: str | None = None
     # Host name printed in MEMCACHIER_SERVERS; defaults to the bind host.
     public_host: str | None = None
+    # Platform add-on partner API (Basic auth) and single sign-on.
+    provision_user: str | None = None
+    provision_password: str | None = field(default=None, repr=False)
+    sso_salt: str | None = field(default=None, repr=False)
+    plans: tuple[tuple[str, int], ...] = DEFAULT_PLANS
 
     @property
     def advertised_host(self) -> str:
