@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from memcloud import adminlink
-from memcloud.config import DEFAULT_ITEM_SIZE_MAX, DEFAULT_PLAN_BYTES, Settings, format_size
+from memcloud.config import (
+    DEFAULT_ITEM_SIZE_MAX,
+    DEFAULT_PLAN_BYTES,
+    DEFAULT_PLANS,
+    Settings,
+    format_size,
+    parse_plans,
+)
 from memcloud.config import parse_size as _parse_size
 from memcloud.control.base import ControlError, ControlStore
 from memcloud.control.models import CacheRecord, CredentialRecord
@@ -158,6 +165,13 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _plans(text: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return parse_plans(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _log_level(text: str) -> str:
     return text.upper()
 
@@ -261,6 +275,10 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         metrics_token=ns.metrics_token,
         admin_token=ns.admin_token,
         public_host=ns.public_host,
+        provision_user=ns.provision_user,
+        provision_password=ns.provision_password,
+        sso_salt=ns.sso_salt,
+        plans=ns.plans,
     )
     # Imported here so that management commands never load the server (and uvloop).
     try:
@@ -474,6 +492,19 @@ def _serve_parser(commands: Any) -> None:
     )
     serve.add_argument(
         "--admin-token", help="bearer token for the admin API (prefer the env variable)"
+    )
+    serve.add_argument(
+        "--provision-user", help="add-on id platforms use (Basic auth) on /heroku/resources"
+    )
+    serve.add_argument(
+        "--provision-password", help="add-on API password (prefer the env variable)"
+    )
+    serve.add_argument("--sso-salt", help="salt of single sign-on tokens (prefer the env variable)")
+    serve.add_argument(
+        "--plans",
+        type=_plans,
+        default=",".join(f"{slug}={format_size(size)}" for slug, size in DEFAULT_PLANS),
+        help="provisioning plans, name=size pairs separated by commas",
     )
     serve.set_defaults(handler=cmd_serve, leaf=serve)
 
