@@ -1,0 +1,321 @@
+/* memcloud's load generator: the same C client drives memcached and memcloud, so their
+ * ratio is fair. One thread, epoll, N connections, each sending `depth` requests at a time
+ * (1 = unpipelined) and waiting for all replies; fixed duration; latency per batch.
+ *
+ *   loadgen HOST PORT [options]
+ *     -c CONNS     connections (50)         -d SECONDS  duration (5)
+ *     -p DEPTH     pipeline depth (1)       -r GETS     gets per set (10)
+ *     -m KEYS      keys per multi-get (1)   -k KEYS     keyspace (10000)
+ *     -v BYTES     value size (100)         -b          binary protocol
+ *     -u USER -P PASS  authenticate (text: set login; binary: SASL PLAIN)
+ *     -i IDLE      extra idle (authenticated) connections held open (0)
+ * Prints one JSON object: ops, seconds, ops_per_sec, p50_us, p99_us, errors.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF_SIZE (1 << 20)
+#define MAX_SAMPLES (1 << 22)
+
+typedef struct {
+  int fd;
+  char *out;
+  size_t out_len, out_off;
+  char *in;
+  size_t in_len;
+  int expected;  /* replies still due in this batch */
+  int is_get[256];
+  int head;      /* index of the reply being parsed */
+  double started;
+  uint64_t counter;
+} conn_t;
+
+static const char *host, *user, *pass;
+static int port, conns = 50, duration = 5, depth = 1, ratio = 10, mget = 1;
+static int keyspace = 10000, value_size = 100, binary, idle;
+static char *value;
+static double *samples;
+static size_t n_samples;
+static uint64_t ops, errors;
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int dial(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, host, &addr.sin_addr);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    perror("connect");
+    exit(2);
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+static void send_all(int fd, const char *data, size_t len) {
+  while (len) {
+    ssize_t n = write(fd, data, len);
+    if (n <= 0) { perror("write"); exit(2); }
+    data += n; len -= n;
+  }
+}
+
+static size_t bin_header(char *p, uint8_t op, uint16_t klen, uint8_t elen, uint32_t blen) {
+  memset(p, 0, 24);
+  p[0] = (char)0x80; p[1] = (char)op;
+  p[2] = (char)(klen >> 8); p[3] = (char)klen; p[4] = (char)elen;
+  p[8] = (char)(blen >> 24); p[9] = (char)(blen >> 16); p[10] = (char)(blen >> 8); p[11] = (char)blen;
+  return 24;
+}
+
+/* Blocking login on a fresh connection; exits on failure. */
+static void login(int fd) {
+  char buf[1024];
+  size_t len;
+  if (binary) {
+    size_t plen = 1 + strlen(user) + 1 + strlen(pass);
+    len = bin_header(buf, 0x21, 5, 0, (uint32_t)(5 + plen));
+    memcpy(buf + len, "PLAIN", 5); len += 5;
+    buf[len++] = 0;
+    memcpy(buf + len, user, strlen(user)); len += strlen(user);
+    buf[len++] = 0;
+    memcpy(buf + len, pass, strlen(pass)); len += strlen(pass);
+  } else {
+    len = (size_t)snprintf(buf, sizeof buf, "set %s 0 0 %zu\r\n%s\r\n", user, strlen(pass), pass);
+  }
+  send_all(fd, buf, len);
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  if (n <= 0 || (binary ? (buf[6] != 0 || buf[7] != 0) : strncmp(buf, "STORED\r\n", 8) != 0)) {
+    fprintf(stderr, "authentication failed\n");
+    exit(3);
+  }
+}
+
+static size_t key_of(char *p, uint64_t n) { return (size_t)sprintf(p, "key:%llu", (unsigned long long)(n % keyspace)); }
+
+/* Append one request to the connection's output; remembers whether it is a get. */
+static void add_request(conn_t *c, int slot) {
+  char key[32];
+  char *p = c->out + c->out_len;
+  int is_get = (c->counter % (uint64_t)(ratio + 1)) != 0;
+  c->counter++;
+  if (!is_get) {
+    size_t klen = key_of(key, (uint64_t)rand());
+    if (binary) {
+      p += bin_header(p, 0x01, (uint16_t)klen, 8, (uint32_t)(8 + klen + value_size));
+      memset(p, 0, 8); p += 8;
+      memcpy(p, key, klen); p += klen;
+      memcpy(p, value, value_size); p += value_size;
+    } else {
+      p += sprintf(p, "set %s 0 0 %d\r\n", key, value_size);
+      memcpy(p, value, value_size); p += value_size;
+      *p++ = '\r'; *p++ = '\n';
+    }
+  } else if (binary) {
+    size_t klen = key_of(key, (uint64_t)rand());
+    p += bin_header(p, 0x00, (uint16_t)klen, 0, (uint32_t)klen);
+    memcpy(p, key, klen); p += klen;
+  } else {
+    p += sprintf(p, "get");
+    for (int i = 0; i < mget; i++) { *p++ = ' '; p += key_of(p, (uint64_t)rand()); }
+    *p++ = '\r'; *p++ = '\n';
+  }
+  c->is_get[slot] = is_get;
+  c->out_len = (size_t)(p - c->out);
+}
+
+static void start_batch(conn_t *c) {
+  c->out_len = c->out_off = 0;
+  for (int i = 0; i < depth; i++) add_request(c, i);
+  c->expected = depth;
+  c->head = 0;
+  c->started = now_us();
+}
+
+/* Consume whole replies from the input buffer; returns bytes consumed. */
+static size_t parse_replies(conn_t *c) {
+  size_t off = 0;
+  while (c->expected > 0) {
+    char *p = c->in + off;
+    size_t avail = c->in_len - off;
+    if (binary) {
+      if (avail < 24) break;
+      uint32_t blen = ((uint8_t)p[8] << 24) | ((uint8_t)p[9] << 16) | ((uint8_t)p[10] << 8) | (uint8_t)p[11];
+      if (avail < 24 + blen) break;
+      uint16_t status = ((uint8_t)p[6] << 8) | (uint8_t)p[7];
+      if (status != 0 && status != 1) errors++;
+      off += 24 + blen;
+    } else if (c->is_get[c->head]) {
+      /* VALUE k f n\r\n<data>\r\n ... END\r\n */
+      size_t q = 0;
+      int done = 0;
+      while (q < avail) {
+        char *eol = memmem(p + q, avail - q, "\r\n", 2);
+        if (!eol) break;
+        if (eol - (p + q) == 3 && memcmp(p + q, "END", 3) == 0) { q = (size_t)(eol - p) + 2; done = 1; break; }
+        if (strncmp(p + q, "VALUE ", 6) != 0) { errors++; q = (size_t)(eol - p) + 2; done = 1; break; }
+        char *last = eol;
+        while (last > p + q && last[-1] != ' ') last--;
+        size_t n = (size_t)strtoul(last, NULL, 10);
+        size_t next = (size_t)(eol - p) + 2 + n + 2;
+        if (next > avail) break;
+        q = next;
+      }
+      if (!done) break;
+      off += q;
+    } else {
+      char *eol = memmem(p, avail, "\r\n", 2);
+      if (!eol) break;
+      if (strncmp(p, "STORED", 6) != 0) errors++;
+      off += (size_t)(eol - p) + 2;
+    }
+    c->expected--;
+    c->head++;
+  }
+  return off;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) { fprintf(stderr, "usage: loadgen HOST PORT [options]\n"); return 2; }
+  host = argv[1];
+  port = atoi(argv[2]);
+  int opt;
+  optind = 3;
+  while ((opt = getopt(argc, argv, "c:d:p:r:m:k:v:bu:P:i:")) != -1) {
+    switch (opt) {
+      case 'c': conns = atoi(optarg); break;
+      case 'd': duration = atoi(optarg); break;
+      case 'p': depth = atoi(optarg); break;
+      case 'r': ratio = atoi(optarg); break;
+      case 'm': mget = atoi(optarg); break;
+      case 'k': keyspace = atoi(optarg); break;
+      case 'v': value_size = atoi(optarg); break;
+      case 'b': binary = 1; break;
+      case 'u': user = optarg; break;
+      case 'P': pass = optarg; break;
+      case 'i': idle = atoi(optarg); break;
+      default: return 2;
+    }
+  }
+  if (depth < 1 || depth > 256 || mget < 1 || mget > 100 || conns < 1) { fprintf(stderr, "bad options\n"); return 2; }
+  if (binary && mget > 1) { fprintf(stderr, "multi-get is text only\n"); return 2; }
+  value = malloc((size_t)value_size);
+  memset(value, 'x', (size_t)value_size);
+  samples = malloc(sizeof(double) * MAX_SAMPLES);
+  srand(42);
+
+  int *idle_fds = calloc((size_t)idle + 1, sizeof(int));
+  for (int i = 0; i < idle; i++) { idle_fds[i] = dial(); if (user) login(idle_fds[i]); }
+
+  /* Preload every key so gets hit. */
+  {
+    int fd = dial();
+    if (user) login(fd);
+    conn_t pre = {.fd = fd, .out = malloc(BUF_SIZE), .in = malloc(BUF_SIZE)};
+    for (int k = 0; k < keyspace; k += 100) {
+      pre.out_len = 0;
+      int batch = 0;
+      for (int j = k; j < k + 100 && j < keyspace; j++, batch++) {
+        char key[32];
+        size_t klen = (size_t)sprintf(key, "key:%d", j);
+        char *p = pre.out + pre.out_len;
+        if (binary) {
+          p += bin_header(p, 0x01, (uint16_t)klen, 8, (uint32_t)(8 + klen + value_size));
+          memset(p, 0, 8); p += 8; memcpy(p, key, klen); p += klen;
+          memcpy(p, value, value_size); p += value_size;
+        } else {
+          p += sprintf(p, "set %s 0 0 %d\r\n", key, value_size);
+          memcpy(p, value, value_size); p += value_size; *p++ = '\r'; *p++ = '\n';
+        }
+        pre.out_len = (size_t)(p - pre.out);
+        pre.is_get[batch] = 0;
+      }
+      send_all(fd, pre.out, pre.out_len);
+      pre.expected = batch; pre.head = 0; pre.in_len = 0;
+      while (pre.expected > 0) {
+        ssize_t n = read(fd, pre.in + pre.in_len, BUF_SIZE - pre.in_len);
+        if (n <= 0) { fprintf(stderr, "preload failed\n"); return 2; }
+        pre.in_len += (size_t)n;
+        size_t used = parse_replies(&pre);
+        memmove(pre.in, pre.in + used, pre.in_len - used);
+        pre.in_len -= used;
+      }
+    }
+    close(fd);
+  }
+  errors = 0;
+
+  int ep = epoll_create1(0);
+  conn_t *cs = calloc((size_t)conns, sizeof(conn_t));
+  for (int i = 0; i < conns; i++) {
+    conn_t *c = &cs[i];
+    c->fd = dial();
+    if (user) login(c->fd);
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    c->out = malloc(BUF_SIZE);
+    c->in = malloc(BUF_SIZE);
+    c->counter = (uint64_t)i;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+  }
+  double begin = now_us(), end = begin + duration * 1e6;
+  for (int i = 0; i < conns; i++) {
+    start_batch(&cs[i]);
+    send_all(cs[i].fd, cs[i].out, cs[i].out_len);
+  }
+  struct epoll_event events[256];
+  double t = begin;
+  while (t < end) {
+    int n = epoll_wait(ep, events, 256, 100);
+    t = now_us();
+    for (int i = 0; i < n; i++) {
+      conn_t *c = events[i].data.ptr;
+      ssize_t got = read(c->fd, c->in + c->in_len, BUF_SIZE - c->in_len);
+      if (got == 0) { fprintf(stderr, "server closed a connection\n"); return 4; }
+      if (got < 0) { if (errno == EAGAIN) continue; perror("read"); return 4; }
+      c->in_len += (size_t)got;
+      size_t used = parse_replies(c);
+      memmove(c->in, c->in + used, c->in_len - used);
+      c->in_len -= used;
+      if (c->expected == 0) {
+        double latency = t - c->started;
+        ops += (uint64_t)depth;
+        for (int s = 0; s < depth && n_samples < MAX_SAMPLES; s++) samples[n_samples++] = latency;
+        if (t < end) {
+          start_batch(c);
+          send_all(c->fd, c->out, c->out_len);
+        }
+      }
+    }
+  }
+  double seconds = (now_us() - begin) / 1e6;
+  qsort(samples, n_samples, sizeof(double), compare_doubles);
+  double p50 = n_samples ? samples[n_samples / 2] : 0, p99 = n_samples ? samples[(size_t)(n_samples * 0.99)] : 0;
+  uint64_t key_ops = ops;
+  printf("{\"ops\": %llu, \"seconds\": %.3f, \"ops_per_sec\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %llu}\n",
+         (unsigned long long)key_ops, seconds, key_ops / seconds, p50, p99, (unsigned long long)errors);
+  for (int i = 0; i < idle; i++) close(idle_fds[i]);
+  return 0;
+}
