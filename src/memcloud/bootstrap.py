@@ -7,16 +7,26 @@ lets a restarted server print the same values again.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore, NotFound
 
-__all__ = ["DEFAULT_CACHE_NAME", "ENV_FILENAME", "Connection", "bootstrap", "write_env_file"]
+__all__ = [
+    "ADMIN_TOKEN_FILENAME",
+    "DEFAULT_CACHE_NAME",
+    "ENV_FILENAME",
+    "Connection",
+    "bootstrap",
+    "ensure_admin_token",
+    "write_env_file",
+]
 
 DEFAULT_CACHE_NAME = "default"
 ENV_FILENAME = ".env"
+ADMIN_TOKEN_FILENAME = "admin-token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +83,24 @@ def write_env_file(data_dir: Path, lines: list[str]) -> Path:
         handle.write("\n".join(lines) + "\n")
     os.chmod(path, 0o600)
     return path
+
+
+def ensure_admin_token(data_dir: Path, given: str | None) -> tuple[str, bool]:
+    """The operator's admin token: the one given, else the data dir's, else a new one.
+
+    Answers `(token, created)`; a generated token is kept in `<data-dir>/admin-token`
+    (mode 0600) so that it is printed once, at the start that made it.
+    """
+    if given:
+        return given, False
+    path = data_dir / ADMIN_TOKEN_FILENAME
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token, False
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token, True
