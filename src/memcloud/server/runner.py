@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import sys
 import uvloop
 
 from memcloud.auth import Directory
-from memcloud.bootstrap import bootstrap, write_env_file
+from memcloud.bootstrap import bootstrap, ensure_admin_token, write_env_file
 from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
@@ -88,10 +89,13 @@ class Runtime:
     """Everything one `memcloud serve` runs, startable and stoppable inside any event loop."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.store: ControlStore = open_store(settings.data_dir)
         self.connection = bootstrap(self.store, settings)
+        # Generated (and printed once) at the first start when no --admin-token is given.
+        token, self.new_admin_token = ensure_admin_token(settings.data_dir, settings.admin_token)
+        settings = dataclasses.replace(settings, admin_token=token)
+        self.settings = settings
         self.service = Service(
             Registry(settings.memory, settings.item_size_max),
             load_directory(self.store),
@@ -134,6 +138,9 @@ class Runtime:
 
     def announce(self) -> None:
         """Print the MEMCACHIER_* values a hosted user would get as config vars."""
+        if self.new_admin_token:
+            print(f"MEMCLOUD_ADMIN_TOKEN={self.settings.admin_token}", flush=True)
+            log.info("admin token generated; kept in %s", self.settings.data_dir / "admin-token")
         if self.connection is not None:
             print("\n".join(self.connection.lines(self.servers)), flush=True)
         else:
