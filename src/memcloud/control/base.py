@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from memcloud.control.models import CacheRecord, CredentialRecord, NewCredential
+from memcloud.control.models import (
+    CacheRecord,
+    CredentialRecord,
+    FlushRecord,
+    NewCredential,
+    StatsSample,
+)
 
 __all__ = ["Conflict", "ControlError", "ControlStore", "NotFound"]
 
@@ -70,5 +76,16 @@ class ControlStore(Protocol):
     def rotate_sso(self, cache_id: int, now: int) -> int:
         """Refuse SSO tokens older than `now` and earlier SSO sessions; the new version."""
         ...
+
+    # The flush audit log and the stats history: written often, so no revision bump.
+    def record_flushes(self, records: list[FlushRecord]) -> None: ...
+    def flush_log(self, cache_id: int, limit: int = 100) -> list[FlushRecord]:
+        """The newest flushes of a cache, newest first; raises NotFound."""
+        ...
+
+    def prune_flush_log(self, before: float) -> int: ...
+    def add_stats_samples(self, samples: list[StatsSample]) -> None: ...
+    def stats_samples(self, cache_id: int, start: float, end: float) -> list[StatsSample]: ...
+    def compact_stats(self, minute_cutoff: float, hour_cutoff: float) -> int: ...
 
     def close(self) -> None: ...

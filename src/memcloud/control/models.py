@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CacheRecord", "CredentialRecord", "NewCredential"]
+__all__ = ["CacheRecord", "CredentialRecord", "FlushRecord", "NewCredential", "StatsSample"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +36,31 @@ class NewCredential:
 
     record: CredentialRecord
     password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushRecord:
+    """One line of the flush audit log; app, release and commit come from deploy hooks."""
+
+    cache_id: int
+    at: float  # epoch seconds
+    source: str  # "text", "binary", "api", "deploy_hook", "webhook", "cli", ...
+    username: str  # the credential that flushed ("" when none, e.g. the CLI's operator)
+    peer: str  # the client's address
+    node: str = ""  # the node ("host:port") that flushed
+    app: str | None = None
+    release: str | None = None
+    commit: str | None = None
+    details: dict[str, str] = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSample:
+    """One cache's counters on one node at one moment (see memcloud.api.history)."""
+
+    cache_id: int
+    server: str  # "host:port"
+    at: float  # epoch seconds
+    stats: dict[str, int]
+    resolution: int = 60  # seconds this sample stands for: 60 (minute) or 3600 (hour)

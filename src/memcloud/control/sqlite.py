@@ -15,9 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from memcloud.control import telemetry
 from memcloud.control.base import Conflict, ControlError, NotFound
 from memcloud.control.migrations import migrate
-from memcloud.control.models import CacheRecord, CredentialRecord, NewCredential
+from memcloud.control.models import (
+    CacheRecord,
+    CredentialRecord,
+    FlushRecord,
+    NewCredential,
+    StatsSample,
+)
 from memcloud.control.secrets import generate_password, generate_username, hash_password
 
 __all__ = ["CACHE_NAME_RE", "SqliteStore", "validate_cache_name"]
@@ -334,6 +341,34 @@ class SqliteStore:
                 "SELECT version FROM sso_state WHERE cache_id = ?", (cache_id,)
             ).fetchone()
         return int(row[0])
+
+    # -- flush log and stats history (see memcloud.control.telemetry) ------------------------
+
+    def record_flushes(self, records: list[FlushRecord]) -> None:
+        with self._lock:
+            telemetry.insert_flushes(self._conn, records)
+
+    def flush_log(self, cache_id: int, limit: int = 100) -> list[FlushRecord]:
+        """The newest flushes of a cache, newest first; NotFound if no such cache."""
+        with self._read() as conn:
+            self._get_cache(conn, cache_id)
+            return telemetry.select_flushes(conn, cache_id, limit)
+
+    def prune_flush_log(self, before: float) -> int:
+        with self._lock:
+            return telemetry.prune_flush_log(self._conn, before)
+
+    def add_stats_samples(self, samples: list[StatsSample]) -> None:
+        with self._lock:
+            telemetry.insert_samples(self._conn, samples)
+
+    def stats_samples(self, cache_id: int, start: float, end: float) -> list[StatsSample]:
+        with self._read() as conn:
+            return telemetry.select_samples(conn, cache_id, start, end)
+
+    def compact_stats(self, minute_cutoff: float, hour_cutoff: float) -> int:
+        with self._lock:
+            return telemetry.compact_stats(self._conn, minute_cutoff, hour_cutoff)
 
     def close(self) -> None:
         with self._lock:
