@@ -42,6 +42,8 @@ class Session:
         self.principal: Principal | None = None
         self.cache: Cache | None = None
         self.closing = False
+        # Seconds the connection holds this read's reply back (failed-login backoff).
+        self.reply_delay = 0.0
         service.sessions.add(self)
         anonymous = service.anonymous_principal()
         if anonymous is not None:
