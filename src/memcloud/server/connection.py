@@ -26,6 +26,7 @@ BINARY_MAGIC = 0x80
 
 class SessionLike(TypingProtocol):
     closing: bool
+    reply_delay: float
 
     @property
     def authenticated(self) -> bool: ...
@@ -34,7 +35,7 @@ class SessionLike(TypingProtocol):
 
 
 class MemcacheConnection(asyncio.Protocol):
-    __slots__ = ("_auth_timer", "peer", "service", "session", "transport")
+    __slots__ = ("_auth_timer", "_held", "_hold_timer", "peer", "service", "session", "transport")
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -42,6 +43,10 @@ class MemcacheConnection(asyncio.Protocol):
         self.session: SessionLike | None = None
         self.peer = "?"
         self._auth_timer: asyncio.TimerHandle | None = None
+        # While a reply is held back (session.reply_delay), reading is paused and anything
+        # that still arrives waits here, to be handled in order once the reply is sent.
+        self._held: list[bytes] | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -87,6 +92,9 @@ class MemcacheConnection(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+            return
         session = self.session
         if session is None:
             session = self.session = self._open_session(data[0])
@@ -100,6 +108,37 @@ class MemcacheConnection(asyncio.Protocol):
             log.exception("internal error on connection %s; closing it", self.peer)
             self._close()
             return
+        transport = self.transport
+        if transport is None:
+            return
+        if session.reply_delay > 0:
+            # Answer later without blocking anyone: stop reading, send on a timer.
+            delay, session.reply_delay = session.reply_delay, 0.0
+            self._held = []
+            transport.pause_reading()
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                delay, self._release, session, reply
+            )
+            return
+        self._send(session, reply)
+
+    def _release(self, session: SessionLike, reply: bytes) -> None:
+        self._hold_timer = None
+        held, self._held = self._held or [], None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._send(session, reply)
+        if session.closing or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() < WRITE_HIGH_WATER:
+            transport.resume_reading()
+        while held and self._held is None and not transport.is_closing():
+            self.data_received(held.pop(0))
+        if held and self._held is not None:
+            self._held[:0] = held
+
+    def _send(self, session: SessionLike, reply: bytes) -> None:
         transport = self.transport
         if transport is None:
             return
@@ -119,7 +158,7 @@ class MemcacheConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing() and self._held is None:
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,6 +166,10 @@ class MemcacheConnection(asyncio.Protocol):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        self._held = None
         if self.session is not None:
             self.session.closed()
         self.transport = None
