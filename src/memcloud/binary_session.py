@@ -1,0 +1,441 @@
+"""A binary-protocol connection: parse what arrived, execute every whole request against
+storage, answer all of them in one write (quiet requests answer only what memcached's do).
+
+Status choices where memcached has no equivalent (see docs/protocol-compat.md):
+* a credential without the write capability gets 0x05 (not stored) for every request that
+  would change the cache: set/add/replace/append/prepend, delete, incr/decr, touch, GAT*;
+* a credential without the flush capability gets 0x20 for Flush, as memcached answers
+  Flush when flush_all is disabled (-F);
+* before authentication everything but SASL List Mechs/Auth/Step and Version gets 0x20.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from memcloud.auth_throttle import address_of, throttle_for
+from memcloud.protocol.binary import (
+    NEED_DATA,
+    BinaryParser,
+    Opcode,
+    Rejected,
+    Request,
+    Status,
+    error_response,
+    response,
+)
+from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
+from memcloud.service import Service, Session
+from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
+from memcloud.storage.cache import Cache, absolute_exptime
+from memcloud.storage.results import ArithResult, StoreMode, StoreResult
+from memcloud.text_session import _items_stats, _slabs_stats
+
+__all__ = ["BinarySession"]
+
+_FLAGS = struct.Struct(">I")
+_STORE_EXTRAS = struct.Struct(">II")  # flags, exptime
+_ARITH_EXTRAS = struct.Struct(">QQI")  # delta, initial, exptime
+_COUNTER = struct.Struct(">Q")
+_EXPTIME = struct.Struct(">I")
+# incr/decr expiration meaning "do not create a missing counter".
+NO_CREATE = 0xFFFFFFFF
+_VERSION = MEMCACHED_VERSION.encode()
+_AUTHENTICATED = b"Authenticated"
+_READ_ONLY = b"Not stored: this credential has no write capability"
+_NO_FLUSH = b"Flush refused: this credential has no flush capability"
+_UNAUTHENTICATED = b"Authentication required"
+
+_OPEN_BEFORE_AUTH = frozenset(
+    {Opcode.SASL_LIST_MECHS, Opcode.SASL_AUTH, Opcode.SASL_STEP, Opcode.VERSION}
+)
+_STORE_MODES: dict[int, StoreMode] = {
+    Opcode.SET: StoreMode.SET,
+    Opcode.SETQ: StoreMode.SET,
+    Opcode.ADD: StoreMode.ADD,
+    Opcode.ADDQ: StoreMode.ADD,
+    Opcode.REPLACE: StoreMode.REPLACE,
+    Opcode.REPLACEQ: StoreMode.REPLACE,
+    Opcode.APPEND: StoreMode.APPEND,
+    Opcode.APPENDQ: StoreMode.APPEND,
+    Opcode.PREPEND: StoreMode.PREPEND,
+    Opcode.PREPENDQ: StoreMode.PREPEND,
+}
+# Quiet requests whose success is not answered.
+_QUIET = frozenset(
+    {
+        Opcode.SETQ,
+        Opcode.ADDQ,
+        Opcode.REPLACEQ,
+        Opcode.APPENDQ,
+        Opcode.PREPENDQ,
+        Opcode.DELETEQ,
+        Opcode.INCREMENTQ,
+        Opcode.DECREMENTQ,
+        Opcode.FLUSHQ,
+        Opcode.QUITQ,
+    }
+)
+# Storage's NOT_STORED in memcached's words for each mode (complete_update_bin).
+_NOT_STORED_STATUS = {
+    StoreMode.ADD: Status.KEY_EEXISTS,
+    StoreMode.REPLACE: Status.KEY_ENOENT,
+    StoreMode.APPEND: Status.NOT_STORED,
+    StoreMode.PREPEND: Status.NOT_STORED,
+    StoreMode.SET: Status.NOT_STORED,
+    StoreMode.CAS: Status.NOT_STORED,
+}
+_STORE_ERRORS = {
+    StoreResult.EXISTS: Status.KEY_EEXISTS,
+    StoreResult.NOT_FOUND: Status.KEY_ENOENT,
+    StoreResult.TOO_LARGE: Status.E2BIG,
+    StoreResult.NO_MEMORY: Status.ENOMEM,
+}
+
+_Handler = Callable[["BinarySession", Request, float, list[bytes]], None]
+
+
+class BinarySession(Session):
+    def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
+        super().__init__(service, peer, close)
+        self.parser = BinaryParser(service.settings.item_size_max)
+
+    def handle(self, data: bytes) -> bytes:
+        """Everything one read brings, answered as one block of bytes."""
+        parser = self.parser
+        parser.receive_data(data)
+        out: list[bytes] = []
+        now = self.service.clock.now()
+        cache = self.cache
+        handlers = _HANDLERS
+        while not self.closing:
+            request = parser.next_command()
+            if request is NEED_DATA:
+                break
+            if type(request) is Rejected:
+                self._rejected(request, out)
+                continue
+            assert isinstance(request, Request)
+            if self.principal is None and request.opcode not in _OPEN_BEFORE_AUTH:
+                out.append(
+                    error_response(
+                        request.opcode, request.opaque, Status.AUTH_ERROR, _UNAUTHENTICATED
+                    )
+                )
+                continue
+            handlers[request.opcode](self, request, now, out)
+        reply = b"".join(out)
+        cache = self.cache or cache
+        if cache is not None:
+            cache.stats.bytes_read += len(data)
+            cache.stats.bytes_written += len(reply)
+        return reply
+
+    def _rejected(self, rejected: Rejected, out: list[bytes]) -> None:
+        if rejected.close:
+            self.closing = True
+            if rejected.status is not None:
+                out.append(error_response(rejected.opcode, rejected.opaque, rejected.status))
+            return
+        status = rejected.status if self.principal is not None else Status.AUTH_ERROR
+        assert status is not None
+        if status is Status.E2BIG and self.cache is not None:
+            self.cache.stats.store_too_large += 1
+        out.append(error_response(rejected.opcode, rejected.opaque, status))
+
+    # -- authentication ------------------------------------------------------------------
+
+    def _sasl_list(self, request: Request, now: float, out: list[bytes]) -> None:
+        out.append(response(request.opcode, request.opaque, value=MECHANISMS))
+
+    def _sasl_auth(self, request: Request, now: float, out: list[bytes]) -> None:
+        throttle = throttle_for(self.service)
+        address = address_of(self.peer)
+        admission = throttle.admit(address, now)
+        if admission.delay > self.reply_delay:
+            self.reply_delay = admission.delay
+        credentials = parse_plain(request.value) if request.key == PLAIN else None
+        if not admission.check or credentials is None:
+            ok = False
+            self._logout()
+        else:
+            self._logout()
+            ok = self.try_login(credentials.username, credentials.password)
+        if ok:
+            out.append(response(request.opcode, request.opaque, value=_AUTHENTICATED))
+            return
+        if admission.check:
+            throttle.failed(address, now)
+        out.append(error_response(request.opcode, request.opaque, Status.AUTH_ERROR))
+
+    def _sasl_step(self, request: Request, now: float, out: list[bytes]) -> None:
+        # PLAIN completes in one Auth request: there is never a step to take.
+        self._logout()
+        out.append(error_response(request.opcode, request.opaque, Status.AUTH_ERROR))
+
+    def _logout(self) -> None:
+        """Drop the current identity before a new authentication (memcached allows re-auth;
+        a failed one leaves the connection unauthenticated)."""
+        if self.cache is not None:
+            self.cache.stats.curr_connections -= 1
+        self.cache = None
+        self.principal = None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _get(self, request: Request, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        opcode = request.opcode
+        item = cache.get(request.key, now)
+        with_key = opcode == Opcode.GETK or opcode == Opcode.GETKQ
+        if item is None:
+            if opcode == Opcode.GET:
+                out.append(error_response(opcode, request.opaque, Status.KEY_ENOENT))
+            elif opcode == Opcode.GETK:
+                out.append(
+                    response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key)
+                )
+            return
+        out.append(
+            response(
+                opcode,
+                request.opaque,
+                cas=item.cas,
+                extras=_FLAGS.pack(item.flags),
+                key=request.key if with_key else b"",
+                value=item.value,
+            )
+        )
+
+    def _touch(self, request: Request, now: float, out: list[bytes]) -> None:
+        """Touch, GAT, GATQ, GATK, GATKQ."""
+        cache = self.cache
+        assert cache is not None and self.principal is not None
+        opcode = request.opcode
+        if not self.principal.write:
+            out.append(error_response(opcode, request.opaque, Status.NOT_STORED, _READ_ONLY))
+            return
+        (exptime,) = _EXPTIME.unpack(request.extras)
+        item = cache.touch(request.key, _signed32(exptime), now)
+        is_get = opcode != Opcode.TOUCH
+        if is_get:
+            stats = cache.stats
+            stats.cmd_get += 1
+            if item is None:
+                stats.get_misses += 1
+            else:
+                stats.get_hits += 1
+        if item is None:
+            if opcode == Opcode.GATK:
+                out.append(
+                    response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key)
+                )
+            elif opcode == Opcode.TOUCH or opcode == Opcode.GAT:
+                out.append(error_response(opcode, request.opaque, Status.KEY_ENOENT))
+            return
+        with_key = opcode == Opcode.GATK or opcode == Opcode.GATKQ
+        out.append(
+            response(
+                opcode,
+                request.opaque,
+                cas=item.cas,
+                extras=_FLAGS.pack(item.flags),
+                key=request.key if with_key else b"",
+                value=item.value if is_get else b"",
+            )
+        )
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _read_only(self, request: Request, out: list[bytes]) -> bool:
+        assert self.principal is not None
+        if self.principal.write:
+            return False
+        out.append(error_response(request.opcode, request.opaque, Status.NOT_STORED, _READ_ONLY))
+        return True
+
+    def _store(self, request: Request, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        if self._read_only(request, out):
+            cache.stats.cmd_set += 1
+            return
+        opcode = request.opcode
+        mode = _STORE_MODES[opcode]
+        if request.extras:
+            flags, exptime = _STORE_EXTRAS.unpack(request.extras)
+        else:  # append / prepend keep the item's flags and expiry
+            flags = exptime = 0
+        if request.cas and (mode is StoreMode.SET or mode is StoreMode.ADD):
+            mode = StoreMode.CAS  # memcached: any set/add/replace with a CAS is a CAS
+        result, cas = cache.store(
+            mode, request.key, request.value, flags, _signed32(exptime), now, request.cas
+        )
+        if result is StoreResult.STORED:
+            if opcode not in _QUIET:
+                out.append(response(opcode, request.opaque, cas=cas))
+            return
+        if result is StoreResult.NOT_STORED:
+            status = _NOT_STORED_STATUS[mode]
+        else:
+            status = _STORE_ERRORS[result]
+        out.append(error_response(opcode, request.opaque, status))
+
+    def _delete(self, request: Request, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        if self._read_only(request, out):
+            return
+        result = cache.delete(request.key, now, request.cas)
+        if result is StoreResult.STORED:
+            if request.opcode != Opcode.DELETEQ:
+                out.append(response(request.opcode, request.opaque))
+            return
+        status = Status.KEY_EEXISTS if result is StoreResult.EXISTS else Status.KEY_ENOENT
+        out.append(error_response(request.opcode, request.opaque, status))
+
+    def _arith(self, request: Request, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        if self._read_only(request, out):
+            return
+        opcode = request.opcode
+        delta, initial, exptime = _ARITH_EXTRAS.unpack(request.extras)
+        incr = opcode == Opcode.INCREMENT or opcode == Opcode.INCREMENTQ
+        key = request.key
+        result = cache.arith(key, delta, incr, now, request.cas)
+        if isinstance(result, int):
+            item = cache.peek(key, now)
+            if item is None:  # the new value did not fit (out of memory)
+                out.append(error_response(opcode, request.opaque, Status.ENOMEM))
+                return
+            value, cas = result, item.cas
+        elif result is ArithResult.NOT_FOUND and exptime != NO_CREATE:
+            cas = cache.create_counter(key, initial, _signed32(exptime), now)
+            if not cas:
+                out.append(error_response(opcode, request.opaque, Status.ENOMEM))
+                return
+            value = initial
+        else:
+            status = {
+                ArithResult.NOT_FOUND: Status.KEY_ENOENT,
+                ArithResult.NON_NUMERIC: Status.DELTA_BADVAL,
+                ArithResult.EXISTS: Status.KEY_EEXISTS,
+            }[result]
+            out.append(error_response(opcode, request.opaque, status))
+            return
+        if opcode not in _QUIET:
+            out.append(response(opcode, request.opaque, cas=cas, value=_COUNTER.pack(value)))
+
+    def _flush(self, request: Request, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None and self.principal is not None
+        if not self.principal.flush:
+            out.append(error_response(request.opcode, request.opaque, Status.AUTH_ERROR, _NO_FLUSH))
+            return
+        service = self.service
+        delay = 0.0
+        if request.extras:
+            (exptime,) = _EXPTIME.unpack(request.extras)
+            if exptime:
+                delay = absolute_exptime(_signed32(exptime), now) - now
+        if delay > 0:
+            cache.flush(max(1, round(delay)), now)
+            cache.stats.cmd_flush += 1
+            service.record_flush(service.flush_event(self, cache.id, "binary"))
+        else:
+            service.flush(cache.id, service.flush_event(self, cache.id, "binary"))
+        if request.opcode != Opcode.FLUSHQ:
+            out.append(response(request.opcode, request.opaque))
+
+    # -- the rest ------------------------------------------------------------------------
+
+    def _noop(self, request: Request, now: float, out: list[bytes]) -> None:
+        out.append(response(request.opcode, request.opaque))
+
+    def _version(self, request: Request, now: float, out: list[bytes]) -> None:
+        out.append(response(request.opcode, request.opaque, value=_VERSION))
+
+    def _quit(self, request: Request, now: float, out: list[bytes]) -> None:
+        if request.opcode == Opcode.QUIT:
+            out.append(response(request.opcode, request.opaque))
+        self.closing = True
+
+    def _stat(self, request: Request, now: float, out: list[bytes]) -> None:
+        cache = self.cache
+        assert cache is not None
+        group = request.key
+        opcode, opaque = request.opcode, request.opaque
+        lines: list[tuple[str, object]]
+        if group == b"":
+            settings = self.service.settings
+            lines = list(
+                cache_stats(
+                    cache,
+                    started_at=self.service.started_at,
+                    now=now,
+                    max_connections=settings.max_connections,
+                )
+            )
+        elif group == b"settings":
+            lines = list(self._settings_stats(cache))
+        elif group == b"items":
+            lines = _items_stats(cache, now)
+        elif group == b"slabs":
+            lines = _slabs_stats(cache)
+        elif group == b"reset":
+            cache.stats.reset()
+            lines = []
+        else:
+            out.append(error_response(opcode, opaque, Status.KEY_ENOENT))
+            return
+        for name, value in lines:
+            out.append(response(opcode, opaque, key=name.encode(), value=str(value).encode()))
+        out.append(response(opcode, opaque))
+
+    def _settings_stats(self, cache: Cache) -> list[tuple[str, int | float | str]]:
+        settings = self.service.settings
+        return settings_stats(
+            max_connections=settings.max_connections,
+            item_size_max=settings.item_size_max,
+            plan=cache.limit,
+            auth_timeout=settings.auth_timeout,
+            port=settings.port,
+        )
+
+
+def _signed32(exptime: int) -> int:
+    """Binary exptimes are unsigned 32-bit; memcached reads them as a signed time_t."""
+    return exptime - (1 << 32) if exptime >= 1 << 31 else exptime
+
+
+_HANDLERS: dict[int, _Handler] = {
+    Opcode.GET: BinarySession._get,
+    Opcode.GETQ: BinarySession._get,
+    Opcode.GETK: BinarySession._get,
+    Opcode.GETKQ: BinarySession._get,
+    Opcode.TOUCH: BinarySession._touch,
+    Opcode.GAT: BinarySession._touch,
+    Opcode.GATQ: BinarySession._touch,
+    Opcode.GATK: BinarySession._touch,
+    Opcode.GATKQ: BinarySession._touch,
+    Opcode.DELETE: BinarySession._delete,
+    Opcode.DELETEQ: BinarySession._delete,
+    Opcode.INCREMENT: BinarySession._arith,
+    Opcode.INCREMENTQ: BinarySession._arith,
+    Opcode.DECREMENT: BinarySession._arith,
+    Opcode.DECREMENTQ: BinarySession._arith,
+    Opcode.FLUSH: BinarySession._flush,
+    Opcode.FLUSHQ: BinarySession._flush,
+    Opcode.NOOP: BinarySession._noop,
+    Opcode.VERSION: BinarySession._version,
+    Opcode.QUIT: BinarySession._quit,
+    Opcode.QUITQ: BinarySession._quit,
+    Opcode.STAT: BinarySession._stat,
+    Opcode.SASL_LIST_MECHS: BinarySession._sasl_list,
+    Opcode.SASL_AUTH: BinarySession._sasl_auth,
+    Opcode.SASL_STEP: BinarySession._sasl_step,
+    **{opcode: BinarySession._store for opcode in _STORE_MODES},
+}
