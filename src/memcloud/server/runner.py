@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import replace
 
 import uvloop
 
@@ -126,7 +127,10 @@ class Runtime:
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         self._servers.append(await start_admin_server(self.service, settings.data_dir))
-        self.api_port = await _start_api(self.service, self.store, settings)
+        # The API names this node by its bound memcache port (settings may say 0).
+        self.api_port = await _start_api(
+            self.service, self.store, replace(settings, port=self.port)
+        )
         log.info("memcache listening on %s:%d", settings.host, self.port)
         self._tasks = [
             asyncio.create_task(_poll_directory(self.store, self.service)),
