@@ -1,0 +1,134 @@
+"""The ASGI application: routes, path normalisation, and the error shapes of each version.
+
+Other HTTP features (dashboard, provisioning) plug in without editing this file: a module
+named in `EXTENSIONS` that exists and defines `install(app: FastAPI, ctx: ApiContext)` is
+installed after the API's own routes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from memcloud import __version__
+from memcloud.api import v1, v2
+from memcloud.api.context import ApiContext
+from memcloud.api.errors import ApiError, Problem, render, version_of
+from memcloud.api.metrics import metrics_endpoint
+
+__all__ = ["EXTENSIONS", "NormalizePath", "create_app"]
+
+log = logging.getLogger("memcloud.api")
+
+EXTENSIONS = ("memcloud.api.provisioning", "memcloud.api.dashboard", "memcloud.dashboard")
+_SLASHES = re.compile(r"/{2,}")
+_RAW_SLASHES = re.compile(rb"/{2,}")
+
+
+class NormalizePath:
+    """Treat repeated slashes as one, and ignore a trailing slash, before routing.
+
+    The hosted service's deploy-hook instructions printed `.../api/v1//<id>/flush` for years.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if "//" in path or (len(path) > 1 and path.endswith("/")):
+                scope = dict(scope)
+                scope["path"] = _SLASHES.sub("/", path).rstrip("/") or "/"
+                raw = scope.get("raw_path")
+                if isinstance(raw, bytes):
+                    scope["raw_path"] = _RAW_SLASHES.sub(b"/", raw).rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return render(version_of(request.url.path), exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        error = ApiError(Problem.NOT_FOUND, headers=headers)
+    elif exc.status_code == 405:
+        error = ApiError(Problem.METHOD, headers=headers)
+    elif exc.status_code == 413:
+        error = ApiError(Problem.TOO_LARGE, headers=headers)
+    else:
+        response = render(
+            version_of(request.url.path),
+            ApiError(Problem.BAD_REQUEST, str(exc.detail), headers=headers),
+        )
+        response.status_code = exc.status_code
+        return response
+    return render(version_of(request.url.path), error)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+        for e in exc.errors()
+    )
+    return render(version_of(request.url.path), ApiError(Problem.BAD_REQUEST, problems))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
+    return render(version_of(request.url.path), ApiError(Problem.SERVER))
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="memcloud HTTP API",
+        version=__version__,
+        description=(
+            "MemCachier-compatible analytics API (v1 and v2), deploy-hook flush, metrics. "
+            "Authenticate with HTTP Basic using a cache credential that has the API "
+            "capability. See docs/http-api.md."
+        ),
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.include_router(v1.router)
+    app.include_router(v2.router)
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        methods=["GET"],
+        summary="Prometheus metrics per cache and server",
+        tags=["metrics"],
+        response_model=None,
+    )
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(NormalizePath)
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        install = getattr(module, "install", None)
+        if callable(install):
+            install(app, ctx)
+    return app

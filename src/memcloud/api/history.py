@@ -1,0 +1,99 @@
+"""The stats history: every cache's counters sampled on a fixed interval into the store.
+
+- Every `SAMPLE_SECONDS` (60 s, on the minute) this node stores one sample per cache it
+  serves: the 31 stats of the stats API plus `get_expired` and `get_flushed`.
+- Minute samples are kept for `MINUTE_RETENTION` (24 h). Older ones are reduced to one sample
+  per hour (the hour's last: counters are cumulative, so it carries the hour's totals),
+  kept for `HOUR_RETENTION` (30 days). Flush log lines are kept `FLUSH_LOG_RETENTION` (90
+  days). Compaction runs at start and every `COMPACT_SECONDS`.
+- Each node samples only itself; with several nodes each stores its own rows (`server`).
+
+`MEMCLOUD_STATS_SAMPLE_SECONDS` overrides the interval (tests use a fraction of a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from memcloud.control.base import ControlStore
+from memcloud.control.models import StatsSample
+from memcloud.control.telemetry import HOUR, MINUTE
+from memcloud.nodes import LocalNode, NodeError
+
+__all__ = [
+    "COMPACT_SECONDS",
+    "FLUSH_LOG_RETENTION",
+    "HOUR_RETENTION",
+    "MINUTE_RETENTION",
+    "SAMPLE_SECONDS",
+    "StatsSampler",
+    "sample_interval",
+]
+
+log = logging.getLogger("memcloud.history")
+
+SAMPLE_SECONDS = float(MINUTE)
+MINUTE_RETENTION = 24 * HOUR
+HOUR_RETENTION = 30 * 24 * HOUR
+FLUSH_LOG_RETENTION = 90 * 24 * HOUR
+COMPACT_SECONDS = float(HOUR)
+INTERVAL_ENV = "MEMCLOUD_STATS_SAMPLE_SECONDS"
+# The shortest interval the override accepts: below that, sampling would load the loop.
+MIN_SAMPLE_SECONDS = 0.1
+
+
+def sample_interval() -> float:
+    raw = os.environ.get(INTERVAL_ENV, "")
+    try:
+        value = float(raw) if raw else SAMPLE_SECONDS
+    except ValueError:
+        log.warning("%s=%r is not a number; sampling every %ss", INTERVAL_ENV, raw, SAMPLE_SECONDS)
+        return SAMPLE_SECONDS
+    return max(value, MIN_SAMPLE_SECONDS)
+
+
+class StatsSampler:
+    def __init__(self, store: ControlStore, node: LocalNode, interval: float | None = None):
+        self.store = store
+        self.node = node
+        self.interval = interval or sample_interval()
+        self._last_compaction = 0.0
+
+    def sample(self, now: float) -> list[StatsSample]:
+        """This node's samples of every cache it serves, read on the event loop (cheap)."""
+        samples = []
+        for cache_id in list(self.node.service.registry.caches):
+            try:
+                stats = self.node.stats_now(cache_id)
+            except NodeError:
+                continue
+            samples.append(StatsSample(cache_id, self.node.address, now, stats, MINUTE))
+        return samples
+
+    def compact(self, now: float) -> None:
+        self.store.compact_stats(now - MINUTE_RETENTION, now - HOUR_RETENTION)
+        self.store.prune_flush_log(now - FLUSH_LOG_RETENTION)
+
+    async def tick(self) -> None:
+        now = time.time()
+        samples = self.sample(now)
+        if samples:
+            await asyncio.to_thread(self.store.add_stats_samples, samples)
+        if now - self._last_compaction >= COMPACT_SECONDS:
+            self._last_compaction = now
+            await asyncio.to_thread(self.compact, now)
+
+    async def run(self) -> None:
+        """Sample now, then on every interval boundary (whole minutes by default)."""
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sampling stats failed")
+            delay = self.interval - (time.time() % self.interval)
+            await asyncio.sleep(delay if delay > 0.01 else self.interval)

@@ -1,0 +1,225 @@
+"""`insight/processed_stats`: rates and ratios derived from the stats history.
+
+The history holds cumulative counters per node. For a time range the granularity is chosen
+as the hosted service documents it (<= 24 h: 1 minute, <= 1 week: 10 minutes, <= 3 months:
+1 hour, longer: 1 day); each node's last sample in a bucket stands for the bucket, and a
+value is derived from the difference to the node's previous bucket:
+
+- `*_rate`: operations (or bytes, connections, evictions) per second;
+- `*_fraction`: that command's share of all requests (get, set, delete, touch, flush, incr,
+  decr; cas counts as a set), 0..1;
+- `*_hit_rate`: hits / (hits + misses) of that command (cas: hits / all cas), 0..1;
+  `hit_rate` is over every command that can hit or miss;
+- `bytes`, `items`, `connections`, `max_bytes`: the values at the end of the bucket.
+
+A ratio with no operations in the bucket is `null`, as is every rate of a node's first bucket
+(nothing to difference against). A counter that went down (restart, reset_stats) counts from 0.
+Across nodes, rates and connections add up; bytes, items and max_bytes are cache-wide.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from memcloud.control.models import StatsSample
+
+__all__ = [
+    "PROCESSED_NAMES",
+    "default_range",
+    "format_time",
+    "granularity",
+    "parse_time",
+    "processed_series",
+]
+
+_DAY = 86400
+_GRANULARITY = ((_DAY, 60), (7 * _DAY, 600), (92 * _DAY, 3600))
+
+_OPS: dict[str, tuple[str, ...]] = {
+    "get": ("cmd_get",),
+    "set": ("cmd_set",),
+    "delete": ("cmd_delete",),
+    "touch": ("cmd_touch",),
+    "flush": ("cmd_flush",),
+    "incr": ("incr_hits", "incr_misses"),
+    "decr": ("decr_hits", "decr_misses"),
+    "cas": ("cas_hits", "cas_misses", "cas_badval"),
+}
+_REQUEST_OPS = ("get", "set", "delete", "touch", "flush", "incr", "decr")
+_PLAIN_RATES = {
+    "auth_cmds_rate": ("auth_cmds",),
+    "auth_errors_rate": ("auth_errors",),
+    "bytes_read_rate": ("bytes_read",),
+    "bytes_write_rate": ("bytes_written",),
+    "cas_badval_rate": ("cas_badval",),
+    "connection_rate": ("total_connections",),
+    "eviction_rate": ("evictions",),
+    "get_expired_rate": ("get_expired",),
+    "request_rate": tuple(c for op in _REQUEST_OPS for c in _OPS[op]),
+    **{f"{op}_rate": counters for op, counters in _OPS.items()},
+}
+_FRACTIONS = {
+    f"{op}_fraction": op for op in ("cas", "decr", "delete", "flush", "get", "incr", "set", "touch")
+}
+_HITS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "get": (("get_hits",), ("get_hits", "get_misses")),
+    "delete": (("delete_hits",), ("delete_hits", "delete_misses")),
+    "incr": (("incr_hits",), ("incr_hits", "incr_misses")),
+    "decr": (("decr_hits",), ("decr_hits", "decr_misses")),
+    "touch": (("touch_hits",), ("touch_hits", "touch_misses")),
+    "cas": (("cas_hits",), ("cas_hits", "cas_misses", "cas_badval")),
+}
+_HIT_RATES = {f"{op}_hit_rate": spec for op, spec in _HITS.items()}
+_HIT_RATES["hit_rate"] = (
+    tuple(c for hits, _ in _HITS.values() for c in hits),
+    tuple(c for _, both in _HITS.values() for c in both),
+)
+_GAUGES = {
+    "bytes": "bytes",
+    "items": "curr_items",
+    "connections": "curr_connections",
+    "max_bytes": "limit_maxbytes",
+}
+_CACHE_WIDE_GAUGES = frozenset({"bytes", "items", "max_bytes"})
+
+PROCESSED_NAMES: tuple[str, ...] = tuple(
+    sorted({*_PLAIN_RATES, *_FRACTIONS, *_HIT_RATES, *_GAUGES})
+)
+
+Value = float | int | None
+
+
+def granularity(span_seconds: float) -> int:
+    for limit, step in _GRANULARITY:
+        if span_seconds <= limit:
+            return step
+    return _DAY
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 (`2023-01-10T15:20:00Z`, offsets, fractions) to epoch seconds."""
+    value = dt.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
+
+
+def format_time(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_range(now: float) -> tuple[float, float]:
+    return now - _DAY, now
+
+
+@dataclass(slots=True)
+class _Bucket:
+    at: int
+    deltas: dict[str, int]  # counter differences to the previous bucket (empty: no previous)
+    seconds: float  # time between the two samples
+    gauges: dict[str, int]
+
+
+def _node_buckets(samples: Sequence[StatsSample], step: int) -> list[_Bucket]:
+    last: dict[int, StatsSample] = {}
+    for sample in samples:  # oldest first: the last one of each bucket wins
+        last[int(sample.at) // step * step] = sample
+    buckets: list[_Bucket] = []
+    previous: StatsSample | None = None
+    for at in sorted(last):
+        sample = last[at]
+        deltas: dict[str, int] = {}
+        seconds = 0.0
+        if previous is not None and sample.at > previous.at:
+            seconds = sample.at - previous.at
+            for name, value in sample.stats.items():
+                before = previous.stats.get(name, 0)
+                deltas[name] = value - before if value >= before else value
+        gauges = {out: sample.stats.get(src, 0) for out, src in _GAUGES.items()}
+        buckets.append(_Bucket(at, deltas, seconds, gauges))
+        previous = sample
+    return buckets
+
+
+def _sum(deltas: Mapping[str, float], names: Iterable[str]) -> float:
+    return sum(deltas.get(name, 0) for name in names)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 6) if whole > 0 else None
+
+
+def _row(buckets: Sequence[_Bucket], names: Sequence[str]) -> list[Value]:
+    """One output row from the same bucket of one or more nodes."""
+    have_deltas = [b for b in buckets if b.seconds > 0]
+    deltas: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    for bucket in have_deltas:
+        for name, value in bucket.deltas.items():
+            deltas[name] = deltas.get(name, 0) + value
+            rates[name] = rates.get(name, 0.0) + value / bucket.seconds
+    values: list[Value] = []
+    for name in names:
+        if name in _GAUGES:
+            column = [b.gauges[name] for b in buckets]
+            values.append(max(column) if name in _CACHE_WIDE_GAUGES else sum(column))
+        elif not have_deltas:
+            values.append(None)
+        elif name in _PLAIN_RATES:
+            values.append(round(_sum(rates, _PLAIN_RATES[name]), 6))
+        elif name in _FRACTIONS:
+            op = _OPS[_FRACTIONS[name]]
+            values.append(_ratio(_sum(deltas, op), _sum(deltas, _PLAIN_RATES["request_rate"])))
+        else:
+            hits, both = _HIT_RATES[name]
+            values.append(_ratio(_sum(deltas, hits), _sum(deltas, both)))
+    return values
+
+
+def processed_series(
+    samples: Sequence[StatsSample],
+    names: Sequence[str],
+    start: float,
+    end: float,
+    *,
+    per_server: bool = False,
+) -> list[dict[str, object]]:
+    """InfluxDB-style series: `[{"name", ["tags"], "columns", "values"}]`.
+
+    `samples` should reach back one bucket before `start`, so the first row has rates.
+    """
+    step = granularity(end - start)
+    by_node: dict[str, list[StatsSample]] = {}
+    for sample in samples:
+        by_node.setdefault(sample.server, []).append(sample)
+    node_buckets = {server: _node_buckets(rows, step) for server, rows in sorted(by_node.items())}
+    first = int(start) // step * step
+    columns = ["time", *names]
+
+    def rows(groups: dict[int, list[_Bucket]]) -> list[list[Value | str]]:
+        return [
+            [format_time(at), *_row(groups[at], names)]
+            for at in sorted(groups)
+            if first <= at <= end
+        ]
+
+    if per_server:
+        series: list[dict[str, object]] = []
+        for server, buckets in node_buckets.items():
+            groups = {b.at: [b] for b in buckets}
+            series.append(
+                {
+                    "name": "processed_stats",
+                    "tags": {"server": server},
+                    "columns": columns,
+                    "values": rows(groups),
+                }
+            )
+        return series
+    merged: dict[int, list[_Bucket]] = {}
+    for buckets in node_buckets.values():
+        for bucket in buckets:
+            merged.setdefault(bucket.at, []).append(bucket)
+    return [{"name": "processed_stats", "columns": columns, "values": rows(merged)}]

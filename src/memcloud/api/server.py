@@ -1,0 +1,131 @@
+"""Run the HTTP API inside `memcloud serve`'s event loop, next to the memcache listeners.
+
+`start_api_server` binds the API port (0: chosen by the OS), starts uvicorn as a task in the
+running loop (without its signal handlers: the runner owns shutdown), registers the flush
+audit listener on the service and starts the stats sampler. `stop_api_server` undoes it all,
+writing out queued flush log records before the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from memcloud.api.app import create_app
+from memcloud.api.audit import FlushAuditor
+from memcloud.api.context import ApiContext
+from memcloud.api.history import StatsSampler
+from memcloud.config import Settings
+from memcloud.control.base import ControlStore
+from memcloud.nodes import LocalNode, NodeSet
+from memcloud.service import Service
+
+__all__ = ["start_api_server", "stop_api_server"]
+
+log = logging.getLogger("memcloud.api")
+
+START_TIMEOUT_SECONDS = 10.0
+# In-flight requests get this long to finish at shutdown.
+GRACEFUL_SHUTDOWN_SECONDS = 3.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: `memcloud serve` decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass(slots=True)
+class _Running:
+    server: _Server
+    task: asyncio.Task[None]
+    sampler: asyncio.Task[None]
+    auditor: FlushAuditor
+    ctx: ApiContext
+
+
+_running: weakref.WeakKeyDictionary[Service, _Running] = weakref.WeakKeyDictionary()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def start_api_server(service: Service, store: ControlStore, settings: Settings) -> int:
+    """Serve the API on `settings.api_port`; answer the bound port.
+
+    `settings.port` is the memcache port (the runner passes the bound one), which names this
+    node ("host:port") in stats, flush errors and the flush log.
+    """
+    address = f"{settings.advertised_host}:{settings.port}"
+    local = LocalNode(service, address)
+    sock = _bind(settings.host, settings.api_port)
+    auditor = FlushAuditor(store, address)
+    ctx = ApiContext(service, store, settings, NodeSet(local), auditor)
+    config = uvicorn.Config(
+        create_app(ctx),
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
+    )
+    server = _Server(config)
+    auditor.start()
+    service.flush_listeners.append(auditor.listener)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="memcloud-api")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT_SECONDS
+    while not server.started:
+        if task.done() or loop.time() > deadline:
+            server.should_exit = True
+            service.flush_listeners.remove(auditor.listener)
+            await asyncio.to_thread(auditor.stop)
+            sock.close()
+            if task.done() and task.exception() is not None:
+                raise OSError(f"the HTTP API did not start: {task.exception()!r}")
+            raise OSError("the HTTP API did not start in time")
+        await asyncio.sleep(0.01)
+    sampler = asyncio.create_task(StatsSampler(store, local).run(), name="memcloud-sampler")
+    _running[service] = _Running(server, task, sampler, auditor, ctx)
+    port: int = sock.getsockname()[1]
+    log.info("HTTP API listening on %s:%d", settings.host, port)
+    return port
+
+
+async def stop_api_server(service: Service) -> None:
+    running = _running.pop(service, None)
+    if running is None:
+        return
+    running.sampler.cancel()
+    running.server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(running.task, GRACEFUL_SHUTDOWN_SECONDS + 2)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running.sampler
+    with contextlib.suppress(ValueError):
+        service.flush_listeners.remove(running.auditor.listener)
+    await asyncio.to_thread(running.auditor.stop)

@@ -1,0 +1,125 @@
+"""JSON shapes of the hosted service's API, and the small parsers the routes share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from memcloud.api.errors import ApiError, Problem
+from memcloud.control.base import Conflict, ControlError, NotFound
+from memcloud.control.models import CredentialRecord, FlushRecord
+from memcloud.nodes import STAT_NAMES
+
+__all__ = [
+    "capabilities_json",
+    "credential_v1",
+    "credential_v2",
+    "flush_json",
+    "parse_bool",
+    "peer_of",
+    "pick_stats",
+    "store_call",
+]
+
+T = TypeVar("T")
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def credential_v1(record: CredentialRecord, password: str | None = None) -> dict[str, Any]:
+    """v1: no password except right after creation; `uuid` is always null."""
+    data: dict[str, Any] = {
+        "cache_id": record.cache_id,
+        "id": record.id,
+        "sasl_username": record.username,
+        "uuid": None,
+        "primary": record.primary,
+        "flush_capability": record.flush,
+        "write_capability": record.write,
+        "api_capability": record.api,
+    }
+    if password is not None:
+        data["sasl_password"] = password
+    return data
+
+
+def credential_v2(record: CredentialRecord, password: str | None = None) -> dict[str, Any]:
+    """v2's 8 fields. Passwords are stored only hashed, so `sasl_password` is null except in
+    the answer that creates the credential."""
+    return {
+        "id": record.id,
+        "cache_id": record.cache_id,
+        "sasl_username": record.username,
+        "sasl_password": password,
+        "write_capability": record.write,
+        "flush_capability": record.flush,
+        "api_capability": record.api,
+        "primary": record.primary,
+    }
+
+
+def capabilities_json(record: CredentialRecord) -> dict[str, bool]:
+    return {
+        "flush_capability": record.flush,
+        "write_capability": record.write,
+        "api_capability": record.api,
+    }
+
+
+def flush_json(record: FlushRecord) -> dict[str, Any]:
+    from memcloud.api.insight import format_time
+
+    return {
+        "time": format_time(record.at),
+        "timestamp": record.at,
+        "source": record.source,
+        "username": record.username,
+        "peer": record.peer,
+        "node": record.node,
+        "app": record.app,
+        "release": record.release,
+        "commit": record.commit,
+        "details": record.details,
+    }
+
+
+def pick_stats(stats: dict[str, int]) -> dict[str, int]:
+    """The 31 names of the stats API, in its order."""
+    return {name: int(stats.get(name, 0)) for name in STAT_NAMES}
+
+
+def parse_bool(value: object, name: str) -> bool:
+    """JSON booleans, and the strings the v1 documentation's own example sends ("false")."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise ApiError(Problem.BAD_REQUEST, f"{name} must be true or false")
+
+
+def peer_of(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else ""
+
+
+async def store_call(
+    fn: Callable[..., T], *args: Any, not_found: Problem = Problem.NO_CREDENTIAL, **kwargs: Any
+) -> T:
+    """A control-store call off the event loop, its errors as API errors."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except NotFound as exc:
+        raise ApiError(not_found, str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(Problem.CONFLICT, str(exc)) from None
+    except ControlError as exc:
+        raise ApiError(Problem.BAD_REQUEST, str(exc)) from None

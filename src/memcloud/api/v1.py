@@ -1,0 +1,252 @@
+"""Analytics API v1 (`/api/v1/<id>/...`), with the documentation's quirks accepted.
+
+- login also at `/api/login` (the documented request line) besides `/api/v1/login`;
+- flush is POST only (GET does not flush); the body may be a deploy hook's form or a
+  release webhook's JSON, recorded in the flush log;
+- update credentials with POST, PATCH or PUT, by username or id, booleans as JSON or as
+  strings ("false"), in the query string or the body (JSON even when sent as a form);
+  omitted capabilities stay as they are;
+- delete credentials also at `DELETE .../credentials/primary/<username>`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from memcloud.api.auth import authenticate, authorize
+from memcloud.api.context import ApiContext, context, refresh_directory
+from memcloud.api.errors import ApiError, Problem
+from memcloud.api.hooks import flush_details, parse_fields, read_body
+from memcloud.api.shapes import (
+    capabilities_json,
+    credential_v1,
+    parse_bool,
+    peer_of,
+    pick_stats,
+    store_call,
+)
+from memcloud.nodes import NodesFailed
+from memcloud.service import FlushEvent
+
+__all__ = ["FLUSH_BODY_DOC", "flush_cache", "router"]
+
+router = APIRouter(tags=["v1"])
+
+_V1_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": '"You are not authorized to perform this action."'},
+    404: {"description": '"No cache found."'},
+    500: {"description": '"Server error: host:port,..." (the servers that failed)'},
+}
+# Documents (for /openapi.json) the bodies flush accepts; the route reads the raw body.
+FLUSH_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        name: {"type": "string"}
+                        for name in (
+                            "app",
+                            "user",
+                            "url",
+                            "head",
+                            "head_long",
+                            "git_log",
+                            "prev_head",
+                            "release",
+                        )
+                    },
+                }
+            },
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+async def flush_cache(ctx: ApiContext, request: Request, cache_ref: str) -> None:
+    """Authorize, read what the body says (deploy hook, webhook), flush on every node."""
+    principal = await authorize(ctx, request, cache_ref, flush=True)
+    source, details = flush_details(parse_fields(await read_body(request)))
+    event = FlushEvent(
+        principal.cache_id, source, principal.username, peer_of(request), time.time(), details
+    )
+    try:
+        await ctx.nodes.flush(principal.cache_id, event)
+    except NodesFailed as exc:
+        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+
+
+@router.get("/api/v1/login", responses=_V1_ERRORS, summary="The cache id of a credential")
+@router.get("/api/login", responses=_V1_ERRORS, summary="Same as /api/v1/login")
+async def login(request: Request) -> Response:
+    ctx = context(request)
+    principal = authenticate(ctx, request)
+    if ctx.service.registry.get(principal.cache_id) is None:
+        raise ApiError(Problem.NO_CACHE)
+    return JSONResponse({"cache_id": principal.cache_id})
+
+
+@router.get("/api/v1/{cache_id}/stats", responses=_V1_ERRORS, summary="Stats per server")
+async def stats(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    try:
+        per_node = await ctx.nodes.stats(principal.cache_id)
+    except NodesFailed as exc:
+        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+    return JSONResponse({address: pick_stats(s) for address, s in per_node.items()})
+
+
+@router.get("/api/v1/{cache_id}/history", responses=_V1_ERRORS, summary="Sampled stats")
+async def history(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    samples = await store_call(
+        ctx.store.stats_samples, principal.cache_id, 0.0, time.time(), not_found=Problem.NO_CACHE
+    )
+    return JSONResponse(
+        [
+            {
+                "memcachier_id": str(sample.cache_id),
+                "server": sample.server.rsplit(":", 1)[0],
+                "stats": pick_stats(sample.stats),
+                "timestamp": str(int(sample.at * 1000)),
+            }
+            for sample in samples
+        ]
+    )
+
+
+@router.post(
+    "/api/v1/{cache_id}/flush",
+    responses=_V1_ERRORS,
+    openapi_extra=FLUSH_BODY_DOC,
+    summary="Flush the cache (deploy hooks POST their form here)",
+)
+async def flush(cache_id: str, request: Request) -> Response:
+    await flush_cache(context(request), request, cache_id)
+    return JSONResponse("")
+
+
+@router.get("/api/v1/{cache_id}/credentials", responses=_V1_ERRORS, summary="List credentials")
+async def list_credentials(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    records = await store_call(
+        ctx.store.list_credentials, principal.cache_id, not_found=Problem.NO_CACHE
+    )
+    return JSONResponse([credential_v1(r) for r in records])
+
+
+@router.post("/api/v1/{cache_id}/credentials", responses=_V1_ERRORS, summary="Create a credential")
+async def create_credential(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    new = await store_call(
+        ctx.store.create_credential, principal.cache_id, not_found=Problem.NO_CACHE
+    )
+    await refresh_directory(ctx)
+    return JSONResponse(credential_v1(new.record, new.password))
+
+
+async def _capability_changes(request: Request) -> dict[str, bool]:
+    fields: dict[str, Any] = dict(request.query_params)
+    body = parse_fields(await read_body(request))
+    if body:
+        fields.update(body)
+    changes: dict[str, bool] = {}
+    for field, key in (("write_capability", "write"), ("flush_capability", "flush")):
+        if field in fields:
+            changes[key] = parse_bool(fields[field], field)
+    if "api_capability" in fields:
+        changes["api"] = parse_bool(fields["api_capability"], "api_capability")
+    return changes
+
+
+@router.api_route(
+    "/api/v1/{cache_id}/credentials/{credential}",
+    methods=["POST", "PATCH", "PUT"],
+    responses=_V1_ERRORS,
+    summary="Update a credential's capabilities (by username or id)",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            c: {"oneOf": [{"type": "boolean"}, {"type": "string"}]}
+                            for c in ("flush_capability", "write_capability", "api_capability")
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def update_credential(cache_id: str, credential: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    changes = await _capability_changes(request)
+    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
+    if changes:
+        record = await store_call(
+            ctx.store.update_credential,
+            record.id,
+            write=changes.get("write"),
+            flush=changes.get("flush"),
+            api=changes.get("api"),
+        )
+        await refresh_directory(ctx)
+    return JSONResponse(capabilities_json(record))
+
+
+@router.post(
+    "/api/v1/{cache_id}/credentials/primary/{credential}",
+    responses=_V1_ERRORS,
+    summary="Make a credential the primary one",
+)
+async def promote_credential(cache_id: str, credential: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
+    record = await store_call(ctx.store.promote_credential, record.id)
+    await refresh_directory(ctx)
+    return JSONResponse(credential_v1(record))
+
+
+async def _delete(ctx: ApiContext, request: Request, cache_id: str, credential: str) -> Response:
+    principal = await authorize(ctx, request, cache_id)
+    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
+    await store_call(ctx.store.delete_credential, record.id)
+    await refresh_directory(ctx)
+    return JSONResponse("")
+
+
+@router.delete(
+    "/api/v1/{cache_id}/credentials/{credential}",
+    responses=_V1_ERRORS,
+    summary="Delete a credential (not the primary)",
+)
+async def delete_credential(cache_id: str, credential: str, request: Request) -> Response:
+    return await _delete(context(request), request, cache_id, credential)
+
+
+@router.delete(
+    "/api/v1/{cache_id}/credentials/primary/{credential}",
+    responses=_V1_ERRORS,
+    summary="Delete a credential (the path the v1 documentation's example uses)",
+)
+async def delete_credential_documented(
+    cache_id: str, credential: str, request: Request
+) -> Response:
+    return await _delete(context(request), request, cache_id, credential)

@@ -1,0 +1,308 @@
+"""Analytics API v2 (`/api/v2/caches/<id>/...`).
+
+Implemented: info, credentials (list, create, update, delete, promote), flush (also the
+body of a release webhook), reset_stats, stats, enable_cache, insight/processed_stats
+(aggregate and per server), and memcloud's `flush_log`. Alerts, introspection, latency and
+switch_cluster are not implemented (404).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from memcloud.api.auth import authorize
+from memcloud.api.context import context, refresh_directory
+from memcloud.api.errors import ApiError, Problem
+from memcloud.api.hooks import parse_fields, read_body
+from memcloud.api.insight import (
+    PROCESSED_NAMES,
+    default_range,
+    granularity,
+    parse_time,
+    processed_series,
+)
+from memcloud.api.shapes import (
+    capabilities_json,
+    credential_v2,
+    flush_json,
+    parse_bool,
+    pick_stats,
+    store_call,
+)
+from memcloud.api.v1 import FLUSH_BODY_DOC, flush_cache
+from memcloud.control.telemetry import HOUR
+from memcloud.nodes import NodesFailed, aggregate_stats
+
+__all__ = ["FLUSH_LOG_LIMIT", "router"]
+
+PREFIX = "/api/v2/caches/{cache_id}"
+router = APIRouter(prefix=PREFIX, tags=["v2"])
+FLUSH_LOG_LIMIT = 1000
+
+_COMMON: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The specified cache ID is invalid (not a number)."},
+    401: {"description": "Unauthorized to access cache with this ID. / Bad user"},
+    403: {"description": "Forbidden to access cache with this ID."},
+    404: {"description": "Cache not found."},
+    500: {"description": "Unexpected error. / Server error: host:port,..."},
+}
+
+
+@router.get("/info", responses=_COMMON, summary="The cache, its servers and credentials")
+async def info(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    cache = await store_call(ctx.store.find_cache, principal.cache_id, not_found=Problem.NO_CACHE)
+    credentials = await store_call(ctx.store.list_credentials, cache.id, not_found=Problem.NO_CACHE)
+    return JSONResponse(
+        {
+            "id": cache.id,
+            "name": cache.name,
+            "label": cache.name,
+            "cache_type": "memcachier",
+            "plan": cache.plan,
+            "provider": "memcloud",
+            "enabled": cache.enabled,
+            "cluster_name": ctx.settings.advertised_host,
+            "servers": ctx.nodes.addresses(cache.id),
+            "credentials": [credential_v2(r) for r in credentials],
+            "can_switch": False,
+            "can_manage_credentials": True,
+            "can_update_capabilities": True,
+        }
+    )
+
+
+@router.get("/credentials", responses=_COMMON, summary="List credentials")
+async def list_credentials(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    records = await store_call(
+        ctx.store.list_credentials, principal.cache_id, not_found=Problem.NO_CACHE
+    )
+    return JSONResponse([credential_v2(r) for r in records])
+
+
+@router.post("/credentials", status_code=201, responses=_COMMON, summary="Create a credential")
+async def create_credential(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    new = await store_call(
+        ctx.store.create_credential, principal.cache_id, not_found=Problem.NO_CACHE
+    )
+    await refresh_directory(ctx)
+    return JSONResponse(credential_v2(new.record, new.password), status_code=201)
+
+
+@router.api_route(
+    "/credentials/{credential}",
+    methods=["PATCH", "PUT"],
+    responses=_COMMON,
+    summary="Set a credential's capabilities (omitted ones become false)",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            c: {"type": "boolean"}
+                            for c in ("write_capability", "flush_capability", "api_capability")
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def update_credential(cache_id: str, credential: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    body = await read_body(request)
+    fields = parse_fields(body)
+    if fields is None and body.strip():
+        raise ApiError(Problem.BAD_REQUEST, "The request body must be a JSON object.")
+    fields = fields or {}
+    changes = {
+        key: parse_bool(fields.get(field, False), field)
+        for field, key in (
+            ("write_capability", "write"),
+            ("flush_capability", "flush"),
+            ("api_capability", "api"),
+        )
+    }
+    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
+    record = await store_call(
+        ctx.store.update_credential,
+        record.id,
+        write=changes.get("write"),
+        flush=changes.get("flush"),
+        api=changes.get("api"),
+    )
+    await refresh_directory(ctx)
+    return JSONResponse(capabilities_json(record))
+
+
+@router.delete("/credentials/{credential}", responses=_COMMON, summary="Delete a credential")
+async def delete_credential(cache_id: str, credential: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
+    await store_call(ctx.store.delete_credential, record.id)
+    await refresh_directory(ctx)
+    return JSONResponse("Delete successful")
+
+
+@router.post("/credentials/primary/{credential}", responses=_COMMON, summary="Promote to primary")
+async def promote_credential(cache_id: str, credential: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
+    record = await store_call(ctx.store.promote_credential, record.id)
+    await refresh_directory(ctx)
+    return JSONResponse(credential_v2(record))
+
+
+@router.post(
+    "/flush",
+    status_code=204,
+    responses=_COMMON,
+    openapi_extra=FLUSH_BODY_DOC,
+    summary="Flush the cache (release webhooks POST their JSON here)",
+)
+async def flush(cache_id: str, request: Request) -> Response:
+    await flush_cache(context(request), request, cache_id)
+    return Response(status_code=204)
+
+
+@router.post("/reset_stats", status_code=204, responses=_COMMON, summary="Zero the counters")
+async def reset_stats(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    try:
+        await ctx.nodes.reset_stats(principal.cache_id)
+    except NodesFailed as exc:
+        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+    return Response(status_code=204)
+
+
+@router.get("/stats", responses=_COMMON, summary="Stats over all servers")
+async def stats(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    try:
+        per_node = await ctx.nodes.stats(principal.cache_id)
+    except NodesFailed as exc:
+        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+    return JSONResponse(pick_stats(aggregate_stats(per_node)))
+
+
+@router.post("/enable_cache", responses=_COMMON, summary="Re-enable a disabled cache")
+async def enable_cache(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id, disabled_ok=True)
+    await store_call(
+        ctx.store.update_cache, principal.cache_id, enabled=True, not_found=Problem.NO_CACHE
+    )
+    await refresh_directory(ctx)
+    return JSONResponse("Enabled cache successfully")
+
+
+async def _processed(
+    request: Request,
+    cache_id: str,
+    names: str | None,
+    start_time: str | None,
+    end_time: str | None,
+    *,
+    per_server: bool,
+) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    wanted = [n.strip() for n in (names or "").split(",") if n.strip()]
+    if not wanted:
+        raise ApiError(Problem.BAD_REQUEST, "query parameter names is required")
+    unknown = [n for n in wanted if n not in PROCESSED_NAMES]
+    if unknown:
+        raise ApiError(
+            Problem.BAD_REQUEST,
+            f"unknown names: {', '.join(unknown)} (allowed: {', '.join(PROCESSED_NAMES)})",
+        )
+    start, end = default_range(time.time())
+    try:
+        if start_time:
+            start = parse_time(start_time)
+        if end_time:
+            end = parse_time(end_time)
+    except (ValueError, OverflowError, OSError):
+        raise ApiError(
+            Problem.BAD_REQUEST, "startTime and endTime must be RFC 3339 times"
+        ) from None
+    if end <= start:
+        raise ApiError(Problem.BAD_REQUEST, "endTime must be after startTime")
+    step = granularity(end - start)
+    # Reach back far enough to find each node's previous sample (maybe an hourly one).
+    samples = await store_call(
+        ctx.store.stats_samples,
+        principal.cache_id,
+        start - step - HOUR,
+        end,
+        not_found=Problem.NO_CACHE,
+    )
+    return JSONResponse(processed_series(samples, wanted, start, end, per_server=per_server))
+
+
+_INSIGHT_ERRORS = {
+    **_COMMON,
+    400: {"description": "query parameter names is required, or invalid cache ID or times"},
+}
+
+
+@router.get("/insight/processed_stats", responses=_INSIGHT_ERRORS, summary="Derived stats")
+async def processed_stats(
+    cache_id: str,
+    request: Request,
+    names: str | None = Query(None, description="comma-separated, e.g. hit_rate,get_rate"),
+    start_time: str | None = Query(None, alias="startTime", description="RFC 3339"),
+    end_time: str | None = Query(None, alias="endTime", description="RFC 3339"),
+) -> Response:
+    return await _processed(request, cache_id, names, start_time, end_time, per_server=False)
+
+
+@router.get(
+    "/insight/processed_stats/per_server",
+    responses=_INSIGHT_ERRORS,
+    summary="Derived stats, one series per server",
+)
+async def processed_stats_per_server(
+    cache_id: str,
+    request: Request,
+    names: str | None = Query(None, description="comma-separated, e.g. hit_rate,get_rate"),
+    start_time: str | None = Query(None, alias="startTime", description="RFC 3339"),
+    end_time: str | None = Query(None, alias="endTime", description="RFC 3339"),
+) -> Response:
+    return await _processed(request, cache_id, names, start_time, end_time, per_server=True)
+
+
+@router.get(
+    "/flush_log",
+    responses=_COMMON,
+    summary="Recent flushes, newest first (memcloud extension)",
+)
+async def flush_log(
+    cache_id: str,
+    request: Request,
+    limit: int = Query(100, ge=1, le=FLUSH_LOG_LIMIT),
+) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    records = await store_call(
+        ctx.store.flush_log, principal.cache_id, limit, not_found=Problem.NO_CACHE
+    )
+    return JSONResponse([flush_json(r) for r in records])

@@ -1,0 +1,208 @@
+"""The nodes that serve a cache, as the HTTP API sees them: flush, read and reset stats.
+
+Today every process is one node and `LocalNode` wraps its in-process `Service`. A node in
+another process (or machine) only has to implement `Node` (say over the admin channel or
+HTTP) and be returned by `NodeSet.nodes_for`; the API code does not change. Operations on a
+cache go to every node serving it at once, and answer only after all of them finished; the
+nodes that failed are named in `NodesFailed`, which the API reports as
+`"Server error: host:port,..."`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from memcloud.service import FlushEvent, Service
+from memcloud.statsreport import cache_stats
+
+__all__ = [
+    "CACHE_WIDE_STATS",
+    "HISTORY_STAT_NAMES",
+    "NODE_TIMEOUT_SECONDS",
+    "STAT_NAMES",
+    "LocalNode",
+    "Node",
+    "NodeError",
+    "NodeSet",
+    "NodesFailed",
+    "aggregate_stats",
+]
+
+log = logging.getLogger("memcloud.nodes")
+
+# The 31 stats of the hosted service's stats API, in its (alphabetical) order.
+STAT_NAMES: tuple[str, ...] = (
+    "auth_cmds",
+    "auth_errors",
+    "bytes",
+    "bytes_read",
+    "bytes_written",
+    "cas_badval",
+    "cas_hits",
+    "cas_misses",
+    "cmd_delete",
+    "cmd_flush",
+    "cmd_get",
+    "cmd_set",
+    "cmd_touch",
+    "curr_connections",
+    "curr_items",
+    "decr_hits",
+    "decr_misses",
+    "delete_hits",
+    "delete_misses",
+    "evictions",
+    "expired",
+    "get_hits",
+    "get_misses",
+    "incr_hits",
+    "incr_misses",
+    "limit_maxbytes",
+    "time",
+    "total_connections",
+    "total_items",
+    "touch_hits",
+    "touch_misses",
+)
+# What a node reports and the history keeps: the 31, and what derived rates also need.
+HISTORY_STAT_NAMES: tuple[str, ...] = (*STAT_NAMES, "get_expired", "get_flushed")
+# The same on every node of a cache (the cache's own size and contents): never summed.
+CACHE_WIDE_STATS = frozenset({"limit_maxbytes", "curr_items", "bytes", "evictions", "time"})
+# A node that has not answered by then is reported as failed.
+NODE_TIMEOUT_SECONDS = 10.0
+
+T = TypeVar("T")
+
+
+class NodeError(Exception):
+    """One node could not do what was asked."""
+
+
+class NodesFailed(Exception):
+    """Some nodes of a cache failed; `addresses` names them ("host:port")."""
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        super().__init__(",".join(addresses))
+        self.addresses = list(addresses)
+
+
+class Node(Protocol):
+    @property
+    def address(self) -> str:
+        """ "host:port" of the node's memcache listener, as clients know it."""
+        ...
+
+    async def flush(self, cache_id: int, event: FlushEvent) -> None:
+        """Empty the cache on this node (the node records `event` in the flush log)."""
+        ...
+
+    async def stats(self, cache_id: int) -> dict[str, int]:
+        """The node's `HISTORY_STAT_NAMES` for one cache."""
+        ...
+
+    async def reset_stats(self, cache_id: int) -> None: ...
+
+
+class LocalNode:
+    """The node of this process: its `Service`, called directly on the event loop."""
+
+    def __init__(self, service: Service, address: str) -> None:
+        self.service = service
+        self._address = address
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def _cache_or_fail(self, cache_id: int) -> None:
+        if self.service.registry.get(cache_id) is None:
+            raise NodeError(f"cache {cache_id} is not served by {self.address}")
+
+    async def flush(self, cache_id: int, event: FlushEvent) -> None:
+        if not self.service.flush(cache_id, event):
+            raise NodeError(f"cache {cache_id} is not served by {self.address}")
+
+    def stats_now(self, cache_id: int) -> dict[str, int]:
+        """Synchronous read (the storage lives on this loop, so this is consistent)."""
+        cache = self.service.registry.get(cache_id)
+        if cache is None:
+            raise NodeError(f"cache {cache_id} is not served by {self.address}")
+        service = self.service
+        lines = cache_stats(
+            cache,
+            started_at=service.started_at,
+            now=service.clock.now(),
+            max_connections=service.settings.max_connections,
+        )
+        wanted = set(HISTORY_STAT_NAMES)
+        return {name: int(value) for name, value in lines if name in wanted}
+
+    async def stats(self, cache_id: int) -> dict[str, int]:
+        return self.stats_now(cache_id)
+
+    async def reset_stats(self, cache_id: int) -> None:
+        cache = self.service.registry.get(cache_id)
+        if cache is None:
+            raise NodeError(f"cache {cache_id} is not served by {self.address}")
+        cache.stats.reset()
+
+
+class NodeSet:
+    """Every node this API can reach, and which of them serve a cache."""
+
+    def __init__(self, local: LocalNode, others: Sequence[Node] = ()) -> None:
+        self.local = local
+        self.others = list(others)
+
+    def nodes_for(self, cache_id: int) -> list[Node]:
+        # Every node serves every cache today; placement would narrow this list.
+        return [self.local, *self.others]
+
+    def addresses(self, cache_id: int) -> list[str]:
+        return [node.address for node in self.nodes_for(cache_id)]
+
+    async def _on_all(self, cache_id: int, call: Callable[[Node], Awaitable[T]]) -> dict[str, T]:
+        nodes = self.nodes_for(cache_id)
+        results = await asyncio.gather(
+            *(asyncio.wait_for(call(node), NODE_TIMEOUT_SECONDS) for node in nodes),
+            return_exceptions=True,
+        )
+        answers: dict[str, T] = {}
+        failed: list[str] = []
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation and the like are not node failures
+                log.warning("node %s failed for cache %d: %r", node.address, cache_id, result)
+                failed.append(node.address)
+            else:
+                answers[node.address] = result
+        if failed:
+            raise NodesFailed(failed)
+        return answers
+
+    async def flush(self, cache_id: int, event: FlushEvent) -> None:
+        """Flush on every node; returns once all have, or raises NodesFailed."""
+        await self._on_all(cache_id, lambda node: node.flush(cache_id, event))
+
+    async def stats(self, cache_id: int) -> dict[str, dict[str, int]]:
+        """Each node's stats, keyed by its address."""
+        return await self._on_all(cache_id, lambda node: node.stats(cache_id))
+
+    async def reset_stats(self, cache_id: int) -> None:
+        await self._on_all(cache_id, lambda node: node.reset_stats(cache_id))
+
+
+def aggregate_stats(per_node: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """One cache-wide view: per-node counters summed, cache-wide values taken once (max)."""
+    total: dict[str, int] = {}
+    for stats in per_node.values():
+        for name, value in stats.items():
+            if name in CACHE_WIDE_STATS:
+                total[name] = max(total.get(name, value), value)
+            else:
+                total[name] = total.get(name, 0) + value
+    return total
