@@ -1,13 +1,11 @@
 """The ASGI application: routes, path normalisation, and the error shapes of each version.
 
-Other HTTP features (dashboard, provisioning) plug in without editing this file: a module
-named in `EXTENSIONS` that exists and defines `install(app: FastAPI, ctx: ApiContext)` is
-installed after the API's own routes.
+Other HTTP features (dashboard, provisioning) are added in `create_app`, after the API's
+routes; `ApiContext.nodes.flush` is the flush that reaches every node and the audit log.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 
@@ -24,11 +22,10 @@ from memcloud.api.context import ApiContext
 from memcloud.api.errors import ApiError, Problem, render, version_of
 from memcloud.api.metrics import metrics_endpoint
 
-__all__ = ["EXTENSIONS", "NormalizePath", "create_app"]
+__all__ = ["NormalizePath", "create_app"]
 
 log = logging.getLogger("memcloud.api")
 
-EXTENSIONS = ("memcloud.api.provisioning", "memcloud.api.dashboard", "memcloud.dashboard")
 _SLASHES = re.compile(r"/{2,}")
 _RAW_SLASHES = re.compile(rb"/{2,}")
 
@@ -121,14 +118,4 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(NormalizePath)
-    for name in EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        install = getattr(module, "install", None)
-        if callable(install):
-            install(app, ctx)
     return app
