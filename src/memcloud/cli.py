@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,7 +29,7 @@ from memcloud.config import (
 )
 from memcloud.config import parse_size as _parse_size
 from memcloud.control.base import ControlError, ControlStore
-from memcloud.control.models import CacheRecord, CredentialRecord
+from memcloud.control.models import CacheRecord, CredentialRecord, FlushRecord
 from memcloud.control.open import open_store
 
 __all__ = ["ENV_PREFIX", "build_parser", "main"]
@@ -439,6 +440,51 @@ def cmd_stats(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _flush_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def flush_record_json(record: FlushRecord) -> dict[str, Any]:
+    """A flush log line, as `GET /api/v2/caches/<id>/flush_log` shows it."""
+    return {
+        "time": _flush_time(record.at),
+        "timestamp": record.at,
+        "source": record.source,
+        "username": record.username,
+        "peer": record.peer,
+        "node": record.node,
+        "app": record.app,
+        "release": record.release,
+        "commit": record.commit,
+        "details": record.details,
+    }
+
+
+def cmd_flush_log(ns: argparse.Namespace) -> int:
+    store = _open(ns)
+    try:
+        cache = store.find_cache(ns.cache)
+        records = store.flush_log(cache.id, ns.limit)
+    finally:
+        store.close()
+    rows = [
+        (
+            _flush_time(r.at),
+            r.source,
+            r.username or "-",
+            r.peer or "-",
+            r.app or "-",
+            r.release or "-",
+            (r.commit or "-")[:12],
+        )
+        for r in records
+    ]
+    header = ("time", "source", "credential", "peer", "app", "release", "commit")
+    text = _table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
+    _emit(ns, [flush_record_json(r) for r in records], text)
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -568,6 +614,9 @@ def build_parser() -> _Parser:
     sub.add_argument("cache", help="cache name or id")
     sub = leaf(commands, "stats", cmd_stats, "print a cache's stats from the running server")
     sub.add_argument("cache", help="cache name or id")
+    sub = leaf(commands, "flush-log", cmd_flush_log, "show a cache's recent flushes, newest first")
+    sub.add_argument("cache", help="cache name or id")
+    sub.add_argument("--limit", type=_positive_int, default="50", help="flushes to show")
 
     for sub_parser in _walk(parser):
         sub_parser.add_env_defaults()
