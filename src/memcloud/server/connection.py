@@ -62,7 +62,9 @@ class MemcacheConnection(asyncio.Protocol):
             return
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         timeout = self.service.settings.auth_timeout
-        if timeout > 0:
+        # On an anonymous cache every connection is logged in from its first byte: an idle
+        # pooled connection must not be dropped as "unauthenticated".
+        if timeout > 0 and self.service.anonymous_principal() is None:
             self._auth_timer = asyncio.get_running_loop().call_later(
                 timeout, self._auth_deadline
             )
