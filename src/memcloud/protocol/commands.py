@@ -89,9 +89,12 @@ class Quit(NamedTuple):
 
 
 class Invalid(NamedTuple):
-    """Input that is not a valid command: the reply says why; the connection carries on."""
+    """Input that is not a valid command: the reply says why (empty under noreply); the
+    connection carries on. `unlink` names a key a refused `set` must drop (as memcached
+    drops the old value when a too-large `set` is refused)."""
 
     reply: bytes
+    unlink: bytes | None = None
 
 
 Command = (

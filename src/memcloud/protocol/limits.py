@@ -6,9 +6,11 @@ __all__ = [
     "AUTH_VALUE_MAX",
     "KEY_MAX_LENGTH",
     "LINE_MAX",
+    "LINE_WAIT_JOIN",
     "RETRIEVAL_LINE_MAX",
     "UINT32_MAX",
     "UINT64_MAX",
+    "VALUE_LENGTH_MAX",
 ]
 
 # memcached's KEY_MAX_LENGTH.
@@ -18,6 +20,11 @@ LINE_MAX = 2048
 # get/gets/gat/gats lines carry many keys: room for 2,000 keys of the longest length, and
 # still a bound on what one connection can make us hold.
 RETRIEVAL_LINE_MAX = 2000 * (KEY_MAX_LENGTH + 1) + 64
+# A line still without its end that is longer than this waits as separate chunks, joined
+# once: re-joining on each read would cost quadratic time for a client sending slowly.
+LINE_WAIT_JOIN = 8192
+# memcached refuses a data block length over INT_MAX - 2 as a bad command line.
+VALUE_LENGTH_MAX = (1 << 31) - 1 - 2
 # A credential sent with the text `set` login is a username and a password, never more.
 AUTH_VALUE_MAX = 1024
 UINT32_MAX = (1 << 32) - 1

@@ -28,9 +28,11 @@ from memcloud.protocol.limits import (
     AUTH_VALUE_MAX,
     KEY_MAX_LENGTH,
     LINE_MAX,
+    LINE_WAIT_JOIN,
     RETRIEVAL_LINE_MAX,
     UINT32_MAX,
     UINT64_MAX,
+    VALUE_LENGTH_MAX,
 )
 
 __all__ = ["NEED_DATA", "TextParser"]
@@ -59,20 +61,40 @@ _RETRIEVAL_PREFIXES = (b"get ", b"gets ", b"gat ", b"gats ")
 _NOREPLY = b"noreply"
 _INVALID_ERROR = Invalid(replies.ERROR)
 _INVALID_FORMAT = Invalid(replies.BAD_FORMAT)
+# What a refused command answers under `noreply`: nothing (memcached 1.6 stays silent too).
+_SILENT = Invalid(b"")
 
 
 def _unsigned(token: bytes, limit: int) -> int | None:
+    """memcached's safe_strtoul/safe_strtoull on one token: digits with an optional `+`
+    (and `-0`); anything else, or a number over `limit`, is not a number."""
     if not token.isdigit():
-        return None
+        sign = token[:1]
+        token = token[1:]
+        if (sign != b"+" and sign != b"-") or not token.isdigit():
+            return None
+        if sign == b"-":
+            return 0 if token.count(b"0") == len(token) else None
+    if len(token) > 20:
+        token = token.lstrip(b"0") or b"0"
+        if len(token) > 20:
+            return None
     number = int(token)
     return number if number <= limit else None
 
 
 def _signed(token: bytes) -> int | None:
-    digits = token[1:] if token[:1] == b"-" else token
-    if not digits.isdigit() or len(digits) > 19:
+    """memcached's safe_strtol on one token: an optional sign and at most 19 digits."""
+    sign = token[:1]
+    digits = token[1:] if sign == b"-" or sign == b"+" else token
+    if not digits.isdigit():
         return None
-    return int(token)
+    if len(digits) > 19:
+        digits = digits.lstrip(b"0") or b"0"
+        if len(digits) > 19:
+            return None
+    number = int(digits)
+    return -number if sign == b"-" else number
 
 
 def _valid_key(key: bytes) -> bool:
@@ -86,6 +108,7 @@ class TextParser:
         "_buf",
         "_discard_line",
         "_pending",
+        "_pending_line",
         "_pending_need",
         "_pos",
         "_swallow",
@@ -104,11 +127,26 @@ class TextParser:
         self._discard_line = False  # skipping the rest of an over-long line
         self._pending: list[bytes] = []  # chunks of a value not yet whole
         self._pending_need = 0  # bytes still to come before the value is whole
+        # A long line still without its end also waits as chunks (see _partial_line):
+        # re-joining the buffer on every read would cost quadratic time on a slow sender.
+        self._pending_line = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for commands not yet whole (bounded by the limits)."""
+        held = sum(len(chunk) for chunk in self._pending)
+        return held + len(self._buf) - self._pos
 
     def receive_data(self, data: bytes) -> None:
         if self._pending:
             self._pending.append(data)
-            self._pending_need -= len(data)
+            if self._pending_line:
+                # Whole once the line ends, or once it is too long to be a command.
+                self._pending_need -= len(data)
+                if b"\n" in data:
+                    self._pending_need = 0
+            else:
+                self._pending_need -= len(data)
             return
         if self._pos >= len(self._buf):
             self._buf = data
@@ -127,6 +165,7 @@ class TextParser:
         self._buf = b"".join(self._pending)
         self._pos = 0
         self._pending = []
+        self._pending_line = False
         return True
 
     def next_command(self) -> Command | _NeedData:
@@ -173,6 +212,11 @@ class TextParser:
             self._discard_line = True
             self._pos = len(buf)
             return Invalid(replies.LINE_TOO_LONG)
+        if unread > LINE_WAIT_JOIN:
+            # A long multi-get still arriving: keep its chunks apart until the line ends.
+            self._pending = [buf[pos:]]
+            self._pending_line = True
+            self._pending_need = limit + 3 - unread
         return NEED_DATA
 
     def _skip_swallowed(self) -> bool:
@@ -192,10 +236,12 @@ class TextParser:
         if count != base and count != base + 1:
             self._pos = data_start
             return _INVALID_ERROR
-        length = _unsigned(tokens[4], UINT32_MAX)
-        if length is None:
+        noreply = count == base + 1 and tokens[-1] == _NOREPLY
+        length = _signed(tokens[4])
+        if length is None or length < 0 or length > VALUE_LENGTH_MAX:
+            # No length to skip: what follows is read as commands, as memcached does.
             self._pos = data_start
-            return _INVALID_FORMAT
+            return _SILENT if noreply else _INVALID_FORMAT
         key = tokens[1]
         if self.authenticating:
             flags, exptime, cas_unique = 0, 0, 0
@@ -212,10 +258,15 @@ class TextParser:
                 or len(key) > KEY_MAX_LENGTH
                 or _CONTROL.search(key)
             ):
-                return self._refuse_value(data_start, length, replies.BAD_FORMAT)
+                reply = b"" if noreply else replies.BAD_FORMAT
+                return self._refuse_value(data_start, length, reply)
             flags, exptime, cas_unique = flags_or_none, exptime_or_none, cas_or_none
             if length + len(key) > self.item_size_max:
-                return self._refuse_value(data_start, length, replies.TOO_LARGE)
+                # A refused `set` still drops the value it would have replaced (memcached:
+                # stale data must not outlive a write the client believes was refused).
+                reply = b"" if noreply else replies.TOO_LARGE
+                unlink = key if verb is StoreVerb.SET else None
+                return self._refuse_value(data_start, length, reply, unlink)
         value_end = data_start + length
         buf = self._buf
         if len(buf) < value_end + 2:
@@ -225,15 +276,16 @@ class TextParser:
         if buf[value_end : value_end + 2] != b"\r\n":
             # memcached's behaviour: the declared length was wrong; what follows is read
             # as the next command line.
-            return Invalid(replies.BAD_CHUNK)
-        noreply = count == base + 1 and tokens[-1] == _NOREPLY
+            return _SILENT if noreply else Invalid(replies.BAD_CHUNK)
         return Store(verb, key, flags, exptime, buf[data_start:value_end], cas_unique, noreply)
 
-    def _refuse_value(self, data_start: int, length: int, reply: bytes) -> Invalid:
+    def _refuse_value(
+        self, data_start: int, length: int, reply: bytes, unlink: bytes | None = None
+    ) -> Invalid:
         """Answer `reply` and skip the value block that follows, to stay in step."""
         self._pos = data_start
         self._swallow = length + 2
-        return Invalid(reply)
+        return Invalid(reply, unlink)
 
     def _other(self, verb: bytes, tokens: list[bytes]) -> Command:
         count = len(tokens)
@@ -250,23 +302,26 @@ class TextParser:
         if verb == b"incr" or verb == b"decr":
             if count != 3 and count != 4:
                 return _INVALID_ERROR
+            noreply = tokens[-1] == _NOREPLY
             if not _valid_key(tokens[1]):
-                return _INVALID_FORMAT
+                return _SILENT if noreply else _INVALID_FORMAT
             delta = _unsigned(tokens[2], UINT64_MAX)
             if delta is None:
-                return Invalid(replies.INVALID_DELTA)
-            return Arith(tokens[1], delta, verb == b"incr", count == 4 and tokens[3] == _NOREPLY)
+                return _SILENT if noreply else Invalid(replies.INVALID_DELTA)
+            return Arith(tokens[1], delta, verb == b"incr", noreply)
         if verb == b"touch":
             if count != 3 and count != 4:
                 return _INVALID_ERROR
+            noreply = tokens[-1] == _NOREPLY
             if not _valid_key(tokens[1]):
-                return _INVALID_FORMAT
+                return _SILENT if noreply else _INVALID_FORMAT
             exptime = _signed(tokens[2])
             if exptime is None:
-                return Invalid(replies.INVALID_EXPTIME)
-            return Touch(tokens[1], exptime, count == 4 and tokens[3] == _NOREPLY)
+                return _SILENT if noreply else Invalid(replies.INVALID_EXPTIME)
+            return Touch(tokens[1], exptime, noreply)
         if verb == b"gat" or verb == b"gats":
-            if count < 3:
+            # `gat <exptime>` without keys answers END, as memcached does.
+            if count < 2:
                 return _INVALID_ERROR
             exptime = _signed(tokens[1])
             if exptime is None:
@@ -285,7 +340,10 @@ class TextParser:
         if verb == b"verbosity":
             if count != 2 and count != 3:
                 return _INVALID_ERROR
-            return Verbosity(tokens[-1] == _NOREPLY)
+            noreply = tokens[-1] == _NOREPLY
+            if _unsigned(tokens[1], UINT64_MAX) is None:
+                return _SILENT if noreply else _INVALID_FORMAT
+            return Verbosity(noreply)
         if verb == b"quit":
             return Quit()
         return _INVALID_ERROR
@@ -296,27 +354,27 @@ class TextParser:
         if count < 2 or count > 4:
             return _INVALID_ERROR
         key = tokens[1]
-        if not _valid_key(key):
-            return _INVALID_FORMAT
-        noreply = tokens[-1] == _NOREPLY
+        noreply = count > 2 and tokens[-1] == _NOREPLY
         extra = tokens[2 : count - 1 if noreply else count]
         # memcached still accepts the legacy `delete <key> 0`, and nothing else there.
         if extra and extra != [b"0"]:
-            return Invalid(replies.BAD_DELETE_FORMAT)
+            return _SILENT if noreply else Invalid(replies.BAD_DELETE_FORMAT)
+        if not _valid_key(key):
+            return _SILENT if noreply else _INVALID_FORMAT
         return Delete(key, noreply)
 
     @staticmethod
     def _flush_all(tokens: list[bytes]) -> Command:
-        args = tokens[1:]
-        noreply = bool(args) and args[-1] == _NOREPLY
-        if noreply:
-            args = args[:-1]
-        if len(args) > 1:
+        # memcached's rules: up to two arguments; unless the only one is `noreply`, the
+        # first is the delay (a third token, if not `noreply`, is ignored).
+        count = len(tokens)
+        if count > 3:
             return _INVALID_ERROR
+        noreply = count > 1 and tokens[-1] == _NOREPLY
         delay = 0
-        if args:
-            parsed = _signed(args[0])
+        if count != (2 if noreply else 1):
+            parsed = _signed(tokens[1])
             if parsed is None:
-                return _INVALID_FORMAT
+                return _SILENT if noreply else Invalid(replies.INVALID_EXPTIME)
             delay = parsed
         return FlushAll(delay, noreply)
