@@ -40,8 +40,9 @@ _STORE_REPLIES = {
     StoreResult.TOO_LARGE: replies.TOO_LARGE,
     StoreResult.NO_MEMORY: replies.OUT_OF_MEMORY,
 }
-# Errors are sent even under noreply, as memcached does.
-_ALWAYS_SENT = {StoreResult.TOO_LARGE, StoreResult.NO_MEMORY}
+# append/prepend growing an item past the item limit: memcached answers NOT_STORED.
+_GROWTH_REPLIES = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
+_STATS_DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 _VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 
 
@@ -86,7 +87,8 @@ class TextSession(Session):
         elif isinstance(command, Quit):
             self.closing = True
         elif isinstance(command, Invalid):
-            out.append(command.reply)
+            if command.reply:
+                out.append(command.reply)
         else:
             out.append(replies.UNAUTHENTICATED)
 
@@ -145,20 +147,29 @@ class TextSession(Session):
             now,
             command.cas_unique,
         )
-        if not command.noreply or result in _ALWAYS_SENT:
-            out.append(_STORE_REPLIES[result])
+        # Under noreply nothing is sent, errors included, as memcached 1.6 does: a reply
+        # the client does not wait for would put every later reply out of step.
+        if not command.noreply:
+            verb = command.verb
+            table = (
+                _GROWTH_REPLIES
+                if verb is StoreVerb.APPEND or verb is StoreVerb.PREPEND
+                else _STORE_REPLIES
+            )
+            out.append(table[result])
 
-    def _may_write(self, out: list[bytes]) -> bool:
+    def _may_write(self, out: list[bytes], noreply: bool = False) -> bool:
         assert self.principal is not None
         if self.principal.write:
             return True
-        out.append(replies.NO_WRITE)
+        if not noreply:
+            out.append(replies.NO_WRITE)
         return False
 
     def _delete(self, command: Delete, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if not self._may_write(out):
+        if not self._may_write(out, command.noreply):
             return
         result = cache.delete(command.key, now)
         if not command.noreply:
@@ -167,13 +178,13 @@ class TextSession(Session):
     def _arith(self, command: Arith, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if not self._may_write(out):
+        if not self._may_write(out, command.noreply):
             return
         result = cache.arith(command.key, command.delta, command.incr, now)
+        if command.noreply:
+            return
         if result is ArithResult.NON_NUMERIC:
             out.append(replies.NON_NUMERIC)
-        elif command.noreply:
-            return
         elif isinstance(result, int):
             out.append(b"%d\r\n" % result)
         else:
@@ -182,7 +193,7 @@ class TextSession(Session):
     def _touch(self, command: Touch, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if not self._may_write(out):
+        if not self._may_write(out, command.noreply):
             return
         item = cache.touch(command.key, command.exptime, now)
         if not command.noreply:
@@ -192,7 +203,8 @@ class TextSession(Session):
         cache = self.cache
         assert cache is not None and self.principal is not None
         if not self.principal.flush:
-            out.append(replies.NO_FLUSH)
+            if not command.noreply:
+                out.append(replies.NO_FLUSH)
             return
         if command.delay > 0:
             cache.flush(command.delay, now)
@@ -238,6 +250,15 @@ class TextSession(Session):
         elif group == b"reset":
             cache.stats.reset()
             out.append(replies.RESET)
+        elif group == b"detail":
+            # Per-prefix stats are not kept; the switch is accepted as memcached does.
+            arg = command.args[1] if len(command.args) > 1 else b""
+            if arg == b"on" or arg == b"off":
+                out.append(replies.OK)
+            elif arg == b"dump":
+                out.append(replies.END)
+            else:
+                out.append(_STATS_DETAIL_USAGE)
         else:
             out.append(replies.ERROR)
 
@@ -252,7 +273,15 @@ class TextSession(Session):
         self.closing = True
 
     def _invalid(self, command: Invalid, now: float, out: list[bytes]) -> None:
-        out.append(command.reply)
+        if command.unlink is not None:
+            cache = self.cache
+            assert cache is not None and self.principal is not None
+            cache.stats.cmd_set += 1
+            cache.stats.store_too_large += 1
+            if self.principal.write:
+                cache.discard(command.unlink, now)
+        if command.reply:
+            out.append(command.reply)
 
 
 def _items_stats(cache: Cache, now: float) -> list[tuple[str, object]]:
