@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from collections import OrderedDict
 
 from memcloud.storage.item import ITEM_OVERHEAD, Item
@@ -20,6 +21,7 @@ __all__ = [
     "Graveyard",
     "MemoryBudget",
     "absolute_exptime",
+    "parse_counter",
 ]
 
 # memcached: an exptime above 30 days is an absolute Unix time, not an offset.
@@ -30,6 +32,33 @@ UINT64_MASK = (1 << 64) - 1
 EXPIRY_HEAP_SLACK = 2
 
 _next_cas = itertools.count(1).__next__
+
+# What memcached's strtoull accepts as a counter: optional leading white space and sign,
+# digits, then white space or the end of the value.
+_COUNTER = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)(?:[ \t\n\v\f\r]|\Z)")
+
+
+def parse_counter(value: bytes) -> int | None:
+    """The unsigned 64-bit number incr/decr read in `value`, or None (non-numeric)."""
+    if value.isdigit() and len(value) <= 20:
+        number = int(value)
+        return number if number <= UINT64_MASK else None
+    match = _COUNTER.match(value)
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    digits = digits.lstrip(b"0") or b"0"
+    if len(digits) > 20:
+        return None
+    number = int(digits)
+    if number > UINT64_MASK:
+        return None
+    if sign == b"-" and number:
+        # strtoull negates in unsigned arithmetic; memcached refuses what looks negative.
+        number = (1 << 64) - number
+        if number >= 1 << 63:
+            return None
+    return number
 
 Graveyard = list[OrderedDict[bytes, Item]]
 
@@ -156,7 +185,11 @@ class Cache:
             return StoreResult.EXISTS, 0
         if mode is StoreMode.REPLACE:
             return self._insert(key, value, flags, absolute_exptime(exptime, now), item)
-        # append / prepend keep the item's flags and expiry, as memcached does
+        # append / prepend keep the item's flags and expiry, as memcached does; growth past
+        # the item limit is refused and leaves the item as it was.
+        if len(key) + len(item.value) + len(value) > self.item_size_max:
+            self.stats.store_too_large += 1
+            return StoreResult.TOO_LARGE, 0
         joined = item.value + value if mode is StoreMode.APPEND else value + item.value
         return self._insert(key, joined, item.flags, item.exptime, item)
 
@@ -190,6 +223,11 @@ class Cache:
         if len(key) + len(value) > self.item_size_max:
             self.stats.store_too_large += 1
             return StoreResult.TOO_LARGE, 0
+        if exptime < 0:
+            # Already expired (negative exptime, or an absolute time in the past): stored
+            # and gone at once, as memcached does, without taking memory until a reap.
+            self.stats.total_items += 1
+            return StoreResult.STORED, _next_cas()
         size = len(key) + len(value) + ITEM_OVERHEAD
         if not self._make_room(size):
             self.stats.store_no_memory += 1
@@ -228,6 +266,12 @@ class Cache:
         size = len(key) + len(item.value) + ITEM_OVERHEAD
         self.used -= size
         self.budget.used -= size
+
+    def discard(self, key: bytes, now: float) -> None:
+        """Drop `key` if present, counting nothing (a refused `set` drops the old value)."""
+        item = self.items.get(key)
+        if item is not None:
+            self._unlink(key, item)
 
     def delete(self, key: bytes, now: float, cas_unique: int = 0) -> StoreResult:
         stats = self.stats
@@ -271,10 +315,9 @@ class Cache:
             return ArithResult.NOT_FOUND
         if cas_unique and item.cas != cas_unique:
             return ArithResult.EXISTS
-        digits = item.value.rstrip(b" ")  # values written by other servers may be padded
-        if not digits.isdigit() or len(digits) > 20 or int(digits) > UINT64_MASK:
+        current = parse_counter(item.value)
+        if current is None:
             return ArithResult.NON_NUMERIC
-        current = int(digits)
         if incr:
             stats.incr_hits += 1
             result = (current + delta) & UINT64_MASK
@@ -292,9 +335,11 @@ class Cache:
     # -- whole-cache operations ------------------------------------------------------------
 
     def flush(self, delay: int, now: float) -> None:
-        """flush_all: now, or at `delay` seconds from now (memcached's delayed flush)."""
-        if delay > 0:
-            self.flush_at = now + delay
+        """flush_all: now, or at `delay` (memcached's delayed flush; the exptime rules
+        apply: over 30 days it is an absolute Unix time)."""
+        at = absolute_exptime(delay, now) if delay > 0 else 0.0
+        if at > now:
+            self.flush_at = at
         else:
             self.flush_now()
 
