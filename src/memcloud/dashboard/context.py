@@ -1,0 +1,73 @@
+"""What the dashboard and the provisioning API need from the running server, in one object.
+
+`DashboardContext.from_api` builds it from the HTTP API's context: flushes go through the
+API's node set (every node, audited once in the flush log), stats are the nodes' aggregated
+stats, and a change to the control store is applied on this node at once. Tests may build one
+from anything with the same shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from memcloud.api.context import ApiContext, refresh_directory
+from memcloud.auth import Principal
+from memcloud.config import Settings
+from memcloud.control.base import ControlStore
+from memcloud.dashboard.sessions import Signer, load_key
+from memcloud.nodes import NodesFailed, aggregate_stats
+from memcloud.service import FlushEvent
+
+__all__ = ["DashboardContext"]
+
+
+@dataclass
+class DashboardContext:
+    store: ControlStore
+    settings: Settings
+    signer: Signer
+    # Checks a cache credential (the data plane's in-memory directory: no database read).
+    authenticate: Callable[[str, str], Principal | None]
+    # A cache's stats over every node (None if no node has it).
+    live_stats: Callable[[int], Awaitable[dict[str, int] | None]]
+    # Flush one cache on every node and audit it once; False if that failed somewhere.
+    flush: Callable[[FlushEvent], Awaitable[bool]]
+    # Apply a change just made to the control store on this node now (others poll).
+    changed: Callable[[], Awaitable[None]]
+    # MEMCACHIER_SERVERS for config vars and the connection help.
+    servers: Callable[[], str]
+    now: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def from_api(cls, api: ApiContext) -> DashboardContext:
+        async def live_stats(cache_id: int) -> dict[str, int] | None:
+            try:
+                return aggregate_stats(await api.nodes.stats(cache_id))
+            except NodesFailed:
+                return None
+
+        async def flush(event: FlushEvent) -> bool:
+            try:
+                await api.nodes.flush(event.cache_id, event)
+            except NodesFailed:
+                return False
+            return True
+
+        async def changed() -> None:
+            await refresh_directory(api)
+
+        def servers() -> str:
+            return ",".join(api.nodes.addresses(0))
+
+        return cls(
+            store=api.store,
+            settings=api.settings,
+            signer=Signer(load_key(api.settings.data_dir)),
+            authenticate=lambda user, password: api.service.directory.authenticate(user, password),
+            live_stats=live_stats,
+            flush=flush,
+            changed=changed,
+            servers=servers,
+        )

@@ -1,0 +1,163 @@
+"""The operator view: sign in with the admin token, list every cache, create, resize, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from memcloud.config import format_size, parse_size, plan_bytes
+from memcloud.control.base import ControlError
+from memcloud.control.models import CacheRecord, CredentialRecord
+from memcloud.dashboard.access import admin_ok
+from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.web import PREFIX, check_form, current_session, redirect, render
+
+__all__ = ["ADMIN", "router"]
+
+router = APIRouter()
+ADMIN = f"{PREFIX}/admin"
+
+NOTICES = {
+    "resized": "Plan changed. A smaller plan evicts the least recently used items.",
+    "deleted": "Cache deleted, with its credentials.",
+    "confirm": "Type the cache's name to confirm deleting it.",
+    "bad_plan": "Not a plan: give a plan name (like 100) or a size (like 64MB).",
+}
+
+
+def _ctx(request: Request) -> DashboardContext:
+    ctx: DashboardContext = request.app.state.dashboard
+    return ctx
+
+
+def _plan(ctx: DashboardContext, text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    size = plan_bytes(ctx.settings.plans, text)
+    if size is None:
+        try:
+            size = parse_size(text)
+        except ValueError:
+            return None
+    return size if size > 0 else None
+
+
+@router.get(f"{ADMIN}/login", include_in_schema=False)
+async def admin_login_form(request: Request) -> Response:
+    return render(request, "admin_login.html")
+
+
+@router.post(f"{ADMIN}/login", include_in_schema=False)
+async def admin_login(request: Request) -> Response:
+    form = await check_form(request)
+    ctx = _ctx(request)
+    token = ctx.settings.admin_token or ""
+    given = form.get("token", "").strip()
+    if not token or not hmac.compare_digest(token.encode(), given.encode()):
+        return render(
+            request,
+            "admin_login.html",
+            status_code=401,
+            error="That is not this server's admin token.",
+        )
+    session = current_session(request).signed_in(
+        kind="admin", admin=ctx.signer.admin_fingerprint(token), via="admin"
+    )
+    return redirect(request, ADMIN, session)
+
+
+async def _admin_page(request: Request, **values: Any) -> Response:
+    ctx = _ctx(request)
+    caches: list[CacheRecord] = await asyncio.to_thread(ctx.store.list_caches)
+    credentials: list[CredentialRecord] = await asyncio.to_thread(ctx.store.list_credentials)
+    counts: dict[int, int] = {}
+    for record in credentials:
+        counts[record.cache_id] = counts.get(record.cache_id, 0) + 1
+    rows = []
+    for cache in caches:
+        live = await ctx.live_stats(cache.id) or {}
+        used = live.get("bytes", 0)
+        rows.append(
+            {
+                "cache": cache,
+                "plan": format_size(cache.plan),
+                "used": used,
+                "percent": 100.0 * used / cache.plan if cache.plan else 0.0,
+                "items": live.get("curr_items", 0),
+                "connections": live.get("curr_connections", 0),
+                "credentials": counts.get(cache.id, 0),
+            }
+        )
+    return render(
+        request,
+        "admin.html",
+        rows=rows,
+        plans=[(slug, format_size(size)) for slug, size in ctx.settings.plans],
+        notice=NOTICES.get(request.query_params.get("notice", "")),
+        servers=ctx.servers(),
+        **values,
+    )
+
+
+@router.get(ADMIN, include_in_schema=False)
+async def admin_home(request: Request) -> Response:
+    if not admin_ok(_ctx(request), current_session(request)):
+        return redirect(request, f"{ADMIN}/login")
+    return await _admin_page(request)
+
+
+@router.post(f"{ADMIN}/caches", include_in_schema=False)
+async def admin_create(request: Request) -> Response:
+    form = await check_form(request)
+    ctx = _ctx(request)
+    if not admin_ok(ctx, current_session(request)):
+        return redirect(request, f"{ADMIN}/login")
+    plan = _plan(ctx, form.get("plan", "")) or ctx.settings.default_plan
+    name = form.get("name", "").strip()
+    try:
+        cache = await asyncio.to_thread(ctx.store.create_cache, name, plan)
+        created = await asyncio.to_thread(ctx.store.create_credential, cache.id, primary=True)
+        await ctx.changed()
+    except ControlError as exc:
+        return await _admin_page(request, error=str(exc))
+    # The primary credential's password is shown now and never again.
+    return await _admin_page(request, new=(cache, created.record, created.password))
+
+
+@router.post(ADMIN + "/caches/{cache_id}/resize", include_in_schema=False)
+async def admin_resize(request: Request, cache_id: int) -> Response:
+    form = await check_form(request)
+    ctx = _ctx(request)
+    if not admin_ok(ctx, current_session(request)):
+        return redirect(request, f"{ADMIN}/login")
+    plan = _plan(ctx, form.get("plan", ""))
+    if plan is None:
+        return redirect(request, f"{ADMIN}?notice=bad_plan")
+    try:
+        await asyncio.to_thread(ctx.store.update_cache, cache_id, plan=plan)
+        await ctx.changed()
+    except ControlError as exc:
+        return await _admin_page(request, error=str(exc))
+    return redirect(request, f"{ADMIN}?notice=resized")
+
+
+@router.post(ADMIN + "/caches/{cache_id}/delete", include_in_schema=False)
+async def admin_delete(request: Request, cache_id: int) -> Response:
+    form = await check_form(request)
+    ctx = _ctx(request)
+    if not admin_ok(ctx, current_session(request)):
+        return redirect(request, f"{ADMIN}/login")
+    try:
+        cache = await asyncio.to_thread(ctx.store.find_cache, cache_id)
+        if form.get("confirm_name", "").strip() != cache.name:
+            return redirect(request, f"{ADMIN}?notice=confirm")
+        await asyncio.to_thread(ctx.store.delete_cache, cache_id)
+        await ctx.changed()
+    except ControlError as exc:
+        return await _admin_page(request, error=str(exc))
+    return redirect(request, f"{ADMIN}?notice=deleted")

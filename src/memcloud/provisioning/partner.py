@@ -1,0 +1,210 @@
+"""The platform add-on partner API: provision, change plan, deprovision (Heroku v3 shapes).
+
+* `POST /heroku/resources` `{"uuid", "plan", ...}` creates a cache named by the uuid and its
+  primary credential and answers `{"id", "config": {MEMCACHIER_*}, "message"}`. Requests may
+  come more than once: the same uuid answers the same config again. The password is derived
+  from the uuid with the data dir's secret key, so it never has to be stored in clear.
+* `PUT /heroku/resources/<uuid>` `{"plan"}` resizes (growing keeps every item; shrinking
+  evicts the least recently used down to the new size).
+* `DELETE /heroku/resources/<uuid>` removes the cache and its credentials (204, also when it
+  was already gone: deprovisioning is retried too).
+
+Every call needs HTTP Basic with the provision user and password of `memcloud serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from memcloud.config import format_size, plan_bytes
+from memcloud.control.base import Conflict, ControlError, NotFound
+from memcloud.control.models import CacheRecord, CredentialRecord
+from memcloud.control.secrets import verify_password
+from memcloud.dashboard.context import DashboardContext
+
+__all__ = ["RESOURCES", "UUID_RE", "provision_password", "router"]
+
+log = logging.getLogger("memcloud.provisioning")
+router = APIRouter(tags=["provisioning"])
+RESOURCES = "/heroku/resources"
+# Resource ids are UUIDs; they become the cache's name (which must fit the name alphabet).
+UUID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{7,63}$")
+MAX_BODY_BYTES = 64 * 1024
+# Provisioning one uuid at a time in this process keeps retries from racing each other.
+_lock = asyncio.Lock()
+
+
+def _ctx(request: Request) -> DashboardContext:
+    ctx: DashboardContext = request.app.state.dashboard
+    return ctx
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+def _authorized(ctx: DashboardContext, request: Request) -> JSONResponse | None:
+    """None when the request carries the provision user and password; else the refusal."""
+    user, password = ctx.settings.provision_user, ctx.settings.provision_password
+    if not user or not password:
+        return _error(
+            503,
+            "provisioning is not enabled (memcloud serve --provision-user/--provision-password)",
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        given = b""
+    expected = f"{user}:{password}".encode()
+    if scheme.lower() != "basic" or not hmac.compare_digest(given, expected):
+        response = _error(401, "unauthorized")
+        response.headers["WWW-Authenticate"] = 'Basic realm="memcloud provisioning"'
+        return response
+    return None
+
+
+async def _body(request: Request) -> dict[str, Any] | JSONResponse:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, "request body too large")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return _error(400, "the body is not JSON")
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object")
+    return body
+
+
+def provision_password(ctx: DashboardContext, uuid: str) -> str:
+    """The primary credential's password of a provisioned resource: same uuid, same password."""
+    return ctx.signer.derive("provision", uuid)[:32].upper()
+
+
+def _config(
+    ctx: DashboardContext, uuid: str, credentials: list[CredentialRecord]
+) -> dict[str, str] | None:
+    """The config vars of a provisioned cache, if its provisioned credential still exists."""
+    password = provision_password(ctx, uuid)
+    ordered = sorted(credentials, key=lambda c: not c.primary)
+    for record in ordered:
+        if verify_password(record, password):
+            return {
+                "MEMCACHIER_SERVERS": ctx.servers(),
+                "MEMCACHIER_USERNAME": record.username,
+                "MEMCACHIER_PASSWORD": password,
+            }
+    return None
+
+
+def _plan(ctx: DashboardContext, slug: object) -> int | None:
+    return plan_bytes(ctx.settings.plans, slug) if isinstance(slug, str) else None
+
+
+def _unknown_plan(ctx: DashboardContext, slug: object) -> JSONResponse:
+    names = ", ".join(name for name, _ in ctx.settings.plans)
+    return _error(422, f"unknown plan {slug!r}; plans: {names}")
+
+
+@router.post(RESOURCES, summary="Provision a cache for a platform resource")
+async def provision(request: Request) -> Response:
+    ctx = _ctx(request)
+    refused = _authorized(ctx, request)
+    if refused is not None:
+        return refused
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    uuid = body.get("uuid")
+    if not isinstance(uuid, str) or not UUID_RE.match(uuid) or uuid.isdigit():
+        return _error(422, "uuid is required (the platform's resource id)")
+    size = _plan(ctx, body.get("plan"))
+    if size is None:
+        return _unknown_plan(ctx, body.get("plan"))
+    store = ctx.store
+    async with _lock:
+        try:
+            cache: CacheRecord = await asyncio.to_thread(store.find_cache, uuid)
+            created = False
+        except NotFound:
+            try:
+                cache = await asyncio.to_thread(store.create_cache, uuid, size)
+                await asyncio.to_thread(
+                    store.create_credential,
+                    cache.id,
+                    primary=True,
+                    password=provision_password(ctx, uuid),
+                )
+            except (Conflict, ControlError) as exc:
+                return _error(422, str(exc))
+            created = True
+            await ctx.changed()
+        credentials = await asyncio.to_thread(store.list_credentials, cache.id)
+    config = _config(ctx, uuid, credentials)
+    if config is None:
+        return _error(
+            422, "this resource is provisioned, but its original credential was rotated away"
+        )
+    if created:
+        log.info("provisioned cache %s (%s)", uuid, format_size(size))
+    plan = format_size(cache.plan)
+    message = f"Your {plan} cache is ready." if created else f"Your {plan} cache is ready (again)."
+    return JSONResponse({"id": uuid, "config": config, "message": message})
+
+
+@router.put(RESOURCES + "/{uuid}", summary="Change a resource's plan")
+async def change_plan(request: Request, uuid: str) -> Response:
+    ctx = _ctx(request)
+    refused = _authorized(ctx, request)
+    if refused is not None:
+        return refused
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    size = _plan(ctx, body.get("plan"))
+    if size is None:
+        return _unknown_plan(ctx, body.get("plan"))
+    store = ctx.store
+    try:
+        cache = await asyncio.to_thread(store.find_cache, uuid)
+        if not UUID_RE.match(uuid) or uuid.isdigit():
+            raise NotFound(uuid)
+        old = cache.plan
+        cache = await asyncio.to_thread(store.update_cache, cache.id, plan=size)
+        credentials = await asyncio.to_thread(store.list_credentials, cache.id)
+    except NotFound:
+        return _error(404, f"no resource {uuid}")
+    await ctx.changed()
+    config = _config(ctx, uuid, credentials) or {"MEMCACHIER_SERVERS": ctx.servers()}
+    change = "kept every item" if size >= old else "evicted the least recently used items"
+    message = f"Plan changed from {format_size(old)} to {format_size(size)}; {change}."
+    return JSONResponse({"config": config, "message": message})
+
+
+@router.delete(RESOURCES + "/{uuid}", summary="Deprovision a resource")
+async def deprovision(request: Request, uuid: str) -> Response:
+    ctx = _ctx(request)
+    refused = _authorized(ctx, request)
+    if refused is not None:
+        return refused
+    if UUID_RE.match(uuid) and not uuid.isdigit():
+        try:
+            cache = await asyncio.to_thread(ctx.store.find_cache, uuid)
+            await asyncio.to_thread(ctx.store.delete_cache, cache.id)
+            await ctx.changed()
+            log.info("deprovisioned cache %s", uuid)
+        except NotFound:
+            pass  # already gone: a retried deprovision succeeds too
+    return Response(status_code=204)

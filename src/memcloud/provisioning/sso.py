@@ -1,0 +1,103 @@
+"""Single sign-on into a cache's dashboard, and rotating a cache's SSO secret.
+
+`POST /sso/login` (a form the platform's browser posts: `resource_id`, `timestamp`,
+`resource_token` or `user_scoped_resource_token`, and for the latter `user_id`/`email`)
+opens a dashboard session for the cache provisioned with that resource uuid and redirects
+(302) to its overview; anything wrong answers 403. `POST /api/v2/caches/<id>/rotate_sso`
+(the v2 API's credentials with the api capability) refuses tokens made before it and ends
+earlier SSO sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from memcloud.api.auth import authorize
+from memcloud.api.context import context
+from memcloud.control.base import NotFound
+from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.web import PREFIX, current_session, redirect
+from memcloud.provisioning.partner import UUID_RE
+from memcloud.provisioning.tokens import TOKEN_SECONDS, token_ok
+
+__all__ = ["router"]
+
+router = APIRouter()
+# Tokens already used (a token opens one session): bounded, forgotten after their validity.
+MAX_USED_TOKENS = 10_000
+_used: OrderedDict[str, float] = OrderedDict()
+
+
+def _forbidden(reason: str) -> Response:
+    return PlainTextResponse(f"Forbidden: {reason}", status_code=403)
+
+
+def _remember(token: str, now: float) -> bool:
+    """False when the token was used before (a replay); remembers it otherwise."""
+    while _used and (len(_used) >= MAX_USED_TOKENS or next(iter(_used.values())) < now):
+        _used.popitem(last=False)
+    if token in _used:
+        return False
+    _used[token] = now + 2 * TOKEN_SECONDS
+    return True
+
+
+@router.post("/sso/login", include_in_schema=False)
+async def sso_login(request: Request) -> Response:
+    ctx: DashboardContext = request.app.state.dashboard
+    salt = ctx.settings.sso_salt
+    if not salt:
+        return _forbidden("single sign-on is not enabled (memcloud serve --sso-salt)")
+    form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    resource_id = fields.get("resource_id") or fields.get("id") or ""
+    timestamp = fields.get("timestamp", "")
+    token = fields.get("user_scoped_resource_token") or fields.get("resource_token") or ""
+    if not (resource_id and timestamp.isdigit() and token):
+        return _forbidden("resource_id, timestamp and resource_token are required")
+    now = ctx.now()
+    if abs(now - int(timestamp)) > TOKEN_SECONDS:
+        return _forbidden("the token has expired")
+    if not token_ok(
+        token,
+        resource_id=resource_id,
+        salt=salt,
+        timestamp=timestamp,
+        user_id=fields.get("user_id", ""),
+        user_email=fields.get("email") or fields.get("user_email", ""),
+    ):
+        return _forbidden("the token does not match")
+    if not UUID_RE.match(resource_id) or resource_id.isdigit():
+        return _forbidden("no such resource")
+    try:
+        cache = await asyncio.to_thread(ctx.store.find_cache, resource_id)
+        version, not_before = await asyncio.to_thread(ctx.store.sso_state, cache.id)
+    except NotFound:
+        return _forbidden("no such resource")
+    if int(timestamp) <= not_before:
+        return _forbidden("the token was made before the SSO secret was rotated")
+    if not _remember(token.lower(), now):
+        return _forbidden("the token was used already")
+    session = current_session(request).signed_in(
+        kind="cache", cache_id=cache.id, via="sso", sso_version=version
+    )
+    response = redirect(request, f"{PREFIX}/caches/{cache.id}", session)
+    response.status_code = 302
+    return response
+
+
+@router.post(
+    "/api/v2/caches/{cache_id}/rotate_sso",
+    tags=["v2"],
+    summary="Rotate the dashboard SSO secret (refuses earlier SSO tokens and sessions)",
+)
+async def rotate_sso(cache_id: str, request: Request) -> Response:
+    api = context(request)
+    principal = await authorize(api, request, cache_id)
+    await asyncio.to_thread(api.store.rotate_sso, principal.cache_id, int(time.time()))
+    return JSONResponse("SSO rotation successful")
