@@ -118,4 +118,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(NormalizePath)
+    # The dashboard for people (/dashboard) and the platform partner API (/heroku, /sso).
+    from memcloud.dashboard import install as install_dashboard
+
+    install_dashboard(app, ctx)
     return app
