@@ -128,7 +128,7 @@ def test_flush_accepts_json_and_empty_bodies(api: Api) -> None:
     for kwargs in ({}, {"json": {"anything": 1}}, {"content": b"\xff\xfe not text"}):
         client = api.memcache()
         client.set("x", b"1", noreply=False)
-        reply = api.request("POST", path, api.main, **kwargs)  # type: ignore[arg-type]
+        reply = api.request("POST", path, api.main, **kwargs)
         assert (reply.status_code, reply.json()) == (200, "")
         assert client.get("x") is None
         client.close()
