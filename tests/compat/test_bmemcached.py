@@ -4,6 +4,7 @@ configure it from MEMCACHIER_SERVERS / MEMCACHIER_USERNAME / MEMCACHIER_PASSWORD
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import bmemcached
 import pytest
@@ -71,12 +72,13 @@ def test_read_only_credential_cannot_write(deployment: Deployment) -> None:
         assert writer.set("bm:ro", "kept") is True
         assert reader.get("bm:ro") == "kept"
         # bmemcached raises on 0x05 (not stored) rather than returning False.
-        for write in (
+        writes: list[Callable[[], object]] = [
             lambda: reader.set("bm:ro", "changed"),
             lambda: reader.add("bm:ro2", "new"),
             lambda: reader.delete("bm:ro"),
             lambda: reader.incr("bm:ro", 1),
-        ):
+        ]
+        for write in writes:
             with pytest.raises(MemcachedException) as info:
                 write()
             assert info.value.code == Status.NOT_STORED
