@@ -8,6 +8,7 @@ from anything with the same shape.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from memcloud.dashboard.sessions import Signer, load_key
 from memcloud.nodes import NodesFailed, aggregate_stats
 from memcloud.service import FlushEvent
 
-__all__ = ["DashboardContext"]
+__all__ = ["AUDIT_WAIT_SECONDS", "DashboardContext"]
+
+AUDIT_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -49,10 +52,17 @@ class DashboardContext:
                 return None
 
         async def flush(event: FlushEvent) -> bool:
+            written = api.auditor.written if api.auditor else 0
             try:
                 await api.nodes.flush(event.cache_id, event)
             except NodesFailed:
                 return False
+            # The audit writer stores flushes from its own thread within milliseconds; wait
+            # (briefly) so the page shown next lists this flush.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + AUDIT_WAIT_SECONDS
+            while api.auditor and api.auditor.written <= written and loop.time() < deadline:
+                await asyncio.sleep(0.01)
             return True
 
         async def changed() -> None:

@@ -88,7 +88,7 @@ async def _admin_page(request: Request, **values: Any) -> Response:
                 "plan": format_size(cache.plan),
                 "used": used,
                 "percent": 100.0 * used / cache.plan if cache.plan else 0.0,
-                "items": live.get("curr_items", 0),
+                "item_count": live.get("curr_items", 0),
                 "connections": live.get("curr_connections", 0),
                 "credentials": counts.get(cache.id, 0),
             }
