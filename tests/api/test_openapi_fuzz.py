@@ -20,7 +20,7 @@ from memcloud.testing import ServerProcess
 
 from .conftest import basic
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 25
 BUDGET_SECONDS = 60.0
 OWN_PREFIXES = ("/api/", "/metrics")
 
