@@ -222,6 +222,7 @@ def test_serve_builds_settings_from_flags_and_env(
         "MEMCLOUD_DATA_DIR": str(tmp_path),
         "MEMCLOUD_ADMIN_TOKEN": "secret",
         "MEMCLOUD_LOG_LEVEL": "debug",
+        "MEMCLOUD_NODES": "3",
     }
     argv = ["serve", "--port", "12001", "--anonymous-cache", "anon", "--item-size-max", "2MB"]
     assert main(argv, environ) == 7
@@ -234,7 +235,8 @@ def test_serve_builds_settings_from_flags_and_env(
             log_level="DEBUG",
             anonymous_cache="anon",
             item_size_max=2 * MB,
+            nodes=3,
         )
     ]
     assert main(["serve"], {}) == 7
-    assert seen[-1] == Settings()
+    assert seen[-1] == Settings(nodes=os.cpu_count() or 1)  # one node per core by default

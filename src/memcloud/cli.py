@@ -280,6 +280,8 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         provision_password=ns.provision_password,
         sso_salt=ns.sso_salt,
         plans=ns.plans,
+        nodes=ns.nodes,
+        node_index=ns.node_index,
     )
     # Imported here so that management commands never load the server (and uvloop).
     try:
@@ -552,6 +554,14 @@ def _serve_parser(commands: Any) -> None:
         default=",".join(f"{slug}={format_size(size)}" for slug, size in DEFAULT_PLANS),
         help="provisioning plans, name=size pairs separated by commas",
     )
+    serve.add_argument(
+        "--nodes",
+        type=_positive_int,
+        default=str(os.cpu_count() or 1),
+        help="data-plane processes, on consecutive ports (default: the number of cores)",
+    )
+    # Set by the supervisor on the node processes it starts; not for people.
+    serve.add_argument("--node-index", type=int, default="0", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve, leaf=serve)
 
 

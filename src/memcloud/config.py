@@ -100,6 +100,14 @@ class Settings:
     provision_password: str | None = field(default=None, repr=False)
     sso_salt: str | None = field(default=None, repr=False)
     plans: tuple[tuple[str, int], ...] = DEFAULT_PLANS
+    # Data-plane processes of this deployment, and which one this process is (0 runs the
+    # HTTP API and supervises the others). Each node holds 1/nodes of every plan.
+    nodes: int = 1
+    node_index: int = 0
+
+    def plan_share(self, plan: int) -> int:
+        """What one node holds of a plan: clients spread keys evenly over the nodes."""
+        return -(-plan // self.nodes)
 
     @property
     def advertised_host(self) -> str:

@@ -11,9 +11,11 @@ nodes that failed are named in `NodesFailed`, which the API reports as
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from memcloud.service import FlushEvent, Service
 from memcloud.statsreport import cache_stats
@@ -28,6 +30,7 @@ __all__ = [
     "NodeError",
     "NodeSet",
     "NodesFailed",
+    "RemoteNode",
     "aggregate_stats",
 ]
 
@@ -69,8 +72,11 @@ STAT_NAMES: tuple[str, ...] = (
 )
 # What a node reports and the history keeps: the 31, and what derived rates also need.
 HISTORY_STAT_NAMES: tuple[str, ...] = (*STAT_NAMES, "get_expired", "get_flushed")
-# The same on every node of a cache (the cache's own size and contents): never summed.
-CACHE_WIDE_STATS = frozenset({"limit_maxbytes", "curr_items", "bytes", "evictions", "time"})
+# Not summed over nodes. Every other stat is: each node holds its own share of a cache's
+# plan and keys (see docs/nodes.md), so sizes, items and evictions add up like counters.
+CACHE_WIDE_STATS = frozenset({"time"})
+# The largest answer a node process may give over its admin socket (a stats mapping).
+REMOTE_REPLY_LIMIT = 1024 * 1024
 # A node that has not answered by then is reported as failed.
 NODE_TIMEOUT_SECONDS = 10.0
 
@@ -150,6 +156,49 @@ class LocalNode:
         cache.stats.reset()
 
 
+class RemoteNode:
+    """A node process of this deployment, reached over its admin socket (node-<i>.sock)."""
+
+    def __init__(self, address: str, socket_path: Path) -> None:
+        self._address = address
+        self.socket_path = socket_path
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    async def _call(self, request: dict[str, object]) -> dict[str, Any]:
+        try:
+            reader, writer = await asyncio.open_unix_connection(
+                str(self.socket_path), limit=REMOTE_REPLY_LIMIT
+            )
+        except OSError as exc:
+            raise NodeError(f"{self.address} unreachable: {exc}") from exc
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            line = await reader.readline()
+        finally:
+            writer.close()
+        try:
+            reply: dict[str, Any] = json.loads(line)
+        except ValueError as exc:
+            raise NodeError(f"{self.address} answered nothing usable") from exc
+        if not reply.get("ok"):
+            raise NodeError(f"{self.address}: {reply.get('error', 'refused')}")
+        return reply
+
+    async def flush(self, cache_id: int, event: FlushEvent) -> None:
+        # The node that fans out records the flush once; this one only empties its share.
+        await self._call({"op": "flush", "cache_id": cache_id, "audit": False})
+
+    async def stats(self, cache_id: int) -> dict[str, int]:
+        reply = await self._call({"op": "node_stats", "cache_id": cache_id})
+        return {str(name): int(value) for name, value in reply["stats"].items()}
+
+    async def reset_stats(self, cache_id: int) -> None:
+        await self._call({"op": "reset_stats", "cache_id": cache_id})
+
+
 class NodeSet:
     """Every node this API can reach, and which of them serve a cache."""
 
@@ -197,7 +246,7 @@ class NodeSet:
 
 
 def aggregate_stats(per_node: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
-    """One cache-wide view: per-node counters summed, cache-wide values taken once (max)."""
+    """One cache-wide view: per-node values summed, `time` taken once (the latest)."""
     total: dict[str, int] = {}
     for stats in per_node.values():
         for name, value in stats.items():

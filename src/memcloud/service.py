@@ -119,6 +119,8 @@ class Service:
         self.binary_session_factory: Callable[[Service, str, Callable[[], None]], Session] | None
         self.binary_session_factory = None
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
+        # Node processes the supervisor of this deployment had to restart (node 0 only).
+        self.node_restarts = 0
         self.directory = directory
         self.set_directory(directory)
 
@@ -129,21 +131,24 @@ class Service:
     def set_directory(self, directory: Directory) -> None:
         """Bring caches and live sessions in line with a new control-plane snapshot."""
         self.directory = directory
+        share = self.settings.plan_share
         for record in directory.caches.values():
-            self.registry.ensure(record.id, record.name, record.plan)
+            self.registry.ensure(record.id, record.name, share(record.plan))
         for cache_id in [cid for cid in self.registry.caches if cid not in directory.caches]:
             self.registry.remove(cache_id)
         for session in list(self.sessions):
             session.refresh(directory)
 
-    def flush(self, cache_id: int, event: FlushEvent) -> bool:
-        """Empty one cache now and tell the audit listeners; False if it is not here."""
+    def flush(self, cache_id: int, event: FlushEvent | None) -> bool:
+        """Empty one cache now and tell the audit listeners of `event` (None: the node that
+        asked records it); False if the cache is not here."""
         cache = self.registry.get(cache_id)
         if cache is None:
             return False
         cache.flush_now()
         cache.stats.cmd_flush += 1
-        self.record_flush(event)
+        if event is not None:
+            self.record_flush(event)
         return True
 
     def record_flush(self, event: FlushEvent) -> None:

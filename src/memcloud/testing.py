@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from memcloud.clock import FakeClock
 from memcloud.config import Settings
@@ -51,34 +51,43 @@ class ServerProcess:
         self.username = ""
         self.password = ""
         self.stdout = ""
+        self.stderr = ""
+        self._out: IO[str] | None = None
+        self._err: IO[str] | None = None
 
     def start(self) -> ServerProcess:
         info = self.data_dir / "server.json"
         if info.exists():
             info.unlink()
+        # One node unless the test asks for more (the CLI's default is one per core).
+        nodes = () if "--nodes" in self.args else ("--nodes", "1")
+        # Output goes to files: a pipe nobody reads would block a chatty server.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._out = open(self.data_dir.parent / f"{self.data_dir.name}-serve.out", "w+")  # noqa: SIM115
+        self._err = open(self.data_dir.parent / f"{self.data_dir.name}-serve.err", "w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "memcloud.cli", "serve",
                 "--host", "127.0.0.1", "--port", "0", "--api-port", "0",
                 "--data-dir", str(self.data_dir), "--log-level", "WARNING",
-                *self.args,
+                *nodes, *self.args,
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=self._out,
+            stderr=self._err,
             text=True,
             env=self.env,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while not info.exists():
             if self.process.poll() is not None:
-                _, err = self.process.communicate()
-                raise RuntimeError(f"memcloud serve exited: {err}")
+                raise RuntimeError(f"memcloud serve exited: {self._read(self._err)}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("memcloud serve did not start in time")
             time.sleep(0.05)
         server = json.loads(info.read_text())
         self.port, self.api_port = server["port"], server["api_port"]
+        self.servers: list[str] = server.get("servers", [])
         env = read_env_file(self.data_dir)
         self.username = env.get("MEMCACHIER_USERNAME", "")
         self.password = env.get("MEMCACHIER_PASSWORD", "")
@@ -111,9 +120,19 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        out, _ = self.process.communicate()
-        self.stdout = out or ""
+        self.stdout = self._read(self._out)
+        self.stderr = self._read(self._err)
         return self.process.returncode
+
+    @staticmethod
+    def _read(handle: IO[str] | None) -> str:
+        if handle is None or handle.closed:
+            return ""
+        handle.flush()
+        handle.seek(0)
+        text = handle.read()
+        handle.close()
+        return text
 
     def __enter__(self) -> ServerProcess:
         return self.start()

@@ -86,14 +86,14 @@ def test_counter_reset_counts_from_zero() -> None:
     assert rows(series)[-1][1] == 0.5
 
 
-def test_nodes_add_up_and_cache_wide_values_do_not() -> None:
+def test_nodes_add_up_rates_and_their_shares() -> None:
     samples = []
     for server in ("a:1", "b:2"):
         samples.append(sample(T0, server, cmd_get=0, curr_items=7, limit_maxbytes=100))
         samples.append(sample(T0 + 60, server, cmd_get=60, curr_items=7, limit_maxbytes=100))
     names = ["get_rate", "items", "max_bytes"]
     [total] = processed_series(samples, names, T0, T0 + 120)
-    assert rows(total)[-1][1:] == [2.0, 7, 100]
+    assert rows(total)[-1][1:] == [2.0, 14, 200]
     per_server = processed_series(samples, names, T0, T0 + 120, per_server=True)
     assert [s["tags"] for s in per_server] == [{"server": "a:1"}, {"server": "b:2"}]
     assert rows(per_server[0])[-1][1:] == [1.0, 7, 100]

@@ -14,7 +14,7 @@ value is derived from the difference to the node's previous bucket:
 
 A ratio with no operations in the bucket is `null`, as is every rate of a node's first bucket
 (nothing to difference against). A counter that went down (restart, reset_stats) counts from 0.
-Across nodes, rates and connections add up; bytes, items and max_bytes are cache-wide.
+Across nodes everything adds up: each node holds its share of the plan and of the keys.
 """
 
 from __future__ import annotations
@@ -82,7 +82,6 @@ _GAUGES = {
     "connections": "curr_connections",
     "max_bytes": "limit_maxbytes",
 }
-_CACHE_WIDE_GAUGES = frozenset({"bytes", "items", "max_bytes"})
 
 PROCESSED_NAMES: tuple[str, ...] = tuple(
     sorted({*_PLAIN_RATES, *_FRACTIONS, *_HIT_RATES, *_GAUGES})
@@ -164,7 +163,7 @@ def _row(buckets: Sequence[_Bucket], names: Sequence[str]) -> list[Value]:
     for name in names:
         if name in _GAUGES:
             column = [b.gauges[name] for b in buckets]
-            values.append(max(column) if name in _CACHE_WIDE_GAUGES else sum(column))
+            values.append(sum(column))
         elif not have_deltas:
             values.append(None)
         elif name in _PLAIN_RATES:

@@ -69,6 +69,7 @@ class MetricsSnapshot:
     open_connections: int
     uptime: float
     flush_log_dropped: int
+    node_restarts: int
 
 
 class SnapshotCollector(Collector):
@@ -137,6 +138,11 @@ class SnapshotCollector(Collector):
             "Flush log records dropped because the writer fell behind",
             value=snap.flush_log_dropped,
         )
+        yield CounterMetricFamily(
+            "memcloud_node_restarts",
+            "Node processes that died and were restarted by the supervisor",
+            value=snap.node_restarts,
+        )
 
 
 async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
@@ -156,6 +162,7 @@ async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
         open_connections=len(service.connections),
         uptime=max(0.0, time.time() - service.started_at),
         flush_log_dropped=ctx.auditor.dropped if ctx.auditor else 0,
+        node_restarts=service.node_restarts,
     )
 
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import uvicorn
@@ -24,7 +24,7 @@ from memcloud.api.context import ApiContext
 from memcloud.api.history import StatsSampler
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
-from memcloud.nodes import LocalNode, NodeSet
+from memcloud.nodes import LocalNode, Node, NodeSet
 from memcloud.service import Service
 
 __all__ = ["start_api_server", "stop_api_server"]
@@ -46,11 +46,11 @@ class _Server(uvicorn.Server):
 
 @dataclass(slots=True)
 class _Running:
-    server: _Server
-    task: asyncio.Task[None]
+    server: _Server | None
+    task: asyncio.Task[None] | None
     sampler: asyncio.Task[None]
     auditor: FlushAuditor
-    ctx: ApiContext
+    ctx: ApiContext | None
 
 
 _running: weakref.WeakKeyDictionary[Service, _Running] = weakref.WeakKeyDictionary()
@@ -72,17 +72,32 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_api_server(service: Service, store: ControlStore, settings: Settings) -> int:
+async def start_api_server(
+    service: Service,
+    store: ControlStore,
+    settings: Settings,
+    others: Sequence[Node] = (),
+    *,
+    http: bool = True,
+) -> int | None:
     """Serve the API on `settings.api_port`; answer the bound port.
 
     `settings.port` is the memcache port (the runner passes the bound one), which names this
-    node ("host:port") in stats, flush errors and the flush log.
+    node ("host:port") in stats, flush errors and the flush log. `others` are the deployment's
+    other nodes. Without `http` (node processes other than node 0) only the flush auditor and
+    the stats sampler of this node run.
     """
     address = f"{settings.advertised_host}:{settings.port}"
     local = LocalNode(service, address)
-    sock = _bind(settings.host, settings.api_port)
     auditor = FlushAuditor(store, address)
-    ctx = ApiContext(service, store, settings, NodeSet(local), auditor)
+    auditor.start()
+    service.flush_listeners.append(auditor.listener)
+    sampler = asyncio.create_task(StatsSampler(store, local).run(), name="memcloud-sampler")
+    if not http:
+        _running[service] = _Running(None, None, sampler, auditor, None)
+        return None
+    sock = _bind(settings.host, settings.api_port)
+    ctx = ApiContext(service, store, settings, NodeSet(local, others), auditor)
     config = uvicorn.Config(
         create_app(ctx),
         lifespan="off",
@@ -94,23 +109,18 @@ async def start_api_server(service: Service, store: ControlStore, settings: Sett
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
     )
     server = _Server(config)
-    auditor.start()
-    service.flush_listeners.append(auditor.listener)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="memcloud-api")
+    _running[service] = _Running(server, task, sampler, auditor, ctx)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT_SECONDS
     while not server.started:
         if task.done() or loop.time() > deadline:
-            server.should_exit = True
-            service.flush_listeners.remove(auditor.listener)
-            await asyncio.to_thread(auditor.stop)
+            await stop_api_server(service)
             sock.close()
-            if task.done() and task.exception() is not None:
+            if task.done() and not task.cancelled() and task.exception() is not None:
                 raise OSError(f"the HTTP API did not start: {task.exception()!r}")
             raise OSError("the HTTP API did not start in time")
         await asyncio.sleep(0.01)
-    sampler = asyncio.create_task(StatsSampler(store, local).run(), name="memcloud-sampler")
-    _running[service] = _Running(server, task, sampler, auditor, ctx)
     port: int = sock.getsockname()[1]
     log.info("HTTP API listening on %s:%d", settings.host, port)
     return port
@@ -121,9 +131,10 @@ async def stop_api_server(service: Service) -> None:
     if running is None:
         return
     running.sampler.cancel()
-    running.server.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await asyncio.wait_for(running.task, GRACEFUL_SHUTDOWN_SECONDS + 2)
+    if running.server is not None and running.task is not None:
+        running.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(running.task, GRACEFUL_SHUTDOWN_SECONDS + 2)
     with contextlib.suppress(asyncio.CancelledError):
         await running.sampler
     with contextlib.suppress(ValueError):

@@ -1,4 +1,10 @@
-"""The server side of the operator channel (see memcloud.adminlink): flush and stats."""
+"""The server side of the operator channel (see memcloud.adminlink).
+
+Node 0 answers the CLI on `control.sock`; every other node process answers node 0 on its own
+`node-<i>.sock`. Operations: `flush` (every node of the deployment when asked on node 0),
+`stats` (memcached's list; summed over the nodes on node 0), `node_stats` and `reset_stats`
+(this node only; what `nodes.RemoteNode` calls).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memcloud.adminlink import socket_path
+from memcloud.nodes import LocalNode, NodeError, NodeSet, NodesFailed, aggregate_stats
 from memcloud.service import FlushEvent, Service
 from memcloud.statsreport import cache_stats
 
@@ -20,7 +26,7 @@ log = logging.getLogger("memcloud.admin")
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-def _answer(service: Service, request: dict[str, Any]) -> dict[str, Any]:
+async def _answer(service: Service, nodes: NodeSet, request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     cache_id = request.get("cache_id")
     if not isinstance(cache_id, int):
@@ -28,27 +34,46 @@ def _answer(service: Service, request: dict[str, Any]) -> dict[str, Any]:
     cache = service.registry.get(cache_id)
     if cache is None:
         return {"ok": False, "error": f"cache {cache_id} is not served here"}
-    if op == "flush":
-        actor = str(request.get("actor", "operator"))
-        event = FlushEvent(cache_id, "cli", actor, "local", time.time())
-        service.flush(cache_id, event)
-        return {"ok": True}
-    if op == "stats":
-        now = service.clock.now()
-        stats = cache_stats(
-            cache,
-            started_at=service.started_at,
-            now=now,
-            max_connections=service.settings.max_connections,
-        )
-        return {"ok": True, "stats": dict(stats)}
+    try:
+        if op == "flush":
+            if request.get("audit", True) is False:
+                service.flush(cache_id, None)  # the node that asked records it
+                return {"ok": True}
+            actor = str(request.get("actor", "operator"))
+            event = FlushEvent(cache_id, "cli", actor, "local", time.time())
+            await nodes.flush(cache_id, event)
+            return {"ok": True}
+        if op == "stats":
+            if nodes.others:
+                per_node = await nodes.stats(cache_id)
+                stats = {**aggregate_stats(per_node), "node_restarts": service.node_restarts}
+                return {"ok": True, "stats": stats, "nodes": per_node}
+            lines = cache_stats(
+                cache,
+                started_at=service.started_at,
+                now=service.clock.now(),
+                max_connections=service.settings.max_connections,
+            )
+            return {"ok": True, "stats": dict(lines)}
+        if op == "node_stats":
+            return {"ok": True, "stats": nodes.local.stats_now(cache_id)}
+        if op == "reset_stats":
+            await nodes.local.reset_stats(cache_id)
+            return {"ok": True}
+    except NodesFailed as exc:
+        return {"ok": False, "error": f"nodes failed: {','.join(exc.addresses)}"}
+    except NodeError as exc:
+        return {"ok": False, "error": str(exc)}
     return {"ok": False, "error": f"unknown operation {op!r}"}
 
 
-async def start_admin_server(service: Service, data_dir: Path) -> asyncio.AbstractServer:
-    path = socket_path(data_dir)
+async def start_admin_server(
+    service: Service, path: Path, nodes: NodeSet | None = None
+) -> asyncio.AbstractServer:
+    """Listen on `path` (mode 0600). `nodes` is the deployment as this node sees it."""
     if path.exists():
         path.unlink()
+    node_set = nodes or NodeSet(LocalNode(service, "local"))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -57,7 +82,10 @@ async def start_admin_server(service: Service, data_dir: Path) -> asyncio.Abstra
                 reply: dict[str, Any] = {"ok": False, "error": "request too large"}
             else:
                 try:
-                    reply = _answer(service, json.loads(line))
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ValueError("not an object")
+                    reply = await _answer(service, node_set, request)
                 except ValueError:
                     reply = {"ok": False, "error": "request is not JSON"}
             writer.write(json.dumps(reply).encode() + b"\n")

@@ -10,18 +10,22 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import replace
+from pathlib import Path
 
 import uvloop
 
+from memcloud.adminlink import socket_path
+from memcloud.api.server import start_api_server, stop_api_server
 from memcloud.auth import Directory
 from memcloud.bootstrap import bootstrap, ensure_admin_token, write_env_file
 from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.control.open import open_store
+from memcloud.nodes import LocalNode, NodeSet, RemoteNode
 from memcloud.server.admin import start_admin_server
 from memcloud.server.connection import MemcacheConnection
+from memcloud.server.supervisor import Supervisor, node_info_path, node_socket_path
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
 
@@ -90,18 +94,28 @@ def _install_protocols(service: Service) -> None:
 
 
 class Runtime:
-    """Everything one `memcloud serve` runs, startable and stoppable inside any event loop."""
+    """Everything one node process runs, startable and stoppable inside any event loop.
+
+    Node 0 (`settings.node_index == 0`) also bootstraps the data dir, runs the HTTP API and
+    the operator socket, and with `settings.nodes > 1` supervises the other node processes.
+    """
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store: ControlStore = open_store(settings.data_dir)
-        self.connection = bootstrap(self.store, settings)
-        # Generated (and printed once) at the first start when no --admin-token is given.
-        token, self.new_admin_token = ensure_admin_token(settings.data_dir, settings.admin_token)
-        settings = dataclasses.replace(settings, admin_token=token)
+        self.is_first = settings.node_index == 0
+        self.connection = bootstrap(self.store, settings) if self.is_first else None
+        self.new_admin_token = False
+        if self.is_first:
+            # Generated (and printed once) at the first start when no --admin-token is given.
+            token, self.new_admin_token = ensure_admin_token(
+                settings.data_dir, settings.admin_token
+            )
+            settings = dataclasses.replace(settings, admin_token=token)
         self.settings = settings
+        memory = settings.memory // settings.nodes if settings.memory else 0
         self.service = Service(
-            Registry(settings.memory, settings.item_size_max),
+            Registry(memory, settings.item_size_max),
             load_directory(self.store),
             self.clock,
             settings,
@@ -109,13 +123,18 @@ class Runtime:
         _install_protocols(self.service)
         self.port = 0
         self.api_port: int | None = None
+        self.supervisor: Supervisor | None = None
+        self.node_addresses: list[str] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def servers(self) -> str:
         """MEMCACHIER_SERVERS: every node of this deployment."""
-        return f"{self.settings.advertised_host}:{self.port}"
+        return ",".join(self.node_addresses)
+
+    def _count_restart(self) -> None:
+        self.service.node_restarts += 1
 
     async def start(self) -> None:
         settings = self.settings
@@ -129,22 +148,45 @@ class Runtime:
         )
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
-        self._servers.append(await start_admin_server(self.service, settings.data_dir))
-        # The API names this node by its bound memcache port (settings may say 0).
-        self.api_port = await _start_api(
-            self.service, self.store, replace(settings, port=self.port)
+        # Nodes are named by their bound memcache port (settings may say 0).
+        bound = dataclasses.replace(settings, port=self.port)
+        local = LocalNode(self.service, f"{settings.advertised_host}:{self.port}")
+        others: list[RemoteNode] = []
+        if self.is_first and settings.nodes > 1:
+            self.supervisor = Supervisor(bound, self._count_restart)
+            others = await self.supervisor.start()
+            self._tasks.append(asyncio.create_task(self.supervisor.watch()))
+        self.node_addresses = [local.address, *(node.address for node in others)]
+        socket = (
+            socket_path(settings.data_dir)
+            if self.is_first
+            else node_socket_path(settings.data_dir, settings.node_index)
         )
-        log.info("memcache listening on %s:%d", settings.host, self.port)
-        self._tasks = [
+        nodes = NodeSet(local, others)
+        self._servers.append(await start_admin_server(self.service, socket, nodes))
+        self.api_port = await start_api_server(
+            self.service, self.store, bound, others, http=self.is_first
+        )
+        log.info(
+            "memcache node %d listening on %s:%d", settings.node_index, settings.host, self.port
+        )
+        self._tasks += [
             asyncio.create_task(_poll_directory(self.store, self.service)),
             asyncio.create_task(_upkeep(self.service)),
         ]
         if self.connection is not None:
             write_env_file(settings.data_dir, self.connection.lines(self.servers))
-        _write_server_info(settings, self.port, self.api_port)
+        info = (
+            settings.data_dir / SERVER_INFO_FILENAME
+            if self.is_first
+            else node_info_path(settings.data_dir, settings.node_index)
+        )
+        _write_server_info(info, settings, self.port, self.api_port, self.node_addresses)
 
     def announce(self) -> None:
         """Print the MEMCACHIER_* values a hosted user would get as config vars."""
+        if not self.is_first:
+            return
         if self.new_admin_token:
             print(f"MEMCLOUD_ADMIN_TOKEN={self.settings.admin_token}", flush=True)
             log.info("admin token generated; kept in %s", self.settings.data_dir / "admin-token")
@@ -155,23 +197,29 @@ class Runtime:
             log.info("credentials: see `memcloud credentials list CACHE`")
 
     async def stop(self) -> None:
-        log.info("shutting down")
+        log.info("node %d shutting down", self.settings.node_index)
         for server in self._servers:
             server.close()
         for task in self._tasks:
             task.cancel()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
         # Replies are written as each read is handled, so nothing is in flight: close at once.
         for conn in list(self.service.connections):
             if isinstance(conn, MemcacheConnection) and conn.transport is not None:
                 conn.transport.close()
         await asyncio.sleep(0)
-        await _stop_api(self.service)
+        await stop_api_server(self.service)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self.store.close()
-        with contextlib.suppress(FileNotFoundError):
-            (self.settings.data_dir / SERVER_INFO_FILENAME).unlink()
+        info = (
+            self.settings.data_dir / SERVER_INFO_FILENAME
+            if self.is_first
+            else node_info_path(self.settings.data_dir, self.settings.node_index)
+        )
+        info.unlink(missing_ok=True)
 
 
 async def _serve(settings: Settings) -> int:
@@ -191,23 +239,17 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
-async def _start_api(service: Service, store: ControlStore, settings: Settings) -> int | None:
-    """The HTTP API shares this loop when its module is present (see memcloud.api)."""
-    try:
-        from memcloud.api.server import start_api_server
-    except ImportError:
-        return None
-    return await start_api_server(service, store, settings)
-
-
-async def _stop_api(service: Service) -> None:
-    try:
-        from memcloud.api.server import stop_api_server
-    except ImportError:
-        return
-    await stop_api_server(service)
-
-
-def _write_server_info(settings: Settings, port: int, api_port: int | None) -> None:
-    info = {"pid": os.getpid(), "host": settings.host, "port": port, "api_port": api_port}
-    (settings.data_dir / SERVER_INFO_FILENAME).write_text(json.dumps(info))
+def _write_server_info(
+    path: Path, settings: Settings, port: int, api_port: int | None, servers: list[str]
+) -> None:
+    """Written last at start: its presence says the node serves (tests and the supervisor
+    wait for it)."""
+    info = {
+        "pid": os.getpid(),
+        "host": settings.host,
+        "port": port,
+        "api_port": api_port,
+        "node_index": settings.node_index,
+        "servers": servers,
+    }
+    path.write_text(json.dumps(info))

@@ -1,0 +1,153 @@
+"""`memcloud serve --nodes N`: node 0 (this process: data plane, HTTP API, operator socket)
+starts nodes 1..N-1 as child processes on the following ports, and restarts any that dies.
+
+Node processes share nothing but the control store: each serves its share of every cache,
+answers node 0 on `<data-dir>/node-<i>.sock`, and records the flushes its own clients send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from memcloud.config import Settings, format_size
+from memcloud.nodes import RemoteNode
+
+__all__ = ["NodeProcess", "Supervisor", "node_info_path", "node_socket_path"]
+
+log = logging.getLogger("memcloud.supervisor")
+
+START_TIMEOUT_SECONDS = 30.0
+WATCH_SECONDS = 0.5
+STOP_TIMEOUT_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1
+
+
+def node_socket_path(data_dir: Path, index: int) -> Path:
+    return data_dir / f"node-{index}.sock"
+
+
+def node_info_path(data_dir: Path, index: int) -> Path:
+    return data_dir / f"node-{index}.json"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: a node must not outlive the supervisor, even killed -9."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+class NodeProcess:
+    """One child node: its command line, its process, and the port it keeps across restarts."""
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        self.settings = settings
+        self.index = index
+        self.port = settings.port + index if settings.port else 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.advertised_host}:{self.port}"
+
+    def command(self) -> list[str]:
+        s = self.settings
+        args = [
+            sys.executable, "-m", "memcloud.cli", "serve",
+            "--node-index", str(self.index), "--nodes", str(s.nodes),
+            "--host", s.host, "--port", str(self.port),
+            "--data-dir", str(s.data_dir), "--memory", str(s.memory),
+            "--log-level", s.log_level, "--auth-timeout", str(s.auth_timeout),
+            "--item-size-max", format_size(s.item_size_max),
+            "--max-connections", str(s.max_connections),
+        ]
+        if s.anonymous_cache:
+            args += ["--anonymous-cache", s.anonymous_cache]
+        if s.public_host:
+            args += ["--public-host", s.public_host]
+        return args
+
+    def spawn(self) -> None:
+        info = node_info_path(self.settings.data_dir, self.index)
+        info.unlink(missing_ok=True)
+        self.process = subprocess.Popen(self.command(), preexec_fn=_die_with_parent)
+
+    async def wait_ready(self) -> None:
+        """Until the node has written its port; raises OSError if it does not come up."""
+        info = node_info_path(self.settings.data_dir, self.index)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_SECONDS
+        while not info.exists():
+            if self.process is None or self.process.poll() is not None:
+                raise OSError(f"node {self.index} exited while starting")
+            if loop.time() > deadline:
+                raise OSError(f"node {self.index} did not start in time")
+            await asyncio.sleep(0.05)
+        self.port = int(json.loads(info.read_text())["port"])
+
+    def remote(self) -> RemoteNode:
+        return RemoteNode(self.address, node_socket_path(self.settings.data_dir, self.index))
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, on_restart: Callable[[], None]) -> None:
+        self.children = [NodeProcess(settings, i) for i in range(1, settings.nodes)]
+        self.on_restart = on_restart
+        self._stopping = False
+
+    async def start(self) -> list[RemoteNode]:
+        for child in self.children:
+            child.spawn()
+        try:
+            for child in self.children:
+                await child.wait_ready()
+        except OSError:
+            await self.stop()
+            raise
+        return [child.remote() for child in self.children]
+
+    async def watch(self) -> None:
+        """Restart a node that died, on the port its clients know."""
+        while not self._stopping:
+            await asyncio.sleep(WATCH_SECONDS)
+            for child in self.children:
+                process = child.process
+                if self._stopping or process is None or process.poll() is None:
+                    continue
+                log.error(
+                    "node %d (%s) exited with status %s; restarting it",
+                    child.index, child.address, process.returncode,
+                )
+                child.restarts += 1
+                self.on_restart()
+                child.spawn()
+                try:
+                    await child.wait_ready()
+                    log.warning("node %d (%s) restarted", child.index, child.address)
+                except OSError as exc:
+                    log.error("node %d did not come back: %s", child.index, exc)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                await asyncio.wait_for(asyncio.to_thread(child.process.wait), STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                child.process.kill()
+                await asyncio.to_thread(child.process.wait)
