@@ -35,7 +35,17 @@ class SessionLike(TypingProtocol):
 
 
 class MemcacheConnection(asyncio.Protocol):
-    __slots__ = ("_auth_timer", "_held", "_hold_timer", "peer", "service", "session", "transport")
+    __slots__ = (
+        "_auth_timer",
+        "_backlog",
+        "_held",
+        "_hold_timer",
+        "_writing_paused",
+        "peer",
+        "service",
+        "session",
+        "transport",
+    )
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -47,6 +57,10 @@ class MemcacheConnection(asyncio.Protocol):
         # that still arrives waits here, to be handled in order once the reply is sent.
         self._held: list[bytes] | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
+        # A session that stopped at its reply batch limit (session.backlog) has input left:
+        # reading stays paused until that input is answered, as the write buffer drains.
+        self._backlog = False
+        self._writing_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -148,19 +162,48 @@ class MemcacheConnection(asyncio.Protocol):
             transport.write(reply)
         if session.closing:
             transport.close()
-        elif self._auth_timer is not None and session.authenticated:
+            return
+        if self._auth_timer is not None and session.authenticated:
             self._auth_timer.cancel()
             self._auth_timer = None
+        if getattr(session, "backlog", False) and not self._backlog:
+            self._backlog = True
+            transport.pause_reading()
+            if not self._writing_paused:
+                asyncio.get_running_loop().call_soon(self._answer_backlog)
+
+    def _answer_backlog(self) -> None:
+        """Answer the next batch of input a session left over (see session.backlog)."""
+        self._backlog = False
+        transport, session = self.transport, self.session
+        if transport is None or session is None or transport.is_closing():
+            return
+        try:
+            reply = session.handle(b"")
+        except Exception:
+            log.exception("internal error on connection %s; closing it", self.peer)
+            self._close()
+            return
+        self._send(session, reply)
+        idle = not self._backlog and not self._writing_paused and self._held is None
+        if idle and not transport.is_closing():
+            transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
 
     def pause_writing(self) -> None:
+        self._writing_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing() and self._held is None:
+        self._writing_paused = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._backlog:
+            asyncio.get_running_loop().call_soon(self._answer_backlog)
+        elif self._held is None:
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
