@@ -43,6 +43,13 @@ _STORE_REPLIES = {
 # append/prepend growing an item past the item limit: memcached answers NOT_STORED.
 _GROWTH_REPLIES = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
 _STATS_DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+# Reply bytes one call of `handle` produces at most (plus one value): a read of pipelined
+# `get`s of big values, or one multi-get naming a big value many times, would otherwise
+# build gigabytes before flow control could pause the client. What is left waits as the
+# session's backlog until the connection has written what came before.
+REPLY_BATCH_MAX = 1024 * 1024
+# What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
+_STATS_REPLY_ESTIMATE = 4096
 _VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 
 
@@ -51,15 +58,26 @@ class TextSession(Session):
         super().__init__(service, peer, close)
         self.parser = TextParser(service.settings.item_size_max)
         self.parser.authenticating = self.principal is None
+        # True when `handle` stopped at REPLY_BATCH_MAX with input left: the connection
+        # stops reading and calls `handle(b"")` again once its write buffer has drained.
+        self.backlog = False
+        self._batch = 0  # reply bytes of values and stats in this call
+        self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
 
     def handle(self, data: bytes) -> bytes:
-        """Everything one read brings, answered as one block of bytes."""
+        """Everything one read brings, answered as one block of bytes (at most about
+        REPLY_BATCH_MAX; the rest is the backlog)."""
         parser = self.parser
         parser.receive_data(data)
         out: list[bytes] = []
         now = self.service.clock.now()
         cache = self.cache
-        while not self.closing:
+        self._batch = 0
+        self.backlog = False
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            self._retrieve_keys(rest, now, out)
+        while not self.closing and not self.backlog:
             command = parser.next_command()
             if command is NEED_DATA:
                 break
@@ -104,30 +122,41 @@ class TextSession(Session):
     # -- commands ------------------------------------------------------------------------
 
     def _retrieve(self, command: Retrieve, now: float, out: list[bytes]) -> None:
+        if command.exptime is not None and not self._may_write(out):
+            return
+        self._retrieve_keys(command, now, out)
+
+    def _retrieve_keys(self, command: Retrieve, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
         with_cas = command.with_cas
         exptime = command.exptime
-        if exptime is not None:
-            if not self._may_write(out):
+        keys = command.keys
+        batch = self._batch
+        for index, key in enumerate(keys):
+            if batch > REPLY_BATCH_MAX:
+                # The rest of this multi-get is answered in the next call.
+                self._rest = command._replace(keys=keys[index:])
+                self._batch = batch
+                self.backlog = True
                 return
-            for key in command.keys:
+            if exptime is not None:
                 item = cache.touch(key, exptime, now)
                 cache.stats.cmd_get += 1
                 if item is None:
                     cache.stats.get_misses += 1
-                else:
-                    cache.stats.get_hits += 1
-                    out.append(
-                        render_value(key, item.flags, item.value, item.cas if with_cas else None)
-                    )
-        else:
-            for key in command.keys:
+                    continue
+                cache.stats.get_hits += 1
+            else:
                 item = cache.get(key, now)
-                if item is not None:
-                    out.append(
-                        render_value(key, item.flags, item.value, item.cas if with_cas else None)
-                    )
+                if item is None:
+                    continue
+            value = item.value
+            batch += len(value)
+            out.append(render_value(key, item.flags, value, item.cas if with_cas else None))
+        self._batch = batch
+        if batch > REPLY_BATCH_MAX:
+            self.backlog = True
         out.append(replies.END)
 
     def _store(self, command: Store, now: float, out: list[bytes]) -> None:
@@ -219,6 +248,9 @@ class TextSession(Session):
         cache = self.cache
         assert cache is not None
         settings = self.service.settings
+        self._batch += _STATS_REPLY_ESTIMATE
+        if self._batch > REPLY_BATCH_MAX:
+            self.backlog = True
         group = command.args[0] if command.args else b""
         if group == b"":
             out.append(
