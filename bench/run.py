@@ -1,296 +1,256 @@
-"""memcloud against Debian's memcached, side by side on loopback, with the same load.
+"""memcloud against Debian's memcached, side by side on loopback, under the same load (issue 6).
 
-    make bench                      # or: .venv/bin/python -m bench.run [--execute-number N]
+    make bench                          # the whole suite, < 5 minutes on 2 cores
+    make bench ARGS="--quick"           # a smoke run: 1-second rounds, 100,000 items for (f)
+    make bench ARGS="--only a,b"        # some workloads (a b c d e f n)
+    make bench ARGS="--memcslap"        # also issue 2's memcslap set/get figures
 
-Starts `memcached -t 1` and `memcloud serve --anonymous-cache bench` (text protocol, no
-authentication) on free loopback ports, each pinned to core 0 with taskset when it exists,
-and drives each with the same `memcslap` command pinned to core 1. For every test it measures
-the operations the server itself counted (stats cmd_get + cmd_set), the wall time of memcslap
-and the server's CPU seconds (utime + stime of its process tree, from /proc), and prints
-ops/s, CPU seconds per million operations and memcloud's ratio to memcached. One JSON record
-per run, with a description of the machine, is appended to bench/results/results.jsonl.
+Starts `memcached -t 1` and `memcloud serve --nodes 1`, both pinned to core 0 with taskset,
+and drives them with the project's C load generator (bench/loadgen/loadgen.c, built into
+bench/build/) pinned to core 1, alternating between the servers round by round. CPU per
+operation is the server's utime + stime (from /proc) over the generator's timed phase. Prints a
+table with memcloud's ratio to memcached and the targets of issue 6, and appends one JSON record
+(machine, git commit, every round) to bench/results/results.jsonl. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import resource
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+
+from bench import loadgen
+from bench.memcslap import SlapMeasurement, drive, slap_table
+from bench.procs import rss_bytes
+from bench.report import (
+    RESULTS,
+    Comparison,
+    MemoryResult,
+    append_record,
+    git_description,
+    machine,
+    memory_table,
+    table,
+)
+from bench.servers import Server, memcached, memcloud, server_stats
+from bench.workloads import MEMORY, NODES, WORKLOADS, Workload
 
 __all__ = ["main"]
 
-RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
-START_TIMEOUT = 30.0
-MEMORY_MB = 1024
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Measurement:
-    server: str
-    test: str
-    ops: int
-    seconds: float
-    cpu_seconds: float
-
-    @property
-    def ops_per_second(self) -> float:
-        return self.ops / self.seconds if self.seconds else 0.0
-
-    @property
-    def cpu_per_million(self) -> float:
-        return self.cpu_seconds / self.ops * 1e6 if self.ops else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid` and every process below it."""
-    total = 0
-    pending = [pid]
-    for _ in range(1000):  # bounded walk
-        if not pending:
-            break
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-        pending += _children(current)
-    return total / TICKS
-
-
-def server_stats(port: int) -> dict[str, str]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"stats\r\n")
-        data = b""
-        deadline = time.monotonic() + 10
-        while not data.endswith(b"END\r\n") and time.monotonic() < deadline:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    values = {}
-    for line in data.decode().split("\r\n"):
-        if line.startswith("STAT "):
-            _, name, value = line.split(" ", 2)
-            values[name] = value
-    return values
-
-
-def operations(port: int) -> int:
-    stats = server_stats(port)
-    return int(stats["cmd_get"]) + int(stats["cmd_set"])
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start listening")
-
-
-@contextmanager
-def running(argv: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_listening(port, process)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
-
-
-def pin(core: int, argv: list[str], enabled: bool) -> list[str]:
-    taskset = shutil.which("taskset")
-    if enabled and taskset and (os.cpu_count() or 1) > core:
-        return [taskset, "-c", str(core), *argv]
-    return argv
-
-
-def memcached_argv(binary: str, port: int, pinned: bool) -> list[str]:
-    argv = [binary, "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
-    argv += ["-m", str(MEMORY_MB), "-c", "4096"]
-    if os.geteuid() == 0:
-        argv += ["-u", "root"]  # memcached refuses to run as root without -u
-    return pin(0, argv, pinned)
-
-
-def memcloud_argv(port: int, data_dir: Path, pinned: bool) -> list[str]:
-    serve = [sys.executable, "-m", "memcloud.cli", "serve"]
-    argv = [
-        *serve,
-        "--host", "127.0.0.1", "--port", str(port), "--api-port", "0",
-        "--data-dir", str(data_dir), "--anonymous-cache", "bench",
-        "--memory", f"{MEMORY_MB}MB", "--default-plan", f"{MEMORY_MB}MB",
-        "--log-level", "WARNING",
-    ]  # fmt: skip
-    help_text = subprocess.run([*serve, "--help"], capture_output=True, text=True).stdout
-    if "--nodes" in help_text:
-        argv += ["--nodes", "1"]  # one process, as memcached runs one worker thread
-    return pin(0, argv, pinned)
-
-
-def drive(
-    memcslap: str, port: int, server_pid: int, name: str, test: str, args: argparse.Namespace
-) -> Measurement:
-    argv = [
-        memcslap,
-        f"--servers=127.0.0.1:{port}",
-        f"--concurrency={args.concurrency}",
-        f"--execute-number={args.execute_number}",
-        f"--test={test}",
-    ]
-    argv = pin(1, argv, args.pin)
-    ops_before = operations(port)
-    cpu_before = cpu_seconds(server_pid)
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
-    elapsed = time.perf_counter() - started
-    cpu_after = cpu_seconds(server_pid)
-    ops = operations(port) - ops_before
-    if done.returncode != 0:
-        raise RuntimeError(f"memcslap failed on {name}: {done.stderr or done.stdout}")
-    return Measurement(name, test, ops, elapsed, cpu_after - cpu_before)
-
-
-def machine(memcached: str, memcslap: str, pinned: bool) -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    version = subprocess.run([memcached, "-V"], capture_output=True, text=True).stdout.strip()
-    slap = subprocess.run([memcslap, "--version"], capture_output=True, text=True).stdout.strip()
-    return {
-        "cpu_model": cpu,
-        "nproc": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "memcached": version,
-        "memcslap": slap.splitlines()[0] if slap else "",
-        "pinned": pinned and shutil.which("taskset") is not None,
-    }
-
-
-def table(results: list[Measurement]) -> str:
-    rows = [
-        f"{'test':<6} {'server':<10} {'ops':>9} {'seconds':>8} {'ops/s':>10} "
-        f"{'cpu s':>7} {'cpu s/Mop':>10} {'ops/s ratio':>12} {'cpu ratio':>10}"
-    ]
-    by_test: dict[str, dict[str, Measurement]] = {}
-    for m in results:
-        by_test.setdefault(m.test, {})[m.server] = m
-    for test, servers in by_test.items():
-        base = servers.get("memcached")
-        for name, m in servers.items():
-            ratio = cpu_ratio = ""
-            if name == "memcloud" and base is not None and base.ops_per_second:
-                ratio = f"{m.ops_per_second / base.ops_per_second:.2f}x"
-                cpu_ratio = f"{m.cpu_per_million / base.cpu_per_million:.2f}x"
-            rows.append(
-                f"{test:<6} {name:<10} {m.ops:>9} {m.seconds:>8.2f} {m.ops_per_second:>10.0f} "
-                f"{m.cpu_seconds:>7.2f} {m.cpu_per_million:>10.2f} {ratio:>12} {cpu_ratio:>10}"
-            )
-    return "\n".join(rows)
+SERVER_CORE = 0
+LOAD_CORE = 1
+ALL = "abcdefn"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--concurrency", type=int, default=50, help="memcslap threads")
-    parser.add_argument(
-        "--execute-number", type=int, default=10000, help="operations per memcslap thread"
-    )
-    parser.add_argument("--tests", default="set,get", help="memcslap tests, comma-separated")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 s, 1 round, 100k items")
+    parser.add_argument("--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, n)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per round (4)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per server (2)")
+    parser.add_argument("--memory-items", type=int, default=None, help="items for (f) (1000000)")
+    parser.add_argument("--memcslap", action="store_true", help="also run memcslap set/get")
+    parser.add_argument("--memcslap-execute-number", type=int, default=10000)
+    parser.add_argument("--memcslap-concurrency", type=int, default=50)
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per memcslap run")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    if args.duration is None:
+        args.duration = 1 if quick else 4
+    if args.rounds is None:
+        args.rounds = 1 if quick else 2
+    if args.memory_items is None:
+        args.memory_items = 100_000 if quick else 1_000_000
+    if quick:
+        args.memcslap_execute_number = min(args.memcslap_execute_number, 1000)
+    args.selected = {k.strip() for k in args.only.split(",") if k.strip()}
+    unknown = args.selected - set(ALL)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; choose from {', '.join(ALL)}")
+    return args
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Idle connections need descriptors, in the generator (which inherits this limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def compare(
+    binary: Path,
+    workload: Workload,
+    base: Server,
+    subject: Server,
+    args: argparse.Namespace,
+    core: int | None,
+) -> Comparison:
+    """Rounds alternating between the servers (ABBA...), the same generator options for both."""
+    comparison = Comparison(workload, base.name, subject.name, pinned=core is not None)
+    options = [*workload.options, "-d", str(args.duration)]
+    for round_ in range(args.rounds):
+        order = (base, subject) if round_ % 2 == 0 else (subject, base)
+        for server in order:
+            auth = workload.sasl and server is subject
+            load = loadgen.run(binary, server, options, core, auth, timeout=args.duration + 180)
+            comparison.add(server.name, load)
+            log(
+                f"  {workload.key} {server.name:<12} round {round_ + 1}: "
+                f"{load.ops_per_second:>9,.0f} ops/s, {load.cpu_us_per_op:6.2f} us CPU/op, "
+                f"p50 {load.p50_us:.0f} us, errors {load.errors}"
+            )
+    return comparison
+
+
+def measure_memory(binary: Path, server: Server, items: int, core: int | None) -> MemoryResult:
+    time.sleep(0.5)
+    before = rss_bytes(server.pid)
+    seconds = loadgen.preload(binary, server, items, 100, core)
+    time.sleep(0.5)
+    after = rss_bytes(server.pid)
+    held = sum(int(server_stats(p).get("curr_items", 0)) for p in server.ports)
+    result = MemoryResult(server.name, held, items, before, after, seconds)
+    log(
+        f"  f {server.name:<12} {held:,} items in {seconds:.1f} s: RSS {before / 1e6:.1f} -> "
+        f"{after / 1e6:.1f} MB, {result.mb_per_million:.1f} MB per 1M items"
+    )
+    return result
+
+
+def notes(comparisons: list[Comparison], pinned: bool) -> list[str]:
+    lines = []
+    if pinned:
+        lines.append(
+            f"servers pinned to core {SERVER_CORE}, load generator to core {LOAD_CORE} (taskset);"
+            " rounds alternate between the servers"
+        )
+    else:
+        lines.append("nothing pinned (--no-pin or no taskset)")
+    for c in comparisons:
+        if c.workload.note:
+            lines.append(f"{c.workload.key}: {c.workload.note}")
+        for name in c.runs:
+            s = c.summary(name)
+            if s.errors:
+                lines.append(f"{c.workload.key}: {name} answered {s.errors} errors")
+            if s.keys and s.hits < 0.99 * s.keys:
+                lines.append(f"{c.workload.key}: {name} hit only {s.hits / s.keys:.1%} of keys")
+    a = next((c for c in comparisons if c.workload.key == "a"), None)
+    n = next((c for c in comparisons if c.workload.key == "n"), None)
+    if a is not None and n is not None and a.subject in a.runs and n.subject in n.runs:
+        pinned_one = a.summary(a.subject).ops_per_second
+        two = n.summary(n.subject).ops_per_second
+        if pinned_one:
+            lines.append(
+                f"n: memcloud --nodes 2 (unpinned) is {two / pinned_one:.2f}x memcloud's (a)"
+                " (one node pinned, generator on the other core)"
+            )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    memcached = shutil.which("memcached")
-    memcslap = shutil.which("memcslap")
-    if memcached is None or memcslap is None:
-        print("bench needs memcached and memcslap (apt-get install memcached libmemcached-tools)")
+    memcached_binary = shutil.which("memcached")
+    if memcached_binary is None:
+        print("bench needs memcached (apt-get install memcached)")
         return 2
-    tests = [t for t in args.tests.split(",") if t]
-    results: list[Measurement] = []
+    memcslap = shutil.which("memcslap")
+    if args.memcslap and memcslap is None:
+        print("--memcslap needs memcslap (apt-get install libmemcached-tools)")
+        return 2
+    binary = loadgen.build()
+    raise_fd_limit(4096)
+    core = LOAD_CORE if args.pin else None
+    server_core = SERVER_CORE if args.pin else None
+    started = time.monotonic()
+    description = machine(memcached_binary, args.pin)
+    comparisons: list[Comparison] = []
+    memory: list[MemoryResult] = []
+    slaps: list[SlapMeasurement] = []
+    selected = [w for w in WORKLOADS if w.key in args.selected]
     with tempfile.TemporaryDirectory(prefix="memcloud-bench-") as tmp:
-        for name in ("memcached", "memcloud"):
-            port = free_port()
-            if name == "memcached":
-                command = memcached_argv(memcached, port, args.pin)
-            else:
-                command = memcloud_argv(port, Path(tmp) / "data", args.pin)
-            with running(command, port) as process:
-                for test in tests:
-                    results.append(drive(memcslap, port, process.pid, name, test, args))
-    print(table(results))
-    record = {
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(memcached, memcslap, args.pin),
-        "memcslap_args": {
-            "concurrency": args.concurrency,
-            "execute_number": args.execute_number,
-            "tests": tests,
+        if selected or args.memcslap:
+            with (
+                memcached(memcached_binary, server_core) as base,
+                memcloud(Path(tmp) / "one", server_core) as subject,
+            ):
+                for workload in selected:
+                    log(f"{workload.key}: {workload.title}")
+                    comparisons.append(compare(binary, workload, base, subject, args, core))
+                if args.memcslap and memcslap is not None:
+                    log("memcslap set, get")
+                    for test in ("set", "get"):
+                        for server in (base, subject):
+                            slaps.append(
+                                drive(
+                                    memcslap,
+                                    server,
+                                    test,
+                                    args.memcslap_concurrency,
+                                    args.memcslap_execute_number,
+                                    core,
+                                )
+                            )
+        if "f" in args.selected:
+            log(f"f: {MEMORY.title} ({args.memory_items:,} items)")
+            with memcached(memcached_binary, server_core) as server:
+                memory.append(measure_memory(binary, server, args.memory_items, core))
+            with memcloud(Path(tmp) / "memory", server_core) as server:
+                memory.append(measure_memory(binary, server, args.memory_items, core))
+        if "n" in args.selected:
+            log(f"n: {NODES.title}")
+            with (
+                memcloud(Path(tmp) / "nodes1", None, nodes=1) as one,
+                memcloud(Path(tmp) / "nodes2", None, nodes=2) as two,
+            ):
+                comparisons.append(compare(binary, NODES, one, two, args, None))
+    elapsed = time.monotonic() - started
+    print()
+    if comparisons:
+        print(table(comparisons))
+    if memory:
+        print()
+        print(memory_table(memory))
+    if slaps:
+        print()
+        print(slap_table(slaps))
+    print()
+    for line in notes(comparisons, args.pin and description["pinned"] is True):
+        print(f"  {line}")
+    print(f"  {args.rounds} round(s) of {args.duration} s per server; suite took {elapsed:.0f} s")
+    append_record(
+        args.results,
+        {
+            "machine": description,
+            "git": git_description(),
+            "options": {
+                "duration": args.duration,
+                "rounds": args.rounds,
+                "memory_items": args.memory_items,
+                "only": sorted(args.selected),
+                "quick": args.quick,
+            },
+            "workloads": [c.record() for c in comparisons],
+            "memory": [{**asdict(m), "mb_per_million": m.mb_per_million} for m in memory],
+            "memcslap": [
+                {**asdict(m), "ops_per_second": m.ops_per_second, "cpu_us_per_op": m.cpu_us_per_op}
+                for m in slaps
+            ],
+            "seconds": elapsed,
         },
-        "results": [
-            {**asdict(m), "ops_per_second": m.ops_per_second, "cpu_per_million": m.cpu_per_million}
-            for m in results
-        ],
-    }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with args.results.open("a") as out:
-        out.write(json.dumps(record) + "\n")
+    )
     print(f"appended to {args.results}")
     return 0
 

@@ -2,14 +2,21 @@
  * ratio is fair. One thread, epoll, N connections, each sending `depth` requests at a time
  * (1 = unpipelined) and waiting for all replies; fixed duration; latency per batch.
  *
- *   loadgen HOST PORT [options]
+ *   loadgen HOST PORT[,PORT...] [options]
  *     -c CONNS     connections (50)         -d SECONDS  duration (5)
  *     -p DEPTH     pipeline depth (1)       -r GETS     gets per set (10)
  *     -m KEYS      keys per multi-get (1)   -k KEYS     keyspace (10000)
  *     -v BYTES     value size (100)         -b          binary protocol
  *     -u USER -P PASS  authenticate (text: set login; binary: SASL PLAIN)
  *     -i IDLE      extra idle (authenticated) connections held open (0)
- * Prints one JSON object: ops, seconds, ops_per_sec, p50_us, p99_us, errors.
+ *     -o           only preload the keyspace, then print {"preloaded": N, "seconds": S}
+ *     -R           print a line `ready` (flushed) when the timed phase begins
+ * Prints one JSON object: ops (requests), seconds, ops_per_sec, p50_us, p99_us (latency of a
+ * batch of `depth` requests), errors, gets, sets, keys (keys asked for by gets), hits.
+ *
+ * Several ports (a server's nodes): connections go round-robin over them and key n lives on
+ * port n % NPORTS, as a client hashing keys over the nodes would place it; each connection asks
+ * only for the keys of its own port, and the preload stores every key on its port.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -40,10 +47,16 @@ typedef struct {
   int head;      /* index of the reply being parsed */
   double started;
   uint64_t counter;
+  int port_index;
+  uint64_t batch_gets, batch_sets, batch_keys, batch_hits;
 } conn_t;
 
 static const char *host, *user, *pass;
-static int port, conns = 50, duration = 5, depth = 1, ratio = 10, mget = 1;
+#define MAX_PORTS 64
+static int ports[MAX_PORTS], nports;
+static int preload_only, ready_line;
+static uint64_t gets, sets, keys_asked, hits;
+static int conns = 50, duration = 5, depth = 1, ratio = 10, mget = 1;
 static int keyspace = 10000, value_size = 100, binary, idle;
 static char *value;
 static double *samples;
@@ -56,9 +69,9 @@ static double now_us(void) {
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static int dial(void) {
+static int dial(int port_index) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ports[port_index])};
   inet_pton(AF_INET, host, &addr.sin_addr);
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
     perror("connect");
@@ -110,6 +123,13 @@ static void login(int fd) {
 
 static size_t key_of(char *p, uint64_t n) { return (size_t)sprintf(p, "key:%llu", (unsigned long long)(n % keyspace)); }
 
+/* A random key living on the connection's port (key n lives on port n % nports). */
+static size_t random_key(char *p, const conn_t *c) {
+  uint64_t per_port = (uint64_t)(keyspace / nports);
+  if (per_port == 0) per_port = 1;
+  return key_of(p, ((uint64_t)rand() % per_port) * (uint64_t)nports + (uint64_t)c->port_index);
+}
+
 /* Append one request to the connection's output; remembers whether it is a get. */
 static void add_request(conn_t *c, int slot) {
   char key[32];
@@ -117,7 +137,8 @@ static void add_request(conn_t *c, int slot) {
   int is_get = (c->counter % (uint64_t)(ratio + 1)) != 0;
   c->counter++;
   if (!is_get) {
-    size_t klen = key_of(key, (uint64_t)rand());
+    size_t klen = random_key(key, c);
+    c->batch_sets++;
     if (binary) {
       p += bin_header(p, 0x01, (uint16_t)klen, 8, (uint32_t)(8 + klen + value_size));
       memset(p, 0, 8); p += 8;
@@ -129,12 +150,16 @@ static void add_request(conn_t *c, int slot) {
       *p++ = '\r'; *p++ = '\n';
     }
   } else if (binary) {
-    size_t klen = key_of(key, (uint64_t)rand());
+    size_t klen = random_key(key, c);
+    c->batch_gets++;
+    c->batch_keys++;
     p += bin_header(p, 0x00, (uint16_t)klen, 0, (uint32_t)klen);
     memcpy(p, key, klen); p += klen;
   } else {
     p += sprintf(p, "get");
-    for (int i = 0; i < mget; i++) { *p++ = ' '; p += key_of(p, (uint64_t)rand()); }
+    for (int i = 0; i < mget; i++) { *p++ = ' '; p += random_key(p, c); }
+    c->batch_gets++;
+    c->batch_keys += (uint64_t)mget;
     *p++ = '\r'; *p++ = '\n';
   }
   c->is_get[slot] = is_get;
@@ -143,6 +168,7 @@ static void add_request(conn_t *c, int slot) {
 
 static void start_batch(conn_t *c) {
   c->out_len = c->out_off = 0;
+  c->batch_gets = c->batch_sets = c->batch_keys = c->batch_hits = 0;
   for (int i = 0; i < depth; i++) add_request(c, i);
   c->expected = depth;
   c->head = 0;
@@ -161,6 +187,7 @@ static size_t parse_replies(conn_t *c) {
       if (avail < 24 + blen) break;
       uint16_t status = ((uint8_t)p[6] << 8) | (uint8_t)p[7];
       if (status != 0 && status != 1) errors++;
+      if (status == 0 && p[1] == 0x00) c->batch_hits++;
       off += 24 + blen;
     } else if (c->is_get[c->head]) {
       /* VALUE k f n\r\n<data>\r\n ... END\r\n */
@@ -171,6 +198,7 @@ static size_t parse_replies(conn_t *c) {
         if (!eol) break;
         if (eol - (p + q) == 3 && memcmp(p + q, "END", 3) == 0) { q = (size_t)(eol - p) + 2; done = 1; break; }
         if (strncmp(p + q, "VALUE ", 6) != 0) { errors++; q = (size_t)(eol - p) + 2; done = 1; break; }
+        c->batch_hits++;
         char *last = eol;
         while (last > p + q && last[-1] != ' ') last--;
         size_t n = (size_t)strtoul(last, NULL, 10);
@@ -200,10 +228,11 @@ static int compare_doubles(const void *a, const void *b) {
 int main(int argc, char **argv) {
   if (argc < 3) { fprintf(stderr, "usage: loadgen HOST PORT [options]\n"); return 2; }
   host = argv[1];
-  port = atoi(argv[2]);
+  for (char *tok = strtok(argv[2], ","); tok && nports < MAX_PORTS; tok = strtok(NULL, ",")) ports[nports++] = atoi(tok);
+  if (nports == 0) { fprintf(stderr, "no port\n"); return 2; }
   int opt;
   optind = 3;
-  while ((opt = getopt(argc, argv, "c:d:p:r:m:k:v:bu:P:i:")) != -1) {
+  while ((opt = getopt(argc, argv, "c:d:p:r:m:k:v:bu:P:i:oR")) != -1) {
     switch (opt) {
       case 'c': conns = atoi(optarg); break;
       case 'd': duration = atoi(optarg); break;
@@ -216,6 +245,8 @@ int main(int argc, char **argv) {
       case 'u': user = optarg; break;
       case 'P': pass = optarg; break;
       case 'i': idle = atoi(optarg); break;
+      case 'o': preload_only = 1; break;
+      case 'R': ready_line = 1; break;
       default: return 2;
     }
   }
@@ -227,17 +258,18 @@ int main(int argc, char **argv) {
   srand(42);
 
   int *idle_fds = calloc((size_t)idle + 1, sizeof(int));
-  for (int i = 0; i < idle; i++) { idle_fds[i] = dial(); if (user) login(idle_fds[i]); }
+  for (int i = 0; i < idle; i++) { idle_fds[i] = dial(i % nports); if (user) login(idle_fds[i]); }
 
-  /* Preload every key so gets hit. */
-  {
-    int fd = dial();
+  /* Preload every key so gets hit: key n on port n % nports. */
+  double preload_began = now_us();
+  for (int port_index = 0; port_index < nports; port_index++) {
+    int fd = dial(port_index);
     if (user) login(fd);
     conn_t pre = {.fd = fd, .out = malloc(BUF_SIZE), .in = malloc(BUF_SIZE)};
-    for (int k = 0; k < keyspace; k += 100) {
+    for (int k = port_index; k < keyspace; k += 100 * nports) {
       pre.out_len = 0;
       int batch = 0;
-      for (int j = k; j < k + 100 && j < keyspace; j++, batch++) {
+      for (int j = k; j < k + 100 * nports && j < keyspace; j += nports, batch++) {
         char key[32];
         size_t klen = (size_t)sprintf(key, "key:%d", j);
         char *p = pre.out + pre.out_len;
@@ -264,14 +296,23 @@ int main(int argc, char **argv) {
       }
     }
     close(fd);
+    free(pre.out);
+    free(pre.in);
+  }
+  if (preload_only) {
+    printf("{\"preloaded\": %d, \"seconds\": %.3f, \"errors\": %llu}\n", keyspace,
+           (now_us() - preload_began) / 1e6, (unsigned long long)errors);
+    return errors ? 1 : 0;
   }
   errors = 0;
+  hits = 0;
 
   int ep = epoll_create1(0);
   conn_t *cs = calloc((size_t)conns, sizeof(conn_t));
   for (int i = 0; i < conns; i++) {
     conn_t *c = &cs[i];
-    c->fd = dial();
+    c->port_index = i % nports;
+    c->fd = dial(c->port_index);
     if (user) login(c->fd);
     fcntl(c->fd, F_SETFL, O_NONBLOCK);
     c->out = malloc(BUF_SIZE);
@@ -280,6 +321,7 @@ int main(int argc, char **argv) {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
   }
+  if (ready_line) { printf("ready\n"); fflush(stdout); }
   double begin = now_us(), end = begin + duration * 1e6;
   for (int i = 0; i < conns; i++) {
     start_batch(&cs[i]);
@@ -302,6 +344,10 @@ int main(int argc, char **argv) {
       if (c->expected == 0) {
         double latency = t - c->started;
         ops += (uint64_t)depth;
+        gets += c->batch_gets;
+        sets += c->batch_sets;
+        keys_asked += c->batch_keys;
+        hits += c->batch_hits;
         for (int s = 0; s < depth && n_samples < MAX_SAMPLES; s++) samples[n_samples++] = latency;
         if (t < end) {
           start_batch(c);
@@ -314,8 +360,11 @@ int main(int argc, char **argv) {
   qsort(samples, n_samples, sizeof(double), compare_doubles);
   double p50 = n_samples ? samples[n_samples / 2] : 0, p99 = n_samples ? samples[(size_t)(n_samples * 0.99)] : 0;
   uint64_t key_ops = ops;
-  printf("{\"ops\": %llu, \"seconds\": %.3f, \"ops_per_sec\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %llu}\n",
-         (unsigned long long)key_ops, seconds, key_ops / seconds, p50, p99, (unsigned long long)errors);
+  printf("{\"ops\": %llu, \"seconds\": %.3f, \"ops_per_sec\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %llu, "
+         "\"gets\": %llu, \"sets\": %llu, \"keys\": %llu, \"hits\": %llu}\n",
+         (unsigned long long)key_ops, seconds, key_ops / seconds, p50, p99, (unsigned long long)errors,
+         (unsigned long long)gets, (unsigned long long)sets, (unsigned long long)keys_asked, (unsigned long long)hits);
+  fflush(stdout);
   for (int i = 0; i < idle; i++) close(idle_fds[i]);
   return 0;
 }
