@@ -103,6 +103,10 @@ class AuthThrottle:
             records.move_to_end(address)
         record.failures.append(now)
 
+    def clear(self) -> None:
+        """Forget every address (operators after an incident; tests between scenarios)."""
+        self._records.clear()
+
     def failures(self, address: str, now: float) -> int:
         record = self._records.get(address)
         return 0 if record is None else self._live_failures(record, now)
