@@ -30,7 +30,7 @@ from memcloud.service import Service, Session
 from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
 from memcloud.storage.cache import Cache, absolute_exptime
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
-from memcloud.text_session import _items_stats, _slabs_stats
+from memcloud.text_session import REPLY_BATCH_MAX, _items_stats, _slabs_stats
 
 __all__ = ["BinarySession"]
 
@@ -100,16 +100,26 @@ class BinarySession(Session):
     def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
         super().__init__(service, peer, close)
         self.parser = BinaryParser(service.settings.item_size_max)
+        # True when `handle` stopped at REPLY_BATCH_MAX with input left: the connection
+        # stops reading and calls `handle(b"")` again once its write buffer has drained.
+        self.backlog = False
+        self._batch = 0  # value and stats bytes answered in this call
 
     def handle(self, data: bytes) -> bytes:
-        """Everything one read brings, answered as one block of bytes."""
+        """Everything one read brings, answered as one block of bytes (at most about
+        REPLY_BATCH_MAX of values; the rest of the input is the backlog)."""
         parser = self.parser
         parser.receive_data(data)
         out: list[bytes] = []
         now = self.service.clock.now()
         cache = self.cache
         handlers = _HANDLERS
+        self._batch = 0
+        self.backlog = False
         while not self.closing:
+            if self._batch > REPLY_BATCH_MAX:
+                self.backlog = True
+                break
             request = parser.next_command()
             if request is NEED_DATA:
                 break
@@ -140,8 +150,13 @@ class BinarySession(Session):
             return
         status = rejected.status if self.principal is not None else Status.AUTH_ERROR
         assert status is not None
-        if status is Status.E2BIG and self.cache is not None:
-            self.cache.stats.store_too_large += 1
+        cache = self.cache
+        if status is Status.E2BIG and cache is not None and self.principal is not None:
+            cache.stats.cmd_set += 1
+            cache.stats.store_too_large += 1
+            if self.principal.write and rejected.opcode in (Opcode.SET, Opcode.SETQ):
+                # memcached: a refused set must not leave the old value to be read
+                cache.discard(rejected.key, self.service.clock.now())
         out.append(error_response(rejected.opcode, rejected.opaque, status))
 
     # -- authentication ------------------------------------------------------------------
@@ -198,6 +213,7 @@ class BinarySession(Session):
                     response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key)
                 )
             return
+        self._batch += len(item.value)
         out.append(
             response(
                 opcode,
@@ -236,6 +252,8 @@ class BinarySession(Session):
                 out.append(error_response(opcode, request.opaque, Status.KEY_ENOENT))
             return
         with_key = opcode == Opcode.GATK or opcode == Opcode.GATKQ
+        if is_get:
+            self._batch += len(item.value)
         out.append(
             response(
                 opcode,
@@ -391,6 +409,7 @@ class BinarySession(Session):
         else:
             out.append(error_response(opcode, opaque, Status.KEY_ENOENT))
             return
+        self._batch += 64 * len(lines) + 64
         for name, value in lines:
             out.append(response(opcode, opaque, key=name.encode(), value=str(value).encode()))
         out.append(response(opcode, opaque))

@@ -120,7 +120,7 @@ def test_oversized_value_is_refused_and_skipped_as_it_streams() -> None:
     big = request(Opcode.SET, key=b"k", extras=SET_EXTRAS, value=b"v" * (ITEM_MAX + 1), opaque=3)
     parser = BinaryParser(ITEM_MAX)
     parser.receive_data(big[:100])
-    assert drain(parser) == [Rejected(Opcode.SET, 3, Status.E2BIG, False)]
+    assert drain(parser) == [Rejected(Opcode.SET, 3, Status.E2BIG, False, b"k")]
     for start in range(100, len(big), 65536):
         parser.receive_data(big[start : start + 65536])
         assert drain(parser) == []

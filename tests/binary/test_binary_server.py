@@ -201,11 +201,14 @@ def test_flush_quit_and_version(conn: BinaryConnection) -> None:
 def test_oversized_value_answers_e2big_and_the_connection_stays_usable(
     conn: BinaryConnection,
 ) -> None:
+    conn.call(Opcode.SET, key=b"big", extras=SET_EXTRAS, value=b"old")
     size = 2 * 1024 * 1024
     frame = request(Opcode.SET, key=b"big", extras=SET_EXTRAS, value=b"x" * size, opaque=6)
     conn.send(frame + request(Opcode.NOOP, opaque=7))
     replies = conn.read(2)
     assert [(r.status, r.opaque) for r in replies] == [(Status.E2BIG, 6), (0, 7)]
+    # as memcached: a refused set leaves no stale value behind
+    assert conn.call(Opcode.GET, key=b"big").status == Status.KEY_ENOENT
     # key + value over the limit by one byte, too
     over = 1024 * 1024 - 2
     reply = conn.call(Opcode.SET, key=b"abc", extras=SET_EXTRAS, value=b"x" * over)
@@ -288,3 +291,16 @@ def test_failed_logins_slow_down_that_address_only(tmp_path: Path) -> None:
         assert guesser.login(server.username, server.password).status == 0
         assert time.monotonic() - started >= 0.2
         assert guesser.call(Opcode.NOOP).status == 0
+
+
+def test_pipelined_gets_of_big_values_are_answered_in_bounded_batches(
+    conn: BinaryConnection,
+) -> None:
+    value = b"v" * (900 * 1024)
+    assert conn.call(Opcode.SET, key=b"big", extras=SET_EXTRAS, value=value).status == 0
+    count = 40  # 36 MB of answers to 1 KB of requests
+    conn.send(b"".join(request(Opcode.GETQ, key=b"big", opaque=i) for i in range(count)))
+    conn.send(request(Opcode.NOOP, opaque=999))
+    replies = conn.read(count + 1, timeout=30)
+    assert [r.opaque for r in replies] == [*range(count), 999]
+    assert all(r.value == value for r in replies[:count])

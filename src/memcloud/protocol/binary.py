@@ -125,12 +125,14 @@ class Request(NamedTuple):
 
 
 class Rejected(NamedTuple):
-    """A frame the parser refused. `status` None means: close without a reply (bad magic)."""
+    """A frame the parser refused. `status` None means: close without a reply (bad magic).
+    `key` is set for a value refused as too large (memcached drops the old item of a set)."""
 
     opcode: int
     opaque: int
     status: Status | None
     close: bool
+    key: bytes = b""
 
 
 class _NeedData:
@@ -269,9 +271,13 @@ class BinaryParser:
             return self._fatal(opcode, opaque, Status.EINVAL)
         if value_kind == _STORED_VALUE and keylen + value_length > self.item_size_max:
             # memcached's conn_swallow: answer E2BIG and skip the value as it streams in.
-            self._pos = pos + HEADER_SIZE
-            self._discard(bodylen)
-            return Rejected(opcode, opaque, Status.E2BIG, False)
+            head = HEADER_SIZE + extlen + keylen
+            if not self._fill(head):
+                return NEED_DATA
+            key = self._buf[self._pos + HEADER_SIZE + extlen : self._pos + head]
+            self._pos += head
+            self._discard(value_length)
+            return Rejected(opcode, opaque, Status.E2BIG, False, key)
         end = HEADER_SIZE + bodylen
         if not self._fill(end):
             return NEED_DATA
