@@ -54,13 +54,13 @@ def test_overview_rates_over_the_last_hour() -> None:
 def test_samples_of_several_nodes_are_one_point() -> None:
     points = metrics.merge_samples(
         [
-            (60.0, "a:1", {"get_hits": 1, "limit_maxbytes": 100}),
-            (61.0, "b:1", {"get_hits": 2, "limit_maxbytes": 100}),
-            (120.0, "a:1", {"get_hits": 5, "limit_maxbytes": 100}),
+            (60.0, "a:1", {"get_hits": 1, "limit_maxbytes": 50}),
+            (61.0, "b:1", {"get_hits": 2, "limit_maxbytes": 50}),
+            (120.0, "a:1", {"get_hits": 5, "limit_maxbytes": 50}),
         ]
     )
     assert [p.stats["get_hits"] for p in points] == [3, 5]
-    assert points[0].stats["limit_maxbytes"] == 100
+    assert points[0].stats["limit_maxbytes"] == 100  # each node holds half of the plan
     lines = metrics.series(points)
     assert lines["hit_rate"] == [(120.0, 100.0)]
 
