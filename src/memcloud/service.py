@@ -44,6 +44,9 @@ class Session:
         self.closing = False
         # Seconds the connection holds this read's reply back (failed-login backoff).
         self.reply_delay = 0.0
+        # True when `handle` stopped at its reply batch limit with input left: the
+        # connection stops reading and calls `handle(b"")` once its write buffer drained.
+        self.backlog = False
         service.sessions.add(self)
         anonymous = service.anonymous_principal()
         if anonymous is not None:

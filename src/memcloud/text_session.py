@@ -4,6 +4,7 @@ of them in one write. No await and no I/O per command.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from memcloud.protocol import replies
@@ -22,6 +23,7 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
+from memcloud.protocol.limits import KEY_MAX_LENGTH
 from memcloud.protocol.replies import render_stats, render_value
 from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.service import Service, Session
@@ -51,6 +53,10 @@ REPLY_BATCH_MAX = 1024 * 1024
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE = 4096
 _VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
+# Any byte that may not stand in a plain key: control characters (whitespace among them).
+_NOT_PLAIN = re.compile(rb"[\x00-\x20\x7f]")
+_VALUE_END = b"VALUE %s %d %d\r\n%s\r\nEND\r\n"
+_VALUE_CAS_END = b"VALUE %s %d %d %d\r\n%s\r\nEND\r\n"
 
 
 class TextSession(Session):
@@ -58,38 +64,65 @@ class TextSession(Session):
         super().__init__(service, peer, close)
         self.parser = TextParser(service.settings.item_size_max)
         self.parser.authenticating = self.principal is None
-        # True when `handle` stopped at REPLY_BATCH_MAX with input left: the connection
-        # stops reading and calls `handle(b"")` again once its write buffer has drained.
-        self.backlog = False
+        self._now = service.clock.now
         self._batch = 0  # reply bytes of values and stats in this call
         self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
 
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
         REPLY_BATCH_MAX; the rest is the backlog)."""
+        if data[:4] == b"get " and data[-2:] == b"\r\n" and self.cache is not None:
+            key = data[4:-2]
+            # A read of exactly one plain `get <key>`, the most frequent request of all, is
+            # answered without the parser; anything unusual in it takes the general path.
+            if (
+                key
+                and len(key) <= KEY_MAX_LENGTH
+                and b" " not in key
+                and _NOT_PLAIN.search(key) is None
+                and self.parser.idle
+                and self._rest is None
+            ):
+                return self._get_one(key, data)
         parser = self.parser
         parser.receive_data(data)
         out: list[bytes] = []
-        now = self.service.clock.now()
+        now = self._now()
         cache = self.cache
         self._batch = 0
         self.backlog = False
         if self._rest is not None:
             rest, self._rest = self._rest, None
             self._retrieve_keys(rest, now, out)
+        next_command = parser.next_command
         while not self.closing and not self.backlog:
-            command = parser.next_command()
+            command = next_command()
             if command is NEED_DATA:
                 break
             if self.principal is None:
                 self._before_login(command, out)
-                continue
-            _HANDLERS[type(command)](self, command, now, out)
+            else:
+                _HANDLERS[type(command)](self, command, now, out)
         reply = b"".join(out)
         cache = self.cache or cache
         if cache is not None:
             cache.stats.bytes_read += len(data)
             cache.stats.bytes_written += len(reply)
+        return reply
+
+    def _get_one(self, key: bytes, data: bytes) -> bytes:
+        cache = self.cache
+        assert cache is not None
+        stats = cache.stats
+        item = cache.get(key, self._now())
+        if item is None:
+            reply = replies.END
+        else:
+            value = item.value
+            reply = _VALUE_END % (key, item.flags, len(value), value)
+        stats.bytes_read += len(data)
+        stats.bytes_written += len(reply)
+        self.backlog = False
         return reply
 
     # -- authentication ------------------------------------------------------------------
@@ -122,9 +155,30 @@ class TextSession(Session):
     # -- commands ------------------------------------------------------------------------
 
     def _retrieve(self, command: Retrieve, now: float, out: list[bytes]) -> None:
-        if command.exptime is not None and not self._may_write(out):
+        keys, with_cas, exptime = command
+        if exptime is not None:
+            if self._may_write(out):
+                self._retrieve_keys(command, now, out)
             return
-        self._retrieve_keys(command, now, out)
+        if len(keys) != 1:
+            self._retrieve_keys(command, now, out)
+            return
+        # One key, the most frequent request: one lookup, one formatted reply.
+        cache = self.cache
+        assert cache is not None
+        key = keys[0]
+        item = cache.get(key, now)
+        if item is None:
+            out.append(replies.END)
+            return
+        value = item.value
+        self._batch += len(value)
+        if self._batch > REPLY_BATCH_MAX:
+            self.backlog = True
+        if with_cas:
+            out.append(_VALUE_CAS_END % (key, item.flags, len(value), item.cas, value))
+        else:
+            out.append(_VALUE_END % (key, item.flags, len(value), value))
 
     def _retrieve_keys(self, command: Retrieve, now: float, out: list[bytes]) -> None:
         cache = self.cache
@@ -167,19 +221,11 @@ class TextSession(Session):
             if not command.noreply:
                 out.append(replies.NOT_STORED)
             return
-        result, _ = cache.store(
-            _MODES[command.verb],
-            command.key,
-            command.value,
-            command.flags,
-            command.exptime,
-            now,
-            command.cas_unique,
-        )
+        verb, key, flags, exptime, value, cas_unique, noreply = command
+        result, _ = cache.store(_MODES[verb], key, value, flags, exptime, now, cas_unique)
         # Under noreply nothing is sent, errors included, as memcached 1.6 does: a reply
         # the client does not wait for would put every later reply out of step.
-        if not command.noreply:
-            verb = command.verb
+        if not noreply:
             table = (
                 _GROWTH_REPLIES
                 if verb is StoreVerb.APPEND or verb is StoreVerb.PREPEND

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import IntEnum
 from typing import NamedTuple
 
 __all__ = [
@@ -22,13 +22,15 @@ __all__ = [
 ]
 
 
-class StoreVerb(Enum):
-    SET = "set"
-    ADD = "add"
-    REPLACE = "replace"
-    APPEND = "append"
-    PREPEND = "prepend"
-    CAS = "cas"
+class StoreVerb(IntEnum):
+    """IntEnum: its hash is int's (C), which matters on the per-command path."""
+
+    SET = 1
+    ADD = 2
+    REPLACE = 3
+    APPEND = 4
+    PREPEND = 5
+    CAS = 6
 
 
 class Retrieve(NamedTuple):

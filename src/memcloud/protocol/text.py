@@ -111,6 +111,7 @@ class TextParser:
         "_pending_line",
         "_pending_need",
         "_pos",
+        "_slow",
         "_swallow",
         "authenticating",
         "item_size_max",
@@ -130,6 +131,13 @@ class TextParser:
         # A long line still without its end also waits as chunks (see _partial_line):
         # re-joining the buffer on every read would cost quadratic time on a slow sender.
         self._pending_line = False
+        # Any of the states above: one check per command instead of three.
+        self._slow = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held: the next read starts a new command."""
+        return not self._slow and self._pos >= len(self._buf)
 
     @property
     def buffered(self) -> int:
@@ -158,6 +166,7 @@ class TextParser:
         """Collect chunks without re-joining until `total` unread bytes are here."""
         self._pending = [self._buf[self._pos :]]
         self._pending_need = total - len(self._pending[0])
+        self._slow = True
 
     def _collect(self) -> bool:
         if self._pending_need > 0:
@@ -169,25 +178,16 @@ class TextParser:
         return True
 
     def next_command(self) -> Command | _NeedData:
-        if self._pending and not self._collect():
-            return NEED_DATA
-        if self._swallow and not self._skip_swallowed():
+        if self._slow and not self._settle():
             return NEED_DATA
         buf = self._buf
         pos = self._pos
         eol = buf.find(b"\n", pos)
-        if self._discard_line:
-            if eol < 0:
-                self._pos = len(buf)
-                return NEED_DATA
-            self._discard_line = False
-            self._pos = pos = eol + 1
-            eol = buf.find(b"\n", pos)
         if eol < 0:
-            return self._partial_line(buf, pos)
+            return NEED_DATA if pos == len(buf) else self._partial_line(buf, pos)
         end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
-        if end - pos > RETRIEVAL_LINE_MAX or (
-            end - pos > LINE_MAX and not buf.startswith(_RETRIEVAL_PREFIXES, pos)
+        if end - pos > LINE_MAX and (
+            end - pos > RETRIEVAL_LINE_MAX or not buf.startswith(_RETRIEVAL_PREFIXES, pos)
         ):
             self._pos = eol + 1
             return Invalid(replies.LINE_TOO_LONG)
@@ -196,6 +196,12 @@ class TextParser:
             self._pos = eol + 1
             return _INVALID_ERROR
         verb = tokens[0]
+        if verb == b"get" and len(tokens) == 2 and len(tokens[1]) <= KEY_MAX_LENGTH:
+            # The most frequent command of all, answered without further calls.
+            self._pos = eol + 1
+            if _CONTROL.search(buf, pos, end):
+                return _INVALID_FORMAT
+            return Retrieve(tokens[1:], False, None)
         store_verb = _STORE_VERBS.get(verb)
         if store_verb is not None:
             return self._store(store_verb, tokens, eol + 1)
@@ -204,18 +210,34 @@ class TextParser:
             return _INVALID_FORMAT
         return self._other(verb, tokens)
 
+    def _settle(self) -> bool:
+        """Finish a pending value, swallow or line discard; False while more must come."""
+        if self._pending and not self._collect():
+            return False
+        if self._swallow and not self._skip_swallowed():
+            return False
+        if self._discard_line:
+            eol = self._buf.find(b"\n", self._pos)
+            if eol < 0:
+                self._pos = len(self._buf)
+                return False
+            self._discard_line = False
+            self._pos = eol + 1
+        self._slow = False
+        return True
+
     def _partial_line(self, buf: bytes, pos: int) -> Command | _NeedData:
         unread = len(buf) - pos
         limit = RETRIEVAL_LINE_MAX if buf.startswith(_RETRIEVAL_PREFIXES, pos) else LINE_MAX
         if unread > limit + 2:
             # Refuse the line now and drop the rest of it as it comes: memory stays bounded.
-            self._discard_line = True
+            self._discard_line = self._slow = True
             self._pos = len(buf)
             return Invalid(replies.LINE_TOO_LONG)
         if unread > LINE_WAIT_JOIN:
             # A long multi-get still arriving: keep its chunks apart until the line ends.
             self._pending = [buf[pos:]]
-            self._pending_line = True
+            self._pending_line = self._slow = True
             self._pending_need = limit + 3 - unread
         return NEED_DATA
 
@@ -237,36 +259,50 @@ class TextParser:
             self._pos = data_start
             return _INVALID_ERROR
         noreply = count == base + 1 and tokens[-1] == _NOREPLY
-        length = _signed(tokens[4])
-        if length is None or length < 0 or length > VALUE_LENGTH_MAX:
-            # No length to skip: what follows is read as commands, as memcached does.
-            self._pos = data_start
-            return _SILENT if noreply else _INVALID_FORMAT
-        key = tokens[1]
+        key, flags_token, exptime_token, length_token = tokens[1], tokens[2], tokens[3], tokens[4]
+        cas_unique: int | None = 0
+        if (
+            length_token.isdigit()
+            and flags_token.isdigit()
+            and exptime_token.isdigit()
+            and len(length_token) < 9
+            and len(flags_token) < 10
+            and len(exptime_token) < 19
+        ):
+            # The usual line, plain short numbers: no strtoul rules to apply.
+            length = int(length_token)
+            flags: int | None = int(flags_token)
+            exptime: int | None = int(exptime_token)
+        else:
+            signed_length = _signed(length_token)
+            if signed_length is None or signed_length < 0 or signed_length > VALUE_LENGTH_MAX:
+                # No length to skip: what follows is read as commands, as memcached does.
+                self._pos = data_start
+                return _SILENT if noreply else _INVALID_FORMAT
+            length = signed_length
+            flags, exptime = _unsigned(flags_token, UINT32_MAX), _signed(exptime_token)
         if self.authenticating:
-            flags, exptime, cas_unique = 0, 0, 0
+            # The login `set`: flags and exptime are not looked at (some clients send `_`).
             if length > AUTH_VALUE_MAX:
                 return self._refuse_value(data_start, length, replies.AUTH_FAILED)
-        else:
-            flags_or_none = _unsigned(tokens[2], UINT32_MAX)
-            exptime_or_none = _signed(tokens[3])
-            cas_or_none = _unsigned(tokens[5], UINT64_MAX) if is_cas else 0
-            if (
-                flags_or_none is None
-                or exptime_or_none is None
-                or cas_or_none is None
-                or len(key) > KEY_MAX_LENGTH
-                or _CONTROL.search(key)
-            ):
-                reply = b"" if noreply else replies.BAD_FORMAT
-                return self._refuse_value(data_start, length, reply)
-            flags, exptime, cas_unique = flags_or_none, exptime_or_none, cas_or_none
-            if length + len(key) > self.item_size_max:
-                # A refused `set` still drops the value it would have replaced (memcached:
-                # stale data must not outlive a write the client believes was refused).
-                reply = b"" if noreply else replies.TOO_LARGE
-                unlink = key if verb is StoreVerb.SET else None
-                return self._refuse_value(data_start, length, reply, unlink)
+            flags, exptime, cas_unique = 0, 0, 0
+        elif is_cas:
+            cas_unique = _unsigned(tokens[5], UINT64_MAX)
+        if (
+            flags is None
+            or exptime is None
+            or cas_unique is None
+            or len(key) > KEY_MAX_LENGTH
+            or _CONTROL.search(key)
+        ):
+            reply = b"" if noreply else replies.BAD_FORMAT
+            return self._refuse_value(data_start, length, reply)
+        if length + len(key) > self.item_size_max and not self.authenticating:
+            # A refused `set` still drops the value it would have replaced (memcached:
+            # stale data must not outlive a write the client believes was refused).
+            reply = b"" if noreply else replies.TOO_LARGE
+            unlink = key if verb is StoreVerb.SET else None
+            return self._refuse_value(data_start, length, reply, unlink)
         value_end = data_start + length
         buf = self._buf
         if len(buf) < value_end + 2:
@@ -285,6 +321,7 @@ class TextParser:
         """Answer `reply` and skip the value block that follows, to stay in step."""
         self._pos = data_start
         self._swallow = length + 2
+        self._slow = True
         return Invalid(reply, unlink)
 
     def _other(self, verb: bytes, tokens: list[bytes]) -> Command:

@@ -27,6 +27,7 @@ BINARY_MAGIC = 0x80
 class SessionLike(TypingProtocol):
     closing: bool
     reply_delay: float
+    backlog: bool
 
     @property
     def authenticated(self) -> bool: ...
@@ -127,6 +128,11 @@ class MemcacheConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        if not (session.reply_delay or session.closing or session.backlog or self._auth_timer):
+            # The usual case, kept to one check: write the replies and wait for more.
+            if reply:
+                transport.write(reply)
+            return
         if session.reply_delay > 0:
             # Answer later without blocking anyone: stop reading, send on a timer.
             delay, session.reply_delay = session.reply_delay, 0.0
@@ -166,7 +172,7 @@ class MemcacheConnection(asyncio.Protocol):
         if self._auth_timer is not None and session.authenticated:
             self._auth_timer.cancel()
             self._auth_timer = None
-        if getattr(session, "backlog", False) and not self._backlog:
+        if session.backlog and not self._backlog:
             self._backlog = True
             transport.pause_reading()
             if not self._writing_paused:

@@ -141,6 +141,13 @@ class Cache:
         """A read that counts as a get and refreshes the item's place in the LRU."""
         stats = self.stats
         stats.cmd_get += 1
+        if not self.flush_at:
+            # The hot path: _live inlined for a live item (one dict lookup, no call).
+            item = self.items.get(key)
+            if item is not None and (not item.exptime or item.exptime > now):
+                self.items.move_to_end(key)
+                stats.get_hits += 1
+                return item
         item = self._live(key, now)
         if item is None:
             stats.get_misses += 1
@@ -171,7 +178,8 @@ class Cache:
         if mode is StoreMode.SET:
             if cas_unique:
                 return self._store_cas(key, value, flags, exptime, now, cas_unique, item)
-            return self._insert(key, value, flags, absolute_exptime(exptime, now), item)
+            absolute = absolute_exptime(exptime, now) if exptime else 0.0
+            return self._insert(key, value, flags, absolute, item)
         if mode is StoreMode.CAS:
             return self._store_cas(key, value, flags, exptime, now, cas_unique, item)
         if mode is StoreMode.ADD:
@@ -218,8 +226,12 @@ class Cache:
     ) -> tuple[StoreResult, int]:
         # A failed store still removes the old value, as memcached does: stale data must
         # not outlive a write the client believes happened or was refused.
+        budget = self.budget
         if old is not None:
-            self._unlink(key, old)
+            del self.items[key]
+            old_size = len(key) + len(old.value) + ITEM_OVERHEAD
+            self.used -= old_size
+            budget.used -= old_size
         if len(key) + len(value) > self.item_size_max:
             self.stats.store_too_large += 1
             return StoreResult.TOO_LARGE, 0
@@ -229,13 +241,15 @@ class Cache:
             self.stats.total_items += 1
             return StoreResult.STORED, _next_cas()
         size = len(key) + len(value) + ITEM_OVERHEAD
-        if not self._make_room(size):
+        if (
+            self.used + size > self.limit or budget.used + size > budget.limit
+        ) and not self._make_room(size):
             self.stats.store_no_memory += 1
             return StoreResult.NO_MEMORY, 0
         cas = _next_cas()
         self.items[key] = Item(value, flags, exptime, cas)
         self.used += size
-        self.budget.used += size
+        budget.used += size
         self.stats.total_items += 1
         if exptime:
             heapq.heappush(self._expiries, (exptime, cas, key))

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, IntEnum
 
 __all__ = ["ArithResult", "StoreMode", "StoreResult"]
 
 
-class StoreMode(Enum):
-    SET = "set"
-    ADD = "add"
-    REPLACE = "replace"
-    APPEND = "append"
-    PREPEND = "prepend"
-    CAS = "cas"
+class StoreMode(IntEnum):
+    """IntEnum: its hash is int's (C), which matters on the per-command path."""
+
+    SET = 1
+    ADD = 2
+    REPLACE = 3
+    APPEND = 4
+    PREPEND = 5
+    CAS = 6
 
 
-class StoreResult(Enum):
-    STORED = "stored"
-    NOT_STORED = "not_stored"
-    EXISTS = "exists"
-    NOT_FOUND = "not_found"
-    TOO_LARGE = "too_large"
-    NO_MEMORY = "no_memory"
+class StoreResult(IntEnum):
+    STORED = 1
+    NOT_STORED = 2
+    EXISTS = 3
+    NOT_FOUND = 4
+    TOO_LARGE = 5
+    NO_MEMORY = 6
 
 
 class ArithResult(Enum):
