@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from memcloud.auth_throttle import address_of, throttle_for
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
@@ -100,7 +101,7 @@ class TextSession(Session):
             if command is NEED_DATA:
                 break
             if self.principal is None:
-                self._before_login(command, out)
+                self._before_login(command, now, out)
             else:
                 _HANDLERS[type(command)](self, command, now, out)
         reply = b"".join(out)
@@ -127,9 +128,9 @@ class TextSession(Session):
 
     # -- authentication ------------------------------------------------------------------
 
-    def _before_login(self, command: Command | object, out: list[bytes]) -> None:
+    def _before_login(self, command: Command | object, now: float, out: list[bytes]) -> None:
         if isinstance(command, Store) and command.verb is StoreVerb.SET:
-            if self._login_with(command.key, command.value):
+            if self._login_with(command.key, command.value, now):
                 self.parser.authenticating = False
                 if not command.noreply:
                     out.append(replies.STORED)
@@ -143,14 +144,25 @@ class TextSession(Session):
         else:
             out.append(replies.UNAUTHENTICATED)
 
-    def _login_with(self, key: bytes, value: bytes) -> bool:
+    def _login_with(self, key: bytes, value: bytes, now: float) -> bool:
+        """The login `set`, slowed down after repeated failures from the same address
+        (auth_throttle; the binary protocol's SASL answers follow the same rule)."""
+        throttle = throttle_for(self.service)
+        address = address_of(self.peer)
+        admission = throttle.admit(address, now)
+        self.reply_delay = max(self.reply_delay, admission.delay)
+        if not admission.check:
+            return False
         # memcached's -Y form puts "username password" in the value; the hosted service's
         # form puts the username in the key and the password in the value.
         if b" " in value:
             username, _, password = value.partition(b" ")
             if self.service.directory.cache_of(username) is not None:
-                return self.try_login(username, password.strip())
-        return self.try_login(key, value)
+                key, value = username, password.strip()
+        if self.try_login(key, value):
+            return True
+        throttle.failed(address, now)
+        return False
 
     # -- commands ------------------------------------------------------------------------
 
