@@ -78,7 +78,8 @@ class _Parser(argparse.ArgumentParser):
             note = f"env {ENV_PREFIX}{action.dest.upper()}"
             if action.nargs != 0 and self.real_defaults[action.dest] is not None:
                 note += f"; default {self.real_defaults[action.dest]}"
-            action.help = f"{action.help or ''} [{note}]".strip()
+            if action.help != argparse.SUPPRESS:
+                action.help = f"{action.help or ''} [{note}]".strip()
 
     def resolve(self, ns: argparse.Namespace, environ: Mapping[str, str]) -> None:
         """Fill every option left _UNSET from the environment, else from its default."""
