@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -139,10 +140,13 @@ class Runtime:
     async def start(self) -> None:
         settings = self.settings
         loop = asyncio.get_running_loop()
+        port = settings.port
+        if port == 0 and self.is_first and settings.nodes > 1:
+            port = free_port_range(settings.host, settings.nodes)
         server = await loop.create_server(
             lambda: MemcacheConnection(self.service),
             settings.host,
-            settings.port,
+            port,
             reuse_address=True,
             backlog=1024,
         )
@@ -237,6 +241,29 @@ async def _serve(settings: Settings) -> int:
     await stop.wait()
     await runtime.stop()
     return 0
+
+
+def free_port_range(host: str, count: int, attempts: int = 50) -> int:
+    """A port P such that P .. P+count-1 are free now (for `--port 0` with several nodes,
+    whose ports are consecutive)."""
+    for _ in range(attempts):
+        probes: list[socket.socket] = []
+        try:
+            first = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            probes.append(first)
+            first.bind((host, 0))
+            base = int(first.getsockname()[1])
+            for offset in range(1, count):
+                probe = socket.socket(first.family)
+                probes.append(probe)
+                probe.bind((host, base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise OSError(f"no {count} consecutive free ports on {host}")
 
 
 def _write_server_info(
