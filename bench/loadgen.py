@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import cpu_seconds
+from bench.procs import core_busy_seconds, cpu_seconds
 from bench.servers import Server, pin
 
 __all__ = ["BUILD_DIR", "SOURCE", "Load", "build", "preload", "run"]
@@ -35,6 +35,7 @@ class Load:
     keys: int  # keys asked for by gets
     hits: int
     cpu_seconds: float  # the server's, over the timed phase
+    others_cpu_seconds: float | None = None  # other processes' on the server's core (pinned)
 
     @property
     def ops_per_second(self) -> float:
@@ -43,6 +44,11 @@ class Load:
     @property
     def cpu_us_per_op(self) -> float:
         return self.cpu_seconds / self.ops * 1e6 if self.ops else 0.0
+
+    @property
+    def cpu_percent(self) -> float:
+        """The server's CPU time as a share of one core over the timed phase."""
+        return self.cpu_seconds / self.seconds * 100 if self.seconds else 0.0
 
 
 def build(build_dir: Path = BUILD_DIR) -> Path:
@@ -76,9 +82,12 @@ def run(
     core: int | None,
     auth: bool = False,
     timeout: float = 300.0,
+    server_core: int | None = None,
 ) -> Load:
     """Run the generator (`options` as loadgen takes them) and read the server's CPU time when
-    the timed phase begins (the generator prints `ready`) and when its result arrives."""
+    the timed phase begins (the generator prints `ready`) and when its result arrives. With
+    `server_core` (the core the server is pinned to), the CPU time other processes took on that
+    core meanwhile is measured too: the noise of a shared machine."""
     argv = pin(core, [str(binary), *_target(server, options, auth), "-R"])
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
@@ -87,13 +96,18 @@ def run(
     deadline = time.monotonic() + timeout
     cpu_before: float | None = None
     cpu_after = 0.0
+    core_before = core_after = 0.0
     result: dict[str, float] | None = None
     try:
         for line in process.stdout:
             if line.strip() == "ready":
                 cpu_before = cpu_seconds(server.pid)
+                if server_core is not None:
+                    core_before = core_busy_seconds(server_core)
             elif line.startswith("{"):
                 cpu_after = cpu_seconds(server.pid)
+                if server_core is not None:
+                    core_after = core_busy_seconds(server_core)
                 result = json.loads(line)
                 break
             if time.monotonic() > deadline:
@@ -122,6 +136,9 @@ def run(
         keys=int(result["keys"]),
         hits=int(result["hits"]),
         cpu_seconds=cpu_after - cpu_before,
+        others_cpu_seconds=None
+        if server_core is None
+        else max(0.0, core_after - core_before - (cpu_after - cpu_before)),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["TICKS", "cpu_seconds", "process_tree", "rss_bytes"]
+__all__ = ["TICKS", "core_busy_seconds", "cpu_seconds", "process_tree", "rss_bytes"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -66,3 +66,14 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) * 1024  # kB
     return total
+
+
+def core_busy_seconds(core: int) -> float:
+    """Seconds core `core` spent busy (not idle or waiting for I/O) since boot, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == f"cpu{core}":
+            ticks = [int(v) for v in fields[1:]]
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+            return (sum(ticks[:8]) - idle) / TICKS  # guest time is already in user
+    return 0.0

@@ -47,10 +47,22 @@ class Summary:
     gets: int
     hits: int
     keys: int
+    others_cpu_seconds: float | None  # other processes on the server's core (when pinned)
+    spread: float  # (slowest - fastest round) / fastest, in ops/s
 
     @property
     def ops_per_second(self) -> float:
         return self.ops / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_percent(self) -> float:
+        return self.cpu_seconds / self.seconds * 100 if self.seconds else 0.0
+
+    @property
+    def others_percent(self) -> float | None:
+        if self.others_cpu_seconds is None or not self.seconds:
+            return None
+        return self.others_cpu_seconds / self.seconds * 100
 
     @property
     def cpu_us_per_op(self) -> float:
@@ -58,6 +70,10 @@ class Summary:
 
 
 def summarize(runs: list[Load]) -> Summary:
+    others = [r.others_cpu_seconds for r in runs if r.others_cpu_seconds is not None]
+    rates = [r.ops_per_second for r in runs]
+    fastest = max(rates, default=0.0)
+    spread = (fastest - min(rates)) / fastest if fastest else 0.0
     return Summary(
         rounds=len(runs),
         ops=sum(r.ops for r in runs),
@@ -69,6 +85,8 @@ def summarize(runs: list[Load]) -> Summary:
         gets=sum(r.gets for r in runs),
         hits=sum(r.hits for r in runs),
         keys=sum(r.keys for r in runs),
+        others_cpu_seconds=sum(others) if others and len(others) == len(runs) else None,
+        spread=spread,
     )
 
 
@@ -125,6 +143,7 @@ class Comparison:
                     **asdict(self.summary(name)),
                     "ops_per_second": self.summary(name).ops_per_second,
                     "cpu_us_per_op": self.summary(name).cpu_us_per_op,
+                    "cpu_percent": self.summary(name).cpu_percent,
                 }
                 for name in self.runs
             },
@@ -134,6 +153,7 @@ class Comparison:
                         **asdict(r),
                         "ops_per_second": r.ops_per_second,
                         "cpu_us_per_op": r.cpu_us_per_op,
+                        "cpu_percent": r.cpu_percent,
                     }
                     for r in runs
                 ]
@@ -157,8 +177,9 @@ class MemoryResult:
 
 
 HEADER = (
-    f"{'workload':<44} {'server':<12} {'ops/s':>9} {'p50 us':>8} {'p99 us':>8} "
-    f"{'CPU us/op':>9} {'ratio':>6} {'CPU ratio':>9}  target"
+    f"{'workload':<40} {'server':<12} {'ops/s':>9} {'p50 us':>7} {'p99 us':>7} "
+    f"{'CPU us/op':>9} {'CPU%':>5} {'other%':>6} {'spread':>6} {'ratio':>6} {'CPU ratio':>9}"
+    "  target"
 )
 
 
@@ -175,9 +196,12 @@ def table(comparisons: list[Comparison]) -> str:
                 ratio = f"{c.ratio:.2f}x"
                 cpu_ratio = f"{c.cpu_ratio:.2f}x"
                 target = c.verdict()
+            others = "" if s.others_percent is None else f"{s.others_percent:.0f}"
+            spread = f"{s.spread:.0%}" if s.rounds > 1 else ""
             rows.append(
-                f"{title:<44} {name:<12} {s.ops_per_second:>9,.0f} {s.p50_us:>8.0f} "
-                f"{s.p99_us:>8.0f} {s.cpu_us_per_op:>9.2f} {ratio:>6} {cpu_ratio:>9}  {target}"
+                f"{title:<40} {name:<12} {s.ops_per_second:>9,.0f} {s.p50_us:>7.0f} "
+                f"{s.p99_us:>7.0f} {s.cpu_us_per_op:>9.2f} {s.cpu_percent:>5.0f} {others:>6} "
+                f"{spread:>6} {ratio:>6} {cpu_ratio:>9}  {target}"
             )
             title = ""
     return "\n".join(rows)
@@ -185,7 +209,7 @@ def table(comparisons: list[Comparison]) -> str:
 
 def memory_table(results: list[MemoryResult]) -> str:
     header = (
-        f"{'workload':<44} {'server':<12} {'items':>9} {'RSS before':>10} {'RSS after':>10} "
+        f"{'workload':<40} {'server':<12} {'items':>9} {'RSS before':>10} {'RSS after':>10} "
         f"{'MB per 1M items':>15} {'ratio':>6}  target"
     )
     rows = [header, "-" * len(header)]
@@ -198,7 +222,7 @@ def memory_table(results: list[MemoryResult]) -> str:
             ratio = f"{value:.2f}x"
             target = f"<={MEMORY_MAX_RATIO:.1f}x {'ok' if value <= MEMORY_MAX_RATIO else 'MISS'}"
         rows.append(
-            f"{title:<44} {r.server:<12} {r.items:>9,} {r.rss_before / 1e6:>8.1f}MB "
+            f"{title:<40} {r.server:<12} {r.items:>9,} {r.rss_before / 1e6:>8.1f}MB "
             f"{r.rss_after / 1e6:>8.1f}MB {r.mb_per_million:>15.1f} {ratio:>6}  {target}"
         )
         title = ""

@@ -52,8 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s, 1 round, 100k items")
     parser.add_argument("--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, n)")
-    parser.add_argument("--duration", type=int, default=None, help="seconds per round (4)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds per server (2)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per round (2)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per server (4)")
     parser.add_argument("--memory-items", type=int, default=None, help="items for (f) (1000000)")
     parser.add_argument("--memcslap", action="store_true", help="also run memcslap set/get")
     parser.add_argument("--memcslap-execute-number", type=int, default=10000)
@@ -63,9 +63,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     if args.duration is None:
-        args.duration = 1 if quick else 4
+        args.duration = 1 if quick else 2
     if args.rounds is None:
-        args.rounds = 1 if quick else 2
+        args.rounds = 1 if quick else 4
     if args.memory_items is None:
         args.memory_items = 100_000 if quick else 1_000_000
     if quick:
@@ -96,6 +96,7 @@ def compare(
     subject: Server,
     args: argparse.Namespace,
     core: int | None,
+    server_core: int | None,
 ) -> Comparison:
     """Rounds alternating between the servers (ABBA...), the same generator options for both."""
     comparison = Comparison(workload, base.name, subject.name, pinned=core is not None)
@@ -104,12 +105,14 @@ def compare(
         order = (base, subject) if round_ % 2 == 0 else (subject, base)
         for server in order:
             auth = workload.sasl and server is subject
-            load = loadgen.run(binary, server, options, core, auth, timeout=args.duration + 180)
+            load = loadgen.run(
+                binary, server, options, core, auth, args.duration + 180, server_core
+            )
             comparison.add(server.name, load)
             log(
                 f"  {workload.key} {server.name:<12} round {round_ + 1}: "
                 f"{load.ops_per_second:>9,.0f} ops/s, {load.cpu_us_per_op:6.2f} us CPU/op, "
-                f"p50 {load.p50_us:.0f} us, errors {load.errors}"
+                f"CPU {load.cpu_percent:.0f}%, p50 {load.p50_us:.0f} us, errors {load.errors}"
             )
     return comparison
 
@@ -138,6 +141,10 @@ def notes(comparisons: list[Comparison], pinned: bool) -> list[str]:
         )
     else:
         lines.append("nothing pinned (--no-pin or no taskset)")
+    lines.append(
+        "CPU%: the server's CPU over one core; other%: other processes' CPU on the server's core"
+        " (noise); spread: (fastest - slowest round) / fastest"
+    )
     for c in comparisons:
         if c.workload.note:
             lines.append(f"{c.workload.key}: {c.workload.note}")
@@ -188,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ):
                 for workload in selected:
                     log(f"{workload.key}: {workload.title}")
-                    comparisons.append(compare(binary, workload, base, subject, args, core))
+                    comparisons.append(
+                        compare(binary, workload, base, subject, args, core, server_core)
+                    )
                 if args.memcslap and memcslap is not None:
                     log("memcslap set, get")
                     for test in ("set", "get"):
@@ -215,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 memcloud(Path(tmp) / "nodes1", None, nodes=1) as one,
                 memcloud(Path(tmp) / "nodes2", None, nodes=2) as two,
             ):
-                comparisons.append(compare(binary, NODES, one, two, args, None))
+                comparisons.append(compare(binary, NODES, one, two, args, None, None))
     elapsed = time.monotonic() - started
     print()
     if comparisons:
