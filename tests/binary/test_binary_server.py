@@ -214,6 +214,9 @@ def test_oversized_value_answers_e2big_and_the_connection_stays_usable(
     reply = conn.call(Opcode.SET, key=b"abc", extras=SET_EXTRAS, value=b"x" * over)
     assert reply.status == Status.E2BIG
     assert conn.call(Opcode.SET, key=b"ab", extras=SET_EXTRAS, value=b"x" * over).status == 0
+    # growing an item past the limit: E2BIG, and the item is left as it was
+    assert conn.call(Opcode.APPEND, key=b"ab", value=b"yy").status == Status.E2BIG
+    assert conn.call(Opcode.GET, key=b"ab").value == b"x" * over
 
 
 def test_unknown_opcode_answers_0x81_and_continues(conn: BinaryConnection) -> None:
