@@ -11,6 +11,7 @@ import pytest
 from bmemcached.exceptions import MemcachedException
 
 from memcloud.protocol.binary import Opcode, Status, request
+from memcloud.testing import read_env_file
 
 from .conftest import Deployment
 
@@ -89,3 +90,17 @@ def test_read_only_credential_cannot_write(deployment: Deployment) -> None:
     finally:
         writer.disconnect_all()
         reader.disconnect_all()
+
+
+def test_hosted_user_quick_start(deployment: Deployment) -> None:
+    """What a hosted user does with the MEMCACHIER_* values `memcloud serve` prints."""
+    env = read_env_file(deployment.server.data_dir)
+    servers = env["MEMCACHIER_SERVERS"].split(",")
+    client = bmemcached.Client(
+        servers, env["MEMCACHIER_USERNAME"], env["MEMCACHIER_PASSWORD"], socket_timeout=5
+    )
+    try:
+        assert client.set("bm:quick", {"a": 1}) is True
+        assert client.get("bm:quick") == {"a": 1}
+    finally:
+        client.disconnect_all()
