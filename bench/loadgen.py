@@ -35,7 +35,8 @@ class Load:
     keys: int  # keys asked for by gets
     hits: int
     cpu_seconds: float  # the server's, over the timed phase
-    others_cpu_seconds: float | None = None  # other processes' on the server's core (pinned)
+    # CPU time other processes took on the server's and the generator's cores (when pinned)
+    others_cpu_seconds: float | None = None
 
     @property
     def ops_per_second(self) -> float:
@@ -86,8 +87,8 @@ def run(
 ) -> Load:
     """Run the generator (`options` as loadgen takes them) and read the server's CPU time when
     the timed phase begins (the generator prints `ready`) and when its result arrives. With
-    `server_core` (the core the server is pinned to), the CPU time other processes took on that
-    core meanwhile is measured too: the noise of a shared machine."""
+    `server_core` (the core the server is pinned to) and `core` (the generator's), the CPU time
+    other processes took on those two cores meanwhile is measured too: a shared machine's noise."""
     argv = pin(core, [str(binary), *_target(server, options, auth), "-R"])
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
@@ -95,19 +96,21 @@ def run(
     assert process.stdout is not None and process.stderr is not None
     deadline = time.monotonic() + timeout
     cpu_before: float | None = None
-    cpu_after = 0.0
+    cpu_after = own_after = 0.0
+    server_before = 0.0
     core_before = core_after = 0.0
+    cores = [c for c in (server_core, core) if c is not None]
     result: dict[str, float] | None = None
     try:
         for line in process.stdout:
             if line.strip() == "ready":
-                cpu_before = cpu_seconds(server.pid)
-                if server_core is not None:
-                    core_before = core_busy_seconds(server_core)
+                server_before = cpu_seconds(server.pid)
+                cpu_before = server_before + cpu_seconds(process.pid)
+                core_before = sum(core_busy_seconds(c) for c in cores)
             elif line.startswith("{"):
                 cpu_after = cpu_seconds(server.pid)
-                if server_core is not None:
-                    core_after = core_busy_seconds(server_core)
+                own_after = cpu_after + cpu_seconds(process.pid)
+                core_after = sum(core_busy_seconds(c) for c in cores)
                 result = json.loads(line)
                 break
             if time.monotonic() > deadline:
@@ -135,10 +138,10 @@ def run(
         sets=int(result["sets"]),
         keys=int(result["keys"]),
         hits=int(result["hits"]),
-        cpu_seconds=cpu_after - cpu_before,
+        cpu_seconds=cpu_after - server_before,
         others_cpu_seconds=None
-        if server_core is None
-        else max(0.0, core_after - core_before - (cpu_after - cpu_before)),
+        if server_core is None or core is None
+        else max(0.0, core_after - core_before - (own_after - cpu_before)),
     )
 
 

@@ -10,6 +10,7 @@ import shutil
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -108,13 +109,20 @@ class Comparison:
 
     @property
     def ratio(self) -> float:
-        base = self.summary(self.base).ops_per_second
-        return self.summary(self.subject).ops_per_second / base if base else 0.0
+        """The median over rounds of subject/base ops/s: round i of each server ran back to back
+        (ABBA order), so a ratio of one round shares its background load; the median drops the
+        rounds that load spoiled."""
+        return self._paired(lambda load: load.ops_per_second)
 
     @property
     def cpu_ratio(self) -> float:
-        base = self.summary(self.base).cpu_us_per_op
-        return self.summary(self.subject).cpu_us_per_op / base if base else 0.0
+        """The median over rounds of subject/base CPU per op."""
+        return self._paired(lambda load: load.cpu_us_per_op)
+
+    def _paired(self, value: Callable[[Load], float]) -> float:
+        pairs = zip(self.runs.get(self.subject, []), self.runs.get(self.base, []), strict=False)
+        ratios = [value(s) / value(b) for s, b in pairs if value(b)]
+        return statistics.median(ratios) if ratios else 0.0
 
     def verdict(self) -> str:
         parts = []

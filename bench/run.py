@@ -142,8 +142,9 @@ def notes(comparisons: list[Comparison], pinned: bool) -> list[str]:
     else:
         lines.append("nothing pinned (--no-pin or no taskset)")
     lines.append(
-        "CPU%: the server's CPU over one core; other%: other processes' CPU on the server's core"
-        " (noise); spread: (fastest - slowest round) / fastest"
+        "CPU%: the server's CPU over one core; other%: other processes' CPU on the server's and the"
+        " generator's cores (noise); spread: (fastest - slowest round) / fastest; ratios: median"
+        " of the rounds' ratios"
     )
     for c in comparisons:
         if c.workload.note:
