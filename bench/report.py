@@ -242,14 +242,16 @@ def _run(argv: list[str]) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return ""
-    return done.stdout.strip()
+    return done.stdout.rstrip("\n")  # keep leading spaces: git status --porcelain has them
 
 
 def git_description() -> dict[str, object]:
-    dirty = _run(["git", "status", "--porcelain", "--", "src", "bench"])
+    """The commit, and the paths under src/ and bench/ (results aside) that differ from it."""
+    status = ["git", "status", "--porcelain", "--", "src", "bench", ":!bench/results"]
+    dirty = _run(status)
     return {
         "commit": _run(["git", "rev-parse", "HEAD"]),
-        "dirty_paths": [line[3:] for line in dirty.splitlines()],
+        "dirty_paths": [line[3:] for line in dirty.splitlines()],  # "XY path"
     }
 
 
