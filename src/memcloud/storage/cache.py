@@ -156,6 +156,24 @@ class Cache:
         stats.get_hits += 1
         return item
 
+    def get_many(
+        self, keys: list[bytes], now: float, budget: int
+    ) -> tuple[list[tuple[bytes, Item]], int]:
+        """A multi-get: the hits among `keys` in order, each counted and refreshed as by
+        `get`. Stops once the values found pass `budget` bytes; answers the hits and how
+        many keys were looked at."""
+        hits: list[tuple[bytes, Item]] = []
+        get = self.get
+        size = 0
+        for index, key in enumerate(keys):
+            if size > budget:
+                return hits, index
+            item = get(key, now)
+            if item is not None:
+                hits.append((key, item))
+                size += len(item.value)
+        return hits, len(keys)
+
     def peek(self, key: bytes, now: float) -> Item | None:
         """A read that changes nothing and counts nothing."""
         return self._live(key, now)
