@@ -77,14 +77,19 @@ class TextSession(Session):
         cache = self.cache
         unparsed = data
         plain = False
-        if data[:4] == b"get " and cache is not None and self._rest is None and self.parser.idle:
-            # Reads of plain single-key gets (the most frequent request, alone or
-            # pipelined) are answered without the parser, up to the first other line.
-            eol = data.find(b"\r\n")
-            key = data[4:eol]
-            if key and len(key) <= KEY_MAX_LENGTH and _NOT_PLAIN.search(key) is None:
-                if eol == len(data) - 2:
-                    return self._get_one(cache, key, data)
+        if cache is not None and self._rest is None and self.parser.idle:
+            # Reads of plain single-key gets and plain sets (the most frequent requests,
+            # alone or pipelined) are answered without the parser, up to the first line
+            # that is anything else.
+            head = data[:4]
+            if head == b"get ":
+                eol = data.find(b"\r\n")
+                key = data[4:eol]
+                if key and len(key) <= KEY_MAX_LENGTH and _NOT_PLAIN.search(key) is None:
+                    if eol == len(data) - 2:
+                        return self._get_one(cache, key, data)
+                    plain = True
+            elif head == b"set ":
                 plain = True
         out: list[bytes] = []
         now = self._now()
@@ -92,7 +97,7 @@ class TextSession(Session):
         self.backlog = False
         if plain:
             assert cache is not None
-            done = self._plain_gets(cache, data, now, out)
+            done = self._plain_requests(cache, data, now, out)
             if done == len(data):
                 return self._account(cache, data, out)
             unparsed = data[done:]
@@ -134,29 +139,64 @@ class TextSession(Session):
             stats.bytes_written += len(reply)
         return reply
 
-    def _plain_gets(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
-        """Answer the leading `get <key>\\r\\n` lines whose key is plain; anything else
-        (a multi-get, an odd byte, a line not yet whole) is left to the parser. Answers
-        how many bytes were handled."""
+    def _plain_requests(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
+        """Answer the leading `get <key>` and `set <key> <flags> <exptime> <bytes>` requests
+        whose every field is plain (a short key of printable bytes, short decimal numbers,
+        the value whole and ended by CR LF, nothing refused). Anything else is left to the
+        parser, which answers it the same way. Answers how many bytes were handled."""
         pos = 0
         size = len(data)
         get = cache.get
+        store = cache.store
+        may_write = self.principal is not None and self.principal.write
+        item_size_max = cache.item_size_max
         batch = 0
-        while pos < size and data.startswith(b"get ", pos) and batch <= REPLY_BATCH_MAX:
+        while pos < size and batch <= REPLY_BATCH_MAX:
             eol = data.find(b"\r\n", pos)
             if eol < 0:
                 break
-            key = data[pos + 4 : eol]
-            if not key or len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
-                break
-            item = get(key, now)
-            if item is None:
-                out.append(replies.END)
+            if data.startswith(b"get ", pos):
+                key = data[pos + 4 : eol]
+                if not key or len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
+                    break
+                item = get(key, now)
+                if item is None:
+                    out.append(replies.END)
+                else:
+                    value = item.value
+                    batch += len(value)
+                    out.append(_VALUE_END % (key, item.flags, len(value), value))
+                pos = eol + 2
+            elif data.startswith(b"set ", pos) and may_write:
+                fields = data[pos + 4 : eol].split(b" ")
+                if len(fields) != 4:
+                    break
+                key, flags, exptime, length = fields
+                if not (
+                    key
+                    and len(key) <= KEY_MAX_LENGTH
+                    and flags.isdigit()
+                    and exptime.isdigit()
+                    and length.isdigit()
+                    and len(flags) < 10
+                    and len(exptime) < 11
+                    and len(length) < 9
+                    and _NOT_PLAIN.search(key) is None
+                ):
+                    break
+                start = eol + 2
+                end = start + int(length)
+                if end + 2 > size or data[end : end + 2] != b"\r\n":
+                    break
+                if end - start + len(key) > item_size_max:
+                    break
+                result, _ = store(
+                    StoreMode.SET, key, data[start:end], int(flags), int(exptime), now
+                )
+                out.append(_STORE_REPLIES[result])
+                pos = end + 2
             else:
-                value = item.value
-                batch += len(value)
-                out.append(_VALUE_END % (key, item.flags, len(value), value))
-            pos = eol + 2
+                break
         self._batch = batch
         # Past the batch limit, the rest waits in the parser as the session's backlog.
         self.backlog = batch > REPLY_BATCH_MAX
@@ -237,11 +277,15 @@ class TextSession(Session):
         batch = self._batch
         if exptime is None:
             hits, looked_at = cache.get_many(keys, now, REPLY_BATCH_MAX - batch)
-            if with_cas:
-                out += [_VALUE_CAS % (k, i.flags, len(i.value), i.cas, i.value) for k, i in hits]
-            else:
-                out += [_VALUE % (k, i.flags, len(i.value), i.value) for k, i in hits]
-            self._batch = batch = batch + sum(len(item.value) for _, item in hits)
+            append = out.append
+            for key, item in hits:
+                value = item.value
+                batch += len(value)
+                if with_cas:
+                    append(_VALUE_CAS % (key, item.flags, len(value), item.cas, value))
+                else:
+                    append(_VALUE % (key, item.flags, len(value), value))
+            self._batch = batch
             if looked_at < len(keys):
                 # The rest of this multi-get is answered in the next call.
                 self._rest = command._replace(keys=keys[looked_at:])
@@ -258,15 +302,15 @@ class TextSession(Session):
                 self._batch = batch
                 self.backlog = True
                 return
-            item = cache.touch(key, exptime, now)
+            touched = cache.touch(key, exptime, now)
             cache.stats.cmd_get += 1
-            if item is None:
+            if touched is None:
                 cache.stats.get_misses += 1
                 continue
             cache.stats.get_hits += 1
-            value = item.value
+            value = touched.value
             batch += len(value)
-            out.append(render_value(key, item.flags, value, item.cas if with_cas else None))
+            out.append(render_value(key, touched.flags, value, touched.cas if with_cas else None))
         self._batch = batch
         if batch > REPLY_BATCH_MAX:
             self.backlog = True

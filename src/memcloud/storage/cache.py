@@ -162,17 +162,31 @@ class Cache:
         """A multi-get: the hits among `keys` in order, each counted and refreshed as by
         `get`. Stops once the values found pass `budget` bytes; answers the hits and how
         many keys were looked at."""
+        if self.flush_at and now >= self.flush_at:
+            self.flush_now()  # a delayed flush that is due happens first
         hits: list[tuple[bytes, Item]] = []
-        get = self.get
+        lookup = self.items.get
+        refresh = self.items.move_to_end
         size = 0
-        for index, key in enumerate(keys):
+        looked_at = 0
+        for key in keys:
             if size > budget:
-                return hits, index
-            item = get(key, now)
-            if item is not None:
-                hits.append((key, item))
-                size += len(item.value)
-        return hits, len(keys)
+                break
+            looked_at += 1
+            item = lookup(key)
+            if item is None:
+                continue
+            if item.exptime and item.exptime <= now:
+                self._live(key, now)  # unlinks and counts it
+                continue
+            refresh(key)
+            hits.append((key, item))
+            size += len(item.value)
+        stats = self.stats
+        stats.cmd_get += looked_at
+        stats.get_hits += len(hits)
+        stats.get_misses += looked_at - len(hits)
+        return hits, looked_at
 
     def peek(self, key: bytes, now: float) -> Item | None:
         """A read that changes nothing and counts nothing."""

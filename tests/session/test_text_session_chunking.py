@@ -1,0 +1,70 @@
+"""A text session answers the same bytes however the input is split into reads.
+
+The session answers plain gets and sets without the parser when a read starts with them,
+and gives everything else to the parser: both paths must agree, byte for byte, on every
+input, including inputs that switch between them mid-read.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memcloud.auth import Directory
+from memcloud.clock import FakeClock
+from memcloud.config import Settings
+from memcloud.control.models import CacheRecord
+from memcloud.service import Service
+from memcloud.storage.registry import Registry
+from memcloud.text_session import TextSession
+
+KEYS = [b"a", b"b", b"key:1", b"k" * 250, b"k" * 251, b"x\x01y", b""]
+
+
+def new_session() -> TextSession:
+    settings = Settings(anonymous_cache="anon", item_size_max=1024)
+    directory = Directory([CacheRecord(1, "anon", 64 * 1024)], [], 1)
+    service = Service(Registry(1 << 20, 1024), directory, FakeClock(1_700_000_000.0), settings)
+    return TextSession(service, "127.0.0.1:1", lambda: None)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    key = draw(st.sampled_from(KEYS))
+    kind = draw(st.sampled_from(["get", "set", "set-noreply", "mget", "delete", "junk"]))
+    if kind == "get":
+        return b"get " + key + b"\r\n"
+    if kind in ("set", "set-noreply"):
+        value = draw(st.binary(max_size=40))
+        declared = len(value) + draw(st.sampled_from([0, 0, 0, 1, -1]))
+        flags = draw(st.sampled_from([b"0", b"7", b"4294967295", b"+1", b"x"]))
+        exptime = draw(st.sampled_from([b"0", b"100", b"-1", b"2592001"]))
+        noreply = b" noreply" if kind == "set-noreply" else b""
+        line = b"set %s %s %s %d%s\r\n" % (key, flags, exptime, declared, noreply)
+        return line + value + b"\r\n"
+    if kind == "mget":
+        return b"get " + key + b" " + draw(st.sampled_from(KEYS)) + b"\r\n"
+    if kind == "delete":
+        return b"delete " + key + b"\r\n"
+    return draw(st.binary(max_size=12)) + b"\r\n"
+
+
+def answer(chunks: list[bytes]) -> bytes:
+    session = new_session()
+    replies = b"".join(session.handle(chunk) for chunk in chunks)
+    while session.backlog:
+        replies += session.handle(b"")
+    return replies
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(requests(), min_size=1, max_size=12), st.integers(min_value=1, max_value=9))
+def test_the_same_answers_however_the_input_is_split(
+    batch: list[bytes], chunk: int
+) -> None:
+    data = b"".join(batch)
+    whole = answer([data])
+    per_request = answer(batch)
+    sliced = answer([data[i : i + chunk] for i in range(0, len(data), chunk)])
+    assert per_request == whole
+    assert sliced == whole
