@@ -135,7 +135,9 @@ class ServerProcess:
         return text
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        # A started server is not started twice (the first would be left running).
+        running = self.process is not None and self.process.poll() is None
+        return self if running else self.start()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -30,9 +31,9 @@ HOOK_FORM = {
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> ServerProcess:
-    proc = ServerProcess(tmp_path / "data", env=SAMPLE_ENV).start()
-    return proc
+def seeded(tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path / "data", env=SAMPLE_ENV) as proc:
+        yield proc
 
 
 def _fill(api: Api, count: int = 50) -> None:
@@ -63,42 +64,42 @@ def _curl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_three_steps_with_curl(seeded: ServerProcess) -> None:
-    with seeded as proc:
-        api = Api(proc)
-        host, port, user, password = "127.0.0.1", proc.api_port, proc.username, proc.password
-        # Step 1: login answers the cache id.
-        out = _curl(f"http://{host}:{port}/api/v1/login", "--user", f"{user}:{password}")
-        body = json.loads(out.stdout)
-        assert body == {"cache_id": api.main.cache_id}
-        n = body["cache_id"]
-        # Step 2: flush with POST empties the cache a memcache client filled.
-        _fill(api)
-        out = _curl(
-            f"http://{host}:{port}/api/v1/{n}/flush", "-X", "POST", "--user", f"{user}:{password}"
-        )
-        assert out.stdout == '""'
-        assert _empty(api)
-        # Step 3: the deploy hook, credentials in the URL, the double slash, the form body.
-        _fill(api)
-        hook_url = f"http://{user}:{password}@{host}:{port}/api/v1//{n}/flush"
-        out = _curl(
-            hook_url,
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/x-www-form-urlencoded",
-            "--data",
-            urlencode(HOOK_FORM),
-            "--write-out",
-            "\n%{http_code}",
-        )
-        assert out.stdout.splitlines() == ['""', "200"]
-        assert _empty(api)
-        # The flush log shows the hook's release and commit (API and CLI).
-        assert wait_for(lambda: _hook_logged(api), timeout=5)
-        table = proc.cli("flush-log", "default").stdout
-        assert "deploy_hook" in table and "v42" in table and "4f2a9c1e8b7d" in table
-        api.close()
+    proc = seeded
+    api = Api(proc)
+    host, port, user, password = "127.0.0.1", proc.api_port, proc.username, proc.password
+    # Step 1: login answers the cache id.
+    out = _curl(f"http://{host}:{port}/api/v1/login", "--user", f"{user}:{password}")
+    body = json.loads(out.stdout)
+    assert body == {"cache_id": api.main.cache_id}
+    n = body["cache_id"]
+    # Step 2: flush with POST empties the cache a memcache client filled.
+    _fill(api)
+    out = _curl(
+        f"http://{host}:{port}/api/v1/{n}/flush", "-X", "POST", "--user", f"{user}:{password}"
+    )
+    assert out.stdout == '""'
+    assert _empty(api)
+    # Step 3: the deploy hook, credentials in the URL, the double slash, the form body.
+    _fill(api)
+    hook_url = f"http://{user}:{password}@{host}:{port}/api/v1//{n}/flush"
+    out = _curl(
+        hook_url,
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/x-www-form-urlencoded",
+        "--data",
+        urlencode(HOOK_FORM),
+        "--write-out",
+        "\n%{http_code}",
+    )
+    assert out.stdout.splitlines() == ['""', "200"]
+    assert _empty(api)
+    # The flush log shows the hook's release and commit (API and CLI).
+    assert wait_for(lambda: _hook_logged(api), timeout=5)
+    table = proc.cli("flush-log", "default").stdout
+    assert "deploy_hook" in table and "v42" in table and "4f2a9c1e8b7d" in table
+    api.close()
 
 
 def _hook_logged(api: Api) -> bool:
