@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from memcloud.api import credential_ops
 from memcloud.api.auth import authenticate, authorize
 from memcloud.api.context import ApiContext, context, refresh_directory
 from memcloud.api.errors import ApiError, Problem
@@ -197,16 +198,7 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
     changes = await _capability_changes(request)
-    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
-    if changes:
-        record = await store_call(
-            ctx.store.update_credential,
-            record.id,
-            write=changes.get("write"),
-            flush=changes.get("flush"),
-            api=changes.get("api"),
-        )
-        await refresh_directory(ctx)
+    record = await credential_ops.update_capabilities(ctx, principal.cache_id, credential, changes)
     return JSONResponse(capabilities_json(record))
 
 
@@ -218,17 +210,13 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
 async def promote_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
-    record = await store_call(ctx.store.promote_credential, record.id)
-    await refresh_directory(ctx)
+    record = await credential_ops.promote(ctx, principal.cache_id, credential)
     return JSONResponse(credential_v1(record))
 
 
 async def _delete(ctx: ApiContext, request: Request, cache_id: str, credential: str) -> Response:
     principal = await authorize(ctx, request, cache_id)
-    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
-    await store_call(ctx.store.delete_credential, record.id)
-    await refresh_directory(ctx)
+    await credential_ops.delete(ctx, principal.cache_id, credential)
     return JSONResponse("")
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from memcloud.api import credential_ops
 from memcloud.api.auth import authorize
 from memcloud.api.context import context, refresh_directory
 from memcloud.api.errors import ApiError, Problem
@@ -137,15 +138,7 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
             ("api_capability", "api"),
         )
     }
-    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
-    record = await store_call(
-        ctx.store.update_credential,
-        record.id,
-        write=changes.get("write"),
-        flush=changes.get("flush"),
-        api=changes.get("api"),
-    )
-    await refresh_directory(ctx)
+    record = await credential_ops.update_capabilities(ctx, principal.cache_id, credential, changes)
     return JSONResponse(capabilities_json(record))
 
 
@@ -153,9 +146,7 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
 async def delete_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
-    await store_call(ctx.store.delete_credential, record.id)
-    await refresh_directory(ctx)
+    await credential_ops.delete(ctx, principal.cache_id, credential)
     return JSONResponse("Delete successful")
 
 
@@ -163,9 +154,7 @@ async def delete_credential(cache_id: str, credential: str, request: Request) ->
 async def promote_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    record = await store_call(ctx.store.find_credential, principal.cache_id, credential)
-    record = await store_call(ctx.store.promote_credential, record.id)
-    await refresh_directory(ctx)
+    record = await credential_ops.promote(ctx, principal.cache_id, credential)
     return JSONResponse(credential_v2(record))
 
 
