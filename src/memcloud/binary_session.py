@@ -16,7 +16,11 @@ from collections.abc import Callable
 
 from memcloud.auth_throttle import address_of, throttle_for
 from memcloud.protocol.binary import (
+    HEADER,
+    HEADER_SIZE,
     NEED_DATA,
+    REQUEST_MAGIC,
+    RESPONSE_MAGIC,
     BinaryParser,
     Opcode,
     Rejected,
@@ -25,6 +29,7 @@ from memcloud.protocol.binary import (
     error_response,
     response,
 )
+from memcloud.protocol.limits import KEY_MAX_LENGTH
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
 from memcloud.service import Service, Session
 from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
@@ -35,6 +40,9 @@ from memcloud.text_session import REPLY_BATCH_MAX, _items_stats, _slabs_stats
 __all__ = ["BinarySession"]
 
 _FLAGS = struct.Struct(">I")
+# A Get hit's header and its 4 bytes of flags, packed at once.
+_GET_HIT = struct.Struct(">BBHBBHIIQI")
+_GET_REQUEST = bytes((REQUEST_MAGIC, Opcode.GET))
 _STORE_EXTRAS = struct.Struct(">II")  # flags, exptime
 _ARITH_EXTRAS = struct.Struct(">QQI")  # delta, initial, exptime
 _COUNTER = struct.Struct(">Q")
@@ -108,6 +116,19 @@ class BinarySession(Session):
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
         REPLY_BATCH_MAX of values; the rest of the input is the backlog)."""
+        if (
+            data[:2] == _GET_REQUEST
+            and len(data) > HEADER_SIZE
+            and self.cache is not None
+            and self.parser.idle
+        ):
+            # A read of exactly one Get (the most frequent request) is answered without
+            # the parser; anything else about it (extras, a value, more bytes) is not.
+            _, _, keylen, extlen, _, _, bodylen, opaque, _ = HEADER.unpack_from(data)
+            if extlen == 0 and bodylen == keylen <= KEY_MAX_LENGTH and (
+                HEADER_SIZE + bodylen == len(data)
+            ):
+                return self._get_one(self.cache, data[HEADER_SIZE:], opaque, data)
         parser = self.parser
         parser.receive_data(data)
         out: list[bytes] = []
@@ -140,6 +161,23 @@ class BinarySession(Session):
         if cache is not None:
             cache.stats.bytes_read += len(data)
             cache.stats.bytes_written += len(reply)
+        return reply
+
+    def _get_one(self, cache: Cache, key: bytes, opaque: int, data: bytes) -> bytes:
+        item = cache.get(key, self.service.clock.now())
+        if item is None:
+            reply = error_response(Opcode.GET, opaque, Status.KEY_ENOENT)
+        else:
+            value = item.value
+            reply = _GET_HIT.pack(
+                RESPONSE_MAGIC, Opcode.GET, 0, 4, 0, 0, 4 + len(value), opaque, item.cas,
+                item.flags,
+            ) + value
+        stats = cache.stats
+        stats.bytes_read += len(data)
+        stats.bytes_written += len(reply)
+        self._batch = 0
+        self.backlog = False
         return reply
 
     def _rejected(self, rejected: Rejected, out: list[bytes]) -> None:

@@ -186,6 +186,13 @@ class BinaryParser:
         self._skip = 0  # bytes of a refused body still to discard as they arrive
         self._dead = False  # a fatal frame was seen: the connection is closing
 
+    @property
+    def idle(self) -> bool:
+        """Nothing held: the next read starts a new request."""
+        return (
+            self._pos >= len(self._buf) and not self._pending and not self._skip and not self._dead
+        )
+
     def receive_data(self, data: bytes) -> None:
         if self._dead:
             return
