@@ -13,12 +13,13 @@ import json
 import os
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from memcloud import adminlink
+from memcloud.api.insight import format_time
+from memcloud.api.record_json import credential_v2, flush_json
 from memcloud.config import (
     DEFAULT_ITEM_SIZE_MAX,
     DEFAULT_PLAN_BYTES,
@@ -29,7 +30,7 @@ from memcloud.config import (
 )
 from memcloud.config import parse_size as _parse_size
 from memcloud.control.base import ControlError, ControlStore
-from memcloud.control.models import CacheRecord, CredentialRecord, FlushRecord
+from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.open import open_store
 
 __all__ = ["ENV_PREFIX", "build_parser", "main"]
@@ -183,16 +184,9 @@ def _log_level(text: str) -> str:
 
 def credential_json(record: CredentialRecord, password: str | None = None) -> dict[str, Any]:
     """A credential in the v2 API's shape; the password only right after creation."""
-    data: dict[str, Any] = {"id": record.id, "cache_id": record.cache_id}
-    data["sasl_username"] = record.username
-    if password is not None:
-        data["sasl_password"] = password
-    data.update(
-        write_capability=record.write,
-        flush_capability=record.flush,
-        api_capability=record.api,
-        primary=record.primary,
-    )
+    data = credential_v2(record, password)
+    if password is None:
+        del data["sasl_password"]
     return data
 
 
@@ -443,26 +437,6 @@ def cmd_stats(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _flush_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def flush_record_json(record: FlushRecord) -> dict[str, Any]:
-    """A flush log line, as `GET /api/v2/caches/<id>/flush_log` shows it."""
-    return {
-        "time": _flush_time(record.at),
-        "timestamp": record.at,
-        "source": record.source,
-        "username": record.username,
-        "peer": record.peer,
-        "node": record.node,
-        "app": record.app,
-        "release": record.release,
-        "commit": record.commit,
-        "details": record.details,
-    }
-
-
 def cmd_flush_log(ns: argparse.Namespace) -> int:
     store = _open(ns)
     try:
@@ -472,7 +446,7 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
         store.close()
     rows = [
         (
-            _flush_time(r.at),
+            format_time(r.at),
             r.source,
             r.username or "-",
             r.peer or "-",
@@ -484,7 +458,7 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
     ]
     header = ("time", "source", "credential", "peer", "app", "release", "commit")
     text = _table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
-    _emit(ns, [flush_record_json(r) for r in records], text)
+    _emit(ns, [flush_json(r) for r in records], text)
     return 0
 
 

@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from memcloud.api.errors import ApiError, Problem
+from memcloud.api.record_json import credential_v2, flush_json
 from memcloud.control.base import Conflict, ControlError, NotFound
-from memcloud.control.models import CredentialRecord, FlushRecord
+from memcloud.control.models import CredentialRecord
 from memcloud.nodes import STAT_NAMES
 
 __all__ = [
@@ -46,43 +47,11 @@ def credential_v1(record: CredentialRecord, password: str | None = None) -> dict
     return data
 
 
-def credential_v2(record: CredentialRecord, password: str | None = None) -> dict[str, Any]:
-    """v2's 8 fields. Passwords are stored only hashed, so `sasl_password` is null except in
-    the answer that creates the credential."""
-    return {
-        "id": record.id,
-        "cache_id": record.cache_id,
-        "sasl_username": record.username,
-        "sasl_password": password,
-        "write_capability": record.write,
-        "flush_capability": record.flush,
-        "api_capability": record.api,
-        "primary": record.primary,
-    }
-
-
 def capabilities_json(record: CredentialRecord) -> dict[str, bool]:
     return {
         "flush_capability": record.flush,
         "write_capability": record.write,
         "api_capability": record.api,
-    }
-
-
-def flush_json(record: FlushRecord) -> dict[str, Any]:
-    from memcloud.api.insight import format_time
-
-    return {
-        "time": format_time(record.at),
-        "timestamp": record.at,
-        "source": record.source,
-        "username": record.username,
-        "peer": record.peer,
-        "node": record.node,
-        "app": record.app,
-        "release": record.release,
-        "commit": record.commit,
-        "details": record.details,
     }
 
 
