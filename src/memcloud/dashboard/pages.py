@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -72,6 +73,21 @@ def _notice(request: Request) -> str | None:
 
 async def _viewer(request: Request, cache_id: int) -> Viewer | None:
     return await viewer_for(request, current_session(request), cache_id)
+
+
+async def _form_post(
+    request: Request, cache_id: int, *, flush: bool = False
+) -> tuple[Mapping[str, str], Viewer, str] | Response:
+    """A posted form of a cache's settings (or, with `flush`, flush) page: the checked form,
+    the viewer and the page to redirect back to; or the redirect that refuses the post."""
+    form = await check_form(request)
+    viewer = await _viewer(request, cache_id)
+    if viewer is None:
+        return _login_redirect(request)
+    base = f"{PREFIX}/caches/{cache_id}/{'flush' if flush else 'settings'}"
+    if not (viewer.can_flush if flush else viewer.can_manage):
+        return redirect(request, f"{base}?notice=not_allowed")
+    return form, viewer, base
 
 
 def _page(request: Request, viewer: Viewer, key: str, template: str, **values: Any) -> Response:
@@ -260,13 +276,10 @@ async def settings_page(request: Request, cache_id: int) -> Response:
 
 @router.post(PREFIX + "/caches/{cache_id}/credentials", include_in_schema=False)
 async def create_credential(request: Request, cache_id: int) -> Response:
-    form = await check_form(request)
-    viewer = await _viewer(request, cache_id)
-    if viewer is None:
-        return _login_redirect(request)
-    base = f"{PREFIX}/caches/{cache_id}/settings"
-    if not viewer.can_manage:
-        return redirect(request, f"{base}?notice=not_allowed")
+    posted = await _form_post(request, cache_id)
+    if isinstance(posted, Response):
+        return posted
+    form, viewer, _ = posted
     store = _ctx(request).store
     created = await asyncio.to_thread(
         store.create_credential,
@@ -283,13 +296,10 @@ async def create_credential(request: Request, cache_id: int) -> Response:
 async def _credential_action(
     request: Request, cache_id: int, credential_id: int, action: str
 ) -> Response:
-    form = await check_form(request)
-    viewer = await _viewer(request, cache_id)
-    if viewer is None:
-        return _login_redirect(request)
-    base = f"{PREFIX}/caches/{cache_id}/settings"
-    if not viewer.can_manage:
-        return redirect(request, f"{base}?notice=not_allowed")
+    posted = await _form_post(request, cache_id)
+    if isinstance(posted, Response):
+        return posted
+    form, viewer, base = posted
     store = _ctx(request).store
     try:
         record = await asyncio.to_thread(store.find_credential, cache_id, credential_id)
@@ -345,13 +355,10 @@ async def delete(request: Request, cache_id: int, credential_id: int) -> Respons
 
 @router.post(PREFIX + "/caches/{cache_id}/enable", include_in_schema=False)
 async def enable(request: Request, cache_id: int) -> Response:
-    await check_form(request)
-    viewer = await _viewer(request, cache_id)
-    if viewer is None:
-        return _login_redirect(request)
-    base = f"{PREFIX}/caches/{cache_id}/settings"
-    if not viewer.can_manage:
-        return redirect(request, f"{base}?notice=not_allowed")
+    posted = await _form_post(request, cache_id)
+    if isinstance(posted, Response):
+        return posted
+    _, _, base = posted
     await asyncio.to_thread(_ctx(request).store.update_cache, cache_id, enabled=True)
     await _ctx(request).changed()
     return redirect(request, f"{base}?notice=enabled")
@@ -381,13 +388,10 @@ async def flush_page(request: Request, cache_id: int) -> Response:
 
 @router.post(PREFIX + "/caches/{cache_id}/flush", include_in_schema=False)
 async def flush(request: Request, cache_id: int) -> Response:
-    form = await check_form(request)
-    viewer = await _viewer(request, cache_id)
-    if viewer is None:
-        return _login_redirect(request)
-    base = f"{PREFIX}/caches/{cache_id}/flush"
-    if not viewer.can_flush:
-        return redirect(request, f"{base}?notice=not_allowed")
+    posted = await _form_post(request, cache_id, flush=True)
+    if isinstance(posted, Response):
+        return posted
+    form, viewer, base = posted
     if form.get("confirm") != "yes":
         return redirect(request, f"{base}?notice=confirm")
     peer = request.client.host if request.client else ""
