@@ -88,6 +88,18 @@ async def _body(request: Request) -> dict[str, Any] | JSONResponse:
     return body
 
 
+async def _authorized_body(request: Request) -> tuple[DashboardContext, dict[str, Any]] | Response:
+    """The context and JSON body of an authorized partner call; or the refusal."""
+    ctx = _ctx(request)
+    refused = _authorized(ctx, request)
+    if refused is not None:
+        return refused
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    return ctx, body
+
+
 def provision_password(ctx: DashboardContext, uuid: str) -> str:
     """The primary credential's password of a provisioned resource: same uuid, same password."""
     return ctx.signer.derive("provision", uuid)[:32].upper()
@@ -120,13 +132,10 @@ def _unknown_plan(ctx: DashboardContext, slug: object) -> JSONResponse:
 
 @router.post(RESOURCES, summary="Provision a cache for a platform resource")
 async def provision(request: Request) -> Response:
-    ctx = _ctx(request)
-    refused = _authorized(ctx, request)
-    if refused is not None:
-        return refused
-    body = await _body(request)
-    if isinstance(body, JSONResponse):
-        return body
+    checked = await _authorized_body(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, body = checked
     uuid = body.get("uuid")
     if not isinstance(uuid, str) or not UUID_RE.match(uuid) or uuid.isdigit():
         return _error(422, "uuid is required (the platform's resource id)")
@@ -166,13 +175,10 @@ async def provision(request: Request) -> Response:
 
 @router.put(RESOURCES + "/{uuid}", summary="Change a resource's plan")
 async def change_plan(request: Request, uuid: str) -> Response:
-    ctx = _ctx(request)
-    refused = _authorized(ctx, request)
-    if refused is not None:
-        return refused
-    body = await _body(request)
-    if isinstance(body, JSONResponse):
-        return body
+    checked = await _authorized_body(request)
+    if isinstance(checked, Response):
+        return checked
+    ctx, body = checked
     size = _plan(ctx, body.get("plan"))
     if size is None:
         return _unknown_plan(ctx, body.get("plan"))
