@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from memcloud.control.models import StatsSample
 
 __all__ = [
+    "COMMAND_COUNTERS",
     "PROCESSED_NAMES",
     "default_range",
     "format_time",
@@ -37,7 +38,8 @@ __all__ = [
 _DAY = 86400
 _GRANULARITY = ((_DAY, 60), (7 * _DAY, 600), (92 * _DAY, 3600))
 
-_OPS: dict[str, tuple[str, ...]] = {
+# The counters that add up to each command's count (also the /metrics commands counter).
+COMMAND_COUNTERS: dict[str, tuple[str, ...]] = {
     "get": ("cmd_get",),
     "set": ("cmd_set",),
     "delete": ("cmd_delete",),
@@ -57,8 +59,8 @@ _PLAIN_RATES = {
     "connection_rate": ("total_connections",),
     "eviction_rate": ("evictions",),
     "get_expired_rate": ("get_expired",),
-    "request_rate": tuple(c for op in _REQUEST_OPS for c in _OPS[op]),
-    **{f"{op}_rate": counters for op, counters in _OPS.items()},
+    "request_rate": tuple(c for op in _REQUEST_OPS for c in COMMAND_COUNTERS[op]),
+    **{f"{op}_rate": counters for op, counters in COMMAND_COUNTERS.items()},
 }
 _FRACTIONS = {
     f"{op}_fraction": op for op in ("cas", "decr", "delete", "flush", "get", "incr", "set", "touch")
@@ -169,7 +171,7 @@ def _row(buckets: Sequence[_Bucket], names: Sequence[str]) -> list[Value]:
         elif name in _PLAIN_RATES:
             values.append(round(_sum(rates, _PLAIN_RATES[name]), 6))
         elif name in _FRACTIONS:
-            op = _OPS[_FRACTIONS[name]]
+            op = COMMAND_COUNTERS[_FRACTIONS[name]]
             values.append(_ratio(_sum(deltas, op), _sum(deltas, _PLAIN_RATES["request_rate"])))
         else:
             hits, both = _HIT_RATES[name]

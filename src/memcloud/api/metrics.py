@@ -19,22 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memcloud.api.context import ApiContext, context
+from memcloud.api.insight import COMMAND_COUNTERS
 from memcloud.nodes import NodesFailed
 
 __all__ = ["MetricsSnapshot", "SnapshotCollector", "metrics_endpoint"]
 
 _LABELS = ["cache", "cache_id", "server"]
 _HIT_COMMANDS = ("get", "delete", "incr", "decr", "touch", "cas")
-_COMMANDS = {
-    "get": ("cmd_get",),
-    "set": ("cmd_set",),
-    "delete": ("cmd_delete",),
-    "touch": ("cmd_touch",),
-    "flush": ("cmd_flush",),
-    "incr": ("incr_hits", "incr_misses"),
-    "decr": ("decr_hits", "decr_misses"),
-    "cas": ("cas_hits", "cas_misses", "cas_badval"),
-}
 _COUNTERS = (
     ("evictions", "evictions", "Items evicted to make room"),
     ("expired", "expired", "Items found expired"),
@@ -108,7 +99,7 @@ class SnapshotCollector(Collector):
                     if command == "cas":
                         missed += stats.get("cas_badval", 0)
                     misses.add_metric([*labels, command], missed)
-                for command, names in _COMMANDS.items():
+                for command, names in COMMAND_COUNTERS.items():
                     total = sum(stats.get(n, 0) for n in names)
                     commands.add_metric([*labels, command], total)
                 for name, source, _ in _COUNTERS:
