@@ -1,16 +1,25 @@
-"""The credential changes v1 and v2 both make: find by username or id, change, apply now.
+"""The credential changes v1 and v2 both make, each applied on this node at once.
 
-Each finds the credential within the cache (`NO_CREDENTIAL` if absent), makes the change in
-the control store (its errors as API errors) and applies it on this node at once.
+`create` adds one to a cache (`NO_CACHE` if absent); the others first find the credential
+within the cache by username or id (`NO_CREDENTIAL` if absent). Control-store errors come
+out as API errors.
 """
 
 from __future__ import annotations
 
 from memcloud.api.context import ApiContext, refresh_directory
+from memcloud.api.errors import Problem
 from memcloud.api.shapes import store_call
-from memcloud.control.models import CredentialRecord
+from memcloud.control.models import CredentialRecord, NewCredential
 
-__all__ = ["delete", "promote", "update_capabilities"]
+__all__ = ["create", "delete", "promote", "update_capabilities"]
+
+
+async def create(ctx: ApiContext, cache_id: int) -> NewCredential:
+    """A new credential with every capability (`NO_CACHE` if the cache is gone)."""
+    new = await store_call(ctx.store.create_credential, cache_id, not_found=Problem.NO_CACHE)
+    await refresh_directory(ctx)
+    return new
 
 
 async def update_capabilities(

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from memcloud.api import credential_ops
 from memcloud.api.auth import authenticate, authorize
-from memcloud.api.context import ApiContext, context, refresh_directory
+from memcloud.api.context import ApiContext, context
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.hooks import flush_details, parse_fields, read_body
 from memcloud.api.shapes import (
@@ -151,10 +151,7 @@ async def list_credentials(cache_id: str, request: Request) -> Response:
 async def create_credential(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    new = await store_call(
-        ctx.store.create_credential, principal.cache_id, not_found=Problem.NO_CACHE
-    )
-    await refresh_directory(ctx)
+    new = await credential_ops.create(ctx, principal.cache_id)
     return JSONResponse(credential_v1(new.record, new.password))
 
 

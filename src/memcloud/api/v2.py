@@ -93,10 +93,7 @@ async def list_credentials(cache_id: str, request: Request) -> Response:
 async def create_credential(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    new = await store_call(
-        ctx.store.create_credential, principal.cache_id, not_found=Problem.NO_CACHE
-    )
-    await refresh_directory(ctx)
+    new = await credential_ops.create(ctx, principal.cache_id)
     return JSONResponse(credential_v2(new.record, new.password), status_code=201)
 
 
