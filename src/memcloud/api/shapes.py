@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -12,13 +12,14 @@ from memcloud.api.errors import ApiError, Problem
 from memcloud.api.record_json import credential_v2, flush_json
 from memcloud.control.base import Conflict, ControlError, NotFound
 from memcloud.control.models import CredentialRecord
-from memcloud.nodes import STAT_NAMES
+from memcloud.nodes import STAT_NAMES, NodesFailed
 
 __all__ = [
     "capabilities_json",
     "credential_v1",
     "credential_v2",
     "flush_json",
+    "nodes_call",
     "parse_bool",
     "peer_of",
     "pick_stats",
@@ -92,3 +93,11 @@ async def store_call(
         raise ApiError(Problem.CONFLICT, str(exc)) from None
     except ControlError as exc:
         raise ApiError(Problem.BAD_REQUEST, str(exc)) from None
+
+
+async def nodes_call(call: Awaitable[T]) -> T:
+    """A call over every node of a cache, a failure as the API's error naming the nodes."""
+    try:
+        return await call
+    except NodesFailed as exc:
+        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None

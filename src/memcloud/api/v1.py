@@ -26,12 +26,12 @@ from memcloud.api.hooks import flush_details, parse_fields, read_body
 from memcloud.api.shapes import (
     capabilities_json,
     credential_v1,
+    nodes_call,
     parse_bool,
     peer_of,
     pick_stats,
     store_call,
 )
-from memcloud.nodes import NodesFailed
 from memcloud.service import FlushEvent
 
 __all__ = ["FLUSH_BODY_DOC", "flush_cache", "router"]
@@ -79,10 +79,7 @@ async def flush_cache(ctx: ApiContext, request: Request, cache_ref: str) -> None
     event = FlushEvent(
         principal.cache_id, source, principal.username, peer_of(request), time.time(), details
     )
-    try:
-        await ctx.nodes.flush(principal.cache_id, event)
-    except NodesFailed as exc:
-        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+    await nodes_call(ctx.nodes.flush(principal.cache_id, event))
 
 
 @router.get("/api/v1/login", responses=_V1_ERRORS, summary="The cache id of a credential")
@@ -99,10 +96,7 @@ async def login(request: Request) -> Response:
 async def stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    try:
-        per_node = await ctx.nodes.stats(principal.cache_id)
-    except NodesFailed as exc:
-        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+    per_node = await nodes_call(ctx.nodes.stats(principal.cache_id))
     return JSONResponse({address: pick_stats(s) for address, s in per_node.items()})
 
 

@@ -31,13 +31,14 @@ from memcloud.api.shapes import (
     capabilities_json,
     credential_v2,
     flush_json,
+    nodes_call,
     parse_bool,
     pick_stats,
     store_call,
 )
 from memcloud.api.v1 import FLUSH_BODY_DOC, flush_cache
 from memcloud.control.telemetry import HOUR
-from memcloud.nodes import NodesFailed, aggregate_stats
+from memcloud.nodes import aggregate_stats
 
 __all__ = ["FLUSH_LOG_LIMIT", "router"]
 
@@ -171,10 +172,7 @@ async def flush(cache_id: str, request: Request) -> Response:
 async def reset_stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    try:
-        await ctx.nodes.reset_stats(principal.cache_id)
-    except NodesFailed as exc:
-        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+    await nodes_call(ctx.nodes.reset_stats(principal.cache_id))
     return Response(status_code=204)
 
 
@@ -182,10 +180,7 @@ async def reset_stats(cache_id: str, request: Request) -> Response:
 async def stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    try:
-        per_node = await ctx.nodes.stats(principal.cache_id)
-    except NodesFailed as exc:
-        raise ApiError(Problem.NODES_FAILED, addresses=exc.addresses) from None
+    per_node = await nodes_call(ctx.nodes.stats(principal.cache_id))
     return JSONResponse(pick_stats(aggregate_stats(per_node)))
 
 
