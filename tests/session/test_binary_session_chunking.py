@@ -8,13 +8,9 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memcloud.auth import Directory
 from memcloud.binary_session import BinarySession
-from memcloud.clock import FakeClock
-from memcloud.config import Settings
-from memcloud.control.models import CacheRecord
-from memcloud.service import Service
-from memcloud.storage.registry import Registry
+
+from .support import answer, new_service
 
 HEADER = struct.Struct(">BBHBBHIIQ")
 KEYS = [b"a", b"b", b"k" * 250]
@@ -27,10 +23,7 @@ def frame(opcode: int, key: bytes, opaque: int, extras: bytes = b"", value: byte
 
 
 def new_session() -> BinarySession:
-    settings = Settings(anonymous_cache="anon", item_size_max=1024)
-    directory = Directory([CacheRecord(1, "anon", 64 * 1024)], [], 1)
-    service = Service(Registry(1 << 20, 1024), directory, FakeClock(1_700_000_000.0), settings)
-    return BinarySession(service, "127.0.0.1:1", lambda: None)
+    return BinarySession(new_service(), "127.0.0.1:1", lambda: None)
 
 
 @st.composite
@@ -53,14 +46,6 @@ def requests(draw: st.DrawFn) -> bytes:
     return frame(0x0A, b"", opaque)
 
 
-def answer(chunks: list[bytes]) -> bytes:
-    session = new_session()
-    replies = b"".join(session.handle(chunk) for chunk in chunks)
-    while session.backlog:
-        replies += session.handle(b"")
-    return replies
-
-
 def without_cas(replies: bytes) -> bytes:
     """CAS uniques come from one process-wide counter: blank them before comparing."""
     out = bytearray(replies)
@@ -76,6 +61,7 @@ def without_cas(replies: bytes) -> bytes:
 @given(st.lists(requests(), min_size=1, max_size=10), st.integers(min_value=1, max_value=30))
 def test_the_same_answers_however_the_input_is_split(batch: list[bytes], chunk: int) -> None:
     data = b"".join(batch)
-    whole = without_cas(answer([data]))
-    assert without_cas(answer(batch)) == whole
-    assert without_cas(answer([data[i : i + chunk] for i in range(0, len(data), chunk)])) == whole
+    whole = without_cas(answer(new_session(), [data]))
+    assert without_cas(answer(new_session(), batch)) == whole
+    sliced = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    assert without_cas(answer(new_session(), sliced)) == whole

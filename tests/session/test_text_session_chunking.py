@@ -10,22 +10,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memcloud.auth import Directory
-from memcloud.clock import FakeClock
-from memcloud.config import Settings
-from memcloud.control.models import CacheRecord
-from memcloud.service import Service
-from memcloud.storage.registry import Registry
 from memcloud.text_session import TextSession
+
+from .support import answer, new_service
 
 KEYS = [b"a", b"b", b"key:1", b"k" * 250, b"k" * 251, b"x\x01y", b""]
 
 
 def new_session() -> TextSession:
-    settings = Settings(anonymous_cache="anon", item_size_max=1024)
-    directory = Directory([CacheRecord(1, "anon", 64 * 1024)], [], 1)
-    service = Service(Registry(1 << 20, 1024), directory, FakeClock(1_700_000_000.0), settings)
-    return TextSession(service, "127.0.0.1:1", lambda: None)
+    return TextSession(new_service(), "127.0.0.1:1", lambda: None)
 
 
 @st.composite
@@ -51,22 +44,14 @@ def requests(draw: st.DrawFn) -> bytes:
     return b"x" + junk + b"\r\n"
 
 
-def answer(chunks: list[bytes]) -> bytes:
-    session = new_session()
-    replies = b"".join(session.handle(chunk) for chunk in chunks)
-    while session.backlog:
-        replies += session.handle(b"")
-    return replies
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.lists(requests(), min_size=1, max_size=12), st.integers(min_value=1, max_value=9))
 def test_the_same_answers_however_the_input_is_split(
     batch: list[bytes], chunk: int
 ) -> None:
     data = b"".join(batch)
-    whole = answer([data])
-    per_request = answer(batch)
-    sliced = answer([data[i : i + chunk] for i in range(0, len(data), chunk)])
+    whole = answer(new_session(), [data])
+    per_request = answer(new_session(), batch)
+    sliced = answer(new_session(), [data[i : i + chunk] for i in range(0, len(data), chunk)])
     assert per_request == whole
     assert sliced == whole

@@ -1,0 +1,27 @@
+"""One in-process session on an anonymous cache, and the replies it gives to some reads."""
+
+from __future__ import annotations
+
+from memcloud.auth import Directory
+from memcloud.clock import FakeClock
+from memcloud.config import Settings
+from memcloud.control.models import CacheRecord
+from memcloud.service import Service, Session
+from memcloud.storage.registry import Registry
+
+__all__ = ["answer", "new_service"]
+
+
+def new_service() -> Service:
+    settings = Settings(anonymous_cache="anon", item_size_max=1024)
+    directory = Directory([CacheRecord(1, "anon", 64 * 1024)], [], 1)
+    return Service(Registry(1 << 20, 1024), directory, FakeClock(1_700_000_000.0), settings)
+
+
+def answer(session: Session, chunks: list[bytes]) -> bytes:
+    """Every reply to `chunks` fed as separate reads, backlog included."""
+    handle = session.handle  # type: ignore[attr-defined]
+    replies = b"".join(handle(chunk) for chunk in chunks)
+    while session.backlog:
+        replies += handle(b"")
+    return bytes(replies)
