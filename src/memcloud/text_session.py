@@ -4,7 +4,6 @@ of them in one write. No await and no I/O per command.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from memcloud.auth_throttle import address_of, throttle_for
@@ -24,9 +23,8 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
-from memcloud.protocol.limits import KEY_MAX_LENGTH
 from memcloud.protocol.replies import render_stats, render_value
-from memcloud.protocol.text import NEED_DATA, TextParser
+from memcloud.protocol.text import NEED_DATA, TextParser, plain_get_key, plain_set
 from memcloud.service import Service, Session
 from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
 from memcloud.storage.cache import Cache
@@ -45,7 +43,6 @@ _STORE_REPLIES = {
 }
 # append/prepend growing an item past the item limit: memcached answers NOT_STORED.
 _GROWTH_REPLIES = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
-_STATS_DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 # Reply bytes one call of `handle` produces at most (plus one value): a read of pipelined
 # `get`s of big values, or one multi-get naming a big value many times, would otherwise
 # build gigabytes before flow control could pause the client. What is left waits as the
@@ -54,12 +51,8 @@ REPLY_BATCH_MAX = 1024 * 1024
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE = 4096
 _VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
-# Any byte that may not stand in a plain key: control characters (whitespace among them).
-_NOT_PLAIN = re.compile(rb"[\x00-\x20\x7f]")
-_VALUE = b"VALUE %s %d %d\r\n%s\r\n"
-_VALUE_CAS = b"VALUE %s %d %d %d\r\n%s\r\n"
-_VALUE_END = b"VALUE %s %d %d\r\n%s\r\nEND\r\n"
-_VALUE_CAS_END = b"VALUE %s %d %d %d\r\n%s\r\nEND\r\n"
+# A read that starts like this may hold plain requests (see _plain_requests).
+_PLAIN_HEADS = frozenset({b"get ", b"set "})
 
 
 class TextSession(Session):
@@ -75,32 +68,30 @@ class TextSession(Session):
         """Everything one read brings, answered as one block of bytes (at most about
         REPLY_BATCH_MAX; the rest is the backlog)."""
         cache = self.cache
-        unparsed = data
-        plain = False
-        if cache is not None and self._rest is None and self.parser.idle:
-            # Reads of plain single-key gets and plain sets (the most frequent requests,
-            # alone or pipelined) are answered without the parser, up to the first line
-            # that is anything else.
-            head = data[:4]
-            if head == b"get ":
-                eol = data.find(b"\r\n")
-                key = data[4:eol]
-                if key and len(key) <= KEY_MAX_LENGTH and _NOT_PLAIN.search(key) is None:
-                    if eol == len(data) - 2:
-                        return self._get_one(cache, key, data)
-                    plain = True
-            elif head == b"set ":
-                plain = True
         out: list[bytes] = []
         now = self._now()
         self._batch = 0
         self.backlog = False
-        if plain:
-            assert cache is not None
-            done = self._plain_requests(cache, data, now, out)
-            if done == len(data):
-                return self._account(cache, data, out)
-            unparsed = data[done:]
+        unparsed = data
+        head = data[:4]
+        if (
+            head in _PLAIN_HEADS
+            and cache is not None
+            and self._rest is None
+            and self.parser.idle
+        ):
+            # Plain gets and sets (the most frequent requests, alone or pipelined) are
+            # answered straight from the read, up to the first line that is anything else.
+            eol = data.find(b"\r\n")
+            key = plain_get_key(data, 0, eol) if head == b"get " else None
+            if key is not None and eol == len(data) - 2:
+                # A read of exactly one plain get: the most frequent of all.
+                return self._account(cache, data, _get_reply(cache, key, now))
+            if key is not None or head == b"set ":
+                done = self._plain_requests(cache, data, now, out)
+                if done == len(data):
+                    return self._account(cache, data, b"".join(out))
+                unparsed = data[done:]
         parser = self.parser
         parser.receive_data(unparsed)
         if self._rest is not None:
@@ -115,24 +106,11 @@ class TextSession(Session):
                 self._before_login(command, now, out)
             else:
                 _HANDLERS[type(command)](self, command, now, out)
-        return self._account(self.cache or cache, data, out)
-
-    def _get_one(self, cache: Cache, key: bytes, data: bytes) -> bytes:
-        item = cache.get(key, self._now())
-        if item is None:
-            reply = replies.END
-        else:
-            value = item.value
-            reply = _VALUE_END % (key, item.flags, len(value), value)
-        stats = cache.stats
-        stats.bytes_read += len(data)
-        stats.bytes_written += len(reply)
-        self.backlog = False
-        return reply
+        return self._account(self.cache or cache, data, b"".join(out))
 
     @staticmethod
-    def _account(cache: Cache | None, data: bytes, out: list[bytes]) -> bytes:
-        reply = out[0] if len(out) == 1 else b"".join(out)
+    def _account(cache: Cache | None, data: bytes, reply: bytes) -> bytes:
+        """Count the read and its reply in the cache's bytes_read / bytes_written."""
         if cache is not None:
             stats = cache.stats
             stats.bytes_read += len(data)
@@ -140,14 +118,10 @@ class TextSession(Session):
         return reply
 
     def _plain_requests(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
-        """Answer the leading `get <key>` and `set <key> <flags> <exptime> <bytes>` requests
-        whose every field is plain (a short key of printable bytes, short decimal numbers,
-        the value whole and ended by CR LF, nothing refused). Anything else is left to the
-        parser, which answers it the same way. Answers how many bytes were handled."""
+        """Answer the leading plain gets and sets (see `plain_get_key`, `plain_set`); the
+        rest is left to the parser. Answers how many bytes were handled."""
         pos = 0
         size = len(data)
-        get = cache.get
-        store = cache.store
         may_write = self.principal is not None and self.principal.write
         item_size_max = cache.item_size_max
         batch = 0
@@ -155,48 +129,20 @@ class TextSession(Session):
             eol = data.find(b"\r\n", pos)
             if eol < 0:
                 break
-            if data.startswith(b"get ", pos):
-                key = data[pos + 4 : eol]
-                if not key or len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
-                    break
-                item = get(key, now)
-                if item is None:
-                    out.append(replies.END)
-                else:
-                    value = item.value
-                    batch += len(value)
-                    out.append(_VALUE_END % (key, item.flags, len(value), value))
+            key = plain_get_key(data, pos, eol)
+            if key is not None:
+                reply = _get_reply(cache, key, now)
+                out.append(reply)
+                batch += len(reply)
                 pos = eol + 2
-            elif data.startswith(b"set ", pos) and may_write:
-                fields = data[pos + 4 : eol].split(b" ")
-                if len(fields) != 4:
-                    break
-                key, flags, exptime, length = fields
-                if not (
-                    key
-                    and len(key) <= KEY_MAX_LENGTH
-                    and flags.isdigit()
-                    and exptime.isdigit()
-                    and length.isdigit()
-                    and len(flags) < 10
-                    and len(exptime) < 11
-                    and len(length) < 9
-                    and _NOT_PLAIN.search(key) is None
-                ):
-                    break
-                start = eol + 2
-                end = start + int(length)
-                if end + 2 > size or data[end : end + 2] != b"\r\n":
-                    break
-                if end - start + len(key) > item_size_max:
-                    break
-                result, _ = store(
-                    StoreMode.SET, key, data[start:end], int(flags), int(exptime), now
-                )
-                out.append(_STORE_REPLIES[result])
-                pos = end + 2
-            else:
+                continue
+            fields = plain_set(data, pos, eol, item_size_max) if may_write else None
+            if fields is None:
                 break
+            key, flags, exptime, start, end = fields
+            result, _ = cache.store(StoreMode.SET, key, data[start:end], flags, exptime, now)
+            out.append(_STORE_REPLIES[result])
+            pos = end + 2
         self._batch = batch
         # Past the batch limit, the rest waits in the parser as the session's backlog.
         self.backlog = batch > REPLY_BATCH_MAX
@@ -243,30 +189,9 @@ class TextSession(Session):
     # -- commands ------------------------------------------------------------------------
 
     def _retrieve(self, command: Retrieve, now: float, out: list[bytes]) -> None:
-        keys, with_cas, exptime = command
-        if exptime is not None:
-            if self._may_write(out):
-                self._retrieve_keys(command, now, out)
-            return
-        if len(keys) != 1:
+        # gat/gats change expiry: they need the write capability.
+        if command.exptime is None or self._may_write(out):
             self._retrieve_keys(command, now, out)
-            return
-        # One key, the most frequent request: one lookup, one formatted reply.
-        cache = self.cache
-        assert cache is not None
-        key = keys[0]
-        item = cache.get(key, now)
-        if item is None:
-            out.append(replies.END)
-            return
-        value = item.value
-        self._batch += len(value)
-        if self._batch > REPLY_BATCH_MAX:
-            self.backlog = True
-        if with_cas:
-            out.append(_VALUE_CAS_END % (key, item.flags, len(value), item.cas, value))
-        else:
-            out.append(_VALUE_END % (key, item.flags, len(value), value))
 
     def _retrieve_keys(self, command: Retrieve, now: float, out: list[bytes]) -> None:
         cache = self.cache
@@ -282,9 +207,9 @@ class TextSession(Session):
                 value = item.value
                 batch += len(value)
                 if with_cas:
-                    append(_VALUE_CAS % (key, item.flags, len(value), item.cas, value))
+                    append(replies.VALUE_CAS % (key, item.flags, len(value), item.cas, value))
                 else:
-                    append(_VALUE % (key, item.flags, len(value), value))
+                    append(replies.VALUE % (key, item.flags, len(value), value))
             self._batch = batch
             if looked_at < len(keys):
                 # The rest of this multi-get is answered in the next call.
@@ -439,7 +364,7 @@ class TextSession(Session):
             elif arg == b"dump":
                 out.append(replies.END)
             else:
-                out.append(_STATS_DETAIL_USAGE)
+                out.append(replies.STATS_DETAIL_USAGE)
         else:
             out.append(replies.ERROR)
 
@@ -463,6 +388,15 @@ class TextSession(Session):
                 cache.discard(command.unlink, now)
         if command.reply:
             out.append(command.reply)
+
+
+def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
+    """The whole reply to a single-key `get`."""
+    item = cache.get(key, now)
+    if item is None:
+        return replies.END
+    value = item.value
+    return replies.VALUE_END % (key, item.flags, len(value), value)
 
 
 def _items_stats(cache: Cache, now: float) -> list[tuple[str, object]]:

@@ -20,9 +20,13 @@ __all__ = [
     "OK",
     "OUT_OF_MEMORY",
     "RESET",
+    "STATS_DETAIL_USAGE",
     "STORED",
     "TOO_LARGE",
     "TOUCHED",
+    "VALUE",
+    "VALUE_CAS",
+    "VALUE_END",
     "render_stats",
     "render_value",
 ]
@@ -50,13 +54,20 @@ UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
 AUTH_FAILED = b"CLIENT_ERROR authentication failure\r\n"
 NO_WRITE = b"CLIENT_ERROR permission denied: credential has no write capability\r\n"
 NO_FLUSH = b"CLIENT_ERROR permission denied: credential has no flush capability\r\n"
-CACHE_DISABLED = b"SERVER_ERROR cache is disabled\r\n"
+
+
+STATS_DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+# One retrieved item, formatted with `%` on the hot path (key, flags, length[, cas], value);
+# the `_END` forms also close a single-key get.
+VALUE = b"VALUE %s %d %d\r\n%s\r\n"
+VALUE_CAS = b"VALUE %s %d %d %d\r\n%s\r\n"
+VALUE_END = b"VALUE %s %d %d\r\n%s\r\nEND\r\n"
 
 
 def render_value(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:
     if cas is None:
-        return b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(value), value)
-    return b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(value), cas, value)
+        return VALUE % (key, flags, len(value), value)
+    return VALUE_CAS % (key, flags, len(value), cas, value)
 
 
 def render_stats(stats: Iterable[tuple[str, object]]) -> bytes:

@@ -35,7 +35,7 @@ from memcloud.protocol.limits import (
     VALUE_LENGTH_MAX,
 )
 
-__all__ = ["NEED_DATA", "TextParser"]
+__all__ = ["NEED_DATA", "TextParser", "plain_get_key", "plain_set"]
 
 
 class _NeedData:
@@ -49,6 +49,8 @@ NEED_DATA: Final = _NeedData()
 
 # Bytes that may not stand in a key (split() already removed the whitespace ones).
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+# Bytes that make a key other than plain: control characters and whitespace.
+_NOT_PLAIN = re.compile(rb"[\x00-\x20\x7f]")
 _STORE_VERBS = {
     b"set": StoreVerb.SET,
     b"add": StoreVerb.ADD,
@@ -415,3 +417,53 @@ class TextParser:
                 return _SILENT if noreply else Invalid(replies.INVALID_EXPTIME)
             delay = parsed
         return FlushAll(delay, noreply)
+
+
+# -- plain requests ------------------------------------------------------------------------
+# The most frequent requests, `get <key>` and `set <key> <flags> <exptime> <bytes>`, written
+# the plain way (one space between fields, short decimal numbers, a key of printable bytes,
+# the value whole and ended by CR LF) can be answered straight from the read, without the
+# parser's commands. Each function answers None for anything else, which then goes to
+# `TextParser` and gets the same answer there.
+
+
+def plain_get_key(data: bytes, pos: int, eol: int) -> bytes | None:
+    """The key of the `get <key>` line data[pos:eol] (without its CR LF), if plain."""
+    if not data.startswith(b"get ", pos):
+        return None
+    key = data[pos + 4 : eol]
+    if not key or len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
+        return None
+    return key
+
+
+def plain_set(
+    data: bytes, pos: int, eol: int, item_size_max: int
+) -> tuple[bytes, int, int, int, int] | None:
+    """key, flags, exptime and the value's start and end of the `set` line data[pos:eol],
+    if plain and its value is whole in `data` and within `item_size_max`."""
+    if not data.startswith(b"set ", pos):
+        return None
+    fields = data[pos + 4 : eol].split(b" ")
+    if len(fields) != 4:
+        return None
+    key, flags, exptime, length = fields
+    if not (
+        key
+        and len(key) <= KEY_MAX_LENGTH
+        and flags.isdigit()
+        and exptime.isdigit()
+        and length.isdigit()
+        and len(flags) < 10
+        and len(exptime) < 11
+        and len(length) < 9
+        and _NOT_PLAIN.search(key) is None
+    ):
+        return None
+    start = eol + 2
+    end = start + int(length)
+    if end + 2 > len(data) or data[end : end + 2] != b"\r\n":
+        return None
+    if end - start + len(key) > item_size_max:
+        return None
+    return key, int(flags), int(exptime), start, end
