@@ -16,11 +16,7 @@ from collections.abc import Callable
 
 from memcloud.auth_throttle import address_of, throttle_for
 from memcloud.protocol.binary import (
-    HEADER,
-    HEADER_SIZE,
     NEED_DATA,
-    REQUEST_MAGIC,
-    RESPONSE_MAGIC,
     BinaryParser,
     Opcode,
     Rejected,
@@ -28,8 +24,9 @@ from memcloud.protocol.binary import (
     Status,
     error_response,
     response,
+    single_get,
+    value_response,
 )
-from memcloud.protocol.limits import KEY_MAX_LENGTH
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
 from memcloud.service import Service, Session
 from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
@@ -39,10 +36,6 @@ from memcloud.text_session import REPLY_BATCH_MAX, _items_stats, _slabs_stats
 
 __all__ = ["BinarySession"]
 
-_FLAGS = struct.Struct(">I")
-# A Get hit's header and its 4 bytes of flags, packed at once.
-_GET_HIT = struct.Struct(">BBHBBHIIQI")
-_GET_REQUEST = bytes((REQUEST_MAGIC, Opcode.GET))
 _STORE_EXTRAS = struct.Struct(">II")  # flags, exptime
 _ARITH_EXTRAS = struct.Struct(">QQI")  # delta, initial, exptime
 _COUNTER = struct.Struct(">Q")
@@ -116,24 +109,25 @@ class BinarySession(Session):
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
         REPLY_BATCH_MAX of values; the rest of the input is the backlog)."""
-        if (
-            data[:2] == _GET_REQUEST
-            and len(data) > HEADER_SIZE
-            and self.cache is not None
-            and self.parser.idle
-        ):
-            # A read of exactly one Get (the most frequent request) is answered without
-            # the parser; anything else about it (extras, a value, more bytes) is not.
-            _, _, keylen, extlen, _, _, bodylen, opaque, _ = HEADER.unpack_from(data)
-            if extlen == 0 and bodylen == keylen <= KEY_MAX_LENGTH and (
-                HEADER_SIZE + bodylen == len(data)
-            ):
-                return self._get_one(self.cache, data[HEADER_SIZE:], opaque, data)
+        cache = self.cache
+        if cache is not None and self.parser.idle:
+            # A read of exactly one Get, the most frequent request, is answered straight.
+            get = single_get(data)
+            if get is not None:
+                key, opaque = get
+                item = cache.get(key, self.service.clock.now())
+                if item is None:
+                    reply = error_response(Opcode.GET, opaque, Status.KEY_ENOENT)
+                else:
+                    value = item.value
+                    reply = value_response(Opcode.GET, opaque, item.cas, item.flags, b"", value)
+                self._batch = 0
+                self.backlog = False
+                return self.account(cache, data, reply)
         parser = self.parser
         parser.receive_data(data)
         out: list[bytes] = []
         now = self.service.clock.now()
-        cache = self.cache
         handlers = _HANDLERS
         self._batch = 0
         self.backlog = False
@@ -156,29 +150,7 @@ class BinarySession(Session):
                 )
                 continue
             handlers[request.opcode](self, request, now, out)
-        reply = b"".join(out)
-        cache = self.cache or cache
-        if cache is not None:
-            cache.stats.bytes_read += len(data)
-            cache.stats.bytes_written += len(reply)
-        return reply
-
-    def _get_one(self, cache: Cache, key: bytes, opaque: int, data: bytes) -> bytes:
-        item = cache.get(key, self.service.clock.now())
-        if item is None:
-            reply = error_response(Opcode.GET, opaque, Status.KEY_ENOENT)
-        else:
-            value = item.value
-            reply = _GET_HIT.pack(
-                RESPONSE_MAGIC, Opcode.GET, 0, 4, 0, 0, 4 + len(value), opaque, item.cas,
-                item.flags,
-            ) + value
-        stats = cache.stats
-        stats.bytes_read += len(data)
-        stats.bytes_written += len(reply)
-        self._batch = 0
-        self.backlog = False
-        return reply
+        return self.account(self.cache or cache, data, b"".join(out))
 
     def _rejected(self, rejected: Rejected, out: list[bytes]) -> None:
         if rejected.close:
@@ -252,16 +224,8 @@ class BinarySession(Session):
                 )
             return
         self._batch += len(item.value)
-        out.append(
-            response(
-                opcode,
-                request.opaque,
-                cas=item.cas,
-                extras=_FLAGS.pack(item.flags),
-                key=request.key if with_key else b"",
-                value=item.value,
-            )
-        )
+        key = request.key if with_key else b""
+        out.append(value_response(opcode, request.opaque, item.cas, item.flags, key, item.value))
 
     def _touch(self, request: Request, now: float, out: list[bytes]) -> None:
         """Touch, GAT, GATQ, GATK, GATKQ."""
@@ -290,18 +254,10 @@ class BinarySession(Session):
                 out.append(error_response(opcode, request.opaque, Status.KEY_ENOENT))
             return
         with_key = opcode == Opcode.GATK or opcode == Opcode.GATKQ
-        if is_get:
-            self._batch += len(item.value)
-        out.append(
-            response(
-                opcode,
-                request.opaque,
-                cas=item.cas,
-                extras=_FLAGS.pack(item.flags),
-                key=request.key if with_key else b"",
-                value=item.value if is_get else b"",
-            )
-        )
+        value = item.value if is_get else b""
+        self._batch += len(value)
+        key = request.key if with_key else b""
+        out.append(value_response(opcode, request.opaque, item.cas, item.flags, key, value))
 
     # -- writes --------------------------------------------------------------------------
 

@@ -82,6 +82,15 @@ class Session:
             return False
         return True
 
+    @staticmethod
+    def account(cache: Cache | None, data: bytes, reply: bytes) -> bytes:
+        """Count a read and its reply in the cache's bytes_read / bytes_written."""
+        if cache is not None:
+            stats = cache.stats
+            stats.bytes_read += len(data)
+            stats.bytes_written += len(reply)
+        return reply
+
     def refresh(self, directory: Directory) -> None:
         """Apply a new control-plane snapshot: revoked credentials lose the connection."""
         if self.principal is None:

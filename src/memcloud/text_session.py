@@ -86,11 +86,11 @@ class TextSession(Session):
             key = plain_get_key(data, 0, eol) if head == b"get " else None
             if key is not None and eol == len(data) - 2:
                 # A read of exactly one plain get: the most frequent of all.
-                return self._account(cache, data, _get_reply(cache, key, now))
+                return self.account(cache, data, _get_reply(cache, key, now))
             if key is not None or head == b"set ":
                 done = self._plain_requests(cache, data, now, out)
                 if done == len(data):
-                    return self._account(cache, data, b"".join(out))
+                    return self.account(cache, data, b"".join(out))
                 unparsed = data[done:]
         parser = self.parser
         parser.receive_data(unparsed)
@@ -106,16 +106,7 @@ class TextSession(Session):
                 self._before_login(command, now, out)
             else:
                 _HANDLERS[type(command)](self, command, now, out)
-        return self._account(self.cache or cache, data, b"".join(out))
-
-    @staticmethod
-    def _account(cache: Cache | None, data: bytes, reply: bytes) -> bytes:
-        """Count the read and its reply in the cache's bytes_read / bytes_written."""
-        if cache is not None:
-            stats = cache.stats
-            stats.bytes_read += len(data)
-            stats.bytes_written += len(reply)
-        return reply
+        return self.account(self.cache or cache, data, b"".join(out))
 
     def _plain_requests(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
         """Answer the leading plain gets and sets (see `plain_get_key`, `plain_set`); the

@@ -34,6 +34,8 @@ __all__ = [
     "error_response",
     "request",
     "response",
+    "single_get",
+    "value_response",
 ]
 
 REQUEST_MAGIC = 0x80
@@ -329,6 +331,34 @@ def response(
     if extras or key or value:
         return b"".join((header, extras, key, value))
     return header
+
+
+# A value's response header and its 4 bytes of flags (the extras), packed at once.
+_VALUE_HEADER = struct.Struct(">BBHBBHIIQI")
+_GET_PREFIX = bytes((REQUEST_MAGIC, 0x00))
+
+
+def value_response(
+    opcode: int, opaque: int, cas: int, flags: int, key: bytes, value: bytes
+) -> bytes:
+    """A successful Get/GAT family response: flags as extras, the key if asked, the value."""
+    header = _VALUE_HEADER.pack(
+        RESPONSE_MAGIC, opcode, len(key), 4, 0, 0, 4 + len(key) + len(value), opaque, cas, flags
+    )
+    return header + key + value
+
+
+def single_get(data: bytes) -> tuple[bytes, int] | None:
+    """(key, opaque) when `data` is exactly one well-formed Get request, else None (the
+    parser then reads it, with every check)."""
+    if data[:2] != _GET_PREFIX or len(data) <= HEADER_SIZE:
+        return None
+    _, _, keylen, extlen, _, _, bodylen, opaque, _ = HEADER.unpack_from(data)
+    if extlen or bodylen != keylen or keylen > KEY_MAX_LENGTH:
+        return None
+    if HEADER_SIZE + bodylen != len(data):
+        return None
+    return data[HEADER_SIZE:], opaque
 
 
 def error_response(opcode: int, opaque: int, status: int, message: bytes | None = None) -> bytes:
