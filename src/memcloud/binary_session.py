@@ -28,11 +28,10 @@ from memcloud.protocol.binary import (
     value_response,
 )
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
-from memcloud.service import Service, Session
-from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
-from memcloud.storage.cache import Cache, absolute_exptime
+from memcloud.service import REPLY_BATCH_MAX, Service, Session
+from memcloud.statsreport import MEMCACHED_VERSION
+from memcloud.storage.cache import absolute_exptime
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
-from memcloud.text_session import REPLY_BATCH_MAX, _items_stats, _slabs_stats
 
 __all__ = ["BinarySession"]
 
@@ -101,9 +100,6 @@ class BinarySession(Session):
     def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
         super().__init__(service, peer, close)
         self.parser = BinaryParser(service.settings.item_size_max)
-        # True when `handle` stopped at REPLY_BATCH_MAX with input left: the connection
-        # stops reading and calls `handle(b"")` again once its write buffer has drained.
-        self.backlog = False
         self._batch = 0  # value and stats bytes answered in this call
 
     def handle(self, data: bytes) -> bytes:
@@ -376,47 +372,16 @@ class BinarySession(Session):
         self.closing = True
 
     def _stat(self, request: Request, now: float, out: list[bytes]) -> None:
-        cache = self.cache
-        assert cache is not None
         group = request.key
         opcode, opaque = request.opcode, request.opaque
-        lines: list[tuple[str, object]]
-        if group == b"":
-            settings = self.service.settings
-            lines = list(
-                cache_stats(
-                    cache,
-                    started_at=self.service.started_at,
-                    now=now,
-                    max_connections=settings.max_connections,
-                )
-            )
-        elif group == b"settings":
-            lines = list(self._settings_stats(cache))
-        elif group == b"items":
-            lines = _items_stats(cache, now)
-        elif group == b"slabs":
-            lines = _slabs_stats(cache)
-        elif group == b"reset":
-            cache.stats.reset()
-            lines = []
-        else:
+        lines = self.stats_lines(group, now)
+        if lines is None:
             out.append(error_response(opcode, opaque, Status.KEY_ENOENT))
             return
         self._batch += 64 * len(lines) + 64
         for name, value in lines:
             out.append(response(opcode, opaque, key=name.encode(), value=str(value).encode()))
         out.append(response(opcode, opaque))
-
-    def _settings_stats(self, cache: Cache) -> list[tuple[str, int | float | str]]:
-        settings = self.service.settings
-        return settings_stats(
-            max_connections=settings.max_connections,
-            item_size_max=settings.item_size_max,
-            plan=cache.limit,
-            auth_timeout=settings.auth_timeout,
-            port=settings.port,
-        )
 
 
 def _signed32(exptime: int) -> int:

@@ -12,12 +12,19 @@ from dataclasses import dataclass, field
 from memcloud.auth import Directory, Principal
 from memcloud.clock import Clock
 from memcloud.config import Settings
+from memcloud.statsreport import cache_stats, items_stats, settings_stats, slabs_stats
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
 
-__all__ = ["FlushEvent", "Service", "Session"]
+__all__ = ["REPLY_BATCH_MAX", "FlushEvent", "Service", "Session"]
 
 log = logging.getLogger("memcloud.service")
+
+# Reply bytes one call of a session's `handle` produces at most (plus one value): a read of
+# pipelined gets of big values, or one multi-get naming a big value many times, would
+# otherwise build gigabytes before flow control could pause the client. What is left waits
+# as the session's backlog until the connection has written what came before.
+REPLY_BATCH_MAX = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,40 @@ class Session:
             stats.bytes_read += len(data)
             stats.bytes_written += len(reply)
         return reply
+
+    def stats_lines(self, group: bytes, now: float) -> list[tuple[str, object]] | None:
+        """The lines of `stats [group]` for this session's cache, as both protocols answer
+        them (`reset` resets and has none); None for a group memcloud does not keep."""
+        cache = self.cache
+        assert cache is not None
+        settings = self.service.settings
+        if group == b"":
+            return list(
+                cache_stats(
+                    cache,
+                    started_at=self.service.started_at,
+                    now=now,
+                    max_connections=settings.max_connections,
+                )
+            )
+        if group == b"settings":
+            return list(
+                settings_stats(
+                    max_connections=settings.max_connections,
+                    item_size_max=settings.item_size_max,
+                    plan=cache.limit,
+                    auth_timeout=settings.auth_timeout,
+                    port=settings.port,
+                )
+            )
+        if group == b"items":
+            return items_stats(cache)
+        if group == b"slabs":
+            return slabs_stats(cache)
+        if group == b"reset":
+            cache.stats.reset()
+            return []
+        return None
 
     def refresh(self, directory: Directory) -> None:
         """Apply a new control-plane snapshot: revoked credentials lose the connection."""

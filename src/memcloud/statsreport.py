@@ -8,7 +8,7 @@ import resource
 from memcloud import __version__
 from memcloud.storage.cache import Cache
 
-__all__ = ["MEMCACHED_VERSION", "cache_stats", "settings_stats"]
+__all__ = ["MEMCACHED_VERSION", "cache_stats", "items_stats", "settings_stats", "slabs_stats"]
 
 # The version reported to clients: the memcached protocol level we implement. Some clients
 # switch features on the major/minor number, so it looks like memcached's.
@@ -107,3 +107,60 @@ def settings_stats(
         ("lru_segmented", "no"),
         ("flush_enabled", "yes"),
     ]
+
+
+def items_stats(cache: Cache) -> list[tuple[str, object]]:
+    """memcached has one LRU per slab class; a cache here has one LRU, shown as class 1.
+    Items keep no access time, so ages are reported as 0."""
+    if not cache.items:
+        return []
+    s = cache.stats
+    return [
+        ("items:1:number", cache.curr_items),
+        ("items:1:number_hot", 0),
+        ("items:1:number_warm", 0),
+        ("items:1:number_cold", cache.curr_items),
+        ("items:1:age_hot", 0),
+        ("items:1:age_warm", 0),
+        ("items:1:age", 0),
+        ("items:1:mem_requested", cache.used),
+        ("items:1:evicted", s.evictions),
+        ("items:1:evicted_nonzero", 0),
+        ("items:1:evicted_time", 0),
+        ("items:1:outofmemory", s.store_no_memory),
+        ("items:1:tailrepairs", 0),
+        ("items:1:reclaimed", s.reclaimed),
+        ("items:1:expired_unfetched", 0),
+        ("items:1:evicted_unfetched", 0),
+        ("items:1:evicted_active", 0),
+        ("items:1:crawler_reclaimed", s.reclaimed),
+        ("items:1:crawler_items_checked", 0),
+        ("items:1:lrutail_reflocked", 0),
+    ]
+
+
+def slabs_stats(cache: Cache) -> list[tuple[str, object]]:
+    lines: list[tuple[str, object]] = []
+    if cache.items:
+        lines += [
+            ("1:chunk_size", 0),
+            ("1:chunks_per_page", 0),
+            ("1:total_pages", 0),
+            ("1:total_chunks", cache.curr_items),
+            ("1:used_chunks", cache.curr_items),
+            ("1:free_chunks", 0),
+            ("1:free_chunks_end", 0),
+            ("1:get_hits", cache.stats.get_hits),
+            ("1:cmd_set", cache.stats.cmd_set),
+            ("1:delete_hits", cache.stats.delete_hits),
+            ("1:incr_hits", cache.stats.incr_hits),
+            ("1:decr_hits", cache.stats.decr_hits),
+            ("1:cas_hits", cache.stats.cas_hits),
+            ("1:cas_badval", cache.stats.cas_badval),
+            ("1:touch_hits", cache.stats.touch_hits),
+        ]
+    lines += [
+        ("active_slabs", 1 if cache.items else 0),
+        ("total_malloced", cache.used),
+    ]
+    return lines

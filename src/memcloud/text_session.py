@@ -25,8 +25,8 @@ from memcloud.protocol.commands import (
 )
 from memcloud.protocol.replies import render_stats, render_value
 from memcloud.protocol.text import NEED_DATA, TextParser, plain_get_key, plain_set
-from memcloud.service import Service, Session
-from memcloud.statsreport import MEMCACHED_VERSION, cache_stats, settings_stats
+from memcloud.service import REPLY_BATCH_MAX, Service, Session
+from memcloud.statsreport import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 
@@ -43,11 +43,6 @@ _STORE_REPLIES = {
 }
 # append/prepend growing an item past the item limit: memcached answers NOT_STORED.
 _GROWTH_REPLIES = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
-# Reply bytes one call of `handle` produces at most (plus one value): a read of pipelined
-# `get`s of big values, or one multi-get naming a big value many times, would otherwise
-# build gigabytes before flow control could pause the client. What is left waits as the
-# session's backlog until the connection has written what came before.
-REPLY_BATCH_MAX = 1024 * 1024
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE = 4096
 _VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
@@ -310,42 +305,12 @@ class TextSession(Session):
             out.append(replies.OK)
 
     def _stats(self, command: Stats, now: float, out: list[bytes]) -> None:
-        cache = self.cache
-        assert cache is not None
-        settings = self.service.settings
+        group = command.args[0] if command.args else b""
         self._batch += _STATS_REPLY_ESTIMATE
         if self._batch > REPLY_BATCH_MAX:
             self.backlog = True
-        group = command.args[0] if command.args else b""
-        if group == b"":
-            out.append(
-                render_stats(
-                    cache_stats(
-                        cache,
-                        started_at=self.service.started_at,
-                        now=now,
-                        max_connections=settings.max_connections,
-                    )
-                )
-            )
-        elif group == b"settings":
-            out.append(
-                render_stats(
-                    settings_stats(
-                        max_connections=settings.max_connections,
-                        item_size_max=settings.item_size_max,
-                        plan=cache.limit,
-                        auth_timeout=settings.auth_timeout,
-                        port=settings.port,
-                    )
-                )
-            )
-        elif group == b"items":
-            out.append(render_stats(_items_stats(cache, now)))
-        elif group == b"slabs":
-            out.append(render_stats(_slabs_stats(cache)))
-        elif group == b"reset":
-            cache.stats.reset()
+        if group == b"reset":
+            self.stats_lines(group, now)
             out.append(replies.RESET)
         elif group == b"detail":
             # Per-prefix stats are not kept; the switch is accepted as memcached does.
@@ -357,7 +322,8 @@ class TextSession(Session):
             else:
                 out.append(replies.STATS_DETAIL_USAGE)
         else:
-            out.append(replies.ERROR)
+            lines = self.stats_lines(group, now)
+            out.append(replies.ERROR if lines is None else render_stats(lines))
 
     def _version(self, command: Version, now: float, out: list[bytes]) -> None:
         out.append(_VERSION)
@@ -388,63 +354,6 @@ def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
         return replies.END
     value = item.value
     return replies.VALUE_END % (key, item.flags, len(value), value)
-
-
-def _items_stats(cache: Cache, now: float) -> list[tuple[str, object]]:
-    """memcached has one LRU per slab class; a cache here has one LRU, shown as class 1.
-    Items keep no access time, so ages are reported as 0."""
-    if not cache.items:
-        return []
-    s = cache.stats
-    return [
-        ("items:1:number", cache.curr_items),
-        ("items:1:number_hot", 0),
-        ("items:1:number_warm", 0),
-        ("items:1:number_cold", cache.curr_items),
-        ("items:1:age_hot", 0),
-        ("items:1:age_warm", 0),
-        ("items:1:age", 0),
-        ("items:1:mem_requested", cache.used),
-        ("items:1:evicted", s.evictions),
-        ("items:1:evicted_nonzero", 0),
-        ("items:1:evicted_time", 0),
-        ("items:1:outofmemory", s.store_no_memory),
-        ("items:1:tailrepairs", 0),
-        ("items:1:reclaimed", s.reclaimed),
-        ("items:1:expired_unfetched", 0),
-        ("items:1:evicted_unfetched", 0),
-        ("items:1:evicted_active", 0),
-        ("items:1:crawler_reclaimed", s.reclaimed),
-        ("items:1:crawler_items_checked", 0),
-        ("items:1:lrutail_reflocked", 0),
-    ]
-
-
-def _slabs_stats(cache: Cache) -> list[tuple[str, object]]:
-    lines: list[tuple[str, object]] = []
-    if cache.items:
-        lines += [
-            ("1:chunk_size", 0),
-            ("1:chunks_per_page", 0),
-            ("1:total_pages", 0),
-            ("1:total_chunks", cache.curr_items),
-            ("1:used_chunks", cache.curr_items),
-            ("1:free_chunks", 0),
-            ("1:free_chunks_end", 0),
-            ("1:get_hits", cache.stats.get_hits),
-            ("1:cmd_set", cache.stats.cmd_set),
-            ("1:delete_hits", cache.stats.delete_hits),
-            ("1:incr_hits", cache.stats.incr_hits),
-            ("1:decr_hits", cache.stats.decr_hits),
-            ("1:cas_hits", cache.stats.cas_hits),
-            ("1:cas_badval", cache.stats.cas_badval),
-            ("1:touch_hits", cache.stats.touch_hits),
-        ]
-    lines += [
-        ("active_slabs", 1 if cache.items else 0),
-        ("total_malloced", cache.used),
-    ]
-    return lines
 
 
 _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]] = {
