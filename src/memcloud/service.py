@@ -168,9 +168,6 @@ class Service:
         self.started_at = clock.now()
         self.sessions: set[Session] = set()
         self.connections: set[object] = set()  # open sockets, authenticated or not
-        # Set by the binary protocol module when it is present.
-        self.binary_session_factory: Callable[[Service, str, Callable[[], None]], Session] | None
-        self.binary_session_factory = None
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
         # Node processes the supervisor of this deployment had to restart (node 0 only).
         self.node_restarts = 0

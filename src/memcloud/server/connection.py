@@ -12,7 +12,9 @@ import logging
 from typing import Protocol as TypingProtocol
 from typing import cast
 
+from memcloud.binary_session import BinarySession
 from memcloud.service import Service
+from memcloud.text_session import TextSession
 
 __all__ = ["WRITE_HIGH_WATER", "MemcacheConnection", "SessionLike"]
 
@@ -92,17 +94,9 @@ class MemcacheConnection(asyncio.Protocol):
             log.info("closing %s: not authenticated in time", self.peer)
             self.transport.close()
 
-    def _open_session(self, first_byte: int) -> SessionLike | None:
-        close = self._close
-        if first_byte == BINARY_MAGIC:
-            factory = self.service.binary_session_factory
-            if factory is None:
-                return None
-            session: SessionLike = factory(self.service, self.peer, close)  # type: ignore[assignment]
-            return session
-        from memcloud.text_session import TextSession
-
-        return TextSession(self.service, self.peer, close)
+    def _open_session(self, first_byte: int) -> SessionLike:
+        kind = BinarySession if first_byte == BINARY_MAGIC else TextSession
+        return kind(self.service, self.peer, self._close)
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -115,9 +109,6 @@ class MemcacheConnection(asyncio.Protocol):
         session = self.session
         if session is None:
             session = self.session = self._open_session(data[0])
-            if session is None:
-                self._close()
-                return
         try:
             reply = session.handle(data)
         except Exception:

@@ -85,15 +85,6 @@ async def _upkeep(service: Service) -> None:
         registry.upkeep(service.clock.now())
 
 
-def _install_protocols(service: Service) -> None:
-    try:
-        from memcloud.binary_session import BinarySession
-    except ImportError:
-        log.warning("binary protocol not available in this build")
-        return
-    service.binary_session_factory = BinarySession
-
-
 class Runtime:
     """Everything one node process runs, startable and stoppable inside any event loop.
 
@@ -121,7 +112,6 @@ class Runtime:
             self.clock,
             settings,
         )
-        _install_protocols(self.service)
         self.port = 0
         self.api_port: int | None = None
         self.supervisor: Supervisor | None = None
