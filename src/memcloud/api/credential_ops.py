@@ -12,7 +12,27 @@ from memcloud.api.errors import Problem
 from memcloud.api.shapes import store_call
 from memcloud.control.models import CredentialRecord, NewCredential
 
-__all__ = ["create", "delete", "promote", "update_capabilities"]
+__all__ = [
+    "CAPABILITY_FIELDS",
+    "create",
+    "delete",
+    "list_records",
+    "promote",
+    "update_capabilities",
+]
+
+
+# Request fields of the capabilities, and the store's names for them.
+CAPABILITY_FIELDS = (
+    ("write_capability", "write"),
+    ("flush_capability", "flush"),
+    ("api_capability", "api"),
+)
+
+
+async def list_records(ctx: ApiContext, cache_id: int) -> list[CredentialRecord]:
+    """The cache's credentials (`NO_CACHE` if the cache is gone)."""
+    return await store_call(ctx.store.list_credentials, cache_id, not_found=Problem.NO_CACHE)
 
 
 async def create(ctx: ApiContext, cache_id: int) -> NewCredential:

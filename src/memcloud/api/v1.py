@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from memcloud.api import credential_ops
 from memcloud.api.auth import authenticate, authorize
 from memcloud.api.context import ApiContext, context
+from memcloud.api.credential_ops import CAPABILITY_FIELDS
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.hooks import flush_details, parse_fields, read_body
 from memcloud.api.shapes import (
@@ -135,9 +136,7 @@ async def flush(cache_id: str, request: Request) -> Response:
 async def list_credentials(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    records = await store_call(
-        ctx.store.list_credentials, principal.cache_id, not_found=Problem.NO_CACHE
-    )
+    records = await credential_ops.list_records(ctx, principal.cache_id)
     return JSONResponse([credential_v1(r) for r in records])
 
 
@@ -154,13 +153,11 @@ async def _capability_changes(request: Request) -> dict[str, bool]:
     body = parse_fields(await read_body(request))
     if body:
         fields.update(body)
-    changes: dict[str, bool] = {}
-    for field, key in (("write_capability", "write"), ("flush_capability", "flush")):
-        if field in fields:
-            changes[key] = parse_bool(fields[field], field)
-    if "api_capability" in fields:
-        changes["api"] = parse_bool(fields["api_capability"], "api_capability")
-    return changes
+    return {
+        key: parse_bool(fields[field], field)
+        for field, key in CAPABILITY_FIELDS
+        if field in fields
+    }
 
 
 @router.api_route(

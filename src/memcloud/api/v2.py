@@ -9,15 +9,17 @@ switch_cluster are not implemented (404).
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memcloud.api import credential_ops
 from memcloud.api.auth import authorize
 from memcloud.api.context import context, refresh_directory
+from memcloud.api.credential_ops import CAPABILITY_FIELDS
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.hooks import parse_fields, read_body
 from memcloud.api.insight import (
@@ -84,9 +86,7 @@ async def info(cache_id: str, request: Request) -> Response:
 async def list_credentials(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    records = await store_call(
-        ctx.store.list_credentials, principal.cache_id, not_found=Problem.NO_CACHE
-    )
+    records = await credential_ops.list_records(ctx, principal.cache_id)
     return JSONResponse([credential_v2(r) for r in records])
 
 
@@ -129,12 +129,7 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
         raise ApiError(Problem.BAD_REQUEST, "The request body must be a JSON object.")
     fields = fields or {}
     changes = {
-        key: parse_bool(fields.get(field, False), field)
-        for field, key in (
-            ("write_capability", "write"),
-            ("flush_capability", "flush"),
-            ("api_capability", "api"),
-        )
+        key: parse_bool(fields.get(field, False), field) for field, key in CAPABILITY_FIELDS
     }
     record = await credential_ops.update_capabilities(ctx, principal.cache_id, credential, changes)
     return JSONResponse(capabilities_json(record))
@@ -196,17 +191,12 @@ async def enable_cache(cache_id: str, request: Request) -> Response:
 
 
 async def _processed(
-    request: Request,
-    cache_id: str,
-    names: str | None,
-    start_time: str | None,
-    end_time: str | None,
-    *,
-    per_server: bool,
+    request: Request, cache_id: str, query: InsightQuery, *, per_server: bool
 ) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    wanted = [n.strip() for n in (names or "").split(",") if n.strip()]
+    start_time, end_time = query.start_time, query.end_time
+    wanted = [n.strip() for n in (query.names or "").split(",") if n.strip()]
     if not wanted:
         raise ApiError(Problem.BAD_REQUEST, "query parameter names is required")
     unknown = [n for n in wanted if n not in PROCESSED_NAMES]
@@ -239,6 +229,15 @@ async def _processed(
     return JSONResponse(processed_series(samples, wanted, start, end, per_server=per_server))
 
 
+@dataclass(frozen=True)
+class InsightQuery:
+    """The query parameters of both insight/processed_stats routes."""
+
+    names: str | None = Query(None, description="comma-separated, e.g. hit_rate,get_rate")
+    start_time: str | None = Query(None, alias="startTime", description="RFC 3339")
+    end_time: str | None = Query(None, alias="endTime", description="RFC 3339")
+
+
 _INSIGHT_ERRORS = {
     **_COMMON,
     400: {"description": "query parameter names is required, or invalid cache ID or times"},
@@ -247,13 +246,9 @@ _INSIGHT_ERRORS = {
 
 @router.get("/insight/processed_stats", responses=_INSIGHT_ERRORS, summary="Derived stats")
 async def processed_stats(
-    cache_id: str,
-    request: Request,
-    names: str | None = Query(None, description="comma-separated, e.g. hit_rate,get_rate"),
-    start_time: str | None = Query(None, alias="startTime", description="RFC 3339"),
-    end_time: str | None = Query(None, alias="endTime", description="RFC 3339"),
+    cache_id: str, request: Request, query: Annotated[InsightQuery, Depends()]
 ) -> Response:
-    return await _processed(request, cache_id, names, start_time, end_time, per_server=False)
+    return await _processed(request, cache_id, query, per_server=False)
 
 
 @router.get(
@@ -262,13 +257,9 @@ async def processed_stats(
     summary="Derived stats, one series per server",
 )
 async def processed_stats_per_server(
-    cache_id: str,
-    request: Request,
-    names: str | None = Query(None, description="comma-separated, e.g. hit_rate,get_rate"),
-    start_time: str | None = Query(None, alias="startTime", description="RFC 3339"),
-    end_time: str | None = Query(None, alias="endTime", description="RFC 3339"),
+    cache_id: str, request: Request, query: Annotated[InsightQuery, Depends()]
 ) -> Response:
-    return await _processed(request, cache_id, names, start_time, end_time, per_server=True)
+    return await _processed(request, cache_id, query, per_server=True)
 
 
 @router.get(
