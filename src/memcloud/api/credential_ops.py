@@ -14,6 +14,7 @@ from memcloud.control.models import CredentialRecord, NewCredential
 
 __all__ = [
     "CAPABILITY_FIELDS",
+    "capabilities_body",
     "create",
     "delete",
     "list_records",
@@ -28,6 +29,13 @@ CAPABILITY_FIELDS = (
     ("flush_capability", "flush"),
     ("api_capability", "api"),
 )
+
+
+def capabilities_body(value_schema: dict[str, object]) -> dict[str, object]:
+    """The OpenAPI request body of a capability update whose fields match `value_schema`."""
+    properties = {field: value_schema for field, _ in CAPABILITY_FIELDS}
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
 
 
 async def list_records(ctx: ApiContext, cache_id: int) -> list[CredentialRecord]:

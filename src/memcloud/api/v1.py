@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from memcloud.api import credential_ops
 from memcloud.api.auth import authenticate, authorize
 from memcloud.api.context import ApiContext, context
-from memcloud.api.credential_ops import CAPABILITY_FIELDS
+from memcloud.api.credential_ops import CAPABILITY_FIELDS, capabilities_body
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.hooks import flush_details, parse_fields, read_body
 from memcloud.api.shapes import (
@@ -165,22 +165,7 @@ async def _capability_changes(request: Request) -> dict[str, bool]:
     methods=["POST", "PATCH", "PUT"],
     responses=_V1_ERRORS,
     summary="Update a credential's capabilities (by username or id)",
-    openapi_extra={
-        "requestBody": {
-            "required": False,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            c: {"oneOf": [{"type": "boolean"}, {"type": "string"}]}
-                            for c in ("flush_capability", "write_capability", "api_capability")
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=capabilities_body({"oneOf": [{"type": "boolean"}, {"type": "string"}]}),
 )
 async def update_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)

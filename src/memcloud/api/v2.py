@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from memcloud.api import credential_ops
 from memcloud.api.auth import authorize
 from memcloud.api.context import context, refresh_directory
-from memcloud.api.credential_ops import CAPABILITY_FIELDS
+from memcloud.api.credential_ops import CAPABILITY_FIELDS, capabilities_body
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.hooks import parse_fields, read_body
 from memcloud.api.insight import (
@@ -103,22 +103,7 @@ async def create_credential(cache_id: str, request: Request) -> Response:
     methods=["PATCH", "PUT"],
     responses=_COMMON,
     summary="Set a credential's capabilities (omitted ones become false)",
-    openapi_extra={
-        "requestBody": {
-            "required": False,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            c: {"type": "boolean"}
-                            for c in ("write_capability", "flush_capability", "api_capability")
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=capabilities_body({"type": "boolean"}),
 )
 async def update_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
