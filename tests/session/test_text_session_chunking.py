@@ -7,7 +7,9 @@ input, including inputs that switch between them mid-read.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import re
+
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from memcloud.text_session import TextSession
@@ -15,6 +17,16 @@ from memcloud.text_session import TextSession
 from .support import answer, new_service
 
 KEYS = [b"a", b"b", b"key:1", b"k" * 250, b"k" * 251, b"x\x01y", b""]
+
+
+# A refused `set` line's data block is read as commands, so a generated value can spell
+# `stats`. Its reply then differs between the three runs by right: the process's CPU time
+# moves, and the byte counters depend on where the reads were split (as in memcached).
+VARYING_STATS = re.compile(rb"STAT (rusage_user|rusage_system|bytes_read|bytes_written) [0-9.]+")
+
+
+def without_varying_stats(replies: bytes) -> bytes:
+    return VARYING_STATS.sub(rb"STAT \1 -", replies)
 
 
 def new_session() -> TextSession:
@@ -46,12 +58,12 @@ def requests(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(requests(), min_size=1, max_size=12), st.integers(min_value=1, max_value=9))
-def test_the_same_answers_however_the_input_is_split(
-    batch: list[bytes], chunk: int
-) -> None:
+@example([b"set  0 0 5\r\nstats\r\n"], 1)  # CI's case: the refused set's block says `stats`
+def test_the_same_answers_however_the_input_is_split(batch: list[bytes], chunk: int) -> None:
     data = b"".join(batch)
-    whole = answer(new_session(), [data])
-    per_request = answer(new_session(), batch)
-    sliced = answer(new_session(), [data[i : i + chunk] for i in range(0, len(data), chunk)])
+    whole = without_varying_stats(answer(new_session(), [data]))
+    per_request = without_varying_stats(answer(new_session(), batch))
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    sliced = without_varying_stats(answer(new_session(), pieces))
     assert per_request == whole
     assert sliced == whole
