@@ -19,7 +19,6 @@ the event loop and every other client go on at full speed.
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict, deque
 from typing import NamedTuple
 
@@ -33,7 +32,6 @@ __all__ = [
     "Admission",
     "AuthThrottle",
     "address_of",
-    "throttle_for",
 ]
 
 FAILURE_WINDOW = 60.0
@@ -110,17 +108,6 @@ class AuthThrottle:
     def failures(self, address: str, now: float) -> int:
         record = self._records.get(address)
         return 0 if record is None else self._live_failures(record, now)
-
-
-_THROTTLES: weakref.WeakKeyDictionary[object, AuthThrottle] = weakref.WeakKeyDictionary()
-
-
-def throttle_for(service: object) -> AuthThrottle:
-    """The one throttle of a service (process-wide state shared by its connections)."""
-    throttle = _THROTTLES.get(service)
-    if throttle is None:
-        throttle = _THROTTLES[service] = AuthThrottle()
-    return throttle
 
 
 def address_of(peer: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from memcloud.auth_throttle import address_of, throttle_for
+from memcloud.auth_throttle import address_of
 from memcloud.protocol.binary import (
     NEED_DATA,
     BinaryParser,
@@ -171,7 +171,7 @@ class BinarySession(Session):
         out.append(response(request.opcode, request.opaque, value=MECHANISMS))
 
     def _sasl_auth(self, request: Request, now: float, out: list[bytes]) -> None:
-        throttle = throttle_for(self.service)
+        throttle = self.service.auth_throttle
         address = address_of(self.peer)
         admission = throttle.admit(address, now)
         if admission.delay > self.reply_delay:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from memcloud.auth import Directory, Principal
+from memcloud.auth_throttle import AuthThrottle
 from memcloud.clock import Clock
 from memcloud.config import Settings
 from memcloud.statsreport import cache_stats, items_stats, settings_stats, slabs_stats
@@ -171,6 +172,10 @@ class Service:
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
         # Node processes the supervisor of this deployment had to restart (node 0 only).
         self.node_restarts = 0
+        # Failed logins per client address, shared by both protocols' connections.
+        self.auth_throttle = AuthThrottle()
+        # The HTTP API and samplers running beside this service (api.server's to manage).
+        self.api: object | None = None
         self.directory = directory
         self.set_directory(directory)
 

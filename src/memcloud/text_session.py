@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from memcloud.auth_throttle import address_of, throttle_for
+from memcloud.auth_throttle import address_of
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
@@ -155,7 +155,7 @@ class TextSession(Session):
     def _login_with(self, key: bytes, value: bytes, now: float) -> bool:
         """The login `set`, slowed down after repeated failures from the same address
         (auth_throttle; the binary protocol's SASL answers follow the same rule)."""
-        throttle = throttle_for(self.service)
+        throttle = self.service.auth_throttle
         address = address_of(self.peer)
         admission = throttle.admit(address, now)
         self.reply_delay = max(self.reply_delay, admission.delay)

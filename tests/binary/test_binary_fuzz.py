@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memcloud.auth_throttle import throttle_for
 from memcloud.config import Settings
 from memcloud.protocol.binary import (
     HEADER_SIZE,
@@ -132,7 +131,7 @@ def test_random_frames_never_hurt_the_server(
     caplog.set_level(logging.ERROR, logger="memcloud")
     # Random SASL frames fail logins from 127.0.0.1; start each example without backoff.
     assert live.runtime is not None
-    throttle = throttle_for(live.runtime.service)
+    throttle = live.runtime.service.auth_throttle
     live.call(throttle.clear)
     stream = (_login_frame(live) if authenticate else b"") + data
     if not stream.startswith(b"\x80"):

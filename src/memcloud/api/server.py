@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -53,9 +52,6 @@ class _Running:
     ctx: ApiContext | None
 
 
-_running: weakref.WeakKeyDictionary[Service, _Running] = weakref.WeakKeyDictionary()
-
-
 def _bind(host: str, port: int) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -94,7 +90,7 @@ async def start_api_server(
     service.flush_listeners.append(auditor.listener)
     sampler = asyncio.create_task(StatsSampler(store, local).run(), name="memcloud-sampler")
     if not http:
-        _running[service] = _Running(None, None, sampler, auditor, None)
+        service.api = _Running(None, None, sampler, auditor, None)
         return None
     sock = _bind(settings.host, settings.api_port)
     ctx = ApiContext(service, store, settings, NodeSet(local, others), auditor)
@@ -110,7 +106,7 @@ async def start_api_server(
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="memcloud-api")
-    _running[service] = _Running(server, task, sampler, auditor, ctx)
+    service.api = _Running(server, task, sampler, auditor, ctx)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT_SECONDS
     while not server.started:
@@ -127,8 +123,8 @@ async def start_api_server(
 
 
 async def stop_api_server(service: Service) -> None:
-    running = _running.pop(service, None)
-    if running is None:
+    running, service.api = service.api, None
+    if not isinstance(running, _Running):
         return
     running.sampler.cancel()
     if running.server is not None and running.task is not None:
