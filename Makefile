@@ -14,27 +14,45 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(RUNTIME): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[native]'
 	touch $(RUNTIME)
 
 $(TESTING): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TESTING) $(RUNTIME)
 
+# The data plane's hot modules compiled with mypyc (src/memcloud/native.py); where there is
+# no C compiler the build says so and the service runs their pure Python sources. CI
+# (MEMCLOUD_REQUIRE_ALL_TOOLS=1) and the benchmark require the build.
+NATIVE := $(BIN)/python tools/build_native.py
+NATIVE_REQUIRED := $(if $(MEMCLOUD_REQUIRE_ALL_TOOLS),--required,)
+# The tests of the compiled modules' behaviour, run a second time on their sources.
+DATA_PLANE_TESTS := tests/protocol tests/session tests/storage tests/server tests/binary \
+	tests/test_native.py
+
 serve: $(RUNTIME)
+	$(NATIVE)
 	$(BIN)/memcloud serve $(ARGS)
 
 test: $(TESTING)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
+	$(NATIVE) $(NATIVE_REQUIRED)
+	@if $(NATIVE) --check; then \
+		echo "== the data-plane tests on the pure Python sources (MEMCLOUD_PURE_PYTHON=1)"; \
+		MEMCLOUD_PURE_PYTHON=1 $(BIN)/pytest -q $(DATA_PLANE_TESTS); \
+		echo "== the whole suite on the compiled data plane"; \
+	fi
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(TESTING)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 
 bench: $(TESTING)
+	$(NATIVE) --required
 	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete

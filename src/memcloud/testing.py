@@ -88,6 +88,7 @@ class ServerProcess:
         server = json.loads(info.read_text())
         self.port, self.api_port = server["port"], server["api_port"]
         self.servers: list[str] = server.get("servers", [])
+        self.data_plane: str = server.get("data_plane", "")
         env = read_env_file(self.data_dir)
         self.username = env.get("MEMCACHIER_USERNAME", "")
         self.password = env.get("MEMCACHIER_PASSWORD", "")

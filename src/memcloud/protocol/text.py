@@ -429,7 +429,9 @@ class TextParser:
 
 def plain_get_key(data: bytes, pos: int, eol: int) -> bytes | None:
     """The key of the `get <key>` line data[pos:eol] (without its CR LF), if plain."""
-    if not data.startswith(b"get ", pos):
+    # eol < 0: no line end yet. (Compiled by mypyc, a slice whose end falls before its
+    # start raises SystemError instead of answering b"", so this is checked first.)
+    if eol < pos + 5 or not data.startswith(b"get ", pos):
         return None
     key = data[pos + 4 : eol]
     if not key or len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
@@ -442,7 +444,7 @@ def plain_set(
 ) -> tuple[bytes, int, int, int, int] | None:
     """key, flags, exptime and the value's start and end of the `set` line data[pos:eol],
     if plain and its value is whole in `data` and within `item_size_max`."""
-    if not data.startswith(b"set ", pos):
+    if eol < pos + 4 or not data.startswith(b"set ", pos):  # see plain_get_key
         return None
     fields = data[pos + 4 : eol].split(b" ")
     if len(fields) != 4:

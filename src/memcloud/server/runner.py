@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvloop
 
+from memcloud import native
 from memcloud.adminlink import socket_path
 from memcloud.api.server import start_api_server, stop_api_server
 from memcloud.auth import Directory
@@ -162,7 +163,11 @@ class Runtime:
             self.service, self.store, bound, others, http=self.is_first
         )
         log.info(
-            "memcache node %d listening on %s:%d", settings.node_index, settings.host, self.port
+            "memcache node %d listening on %s:%d (data plane: %s)",
+            settings.node_index,
+            settings.host,
+            self.port,
+            native.in_use(),
         )
         self._tasks += [
             asyncio.create_task(_poll_directory(self.store, self.service)),
@@ -268,5 +273,6 @@ def _write_server_info(
         "api_port": api_port,
         "node_index": settings.node_index,
         "servers": servers,
+        "data_plane": native.in_use(),  # compiled modules or their pure Python sources
     }
     path.write_text(json.dumps(info))
