@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from memcloud.auth_throttle import address_of
 from memcloud.protocol.binary import (
@@ -35,19 +36,19 @@ from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 
 __all__ = ["BinarySession"]
 
-_STORE_EXTRAS = struct.Struct(">II")  # flags, exptime
-_ARITH_EXTRAS = struct.Struct(">QQI")  # delta, initial, exptime
-_COUNTER = struct.Struct(">Q")
-_EXPTIME = struct.Struct(">I")
+_STORE_EXTRAS: Final = struct.Struct(">II")  # flags, exptime
+_ARITH_EXTRAS: Final = struct.Struct(">QQI")  # delta, initial, exptime
+_COUNTER: Final = struct.Struct(">Q")
+_EXPTIME: Final = struct.Struct(">I")
 # incr/decr expiration meaning "do not create a missing counter".
-NO_CREATE = 0xFFFFFFFF
-_VERSION = MEMCACHED_VERSION.encode()
-_AUTHENTICATED = b"Authenticated"
-_READ_ONLY = b"Not stored: this credential has no write capability"
-_NO_FLUSH = b"Flush refused: this credential has no flush capability"
-_UNAUTHENTICATED = b"Authentication required"
+NO_CREATE: Final = 0xFFFFFFFF
+_VERSION: Final = MEMCACHED_VERSION.encode()
+_AUTHENTICATED: Final = b"Authenticated"
+_READ_ONLY: Final = b"Not stored: this credential has no write capability"
+_NO_FLUSH: Final = b"Flush refused: this credential has no flush capability"
+_UNAUTHENTICATED: Final = b"Authentication required"
 
-_OPEN_BEFORE_AUTH = frozenset(
+_OPEN_BEFORE_AUTH: Final = frozenset(
     {Opcode.SASL_LIST_MECHS, Opcode.SASL_AUTH, Opcode.SASL_STEP, Opcode.VERSION}
 )
 _STORE_MODES: dict[int, StoreMode] = {
@@ -63,7 +64,7 @@ _STORE_MODES: dict[int, StoreMode] = {
     Opcode.PREPENDQ: StoreMode.PREPEND,
 }
 # Quiet requests whose success is not answered.
-_QUIET = frozenset(
+_QUIET: Final = frozenset(
     {
         Opcode.SETQ,
         Opcode.ADDQ,
@@ -78,7 +79,7 @@ _QUIET = frozenset(
     }
 )
 # Storage's NOT_STORED in memcached's words for each mode (complete_update_bin).
-_NOT_STORED_STATUS = {
+_NOT_STORED_STATUS: Final = {
     StoreMode.ADD: Status.KEY_EEXISTS,
     StoreMode.REPLACE: Status.KEY_ENOENT,
     StoreMode.APPEND: Status.NOT_STORED,
@@ -86,7 +87,7 @@ _NOT_STORED_STATUS = {
     StoreMode.SET: Status.NOT_STORED,
     StoreMode.CAS: Status.NOT_STORED,
 }
-_STORE_ERRORS = {
+_STORE_ERRORS: Final = {
     StoreResult.EXISTS: Status.KEY_EEXISTS,
     StoreResult.NOT_FOUND: Status.KEY_ENOENT,
     StoreResult.TOO_LARGE: Status.E2BIG,
@@ -215,9 +216,7 @@ class BinarySession(Session):
             if opcode == Opcode.GET:
                 out.append(error_response(opcode, request.opaque, Status.KEY_ENOENT))
             elif opcode == Opcode.GETK:
-                out.append(
-                    response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key)
-                )
+                out.append(response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key))
             return
         self._batch += len(item.value)
         key = request.key if with_key else b""
@@ -243,9 +242,7 @@ class BinarySession(Session):
                 stats.get_hits += 1
         if item is None:
             if opcode == Opcode.GATK:
-                out.append(
-                    response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key)
-                )
+                out.append(response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key))
             elif opcode == Opcode.TOUCH or opcode == Opcode.GAT:
                 out.append(error_response(opcode, request.opaque, Status.KEY_ENOENT))
             return

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from memcloud.auth import Directory, Principal
 from memcloud.auth_throttle import AuthThrottle
@@ -25,7 +26,7 @@ log = logging.getLogger("memcloud.service")
 # pipelined gets of big values, or one multi-get naming a big value many times, would
 # otherwise build gigabytes before flow control could pause the client. What is left waits
 # as the session's backlog until the connection has written what came before.
-REPLY_BATCH_MAX = 1024 * 1024
+REPLY_BATCH_MAX: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,11 @@ class Session:
     @property
     def authenticated(self) -> bool:
         return self.principal is not None
+
+    def handle(self, data: bytes) -> bytes:
+        """Everything one read brings, answered as one block of bytes: each protocol's own.
+        Declared here so that the connection calls it directly on the compiled classes."""
+        raise NotImplementedError
 
     def login(self, principal: Principal) -> bool:
         cache = self.service.registry.get(principal.cache_id)

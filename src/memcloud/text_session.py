@@ -5,6 +5,7 @@ of them in one write. No await and no I/O per command.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from memcloud.auth_throttle import address_of
 from memcloud.protocol import replies
@@ -32,8 +33,8 @@ from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 
 __all__ = ["TextSession"]
 
-_MODES = {verb: StoreMode[verb.name] for verb in StoreVerb}
-_STORE_REPLIES = {
+_MODES: Final = {verb: StoreMode[verb.name] for verb in StoreVerb}
+_STORE_REPLIES: Final = {
     StoreResult.STORED: replies.STORED,
     StoreResult.NOT_STORED: replies.NOT_STORED,
     StoreResult.EXISTS: replies.EXISTS,
@@ -42,12 +43,10 @@ _STORE_REPLIES = {
     StoreResult.NO_MEMORY: replies.OUT_OF_MEMORY,
 }
 # append/prepend growing an item past the item limit: memcached answers NOT_STORED.
-_GROWTH_REPLIES = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
+_GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
-_STATS_REPLY_ESTIMATE = 4096
-_VERSION = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
-# A read that starts like this may hold plain requests (see _plain_requests).
-_PLAIN_HEADS = frozenset({b"get ", b"set "})
+_STATS_REPLY_ESTIMATE: Final = 4096
+_VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 
 
 class TextSession(Session):
@@ -69,12 +68,10 @@ class TextSession(Session):
         self.backlog = False
         unparsed = data
         head = data[:4]
-        if (
-            head in _PLAIN_HEADS
-            and cache is not None
-            and self._rest is None
-            and self.parser.idle
-        ):
+        # A read that starts like this may hold plain requests (see _plain_requests). Two
+        # comparisons: a set lookup would hash `head` on every read.
+        plain = head == b"get " or head == b"set "
+        if plain and cache is not None and self._rest is None and self.parser.idle:
             # Plain gets and sets (the most frequent requests, alone or pipelined) are
             # answered straight from the read, up to the first line that is anything else.
             eol = data.find(b"\r\n")

@@ -20,7 +20,7 @@ def new_service() -> Service:
 
 def answer(session: Session, chunks: list[bytes]) -> bytes:
     """Every reply to `chunks` fed as separate reads, backlog included."""
-    handle = session.handle  # type: ignore[attr-defined]
+    handle = session.handle
     replies = b"".join(handle(chunk) for chunk in chunks)
     while session.backlog:
         replies += handle(b"")

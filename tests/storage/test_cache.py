@@ -9,7 +9,7 @@ import pytest
 
 from memcloud.clock import FakeClock
 from memcloud.storage.cache import MAX_RELATIVE_EXPTIME, Cache, parse_counter
-from memcloud.storage.item import ITEM_OVERHEAD
+from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD
 from memcloud.storage.registry import FREE_SLICE, Registry
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 
@@ -52,16 +52,43 @@ def test_lru_eviction_stays_within_plan(registry: Registry, clock: FakeClock) ->
     assert cache.get(b"k%d" % (5 * 1024 - 1), clock.now()) is not None
 
 
-def test_recently_read_items_survive_eviction(registry: Registry, clock: FakeClock) -> None:
+@pytest.mark.parametrize("multi_get", [False, True], ids=["get", "get_many"])
+def test_recently_read_items_survive_eviction(
+    registry: Registry, clock: FakeClock, multi_get: bool
+) -> None:
     size = 100 + 3 + ITEM_OVERHEAD
     cache = make(registry, limit=10 * size)
     for i in range(10):
         cache.store(StoreMode.SET, b"k%02d" % i, b"v" * 100, 0, 0, clock.now())
-    assert cache.get(b"k00", clock.now()) is not None  # now most recently used
+    clock.advance(BUMP_INTERVAL)
+    if multi_get:
+        assert len(cache.get_many([b"k00"], clock.now(), 1 << 20)[0]) == 1
+    else:
+        assert cache.get(b"k00", clock.now()) is not None  # now most recently used
     cache.store(StoreMode.SET, b"k10", b"v" * 100, 0, 0, clock.now())
     assert cache.get(b"k00", clock.now()) is not None
     assert cache.get(b"k01", clock.now()) is None
     assert cache.stats.evictions == 1
+
+
+def test_a_read_moves_an_item_at_most_once_per_bump_interval(
+    registry: Registry, clock: FakeClock
+) -> None:
+    # memcached's ITEM_UPDATE_INTERVAL: an item read again within the interval of its
+    # store (or its last move) keeps its place, so the oldest-stored goes first.
+    size = 100 + 3 + ITEM_OVERHEAD
+    cache = make(registry, limit=3 * size)
+    for key in (b"k0", b"k1", b"k2"):
+        cache.store(StoreMode.SET, key, b"v" * 100, 0, 0, clock.now())
+    clock.advance(BUMP_INTERVAL - 1)
+    assert cache.get(b"k0", clock.now()) is not None  # within the interval: not moved
+    cache.store(StoreMode.SET, b"k3", b"v" * 100, 0, 0, clock.now())
+    assert cache.peek(b"k0", clock.now()) is None
+    clock.advance(1)
+    assert cache.get(b"k1", clock.now()) is not None  # a full interval since its store
+    cache.store(StoreMode.SET, b"k4", b"v" * 100, 0, 0, clock.now())
+    assert cache.peek(b"k1", clock.now()) is not None
+    assert cache.peek(b"k2", clock.now()) is None
 
 
 def test_eviction_never_touches_another_cache(registry: Registry, clock: FakeClock) -> None:

@@ -38,15 +38,15 @@ __all__ = [
     "value_response",
 ]
 
-REQUEST_MAGIC = 0x80
-RESPONSE_MAGIC = 0x81
+REQUEST_MAGIC: Final = 0x80
+RESPONSE_MAGIC: Final = 0x81
 # magic, opcode, key length, extras length, data type, vbucket/status, body length, opaque, cas
 HEADER: Final = struct.Struct(">BBHBBHIIQ")
-HEADER_SIZE = 24
+HEADER_SIZE: Final = 24
 # memcached's MAX_SASL_MECH_LEN.
-SASL_MECH_MAX = 32
+SASL_MECH_MAX: Final = 32
 # A SASL PLAIN message is an authzid, a username and a password: never more than this.
-SASL_DATA_MAX = 1024
+SASL_DATA_MAX: Final = 1024
 
 
 class Opcode(IntEnum):
@@ -334,8 +334,8 @@ def response(
 
 
 # A value's response header and its 4 bytes of flags (the extras), packed at once.
-_VALUE_HEADER = struct.Struct(">BBHBBHIIQI")
-_GET_PREFIX = bytes((REQUEST_MAGIC, 0x00))
+_VALUE_HEADER: Final = struct.Struct(">BBHBBHIIQI")
+_GET_PREFIX: Final = bytes((REQUEST_MAGIC, 0x00))
 
 
 def value_response(

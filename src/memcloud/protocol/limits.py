@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = [
     "AUTH_VALUE_MAX",
     "KEY_MAX_LENGTH",
@@ -14,18 +16,18 @@ __all__ = [
 ]
 
 # memcached's KEY_MAX_LENGTH.
-KEY_MAX_LENGTH = 250
+KEY_MAX_LENGTH: Final = 250
 # A command line other than a retrieval: memcached refuses lines over 2048 bytes.
-LINE_MAX = 2048
+LINE_MAX: Final = 2048
 # get/gets/gat/gats lines carry many keys: room for 2,000 keys of the longest length, and
 # still a bound on what one connection can make us hold.
-RETRIEVAL_LINE_MAX = 2000 * (KEY_MAX_LENGTH + 1) + 64
+RETRIEVAL_LINE_MAX: Final = 2000 * (KEY_MAX_LENGTH + 1) + 64
 # A line still without its end that is longer than this waits as separate chunks, joined
 # once: re-joining on each read would cost quadratic time for a client sending slowly.
-LINE_WAIT_JOIN = 8192
+LINE_WAIT_JOIN: Final = 8192
 # memcached refuses a data block length over INT_MAX - 2 as a bad command line.
-VALUE_LENGTH_MAX = (1 << 31) - 1 - 2
+VALUE_LENGTH_MAX: Final = (1 << 31) - 1 - 2
 # A credential sent with the text `set` login is a username and a password, never more.
-AUTH_VALUE_MAX = 1024
-UINT32_MAX = (1 << 32) - 1
-UINT64_MAX = (1 << 64) - 1
+AUTH_VALUE_MAX: Final = 1024
+UINT32_MAX: Final = (1 << 32) - 1
+UINT64_MAX: Final = (1 << 64) - 1

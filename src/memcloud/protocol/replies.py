@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 __all__ = [
     "BAD_CHUNK",
@@ -31,37 +32,39 @@ __all__ = [
     "render_value",
 ]
 
-STORED = b"STORED\r\n"
-NOT_STORED = b"NOT_STORED\r\n"
-EXISTS = b"EXISTS\r\n"
-NOT_FOUND = b"NOT_FOUND\r\n"
-DELETED = b"DELETED\r\n"
-TOUCHED = b"TOUCHED\r\n"
-END = b"END\r\n"
-OK = b"OK\r\n"
-RESET = b"RESET\r\n"
-ERROR = b"ERROR\r\n"
-BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
-BAD_DELETE_FORMAT = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
-BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
-LINE_TOO_LONG = b"CLIENT_ERROR line too long\r\n"
-INVALID_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
-INVALID_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
-NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
-TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
-OUT_OF_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
-UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
-AUTH_FAILED = b"CLIENT_ERROR authentication failure\r\n"
-NO_WRITE = b"CLIENT_ERROR permission denied: credential has no write capability\r\n"
-NO_FLUSH = b"CLIENT_ERROR permission denied: credential has no flush capability\r\n"
+STORED: Final = b"STORED\r\n"
+NOT_STORED: Final = b"NOT_STORED\r\n"
+EXISTS: Final = b"EXISTS\r\n"
+NOT_FOUND: Final = b"NOT_FOUND\r\n"
+DELETED: Final = b"DELETED\r\n"
+TOUCHED: Final = b"TOUCHED\r\n"
+END: Final = b"END\r\n"
+OK: Final = b"OK\r\n"
+RESET: Final = b"RESET\r\n"
+ERROR: Final = b"ERROR\r\n"
+BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
+BAD_DELETE_FORMAT: Final = (
+    b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+)
+BAD_CHUNK: Final = b"CLIENT_ERROR bad data chunk\r\n"
+LINE_TOO_LONG: Final = b"CLIENT_ERROR line too long\r\n"
+INVALID_DELTA: Final = b"CLIENT_ERROR invalid numeric delta argument\r\n"
+INVALID_EXPTIME: Final = b"CLIENT_ERROR invalid exptime argument\r\n"
+NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
+OUT_OF_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
+UNAUTHENTICATED: Final = b"CLIENT_ERROR unauthenticated\r\n"
+AUTH_FAILED: Final = b"CLIENT_ERROR authentication failure\r\n"
+NO_WRITE: Final = b"CLIENT_ERROR permission denied: credential has no write capability\r\n"
+NO_FLUSH: Final = b"CLIENT_ERROR permission denied: credential has no flush capability\r\n"
 
 
-STATS_DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+STATS_DETAIL_USAGE: Final = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 # One retrieved item, formatted with `%` on the hot path (key, flags, length[, cas], value);
 # the `_END` forms also close a single-key get.
-VALUE = b"VALUE %s %d %d\r\n%s\r\n"
-VALUE_CAS = b"VALUE %s %d %d %d\r\n%s\r\n"
-VALUE_END = b"VALUE %s %d %d\r\n%s\r\nEND\r\n"
+VALUE: Final = b"VALUE %s %d %d\r\n%s\r\n"
+VALUE_CAS: Final = b"VALUE %s %d %d %d\r\n%s\r\n"
+VALUE_END: Final = b"VALUE %s %d %d\r\n%s\r\nEND\r\n"
 
 
 def render_value(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:

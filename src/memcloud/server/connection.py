@@ -9,32 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol as TypingProtocol
-from typing import cast
+from typing import Final, cast
 
 from memcloud.binary_session import BinarySession
-from memcloud.service import Service
+from memcloud.service import Service, Session
 from memcloud.text_session import TextSession
 
-__all__ = ["WRITE_HIGH_WATER", "MemcacheConnection", "SessionLike"]
+__all__ = ["WRITE_HIGH_WATER", "MemcacheConnection"]
 
 log = logging.getLogger("memcloud.connection")
 
 # Replies buffered for a client that does not read before we stop reading its requests.
-WRITE_HIGH_WATER = 1024 * 1024
-WRITE_LOW_WATER = 256 * 1024
-BINARY_MAGIC = 0x80
-
-
-class SessionLike(TypingProtocol):
-    closing: bool
-    reply_delay: float
-    backlog: bool
-
-    @property
-    def authenticated(self) -> bool: ...
-    def handle(self, data: bytes) -> bytes: ...
-    def closed(self) -> None: ...
+WRITE_HIGH_WATER: Final = 1024 * 1024
+WRITE_LOW_WATER: Final = 256 * 1024
+BINARY_MAGIC: Final = 0x80
 
 
 class MemcacheConnection(asyncio.Protocol):
@@ -53,7 +41,7 @@ class MemcacheConnection(asyncio.Protocol):
     def __init__(self, service: Service) -> None:
         self.service = service
         self.transport: asyncio.Transport | None = None
-        self.session: SessionLike | None = None
+        self.session: Session | None = None
         self.peer = "?"
         self._auth_timer: asyncio.TimerHandle | None = None
         # While a reply is held back (session.reply_delay), reading is paused and anything
@@ -82,9 +70,7 @@ class MemcacheConnection(asyncio.Protocol):
         # On an anonymous cache every connection is logged in from its first byte: an idle
         # pooled connection must not be dropped as "unauthenticated".
         if timeout > 0 and self.service.anonymous_principal() is None:
-            self._auth_timer = asyncio.get_running_loop().call_later(
-                timeout, self._auth_deadline
-            )
+            self._auth_timer = asyncio.get_running_loop().call_later(timeout, self._auth_deadline)
 
     def _auth_deadline(self) -> None:
         self._auth_timer = None
@@ -94,7 +80,7 @@ class MemcacheConnection(asyncio.Protocol):
             log.info("closing %s: not authenticated in time", self.peer)
             self.transport.close()
 
-    def _open_session(self, first_byte: int) -> SessionLike:
+    def _open_session(self, first_byte: int) -> Session:
         kind = BinarySession if first_byte == BINARY_MAGIC else TextSession
         return kind(self.service, self.peer, self._close)
 
@@ -135,7 +121,7 @@ class MemcacheConnection(asyncio.Protocol):
             return
         self._send(session, reply)
 
-    def _release(self, session: SessionLike, reply: bytes) -> None:
+    def _release(self, session: Session, reply: bytes) -> None:
         self._hold_timer = None
         held, self._held = self._held or [], None
         transport = self.transport
@@ -151,7 +137,7 @@ class MemcacheConnection(asyncio.Protocol):
         if held and self._held is not None:
             self._held[:0] = held
 
-    def _send(self, session: SessionLike, reply: bytes) -> None:
+    def _send(self, session: Session, reply: bytes) -> None:
         transport = self.transport
         if transport is None:
             return

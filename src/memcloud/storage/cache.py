@@ -10,8 +10,9 @@ import heapq
 import itertools
 import re
 from collections import OrderedDict
+from typing import Final
 
-from memcloud.storage.item import ITEM_OVERHEAD, Item
+from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
 
@@ -25,17 +26,17 @@ __all__ = [
 ]
 
 # memcached: an exptime above 30 days is an absolute Unix time, not an offset.
-MAX_RELATIVE_EXPTIME = 60 * 60 * 24 * 30
-UINT64_MASK = (1 << 64) - 1
+MAX_RELATIVE_EXPTIME: Final = 60 * 60 * 24 * 30
+UINT64_MASK: Final = (1 << 64) - 1
 # Stale expiry entries (overwritten or deleted items) are tolerated up to this many times the
 # number of live items before the heap is rebuilt.
-EXPIRY_HEAP_SLACK = 2
+EXPIRY_HEAP_SLACK: Final = 2
 
 _next_cas = itertools.count(1).__next__
 
 # What memcached's strtoull accepts as a counter: optional leading white space and sign,
 # digits, then white space or the end of the value.
-_COUNTER = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)(?:[ \t\n\v\f\r]|\Z)")
+_COUNTER: Final = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)(?:[ \t\n\v\f\r]|\Z)")
 
 
 def parse_counter(value: bytes) -> int | None:
@@ -59,6 +60,7 @@ def parse_counter(value: bytes) -> int | None:
         if number >= 1 << 63:
             return None
     return number
+
 
 Graveyard = list[OrderedDict[bytes, Item]]
 
@@ -138,7 +140,8 @@ class Cache:
         return item
 
     def get(self, key: bytes, now: float) -> Item | None:
-        """A read that counts as a get and refreshes the item's place in the LRU."""
+        """A read that counts as a get and refreshes the item's place in the LRU (at most
+        once per BUMP_INTERVAL, as memcached)."""
         stats = self.stats
         stats.cmd_get += 1
         # _live's work, with no call while nothing is due: the hot path of every read.
@@ -148,7 +151,9 @@ class Cache:
         if item is None:
             stats.get_misses += 1
             return None
-        self.items.move_to_end(key)
+        if now - item.bumped >= BUMP_INTERVAL:
+            item.bumped = now
+            self.items.move_to_end(key)
         stats.get_hits += 1
         return item
 
@@ -175,7 +180,9 @@ class Cache:
             if item.exptime and item.exptime <= now:
                 self._live(key, now)  # unlinks and counts it
                 continue
-            refresh(key)
+            if now - item.bumped >= BUMP_INTERVAL:
+                item.bumped = now
+                refresh(key)
             hits.append((key, item))
             size += len(item.value)
         stats = self.stats
@@ -207,27 +214,27 @@ class Cache:
             if cas_unique:
                 return self._store_cas(key, value, flags, exptime, now, cas_unique, item)
             absolute = absolute_exptime(exptime, now) if exptime else 0.0
-            return self._insert(key, value, flags, absolute, item)
+            return self._insert(key, value, flags, absolute, item, now)
         if mode is StoreMode.CAS:
             return self._store_cas(key, value, flags, exptime, now, cas_unique, item)
         if mode is StoreMode.ADD:
             if item is not None:
                 self.items.move_to_end(key)  # memcached bumps the item an add failed on
                 return StoreResult.NOT_STORED, 0
-            return self._insert(key, value, flags, absolute_exptime(exptime, now), None)
+            return self._insert(key, value, flags, absolute_exptime(exptime, now), None, now)
         if item is None:
             return StoreResult.NOT_STORED, 0
         if cas_unique and item.cas != cas_unique:
             return StoreResult.EXISTS, 0
         if mode is StoreMode.REPLACE:
-            return self._insert(key, value, flags, absolute_exptime(exptime, now), item)
+            return self._insert(key, value, flags, absolute_exptime(exptime, now), item, now)
         # append / prepend keep the item's flags and expiry, as memcached does; growth past
         # the item limit is refused and leaves the item as it was.
         if len(key) + len(item.value) + len(value) > self.item_size_max:
             self.stats.store_too_large += 1
             return StoreResult.TOO_LARGE, 0
         joined = item.value + value if mode is StoreMode.APPEND else value + item.value
-        return self._insert(key, joined, item.flags, item.exptime, item)
+        return self._insert(key, joined, item.flags, item.exptime, item, now)
 
     def _store_cas(
         self,
@@ -247,10 +254,10 @@ class Cache:
             stats.cas_badval += 1
             return StoreResult.EXISTS, 0
         stats.cas_hits += 1
-        return self._insert(key, value, flags, absolute_exptime(exptime, now), item)
+        return self._insert(key, value, flags, absolute_exptime(exptime, now), item, now)
 
     def _insert(
-        self, key: bytes, value: bytes, flags: int, exptime: float, old: Item | None
+        self, key: bytes, value: bytes, flags: int, exptime: float, old: Item | None, now: float
     ) -> tuple[StoreResult, int]:
         # A failed store still removes the old value, as memcached does: stale data must
         # not outlive a write the client believes happened or was refused.
@@ -272,7 +279,7 @@ class Cache:
             self.stats.store_no_memory += 1
             return StoreResult.NO_MEMORY, 0
         cas = _next_cas()
-        self.items[key] = Item(value, flags, exptime, cas)
+        self.items[key] = Item(value, flags, exptime, cas, now)
         self.used += size
         budget.used += size
         self.stats.total_items += 1
@@ -363,12 +370,13 @@ class Cache:
         else:
             stats.decr_hits += 1
             result = current - delta if delta < current else 0
-        self._insert(key, str(result).encode(), item.flags, item.exptime, item)
+        self._insert(key, str(result).encode(), item.flags, item.exptime, item, now)
         return result
 
     def create_counter(self, key: bytes, initial: int, exptime: int, now: float) -> int:
         """Binary incr/decr on a missing key with an initial value; answers the new CAS."""
-        _, cas = self._insert(key, str(initial).encode(), 0, absolute_exptime(exptime, now), None)
+        absolute = absolute_exptime(exptime, now)
+        _, cas = self._insert(key, str(initial).encode(), 0, absolute, None, now)
         return cas
 
     # -- whole-cache operations ------------------------------------------------------------

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["ITEM_OVERHEAD", "Item", "item_size"]
+from typing import Final
+
+__all__ = ["BUMP_INTERVAL", "ITEM_OVERHEAD", "Item", "item_size"]
 
 # Bytes charged per item beyond key and value: what memcached's item header costs (48 bytes
 # on 64-bit with CAS) plus the CR LF it stores; documented in docs/storage.md.
-ITEM_OVERHEAD = 50
+ITEM_OVERHEAD: Final = 50
+
+# A read moves an item to the LRU's most recently used end at most once in this many
+# seconds, as memcached does (ITEM_UPDATE_INTERVAL): a hot item is not relinked on every
+# hit, and the order among items read within the last minute does not matter for eviction.
+BUMP_INTERVAL: Final = 60.0
 
 
 def item_size(key: bytes, value: bytes) -> int:
@@ -14,12 +21,14 @@ def item_size(key: bytes, value: bytes) -> int:
 
 
 class Item:
-    """A value with its client flags, absolute expiry (0 = never) and CAS unique."""
+    """A value with its client flags, absolute expiry (0 = never), CAS unique, and when a
+    read last moved it to the LRU's most recently used end (see BUMP_INTERVAL)."""
 
-    __slots__ = ("cas", "exptime", "flags", "value")
+    __slots__ = ("bumped", "cas", "exptime", "flags", "value")
 
-    def __init__(self, value: bytes, flags: int, exptime: float, cas: int) -> None:
+    def __init__(self, value: bytes, flags: int, exptime: float, cas: int, bumped: float) -> None:
         self.value = value
         self.flags = flags
         self.exptime = exptime
         self.cas = cas
+        self.bumped = bumped
