@@ -24,7 +24,14 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
-from memcloud.protocol.replies import render_stats, render_value
+from memcloud.protocol.replies import (
+    CRLF,
+    CRLF_END,
+    VALUE_PREFIX,
+    render_stats,
+    render_value,
+    value_suffix,
+)
 from memcloud.protocol.text import NEED_DATA, TextParser, plain_get_key, plain_set
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.statsreport import MEMCACHED_VERSION
@@ -192,7 +199,8 @@ class TextSession(Session):
                 if with_cas:
                     append(replies.VALUE_CAS % (key, item.flags, len(value), item.cas, value))
                 else:
-                    append(replies.VALUE % (key, item.flags, len(value), value))
+                    suffix = value_suffix(item.flags, len(value))
+                    out.extend((VALUE_PREFIX, key, suffix, value, CRLF))
             self._batch = batch
             if looked_at < len(keys):
                 # The rest of this multi-get is answered in the next call.
@@ -350,7 +358,8 @@ def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
     if item is None:
         return replies.END
     value = item.value
-    return replies.VALUE_END % (key, item.flags, len(value), value)
+    suffix = value_suffix(item.flags, len(value))
+    return b"".join((VALUE_PREFIX, key, suffix, value, CRLF_END))
 
 
 _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]] = {

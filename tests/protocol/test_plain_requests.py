@@ -1,10 +1,13 @@
 """The plain get/set shortcuts of the text protocol: what they accept, and that anything
-they do not accept (including a line that has not ended yet) is left to the parser."""
+they do not accept (including a line that has not ended yet) is left to the parser; and the
+VALUE line suffixes the get replies are assembled from."""
 
 from __future__ import annotations
 
 import pytest
 
+from memcloud.protocol import replies
+from memcloud.protocol.replies import VALUE_SUFFIXES_MAX, value_suffix
 from memcloud.protocol.text import plain_get_key, plain_set
 
 
@@ -57,3 +60,11 @@ def test_plain_requests_at_an_offset() -> None:
     assert plain_get_key(data, 7, data.find(b"\r\n", 7)) == b"bb"
     data = b"get a\r\nset b 0 0 1\r\nx\r\n"
     assert plain_set(data, 7, data.find(b"\r\n", 7), 1024) == (b"b", 0, 0, 20, 21)
+
+
+def test_value_suffixes_are_exact_and_their_memo_stays_bounded() -> None:
+    pairs = [(flags, length) for flags in (0, 1, 4294967295) for length in range(2000)]
+    for flags, length in pairs:
+        assert value_suffix(flags, length) == b" %d %d\r\n" % (flags, length)
+        assert len(replies._VALUE_SUFFIXES) <= VALUE_SUFFIXES_MAX
+    assert value_suffix(4294967295, 0) == b" 4294967295 0\r\n"

@@ -8,6 +8,8 @@ from typing import Final
 __all__ = [
     "BAD_CHUNK",
     "BAD_FORMAT",
+    "CRLF",
+    "CRLF_END",
     "DELETED",
     "END",
     "ERROR",
@@ -27,9 +29,11 @@ __all__ = [
     "TOUCHED",
     "VALUE",
     "VALUE_CAS",
-    "VALUE_END",
+    "VALUE_PREFIX",
+    "VALUE_SUFFIXES_MAX",
     "render_stats",
     "render_value",
+    "value_suffix",
 ]
 
 STORED: Final = b"STORED\r\n"
@@ -60,11 +64,29 @@ NO_FLUSH: Final = b"CLIENT_ERROR permission denied: credential has no flush capa
 
 
 STATS_DETAIL_USAGE: Final = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
-# One retrieved item, formatted with `%` on the hot path (key, flags, length[, cas], value);
-# the `_END` forms also close a single-key get.
+# One retrieved item, formatted with `%` (key, flags, length[, cas], value). The hot paths
+# assemble it instead from VALUE_PREFIX, the key, `value_suffix`, the value and CRLF.
 VALUE: Final = b"VALUE %s %d %d\r\n%s\r\n"
 VALUE_CAS: Final = b"VALUE %s %d %d %d\r\n%s\r\n"
-VALUE_END: Final = b"VALUE %s %d %d\r\n%s\r\nEND\r\n"
+VALUE_PREFIX: Final = b"VALUE "
+CRLF: Final = b"\r\n"
+CRLF_END: Final = b"\r\nEND\r\n"  # closes the value of a single-key get, and the reply
+
+# The " <flags> <bytes>\r\n" after the key of a VALUE line, kept formatted per (flags, length):
+# a workload stores few distinct pairs, and `%` formatting on every hit cost more than the
+# rest of a get's reply. Bounded: cleared when full.
+_VALUE_SUFFIXES: dict[int, bytes] = {}
+VALUE_SUFFIXES_MAX: Final = 4096
+
+
+def value_suffix(flags: int, length: int) -> bytes:
+    code = (flags << 32) | length  # flags are 32-bit
+    suffix = _VALUE_SUFFIXES.get(code)
+    if suffix is None:
+        if len(_VALUE_SUFFIXES) >= VALUE_SUFFIXES_MAX:
+            _VALUE_SUFFIXES.clear()
+        suffix = _VALUE_SUFFIXES[code] = b" %d %d\r\n" % (flags, length)
+    return suffix
 
 
 def render_value(key: bytes, flags: int, value: bytes, cas: int | None) -> bytes:
