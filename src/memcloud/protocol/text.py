@@ -469,4 +469,7 @@ def plain_set(
         return None
     if end - start + len(key) > item_size_max:
         return None
-    return key, int(flags), int(exptime), start, end
+    # Most sets carry flags 0 and exptime 0; int() of bytes is a slow generic call.
+    flags_value = 0 if flags == b"0" else int(flags)
+    exptime_value = 0 if exptime == b"0" else int(exptime)
+    return key, flags_value, exptime_value, start, end
