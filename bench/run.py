@@ -40,6 +40,7 @@ from bench.report import (
 )
 from bench.servers import Server, memcached, memcloud, server_stats
 from bench.workloads import MEMORY, NODES, WORKLOADS, Workload
+from memcloud import native
 
 __all__ = ["main"]
 
@@ -239,12 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for line in notes(comparisons, args.pin and description["pinned"] is True):
         print(f"  {line}")
+    # The servers it started chose as this process did (same files, same environment).
+    print(f"  memcloud's data plane: {native.in_use()}")
     print(f"  {args.rounds} round(s) of {args.duration} s per server; suite took {elapsed:.0f} s")
     append_record(
         args.results,
         {
             "machine": description,
             "git": git_description(),
+            "data_plane": native.in_use(),
             "options": {
                 "duration": args.duration,
                 "rounds": args.rounds,
