@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from pymemcache.client.base import Client as PymemcacheClient
 
 from memcloud.cli import main
-from memcloud.config import Settings
+from memcloud.testing import ServerProcess
 
 MB = 1024 * 1024
 
@@ -203,40 +206,49 @@ def test_in_process_main_returns_codes(data_dir: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().err == "memcloud: error: no cache named 'zzz'\n"
 
 
-def test_serve_builds_settings_from_flags_and_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    seen: list[Settings] = []
+def _settings_stats(port: int) -> dict[str, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"stats settings\r\n")
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, reply
+            reply += chunk
+    lines = reply.decode().split("\r\n")
+    return {line.split()[1]: line.split()[2] for line in lines if line.startswith("STAT ")}
 
-    def run(settings: Settings) -> int:
-        seen.append(settings)
-        return 7
 
-    # A recording stand-in for the real runner: serve only builds Settings and hands them on.
-    fake = types.ModuleType("memcloud.server.runner")
-    fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "memcloud.server.runner", fake)
-    environ = {
-        "MEMCLOUD_PORT": "12000",
-        "MEMCLOUD_MEMORY": "2GB",
-        "MEMCLOUD_DATA_DIR": str(tmp_path),
-        "MEMCLOUD_ADMIN_TOKEN": "secret",
-        "MEMCLOUD_LOG_LEVEL": "debug",
-        "MEMCLOUD_NODES": "3",
+def test_serve_reads_its_flags_first_then_the_environment(tmp_path: Path) -> None:
+    env = {
+        "MEMCLOUD_ANONYMOUS_CACHE": "anon",
+        "MEMCLOUD_ITEM_SIZE_MAX": "5MB",  # the flag below wins
+        "MEMCLOUD_ADMIN_TOKEN": "token-from-env",
+        "MEMCLOUD_NODES": "2",
     }
-    argv = ["serve", "--port", "12001", "--anonymous-cache", "anon", "--item-size-max", "2MB"]
-    assert main(argv, environ) == 7
-    assert seen == [
-        Settings(
-            port=12001,
-            memory=2048 * MB,
-            data_dir=tmp_path,
-            admin_token="secret",
-            log_level="DEBUG",
-            anonymous_cache="anon",
-            item_size_max=2 * MB,
-            nodes=3,
-        )
-    ]
-    assert main(["serve"], {}) == 7
-    assert seen[-1] == Settings(nodes=os.cpu_count() or 1)  # one node per core by default
+    data_dir = tmp_path / "data"
+    with ServerProcess(data_dir, "--item-size-max", "2MB", env=env, nodes=None) as server:
+        assert _settings_stats(server.port)["item_size_max"] == str(2 * MB)
+        assert len(server.servers) == 2
+        client = PymemcacheClient(("127.0.0.1", server.port))  # anonymous: no login
+        client.set("k", b"v")
+        assert client.get("k") == b"v"
+        client.close()
+        # The given admin token is the operator's: none is generated, printed or kept.
+        assert not (data_dir / "admin-token").exists()
+        base = f"http://127.0.0.1:{server.api_port}/dashboard/admin/login"
+        with httpx.Client(follow_redirects=False) as http:
+            form = http.get(base).text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+            assert csrf is not None
+            wrong = http.post(base, data={"csrf": csrf[1], "token": "guess"})
+            assert wrong.status_code == 401
+            right = http.post(base, data={"csrf": csrf[1], "token": "token-from-env"})
+            assert right.status_code == 303, right.text
+            assert right.headers["location"].endswith("/dashboard/admin")
+    assert "MEMCACHIER_SERVERS=" in server.stdout
+    assert "MEMCLOUD_ADMIN_TOKEN" not in server.stdout
+
+
+def test_serve_runs_one_node_per_core_by_default(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data", nodes=None) as server:
+        assert len(server.servers) == (os.cpu_count() or 1)

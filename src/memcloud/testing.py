@@ -41,9 +41,18 @@ def read_env_file(data_dir: Path) -> dict[str, str]:
 class ServerProcess:
     """`memcloud serve` as a new user runs it, in a subprocess."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        nodes: int | None = 1,
+    ) -> None:
         self.data_dir = data_dir
         self.args = args
+        # Node processes: one unless the test asks for more; None leaves them to the
+        # command line's own default (one per core) or to MEMCLOUD_NODES.
+        self.nodes = nodes
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
@@ -59,8 +68,8 @@ class ServerProcess:
         info = self.data_dir / "server.json"
         if info.exists():
             info.unlink()
-        # One node unless the test asks for more (the CLI's default is one per core).
-        nodes = () if "--nodes" in self.args else ("--nodes", "1")
+        given = "--nodes" in self.args or self.nodes is None
+        nodes = () if given else ("--nodes", str(self.nodes))
         # Output goes to files: a pipe nobody reads would block a chatty server.
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._out = open(self.data_dir.parent / f"{self.data_dir.name}-serve.out", "w+")  # noqa: SIM115
