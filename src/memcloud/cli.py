@@ -519,9 +519,7 @@ def _serve_parser(commands: Any) -> None:
     serve.add_argument(
         "--provision-user", help="add-on id platforms use (Basic auth) on /heroku/resources"
     )
-    serve.add_argument(
-        "--provision-password", help="add-on API password (prefer the env variable)"
-    )
+    serve.add_argument("--provision-password", help="add-on API password (prefer the env variable)")
     serve.add_argument("--sso-salt", help="salt of single sign-on tokens (prefer the env variable)")
     serve.add_argument(
         "--plans",

@@ -76,10 +76,22 @@ class ServerProcess:
         self._err = open(self.data_dir.parent / f"{self.data_dir.name}-serve.err", "w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "memcloud.cli", "serve",
-                "--host", "127.0.0.1", "--port", "0", "--api-port", "0",
-                "--data-dir", str(self.data_dir), "--log-level", "WARNING",
-                *nodes, *self.args,
+                sys.executable,
+                "-m",
+                "memcloud.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--api-port",
+                "0",
+                "--data-dir",
+                str(self.data_dir),
+                "--log-level",
+                "WARNING",
+                *nodes,
+                *self.args,
             ],
             stdout=self._out,
             stderr=self._err,
@@ -252,5 +264,3 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: floa
 def ascii_login(username: str, password: str) -> bytes:
     secret = password.encode()
     return b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(secret), secret)
-
-

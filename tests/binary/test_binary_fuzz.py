@@ -66,8 +66,9 @@ def frames(draw: st.DrawFn) -> bytes:
         key = draw(st.binary(max_size=260))
         value = draw(st.binary(max_size=64))
     cas = draw(st.sampled_from([0, 0, 1, 2**64 - 1]))
-    frame = request(opcode, key=key, extras=extras, value=value, opaque=draw(st.integers(0, 9)),
-                    cas=cas)
+    frame = request(
+        opcode, key=key, extras=extras, value=value, opaque=draw(st.integers(0, 9)), cas=cas
+    )
     if draw(st.integers(0, 9)) == 0:  # corrupt one byte of the header
         index = draw(st.integers(0, HEADER_SIZE - 1))
         frame = frame[:index] + bytes([draw(st.integers(0, 255))]) + frame[index + 1 :]

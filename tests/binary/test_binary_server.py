@@ -172,8 +172,12 @@ def test_counters_with_initial_value_and_no_create(conn: BinaryConnection) -> No
 
 def test_stats_groups(conn: BinaryConnection) -> None:
     conn.call(Opcode.SET, key=b"k", extras=SET_EXTRAS, value=b"v")
-    for group, name in ((b"", b"curr_items"), (b"settings", b"item_size_max"),
-                        (b"items", b"items:1:number"), (b"slabs", b"active_slabs")):
+    for group, name in (
+        (b"", b"curr_items"),
+        (b"settings", b"item_size_max"),
+        (b"items", b"items:1:number"),
+        (b"slabs", b"active_slabs"),
+    ):
         conn.send(request(Opcode.STAT, key=group, opaque=3))
         names: list[bytes] = []
         while True:

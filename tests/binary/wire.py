@@ -29,7 +29,12 @@ def parse_responses(data: bytes) -> tuple[list[Response], bytes]:
         body = data[HEADER_SIZE : HEADER_SIZE + bodylen]
         out.append(
             Response(
-                opcode, status, opaque, cas, body[:extlen], body[extlen : extlen + keylen],
+                opcode,
+                status,
+                opaque,
+                cas,
+                body[:extlen],
+                body[extlen : extlen + keylen],
                 body[extlen + keylen :],
             )
         )

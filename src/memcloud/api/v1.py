@@ -154,9 +154,7 @@ async def _capability_changes(request: Request) -> dict[str, bool]:
     if body:
         fields.update(body)
     return {
-        key: parse_bool(fields[field], field)
-        for field, key in CAPABILITY_FIELDS
-        if field in fields
+        key: parse_bool(fields[field], field) for field, key in CAPABILITY_FIELDS if field in fields
     }
 
 

@@ -113,9 +113,7 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
     if fields is None and body.strip():
         raise ApiError(Problem.BAD_REQUEST, "The request body must be a JSON object.")
     fields = fields or {}
-    changes = {
-        key: parse_bool(fields.get(field, False), field) for field, key in CAPABILITY_FIELDS
-    }
+    changes = {key: parse_bool(fields.get(field, False), field) for field, key in CAPABILITY_FIELDS}
     record = await credential_ops.update_capabilities(ctx, principal.cache_id, credential, changes)
     return JSONResponse(capabilities_json(record))
 

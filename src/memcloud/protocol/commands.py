@@ -100,6 +100,15 @@ class Invalid(NamedTuple):
 
 
 Command = (
-    Retrieve | Store | Delete | Arith | Touch | FlushAll | Stats | Version | Verbosity | Quit
+    Retrieve
+    | Store
+    | Delete
+    | Arith
+    | Touch
+    | FlushAll
+    | Stats
+    | Version
+    | Verbosity
+    | Quit
     | Invalid
 )

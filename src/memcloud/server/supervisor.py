@@ -64,13 +64,30 @@ class NodeProcess:
     def command(self) -> list[str]:
         s = self.settings
         args = [
-            sys.executable, "-m", "memcloud.cli", "serve",
-            "--node-index", str(self.index), "--nodes", str(s.nodes),
-            "--host", s.host, "--port", str(self.port),
-            "--data-dir", str(s.data_dir), "--memory", str(s.memory),
-            "--log-level", s.log_level, "--auth-timeout", str(s.auth_timeout),
-            "--item-size-max", format_size(s.item_size_max),
-            "--max-connections", str(s.max_connections),
+            sys.executable,
+            "-m",
+            "memcloud.cli",
+            "serve",
+            "--node-index",
+            str(self.index),
+            "--nodes",
+            str(s.nodes),
+            "--host",
+            s.host,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(s.data_dir),
+            "--memory",
+            str(s.memory),
+            "--log-level",
+            s.log_level,
+            "--auth-timeout",
+            str(s.auth_timeout),
+            "--item-size-max",
+            format_size(s.item_size_max),
+            "--max-connections",
+            str(s.max_connections),
         ]
         if s.anonymous_cache:
             args += ["--anonymous-cache", s.anonymous_cache]
@@ -127,7 +144,9 @@ class Supervisor:
                     continue
                 log.error(
                     "node %d (%s) exited with status %s; restarting it",
-                    child.index, child.address, process.returncode,
+                    child.index,
+                    child.address,
+                    process.returncode,
                 )
                 child.restarts += 1
                 self.on_restart()
