@@ -4,8 +4,9 @@ sockets and no event loop, so that parser and storage regressions show on their 
     .venv/bin/python -m bench.micro                          # the data plane this process runs
     MEMCLOUD_PURE_PYTHON=1 .venv/bin/python -m bench.micro   # the pure Python sources
 
-Prints microseconds per request (best of several passes) for text get, set, 16 pipelined gets
-and a 10-key multi-get (per key), and binary get and set; 100-byte values, 1,000 keys.
+Prints microseconds per request (best of several passes) for text get, set (also with
+noreply, as pymemcache sends it), 16 pipelined gets and a 10-key multi-get (per key), and
+binary get, libmemcached's GetKQ + Noop get, and set; 100-byte values, 1,000 keys.
 """
 
 from __future__ import annotations
@@ -67,14 +68,25 @@ def cases(count: int) -> list[tuple[str, Callable[[int], float]]]:
         b"get " + b" ".join(b"key:%d" % ((i + j) % KEYS) for j in range(10)) + b"\r\n"
         for i in range(count // 10)
     ]
+    noreply_sets = [
+        b"set key:%d 0 0 %d noreply\r\n%s\r\n" % (i % KEYS, len(VALUE), VALUE) for i in range(count)
+    ]
     binary_gets = [_binary(0x00, b"key:%d" % (i % KEYS)) for i in range(count)]
+    # libmemcached's get (pylibmc, PHP, memcslap --binary): GetKQ then Noop, as two reads.
+    quiet_gets = [
+        data
+        for i in range(count)
+        for data in (_binary(0x0D, b"key:%d" % (i % KEYS)), _binary(0x0A, b""))
+    ]
     binary_sets = [_binary(0x01, b"key:%d" % (i % KEYS), bytes(8), VALUE) for i in range(count)]
     return [
         ("text get", lambda passes: _per_request(text, gets, count, passes)),
         ("text set", lambda passes: _per_request(text, sets, count, passes)),
+        ("text set noreply", lambda passes: _per_request(text, noreply_sets, count, passes)),
         ("text get, 16 pipelined", lambda passes: _per_request(text, piped, count, passes)),
         ("text multi-get, per key", lambda passes: _per_request(text, multi, count, passes)),
         ("binary get", lambda passes: _per_request(binary, binary_gets, count, passes)),
+        ("binary getkq + noop", lambda passes: _per_request(binary, quiet_gets, count, passes)),
         ("binary set", lambda passes: _per_request(binary, binary_sets, count, passes)),
     ]
 

@@ -75,9 +75,11 @@ def test_protocol_micro_benchmark_runs() -> None:
     assert [line.split("  ")[0] for line in lines[1:]] == [
         "text get",
         "text set",
+        "text set noreply",
         "text get, 16 pipelined",
         "text multi-get, per key",
         "binary get",
+        "binary getkq + noop",
         "binary set",
     ]
     assert all(float(line.split()[-2]) > 0 for line in lines[1:])

@@ -18,6 +18,7 @@ from typing import Final
 from memcloud.auth_throttle import address_of
 from memcloud.protocol.binary import (
     NEED_DATA,
+    NOOP,
     BinaryParser,
     Opcode,
     Rejected,
@@ -25,13 +26,13 @@ from memcloud.protocol.binary import (
     Status,
     error_response,
     response,
-    single_get,
+    single_request,
     value_response,
 )
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.statsreport import MEMCACHED_VERSION
-from memcloud.storage.cache import absolute_exptime
+from memcloud.storage.cache import Cache, absolute_exptime
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 
 __all__ = ["BinarySession"]
@@ -108,16 +109,15 @@ class BinarySession(Session):
         REPLY_BATCH_MAX of values; the rest of the input is the backlog)."""
         cache = self.cache
         if cache is not None and self.parser.idle:
-            # A read of exactly one Get, the most frequent request, is answered straight.
-            get = single_get(data)
-            if get is not None:
-                key, opaque = get
-                item = cache.get(key, self.service.clock.now())
-                if item is None:
-                    reply = error_response(Opcode.GET, opaque, Status.KEY_ENOENT)
+            # A read of exactly one get (the most frequent request), or of the Noop that
+            # libmemcached sends after its GetKQ, is answered straight.
+            single = single_request(data)
+            if single is not None:
+                opcode, key, opaque = single
+                if opcode == NOOP:
+                    reply = response(opcode, opaque)
                 else:
-                    value = item.value
-                    reply = value_response(Opcode.GET, opaque, item.cas, item.flags, b"", value)
+                    reply = _retrieval(cache, opcode, key, opaque, self.service.clock.now())
                 self._batch = 0
                 self.backlog = False
                 return self.account(cache, data, reply)
@@ -209,18 +209,10 @@ class BinarySession(Session):
     def _get(self, request: Request, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        opcode = request.opcode
-        item = cache.get(request.key, now)
-        with_key = opcode == Opcode.GETK or opcode == Opcode.GETKQ
-        if item is None:
-            if opcode == Opcode.GET:
-                out.append(error_response(opcode, request.opaque, Status.KEY_ENOENT))
-            elif opcode == Opcode.GETK:
-                out.append(response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key))
-            return
-        self._batch += len(item.value)
-        key = request.key if with_key else b""
-        out.append(value_response(opcode, request.opaque, item.cas, item.flags, key, item.value))
+        reply = _retrieval(cache, request.opcode, request.key, request.opaque, now)
+        if reply:
+            self._batch += len(reply)
+            out.append(reply)
 
     def _touch(self, request: Request, now: float, out: list[bytes]) -> None:
         """Touch, GAT, GATQ, GATK, GATKQ."""
@@ -384,6 +376,27 @@ class BinarySession(Session):
 def _signed32(exptime: int) -> int:
     """Binary exptimes are unsigned 32-bit; memcached reads them as a signed time_t."""
     return exptime - (1 << 32) if exptime >= 1 << 31 else exptime
+
+
+# Plain ints for the per-request comparisons (an enum member is an attribute lookup).
+_GET: Final = int(Opcode.GET)
+_GETK: Final = int(Opcode.GETK)
+_GETKQ: Final = int(Opcode.GETKQ)
+
+
+def _retrieval(cache: Cache, opcode: int, key: bytes, opaque: int, now: float) -> bytes:
+    """The reply to Get, GetQ, GetK or GetKQ (empty for a quiet one's miss)."""
+    item = cache.get(key, now)
+    if item is None:
+        if opcode == _GET:
+            return error_response(opcode, opaque, Status.KEY_ENOENT)
+        if opcode == _GETK:
+            return response(opcode, opaque, Status.KEY_ENOENT, key=key)
+        return b""
+    with_key = opcode in (_GETK, _GETKQ)
+    return value_response(
+        opcode, opaque, item.cas, item.flags, key if with_key else b"", item.value
+    )
 
 
 _HANDLERS: dict[int, _Handler] = {

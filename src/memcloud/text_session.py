@@ -129,9 +129,10 @@ class TextSession(Session):
             fields = plain_set(data, pos, eol, item_size_max) if may_write else None
             if fields is None:
                 break
-            key, flags, exptime, start, end = fields
+            key, flags, exptime, start, end, noreply = fields
             result, _ = cache.store(StoreMode.SET, key, data[start:end], flags, exptime, now)
-            out.append(_STORE_REPLIES[result])
+            if not noreply:  # which silences errors too, as in the parser's path
+                out.append(_STORE_REPLIES[result])
             pos = end + 2
         self._batch = batch
         # Past the batch limit, the rest waits in the parser as the session's backlog.
@@ -204,7 +205,7 @@ class TextSession(Session):
             self._batch = batch
             if looked_at < len(keys):
                 # The rest of this multi-get is answered in the next call.
-                self._rest = command._replace(keys=keys[looked_at:])
+                self._rest = Retrieve(keys[looked_at:], command.with_cas, command.exptime)
                 self.backlog = True
                 return
             if batch > REPLY_BATCH_MAX:
@@ -214,7 +215,7 @@ class TextSession(Session):
         for index, key in enumerate(keys):
             if batch > REPLY_BATCH_MAX:
                 # The rest of this multi-get is answered in the next call.
-                self._rest = command._replace(keys=keys[index:])
+                self._rest = Retrieve(keys[index:], command.with_cas, command.exptime)
                 self._batch = batch
                 self.backlog = True
                 return
@@ -240,8 +241,16 @@ class TextSession(Session):
             if not command.noreply:
                 out.append(replies.NOT_STORED)
             return
-        verb, key, flags, exptime, value, cas_unique, noreply = command
-        result, _ = cache.store(_MODES[verb], key, value, flags, exptime, now, cas_unique)
+        verb, key, noreply = command.verb, command.key, command.noreply
+        result, _ = cache.store(
+            _MODES[verb],
+            key,
+            command.value,
+            command.flags,
+            command.exptime,
+            now,
+            command.cas_unique,
+        )
         # Under noreply nothing is sent, errors included, as memcached 1.6 does: a reply
         # the client does not wait for would put every later reply out of step.
         if not noreply:

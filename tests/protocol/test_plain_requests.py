@@ -38,11 +38,13 @@ def test_plain_get_key(data: bytes, key: bytes | None) -> None:
 @pytest.mark.parametrize(
     ("data", "answer"),
     [
-        (b"set a 1 2 3\r\nxyz\r\n", (b"a", 1, 2, 13, 16)),
-        (b"set a 0 0 0\r\n\r\n", (b"a", 0, 0, 13, 13)),
+        (b"set a 1 2 3\r\nxyz\r\n", (b"a", 1, 2, 13, 16, False)),
+        (b"set a 0 0 0\r\n\r\n", (b"a", 0, 0, 13, 13, False)),
+        (b"set a 0 0 3 noreply\r\nxyz\r\n", (b"a", 0, 0, 21, 24, True)),
         (b"set a 0 0 3\r\nxy", None),  # value not whole yet
         (b"set a 0 0 3\r\nxyzw\r\n", None),  # bad data chunk: the parser's answer
-        (b"set a 0 0 3 noreply\r\nxyz\r\n", None),
+        (b"set a 0 0 3 norepl\r\nxyz\r\n", None),
+        (b"set a 0 0 3 noreply x\r\nxyz\r\n", None),
         (b"set a +1 0 3\r\nxyz\r\n", None),
         (b"set a 0 -1 3\r\nxyz\r\n", None),
         (b"set a 0 0 2000\r\n" + b"v" * 2000 + b"\r\n", None),  # over item_size_max
@@ -51,7 +53,7 @@ def test_plain_get_key(data: bytes, key: bytes | None) -> None:
         (b"set a 0 0 3", None),
     ],
 )
-def test_plain_set(data: bytes, answer: tuple[bytes, int, int, int, int] | None) -> None:
+def test_plain_set(data: bytes, answer: tuple[bytes, int, int, int, int, bool] | None) -> None:
     assert plain_set(data, 0, line_end(data), 1024) == answer
 
 
@@ -59,7 +61,7 @@ def test_plain_requests_at_an_offset() -> None:
     data = b"get a\r\nget bb\r\n"
     assert plain_get_key(data, 7, data.find(b"\r\n", 7)) == b"bb"
     data = b"get a\r\nset b 0 0 1\r\nx\r\n"
-    assert plain_set(data, 7, data.find(b"\r\n", 7), 1024) == (b"b", 0, 0, 20, 21)
+    assert plain_set(data, 7, data.find(b"\r\n", 7), 1024) == (b"b", 0, 0, 20, 21, False)
 
 
 def test_value_suffixes_are_exact_and_their_memo_stays_bounded() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memcloud.protocol.commands import Command
+from memcloud.protocol.commands import Command, Record
 from memcloud.protocol.limits import RETRIEVAL_LINE_MAX
 from memcloud.protocol.text import NEED_DATA, TextParser
 
@@ -43,7 +43,7 @@ def drain(parser: TextParser, limit: int) -> list[Command]:
         command = parser.next_command()
         if command is NEED_DATA:
             return out
-        assert isinstance(command, tuple)  # every Command is a NamedTuple
+        assert isinstance(command, Record)  # every Command is one
         out.append(command)
     raise AssertionError("next_command never asked for more data")
 

@@ -13,6 +13,7 @@ from memcloud.protocol.commands import (
     FlushAll,
     Invalid,
     Quit,
+    Record,
     Retrieve,
     Stats,
     Store,
@@ -41,7 +42,7 @@ def parse_all(
             command = parser.next_command()
             if command is NEED_DATA:
                 break
-            assert isinstance(command, tuple)  # every Command is a NamedTuple
+            assert isinstance(command, Record)  # every Command is one
             out.append(command)
     assert parser.next_command() is NEED_DATA
     return out
@@ -187,7 +188,7 @@ def test_with_trailing_bytes(data: bytes, expected: list[Command]) -> None:
         command = parser.next_command()
         if command is NEED_DATA:
             break
-        assert isinstance(command, tuple)  # every Command is a NamedTuple
+        assert isinstance(command, Record)  # every Command is one
         got.append(command)
     assert got == expected
     parser.receive_data(b"\r\n")
@@ -221,7 +222,7 @@ def test_over_long_line_refused_with_bounded_memory() -> None:
         parser.receive_data(chunk)
         command = parser.next_command()
         if command is not NEED_DATA:
-            assert isinstance(command, tuple)  # every Command is a NamedTuple
+            assert isinstance(command, Record)  # every Command is one
             answers.append(command)
         assert parser.buffered <= RETRIEVAL_LINE_MAX + len(chunk)
     assert answers == [Invalid(replies.LINE_TOO_LONG)]
@@ -237,7 +238,7 @@ def test_endless_multiget_is_bounded_too() -> None:
         parser.receive_data(b"key " * 16384)
         command = parser.next_command()
         if command is not NEED_DATA:
-            assert isinstance(command, tuple)  # every Command is a NamedTuple
+            assert isinstance(command, Record)  # every Command is one
             answers.append(command)
         assert parser.buffered <= RETRIEVAL_LINE_MAX + 2 * 65536
     assert answers == [Invalid(replies.LINE_TOO_LONG)]

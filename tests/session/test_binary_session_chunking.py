@@ -1,5 +1,6 @@
 """A binary session answers the same bytes however the input is split into reads (a read of
-exactly one Get is answered without the parser; split, the parser answers it)."""
+exactly one get of any kind, or one Noop, is answered without the parser; split, the parser
+answers it)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ def new_session() -> BinarySession:
 def requests(draw: st.DrawFn) -> bytes:
     key = draw(st.sampled_from(KEYS))
     opaque = draw(st.integers(min_value=0, max_value=2**32 - 1))
-    kind = draw(st.sampled_from(["get", "getk", "getq", "set", "delete", "noop"]))
+    kind = draw(st.sampled_from(["get", "getk", "getq", "getkq", "set", "delete", "noop"]))
     if kind == "get":
         return frame(0x00, key, opaque)
     if kind == "getk":
         return frame(0x0C, key, opaque)
     if kind == "getq":
         return frame(0x09, key, opaque)
+    if kind == "getkq":
+        return frame(0x0D, key, opaque)
     if kind == "set":
         flags = draw(st.integers(min_value=0, max_value=2**32 - 1))
         value = draw(st.binary(max_size=30))

@@ -13,8 +13,9 @@ from __future__ import annotations
 import struct
 from collections import deque
 from enum import IntEnum
-from typing import Final, NamedTuple
+from typing import Final
 
+from memcloud.protocol.commands import Record
 from memcloud.protocol.limits import KEY_MAX_LENGTH
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "HEADER",
     "HEADER_SIZE",
     "NEED_DATA",
+    "NOOP",
     "REQUEST_MAGIC",
     "RESPONSE_MAGIC",
     "SASL_DATA_MAX",
@@ -34,7 +36,7 @@ __all__ = [
     "error_response",
     "request",
     "response",
-    "single_get",
+    "single_request",
     "value_response",
 ]
 
@@ -115,26 +117,42 @@ ERROR_MESSAGES: Final[dict[int, bytes]] = {
 }
 
 
-class Request(NamedTuple):
+class Request(Record):
     """One whole request. `opcode` is an int (an `Opcode` value); the session decodes extras."""
 
-    opcode: int
-    key: bytes
-    extras: bytes
-    value: bytes
-    opaque: int
-    cas: int
+    __slots__ = ("cas", "extras", "key", "opaque", "opcode", "value")
+
+    def __init__(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
+        self.opcode: Final = opcode
+        self.key: Final = key
+        self.extras: Final = extras
+        self.value: Final = value
+        self.opaque: Final = opaque
+        self.cas: Final = cas
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.opcode, self.key, self.extras, self.value, self.opaque, self.cas)
 
 
-class Rejected(NamedTuple):
+class Rejected(Record):
     """A frame the parser refused. `status` None means: close without a reply (bad magic).
     `key` is set for a value refused as too large (memcached drops the old item of a set)."""
 
-    opcode: int
-    opaque: int
-    status: Status | None
-    close: bool
-    key: bytes = b""
+    __slots__ = ("close", "key", "opaque", "opcode", "status")
+
+    def __init__(
+        self, opcode: int, opaque: int, status: Status | None, close: bool, key: bytes = b""
+    ) -> None:
+        self.opcode: Final = opcode
+        self.opaque: Final = opaque
+        self.status: Final = status
+        self.close: Final = close
+        self.key: Final = key
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.opcode, self.opaque, self.status, self.close, self.key)
 
 
 class _NeedData:
@@ -335,7 +353,12 @@ def response(
 
 # A value's response header and its 4 bytes of flags (the extras), packed at once.
 _VALUE_HEADER: Final = struct.Struct(">BBHBBHIIQI")
-_GET_PREFIX: Final = bytes((REQUEST_MAGIC, 0x00))
+# What a read may hold alone and be answered without the parser: the gets, and the Noop
+# that libmemcached sends in a read of its own after each GetKQ.
+_SINGLE_OPCODES: Final = frozenset(
+    int(opcode) for opcode in (Opcode.GET, Opcode.GETQ, Opcode.GETK, Opcode.GETKQ, Opcode.NOOP)
+)
+NOOP: Final = int(Opcode.NOOP)  # a plain int: compared on the hot path
 
 
 def value_response(
@@ -348,17 +371,17 @@ def value_response(
     return header + key + value
 
 
-def single_get(data: bytes) -> tuple[bytes, int] | None:
-    """(key, opaque) when `data` is exactly one well-formed Get request, else None (the
-    parser then reads it, with every check)."""
-    if data[:2] != _GET_PREFIX or len(data) <= HEADER_SIZE:
+def single_request(data: bytes) -> tuple[int, bytes, int] | None:
+    """(opcode, key, opaque) when `data` is exactly one well-formed Get, GetQ, GetK or GetKQ
+    (with a key) or Noop (without), else None (the parser then reads it, with every check)."""
+    if len(data) < HEADER_SIZE or data[0] != REQUEST_MAGIC or data[1] not in _SINGLE_OPCODES:
         return None
-    _, _, keylen, extlen, _, _, bodylen, opaque, _ = HEADER.unpack_from(data)
+    _, opcode, keylen, extlen, _, _, bodylen, opaque, _ = HEADER.unpack_from(data)
     if extlen or bodylen != keylen or keylen > KEY_MAX_LENGTH:
         return None
-    if HEADER_SIZE + bodylen != len(data):
+    if HEADER_SIZE + bodylen != len(data) or (opcode == NOOP) != (keylen == 0):
         return None
-    return data[HEADER_SIZE:], opaque
+    return opcode, data[HEADER_SIZE:], opaque
 
 
 def error_response(opcode: int, opaque: int, status: int, message: bytes | None = None) -> bytes:

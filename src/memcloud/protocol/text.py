@@ -446,15 +446,17 @@ def plain_get_key(data: bytes, pos: int, eol: int) -> bytes | None:
 
 def plain_set(
     data: bytes, pos: int, eol: int, item_size_max: int
-) -> tuple[bytes, int, int, int, int] | None:
-    """key, flags, exptime and the value's start and end of the `set` line data[pos:eol],
-    if plain and its value is whole in `data` and within `item_size_max`."""
+) -> tuple[bytes, int, int, int, int, bool] | None:
+    """key, flags, exptime, the value's start and end, and noreply of the `set` line
+    data[pos:eol], if plain and its value is whole in `data` and within `item_size_max`.
+    (pymemcache sends every set with `noreply` unless told otherwise.)"""
     if eol < pos + 4 or data[pos : pos + 4] != b"set ":  # see plain_get_key
         return None
     fields = data[pos + 4 : eol].split(b" ")
-    if len(fields) != 4:
+    noreply = len(fields) == 5 and fields[4] == b"noreply"
+    if len(fields) != 4 and not noreply:
         return None
-    key, flags, exptime, length = fields
+    key, flags, exptime, length = fields[0], fields[1], fields[2], fields[3]
     if not (
         key
         and len(key) <= KEY_MAX_LENGTH
@@ -476,4 +478,4 @@ def plain_set(
     # Most sets carry flags 0 and exptime 0; int() of bytes is a slow generic call.
     flags_value = 0 if flags == b"0" else int(flags)
     exptime_value = 0 if exptime == b"0" else int(exptime)
-    return key, flags_value, exptime_value, start, end
+    return key, flags_value, exptime_value, start, end, noreply
