@@ -94,6 +94,11 @@ _STORE_ERRORS: Final = {
     StoreResult.TOO_LARGE: Status.E2BIG,
     StoreResult.NO_MEMORY: Status.ENOMEM,
 }
+_ARITH_ERRORS: Final = {
+    ArithResult.NOT_FOUND: Status.KEY_ENOENT,
+    ArithResult.NON_NUMERIC: Status.DELTA_BADVAL,
+    ArithResult.EXISTS: Status.KEY_EEXISTS,
+}
 
 _Handler = Callable[["BinarySession", Request, float, list[bytes]], None]
 
@@ -159,11 +164,8 @@ class BinarySession(Session):
         assert status is not None
         cache = self.cache
         if status is Status.E2BIG and cache is not None and self.principal is not None:
-            cache.stats.cmd_set += 1
-            cache.stats.store_too_large += 1
-            if self.principal.write and rejected.opcode in (Opcode.SET, Opcode.SETQ):
-                # memcached: a refused set must not leave the old value to be read
-                cache.discard(rejected.key, self.service.clock.now())
+            drops_old = self.principal.write and rejected.opcode in (Opcode.SET, Opcode.SETQ)
+            cache.refuse_too_large(rejected.key if drops_old else None)
         out.append(error_response(rejected.opcode, rejected.opaque, status))
 
     # -- authentication ------------------------------------------------------------------
@@ -223,15 +225,9 @@ class BinarySession(Session):
             out.append(error_response(opcode, request.opaque, Status.NOT_STORED, _READ_ONLY))
             return
         (exptime,) = _EXPTIME.unpack(request.extras)
-        item = cache.touch(request.key, _signed32(exptime), now)
         is_get = opcode != Opcode.TOUCH
-        if is_get:
-            stats = cache.stats
-            stats.cmd_get += 1
-            if item is None:
-                stats.get_misses += 1
-            else:
-                stats.get_hits += 1
+        touch = cache.gat if is_get else cache.touch
+        item = touch(request.key, _signed32(exptime), now)
         if item is None:
             if opcode == Opcode.GATK:
                 out.append(response(opcode, request.opaque, Status.KEY_ENOENT, key=request.key))
@@ -316,12 +312,7 @@ class BinarySession(Session):
                 return
             value = initial
         else:
-            status = {
-                ArithResult.NOT_FOUND: Status.KEY_ENOENT,
-                ArithResult.NON_NUMERIC: Status.DELTA_BADVAL,
-                ArithResult.EXISTS: Status.KEY_EEXISTS,
-            }[result]
-            out.append(error_response(opcode, request.opaque, status))
+            out.append(error_response(opcode, request.opaque, _ARITH_ERRORS[result]))
             return
         if opcode not in _QUIET:
             out.append(response(opcode, request.opaque, cas=cas, value=_COUNTER.pack(value)))
@@ -333,17 +324,13 @@ class BinarySession(Session):
             out.append(error_response(request.opcode, request.opaque, Status.AUTH_ERROR, _NO_FLUSH))
             return
         service = self.service
-        delay = 0.0
+        delay = 0
         if request.extras:
             (exptime,) = _EXPTIME.unpack(request.extras)
             if exptime:
-                delay = absolute_exptime(_signed32(exptime), now) - now
-        if delay > 0:
-            cache.flush(max(1, round(delay)), now)
-            cache.stats.cmd_flush += 1
-            service.record_flush(service.flush_event(self, cache.id, "binary"))
-        else:
-            service.flush(cache.id, service.flush_event(self, cache.id, "binary"))
+                seconds = absolute_exptime(_signed32(exptime), now) - now
+                delay = max(1, round(seconds)) if seconds > 0 else 0
+        service.flush(cache.id, service.flush_event(self, cache.id, "binary"), delay, now)
         if request.opcode != Opcode.FLUSHQ:
             out.append(response(request.opcode, request.opaque))
 

@@ -200,13 +200,19 @@ class Service:
         for session in list(self.sessions):
             session.refresh(directory)
 
-    def flush(self, cache_id: int, event: FlushEvent | None) -> bool:
-        """Empty one cache now and tell the audit listeners of `event` (None: the node that
-        asked records it); False if the cache is not here."""
+    def flush(
+        self, cache_id: int, event: FlushEvent | None, delay: int = 0, now: float = 0.0
+    ) -> bool:
+        """Empty one cache, now or `delay` seconds after `now` (memcached's delayed
+        flush_all), and tell the audit listeners of `event` (None: the node that asked
+        records it); False if the cache is not here."""
         cache = self.registry.get(cache_id)
         if cache is None:
             return False
-        cache.flush_now()
+        if delay > 0:
+            cache.flush(delay, now)
+        else:
+            cache.flush_now()
         cache.stats.cmd_flush += 1
         if event is not None:
             self.record_flush(event)

@@ -192,7 +192,7 @@ class TextSession(Session):
         keys = command.keys
         batch = self._batch
         if exptime is None:
-            hits, looked_at = cache.get_many(keys, now, REPLY_BATCH_MAX - batch)
+            hits, done = cache.get_many(keys, now, REPLY_BATCH_MAX - batch)
             append = out.append
             for key, item in hits:
                 value = item.value
@@ -202,33 +202,24 @@ class TextSession(Session):
                 else:
                     suffix = value_suffix(item.flags, len(value))
                     out.extend((VALUE_PREFIX, key, suffix, value, CRLF))
-            self._batch = batch
-            if looked_at < len(keys):
-                # The rest of this multi-get is answered in the next call.
-                self._rest = Retrieve(keys[looked_at:], command.with_cas, command.exptime)
-                self.backlog = True
-                return
-            if batch > REPLY_BATCH_MAX:
-                self.backlog = True
-            out.append(replies.END)
-            return
-        for index, key in enumerate(keys):
-            if batch > REPLY_BATCH_MAX:
-                # The rest of this multi-get is answered in the next call.
-                self._rest = Retrieve(keys[index:], command.with_cas, command.exptime)
-                self._batch = batch
-                self.backlog = True
-                return
-            touched = cache.touch(key, exptime, now)
-            cache.stats.cmd_get += 1
-            if touched is None:
-                cache.stats.get_misses += 1
-                continue
-            cache.stats.get_hits += 1
-            value = touched.value
-            batch += len(value)
-            out.append(render_value(key, touched.flags, value, touched.cas if with_cas else None))
+        else:
+            done = 0
+            for key in keys:
+                if batch > REPLY_BATCH_MAX:
+                    break
+                done += 1
+                touched = cache.gat(key, exptime, now)
+                if touched is not None:
+                    value = touched.value
+                    batch += len(value)
+                    cas = touched.cas if with_cas else None
+                    out.append(render_value(key, touched.flags, value, cas))
         self._batch = batch
+        if done < len(keys):
+            # The rest of this multi-get is answered in the next call.
+            self._rest = Retrieve(keys[done:], with_cas, exptime)
+            self.backlog = True
+            return
         if batch > REPLY_BATCH_MAX:
             self.backlog = True
         out.append(replies.END)
@@ -309,12 +300,8 @@ class TextSession(Session):
             if not command.noreply:
                 out.append(replies.NO_FLUSH)
             return
-        if command.delay > 0:
-            cache.flush(command.delay, now)
-            cache.stats.cmd_flush += 1
-            self.service.record_flush(self.service.flush_event(self, cache.id, "text"))
-        else:
-            self.service.flush(cache.id, self.service.flush_event(self, cache.id, "text"))
+        service = self.service
+        service.flush(cache.id, service.flush_event(self, cache.id, "text"), command.delay, now)
         if not command.noreply:
             out.append(replies.OK)
 
@@ -353,10 +340,7 @@ class TextSession(Session):
         if command.unlink is not None:
             cache = self.cache
             assert cache is not None and self.principal is not None
-            cache.stats.cmd_set += 1
-            cache.stats.store_too_large += 1
-            if self.principal.write:
-                cache.discard(command.unlink, now)
+            cache.refuse_too_large(command.unlink if self.principal.write else None)
         if command.reply:
             out.append(command.reply)
 

@@ -313,11 +313,16 @@ class Cache:
         self.used -= size
         self.budget.used -= size
 
-    def discard(self, key: bytes, now: float) -> None:
-        """Drop `key` if present, counting nothing (a refused `set` drops the old value)."""
-        item = self.items.get(key)
-        if item is not None:
-            self._unlink(key, item)
+    def refuse_too_large(self, key: bytes | None) -> None:
+        """A set whose value was over the item limit before it reached `store` (the
+        protocol skipped the value): counted as a set, and `key`, when given, loses its
+        old value, as memcached drops it so that no stale data outlives the write."""
+        self.stats.cmd_set += 1
+        self.stats.store_too_large += 1
+        if key is not None:
+            item = self.items.get(key)
+            if item is not None:
+                self._unlink(key, item)
 
     def delete(self, key: bytes, now: float, cas_unique: int = 0) -> StoreResult:
         stats = self.stats
@@ -331,6 +336,17 @@ class Cache:
         self._unlink(key, item)
         stats.delete_hits += 1
         return StoreResult.STORED
+
+    def gat(self, key: bytes, exptime: int, now: float) -> Item | None:
+        """get-and-touch (gat, gats, binary GAT*): a touch that also counts as a get."""
+        item = self.touch(key, exptime, now)
+        stats = self.stats
+        stats.cmd_get += 1
+        if item is None:
+            stats.get_misses += 1
+        else:
+            stats.get_hits += 1
+        return item
 
     def touch(self, key: bytes, exptime: int, now: float) -> Item | None:
         """Give the item a new expiry; answers it, or None when there is none."""
