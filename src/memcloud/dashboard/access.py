@@ -17,7 +17,7 @@ from fastapi import Request
 
 from memcloud.control.base import NotFound
 from memcloud.control.models import CacheRecord, CredentialRecord
-from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.context import DashboardContext, dashboard_context
 from memcloud.dashboard.sessions import Session
 
 __all__ = ["Viewer", "admin_ok", "viewer_for"]
@@ -54,7 +54,7 @@ def admin_ok(ctx: DashboardContext, session: Session) -> bool:
 
 async def viewer_for(request: Request, session: Session, cache_id: int) -> Viewer | None:
     """The viewer of `cache_id` for this session, or None (not signed in for this cache)."""
-    ctx: DashboardContext = request.app.state.dashboard
+    ctx = dashboard_context(request)
     store = ctx.store
     try:
         if admin_ok(ctx, session):

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from fastapi import Request
+
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.auth import Principal
 from memcloud.config import Settings
@@ -21,7 +23,7 @@ from memcloud.dashboard.sessions import Signer, load_key
 from memcloud.nodes import NodesFailed, aggregate_stats
 from memcloud.service import FlushEvent
 
-__all__ = ["AUDIT_WAIT_SECONDS", "DashboardContext"]
+__all__ = ["AUDIT_WAIT_SECONDS", "DashboardContext", "dashboard_context"]
 
 AUDIT_WAIT_SECONDS = 1.0
 
@@ -81,3 +83,9 @@ class DashboardContext:
             changed=changed,
             servers=servers,
         )
+
+
+def dashboard_context(request: Request) -> DashboardContext:
+    """The dashboard context of the app serving `request`."""
+    ctx: DashboardContext = request.app.state.dashboard
+    return ctx

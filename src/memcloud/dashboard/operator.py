@@ -13,7 +13,7 @@ from memcloud.config import format_size, parse_size, plan_bytes
 from memcloud.control.base import ControlError
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.dashboard.access import admin_ok
-from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.context import DashboardContext, dashboard_context
 from memcloud.dashboard.web import PREFIX, check_form, current_session, redirect, render
 
 __all__ = ["ADMIN", "router"]
@@ -27,11 +27,6 @@ NOTICES = {
     "confirm": "Type the cache's name to confirm deleting it.",
     "bad_plan": "Not a plan: give a plan name (like 100) or a size (like 64MB).",
 }
-
-
-def _ctx(request: Request) -> DashboardContext:
-    ctx: DashboardContext = request.app.state.dashboard
-    return ctx
 
 
 def _plan(ctx: DashboardContext, text: str) -> int | None:
@@ -55,7 +50,7 @@ async def admin_login_form(request: Request) -> Response:
 @router.post(f"{ADMIN}/login", include_in_schema=False)
 async def admin_login(request: Request) -> Response:
     form = await check_form(request)
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     token = ctx.settings.admin_token or ""
     given = form.get("token", "").strip()
     if not token or not hmac.compare_digest(token.encode(), given.encode()):
@@ -72,7 +67,7 @@ async def admin_login(request: Request) -> Response:
 
 
 async def _admin_page(request: Request, **values: Any) -> Response:
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     caches: list[CacheRecord] = await asyncio.to_thread(ctx.store.list_caches)
     credentials: list[CredentialRecord] = await asyncio.to_thread(ctx.store.list_credentials)
     counts: dict[int, int] = {}
@@ -106,7 +101,7 @@ async def _admin_page(request: Request, **values: Any) -> Response:
 
 @router.get(ADMIN, include_in_schema=False)
 async def admin_home(request: Request) -> Response:
-    if not admin_ok(_ctx(request), current_session(request)):
+    if not admin_ok(dashboard_context(request), current_session(request)):
         return redirect(request, f"{ADMIN}/login")
     return await _admin_page(request)
 
@@ -114,7 +109,7 @@ async def admin_home(request: Request) -> Response:
 @router.post(f"{ADMIN}/caches", include_in_schema=False)
 async def admin_create(request: Request) -> Response:
     form = await check_form(request)
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     if not admin_ok(ctx, current_session(request)):
         return redirect(request, f"{ADMIN}/login")
     plan = _plan(ctx, form.get("plan", "")) or ctx.settings.default_plan
@@ -132,7 +127,7 @@ async def admin_create(request: Request) -> Response:
 @router.post(ADMIN + "/caches/{cache_id}/resize", include_in_schema=False)
 async def admin_resize(request: Request, cache_id: int) -> Response:
     form = await check_form(request)
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     if not admin_ok(ctx, current_session(request)):
         return redirect(request, f"{ADMIN}/login")
     plan = _plan(ctx, form.get("plan", ""))
@@ -149,7 +144,7 @@ async def admin_resize(request: Request, cache_id: int) -> Response:
 @router.post(ADMIN + "/caches/{cache_id}/delete", include_in_schema=False)
 async def admin_delete(request: Request, cache_id: int) -> Response:
     form = await check_form(request)
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     if not admin_ok(ctx, current_session(request)):
         return redirect(request, f"{ADMIN}/login")
     try:

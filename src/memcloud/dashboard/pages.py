@@ -16,7 +16,7 @@ from memcloud.control.base import ControlError
 from memcloud.control.models import CredentialRecord
 from memcloud.dashboard import charts, metrics
 from memcloud.dashboard.access import Viewer, admin_ok, viewer_for
-from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.context import dashboard_context
 from memcloud.dashboard.web import PREFIX, Page, check_form, current_session, redirect, render
 from memcloud.service import FlushEvent
 
@@ -45,11 +45,6 @@ NOTICES = {
 FLUSH_LOG_LIMIT = 50
 # The all-time stats card: commands with hits and misses, as the hosted dashboard shows them.
 COMMANDS = ("get", "delete", "incr", "decr", "cas", "touch")
-
-
-def _ctx(request: Request) -> DashboardContext:
-    ctx: DashboardContext = request.app.state.dashboard
-    return ctx
 
 
 def _pages(cache_id: int) -> list[Page]:
@@ -117,7 +112,7 @@ def _safe_next(target: str | None) -> str | None:
 @router.get(f"{PREFIX}/", include_in_schema=False)
 async def home(request: Request) -> Response:
     session = current_session(request)
-    if admin_ok(_ctx(request), session):
+    if admin_ok(dashboard_context(request), session):
         return redirect(request, f"{PREFIX}/admin")
     if session.kind == "cache":
         return redirect(request, f"{PREFIX}/caches/{session.cache_id}")
@@ -132,7 +127,7 @@ async def login_form(request: Request) -> Response:
 @router.post(f"{PREFIX}/login", include_in_schema=False)
 async def login(request: Request) -> Response:
     form = await check_form(request)
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     username = form.get("username", "").strip().upper()
     principal = ctx.authenticate(username, form.get("password", "").strip())
     if principal is None:
@@ -171,7 +166,7 @@ async def overview(request: Request, cache_id: int) -> Response:
     viewer = await _viewer(request, cache_id)
     if viewer is None:
         return _login_redirect(request)
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     span_name = request.query_params.get("range", "hour")
     span = metrics.RANGES.get(span_name, metrics.HOUR)
     span_name = span_name if span_name in metrics.RANGES else "hour"
@@ -252,7 +247,7 @@ async def overview(request: Request, cache_id: int) -> Response:
 async def _settings_page(
     request: Request, viewer: Viewer, new: tuple[CredentialRecord, str] | None = None
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     credentials = await asyncio.to_thread(ctx.store.list_credentials, viewer.cache.id)
     return _page(
         request,
@@ -280,7 +275,7 @@ async def create_credential(request: Request, cache_id: int) -> Response:
     if isinstance(posted, Response):
         return posted
     form, viewer, _ = posted
-    store = _ctx(request).store
+    store = dashboard_context(request).store
     created = await asyncio.to_thread(
         store.create_credential,
         cache_id,
@@ -288,7 +283,7 @@ async def create_credential(request: Request, cache_id: int) -> Response:
         flush="flush" in form,
         api="api" in form,
     )
-    await _ctx(request).changed()
+    await dashboard_context(request).changed()
     # Rendered here, not redirected: the password is shown once and is stored nowhere.
     return await _settings_page(request, viewer, (created.record, created.password))
 
@@ -300,7 +295,7 @@ async def _credential_action(
     if isinstance(posted, Response):
         return posted
     form, viewer, base = posted
-    store = _ctx(request).store
+    store = dashboard_context(request).store
     try:
         record = await asyncio.to_thread(store.find_credential, cache_id, credential_id)
     except ControlError:
@@ -328,7 +323,7 @@ async def _credential_action(
             return redirect(request, f"{base}?notice=primary_delete")
         await asyncio.to_thread(store.delete_credential, record.id)
         notice = "deleted"
-    await _ctx(request).changed()
+    await dashboard_context(request).changed()
     return redirect(request, f"{base}?notice={notice}")
 
 
@@ -359,8 +354,8 @@ async def enable(request: Request, cache_id: int) -> Response:
     if isinstance(posted, Response):
         return posted
     _, _, base = posted
-    await asyncio.to_thread(_ctx(request).store.update_cache, cache_id, enabled=True)
-    await _ctx(request).changed()
+    await asyncio.to_thread(dashboard_context(request).store.update_cache, cache_id, enabled=True)
+    await dashboard_context(request).changed()
     return redirect(request, f"{base}?notice=enabled")
 
 
@@ -372,7 +367,7 @@ async def flush_page(request: Request, cache_id: int) -> Response:
     viewer = await _viewer(request, cache_id)
     if viewer is None:
         return _login_redirect(request)
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     log = await asyncio.to_thread(ctx.store.flush_log, cache_id, FLUSH_LOG_LIMIT)
     live = await ctx.live_stats(cache_id) or {}
     return _page(
@@ -396,7 +391,7 @@ async def flush(request: Request, cache_id: int) -> Response:
         return redirect(request, f"{base}?notice=confirm")
     peer = request.client.host if request.client else ""
     event = FlushEvent(cache_id, "dashboard", viewer.who, peer, time.time())
-    done = await _ctx(request).flush(event)
+    done = await dashboard_context(request).flush(event)
     return redirect(request, f"{base}?notice={'flushed' if done else 'flush_failed'}")
 
 
@@ -438,7 +433,9 @@ async def deploy_page(request: Request, cache_id: int) -> Response:
     viewer = await _viewer(request, cache_id)
     if viewer is None:
         return _login_redirect(request)
-    credentials = await asyncio.to_thread(_ctx(request).store.list_credentials, cache_id)
+    credentials = await asyncio.to_thread(
+        dashboard_context(request).store.list_credentials, cache_id
+    )
     wanted = request.query_params.get("credential", "").upper()
     usable = [c for c in credentials if c.api and c.flush]
     chosen = next((c for c in credentials if c.username == wanted), None)

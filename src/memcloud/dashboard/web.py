@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from memcloud.dashboard.charts import format_bytes, format_number
-from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.context import dashboard_context
 from memcloud.dashboard.sessions import COOKIE_NAME, SESSION_SECONDS, Session
 
 __all__ = [
@@ -56,17 +56,12 @@ _env.filters["number"] = format_number
 _env.filters["strftime"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
 
 
-def _ctx(request: Request) -> DashboardContext:
-    ctx: DashboardContext = request.app.state.dashboard
-    return ctx
-
-
 def current_session(request: Request) -> Session:
     """The request's session, or a fresh anonymous one (set on the response by `render`)."""
     cached = getattr(request.state, "dashboard_session", None)
     if isinstance(cached, Session):
         return cached
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     session = ctx.signer.loads(request.cookies.get(COOKIE_NAME), ctx.now())
     if session is None:
         session = Session.anonymous(ctx.now())
@@ -77,7 +72,7 @@ def current_session(request: Request) -> Session:
 
 def set_session(request: Request, response: Response, session: Session | None) -> None:
     """Put `session` in the cookie (None: sign out). HttpOnly, SameSite=Lax, expiring."""
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     # Behind a TLS proxy the scheme is in X-Forwarded-Proto; trusting it only adds Secure.
     secure = request.url.scheme == "https" or (
         request.headers.get("x-forwarded-proto", "").lower() == "https"
@@ -103,7 +98,7 @@ def _apply_headers(response: Response) -> None:
 
 
 def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     session = current_session(request)
     page = _env.get_template(template).render(
         request=request,
@@ -130,7 +125,7 @@ def redirect(request: Request, url: str, session: Session | bool | None = False)
 
 async def check_form(request: Request) -> Mapping[str, str]:
     """The posted form, once its CSRF token matches the session's; 403 otherwise."""
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     form = await request.form()
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     session = current_session(request)

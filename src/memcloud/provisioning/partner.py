@@ -30,7 +30,7 @@ from memcloud.config import format_size, plan_bytes
 from memcloud.control.base import Conflict, ControlError, NotFound
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_password
-from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.context import DashboardContext, dashboard_context
 
 __all__ = ["RESOURCES", "UUID_RE", "provision_password", "router"]
 
@@ -42,11 +42,6 @@ UUID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{7,63}$")
 MAX_BODY_BYTES = 64 * 1024
 # Provisioning one uuid at a time in this process keeps retries from racing each other.
 _lock = asyncio.Lock()
-
-
-def _ctx(request: Request) -> DashboardContext:
-    ctx: DashboardContext = request.app.state.dashboard
-    return ctx
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -90,7 +85,7 @@ async def _body(request: Request) -> dict[str, Any] | JSONResponse:
 
 async def _authorized_body(request: Request) -> tuple[DashboardContext, dict[str, Any]] | Response:
     """The context and JSON body of an authorized partner call; or the refusal."""
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     refused = _authorized(ctx, request)
     if refused is not None:
         return refused
@@ -201,7 +196,7 @@ async def change_plan(request: Request, uuid: str) -> Response:
 
 @router.delete(RESOURCES + "/{uuid}", summary="Deprovision a resource")
 async def deprovision(request: Request, uuid: str) -> Response:
-    ctx = _ctx(request)
+    ctx = dashboard_context(request)
     refused = _authorized(ctx, request)
     if refused is not None:
         return refused

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from memcloud.api.auth import authorize
 from memcloud.api.context import context
 from memcloud.control.base import NotFound
-from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.context import dashboard_context
 from memcloud.dashboard.web import PREFIX, current_session, redirect
 from memcloud.provisioning.partner import UUID_RE
 from memcloud.provisioning.tokens import TOKEN_SECONDS, token_ok
@@ -49,7 +49,7 @@ def _remember(token: str, now: float) -> bool:
 
 @router.post("/sso/login", include_in_schema=False)
 async def sso_login(request: Request) -> Response:
-    ctx: DashboardContext = request.app.state.dashboard
+    ctx = dashboard_context(request)
     salt = ctx.settings.sso_salt
     if not salt:
         return _forbidden("single sign-on is not enabled (memcloud serve --sso-salt)")
