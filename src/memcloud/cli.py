@@ -8,6 +8,7 @@ status 2 for usage mistakes and 1 for everything else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -290,12 +291,9 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 
 
 def cmd_cache_create(ns: argparse.Namespace) -> int:
-    store = _open(ns, create=True)
-    try:
+    with contextlib.closing(_open(ns, create=True)) as store:
         cache = store.create_cache(ns.name, ns.plan)
         new = store.create_credential(cache.id, primary=True)
-    finally:
-        store.close()
     text = (
         f"Created cache {cache.name} (id {cache.id}, plan {format_size(cache.plan)}).\n\n"
         f"{_credentials_table([new.record])}\n{_password_note(new.record.username, new.password)}"
@@ -305,12 +303,9 @@ def cmd_cache_create(ns: argparse.Namespace) -> int:
 
 
 def cmd_cache_list(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         caches = store.list_caches()
         credentials = store.list_credentials()
-    finally:
-        store.close()
     by_cache: dict[int, list[CredentialRecord]] = {}
     for record in credentials:
         by_cache.setdefault(record.cache_id, []).append(record)
@@ -322,48 +317,36 @@ def cmd_cache_list(ns: argparse.Namespace) -> int:
 
 
 def cmd_cache_delete(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         cache = store.find_cache(ns.cache)
         credentials = store.list_credentials(cache.id)
         store.delete_cache(cache.id)
-    finally:
-        store.close()
     text = f"Deleted cache {cache.name} (id {cache.id}) and its {len(credentials)} credential(s)."
     _emit(ns, cache_json(cache, credentials), text)
     return 0
 
 
 def cmd_cache_resize(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         cache = store.update_cache(store.find_cache(ns.cache).id, plan=ns.plan)
         credentials = store.list_credentials(cache.id)
-    finally:
-        store.close()
     text = f"Cache {cache.name} (id {cache.id}) now has a {format_size(cache.plan)} plan."
     _emit(ns, cache_json(cache, credentials), text)
     return 0
 
 
 def cmd_credentials_list(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         records = store.list_credentials(store.find_cache(ns.cache).id)
-    finally:
-        store.close()
     text = _credentials_table(records) if records else "No credentials."
     _emit(ns, [credential_json(r) for r in records], text)
     return 0
 
 
 def cmd_credentials_create(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         cache = store.find_cache(ns.cache)
         new = store.create_credential(cache.id, write=ns.write, flush=ns.flush, api=ns.api)
-    finally:
-        store.close()
     text = (
         f"Created credential {new.record.username} for cache {cache.name}.\n\n"
         f"{_credentials_table([new.record])}\n{_password_note(new.record.username, new.password)}"
@@ -377,47 +360,35 @@ def cmd_credentials_update(ns: argparse.Namespace) -> int:
         raise UsageError(
             "nothing to change: give --write/--no-write, --flush/--no-flush or --api/--no-api"
         )
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         cache = store.find_cache(ns.cache)
         record = store.find_credential(cache.id, ns.credential)
         record = store.update_credential(record.id, write=ns.write, flush=ns.flush, api=ns.api)
-    finally:
-        store.close()
     _emit(ns, credential_json(record), _credentials_table([record]))
     return 0
 
 
 def cmd_credentials_promote(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         cache = store.find_cache(ns.cache)
         record = store.promote_credential(store.find_credential(cache.id, ns.credential).id)
-    finally:
-        store.close()
     text = f"{record.username} is now the primary credential of cache {cache.name}."
     _emit(ns, credential_json(record), text)
     return 0
 
 
 def cmd_credentials_delete(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         cache = store.find_cache(ns.cache)
         record = store.find_credential(cache.id, ns.credential)
         store.delete_credential(record.id)
-    finally:
-        store.close()
     _emit(ns, credential_json(record), f"Deleted credential {record.username}.")
     return 0
 
 
 def _find(ns: argparse.Namespace) -> CacheRecord:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         return store.find_cache(ns.cache)
-    finally:
-        store.close()
 
 
 def cmd_flush(ns: argparse.Namespace) -> int:
@@ -438,12 +409,9 @@ def cmd_stats(ns: argparse.Namespace) -> int:
 
 
 def cmd_flush_log(ns: argparse.Namespace) -> int:
-    store = _open(ns)
-    try:
+    with contextlib.closing(_open(ns)) as store:
         cache = store.find_cache(ns.cache)
         records = store.flush_log(cache.id, ns.limit)
-    finally:
-        store.close()
     rows = [
         (
             format_time(r.at),
