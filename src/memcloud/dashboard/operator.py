@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -106,12 +107,22 @@ async def admin_home(request: Request) -> Response:
     return await _admin_page(request)
 
 
-@router.post(f"{ADMIN}/caches", include_in_schema=False)
-async def admin_create(request: Request) -> Response:
+async def _admin_post(request: Request) -> tuple[Mapping[str, str], DashboardContext] | Response:
+    """A form posted to the operator pages: the checked form (CSRF first) and the context;
+    or the redirect to the operator sign-in when the session is not the operator's."""
     form = await check_form(request)
     ctx = dashboard_context(request)
     if not admin_ok(ctx, current_session(request)):
         return redirect(request, f"{ADMIN}/login")
+    return form, ctx
+
+
+@router.post(f"{ADMIN}/caches", include_in_schema=False)
+async def admin_create(request: Request) -> Response:
+    posted = await _admin_post(request)
+    if isinstance(posted, Response):
+        return posted
+    form, ctx = posted
     plan = _plan(ctx, form.get("plan", "")) or ctx.settings.default_plan
     name = form.get("name", "").strip()
     try:
@@ -126,10 +137,10 @@ async def admin_create(request: Request) -> Response:
 
 @router.post(ADMIN + "/caches/{cache_id}/resize", include_in_schema=False)
 async def admin_resize(request: Request, cache_id: int) -> Response:
-    form = await check_form(request)
-    ctx = dashboard_context(request)
-    if not admin_ok(ctx, current_session(request)):
-        return redirect(request, f"{ADMIN}/login")
+    posted = await _admin_post(request)
+    if isinstance(posted, Response):
+        return posted
+    form, ctx = posted
     plan = _plan(ctx, form.get("plan", ""))
     if plan is None:
         return redirect(request, f"{ADMIN}?notice=bad_plan")
@@ -143,10 +154,10 @@ async def admin_resize(request: Request, cache_id: int) -> Response:
 
 @router.post(ADMIN + "/caches/{cache_id}/delete", include_in_schema=False)
 async def admin_delete(request: Request, cache_id: int) -> Response:
-    form = await check_form(request)
-    ctx = dashboard_context(request)
-    if not admin_ok(ctx, current_session(request)):
-        return redirect(request, f"{ADMIN}/login")
+    posted = await _admin_post(request)
+    if isinstance(posted, Response):
+        return posted
+    form, ctx = posted
     try:
         cache = await asyncio.to_thread(ctx.store.find_cache, cache_id)
         if form.get("confirm_name", "").strip() != cache.name:
