@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from memcloud.service import FlushEvent, Service
 from memcloud.statsreport import cache_stats
+from memcloud.storage.cache import Cache
 
 __all__ = [
     "CACHE_WIDE_STATS",
@@ -72,6 +73,7 @@ STAT_NAMES: tuple[str, ...] = (
 )
 # What a node reports and the history keeps: the 31, and what derived rates also need.
 HISTORY_STAT_NAMES: tuple[str, ...] = (*STAT_NAMES, "get_expired", "get_flushed")
+_HISTORY_NAMES = frozenset(HISTORY_STAT_NAMES)
 # Not summed over nodes. Every other stat is: each node holds its own share of a cache's
 # plan and keys (see docs/nodes.md), so sizes, items and evictions add up like counters.
 CACHE_WIDE_STATS = frozenset({"time"})
@@ -123,19 +125,22 @@ class LocalNode:
     def address(self) -> str:
         return self._address
 
-    def _cache_or_fail(self, cache_id: int) -> None:
-        if self.service.registry.get(cache_id) is None:
-            raise NodeError(f"cache {cache_id} is not served by {self.address}")
+    def _not_served(self, cache_id: int) -> NodeError:
+        return NodeError(f"cache {cache_id} is not served by {self.address}")
+
+    def _served(self, cache_id: int) -> Cache:
+        cache = self.service.registry.get(cache_id)
+        if cache is None:
+            raise self._not_served(cache_id)
+        return cache
 
     async def flush(self, cache_id: int, event: FlushEvent) -> None:
         if not self.service.flush(cache_id, event):
-            raise NodeError(f"cache {cache_id} is not served by {self.address}")
+            raise self._not_served(cache_id)
 
     def stats_now(self, cache_id: int) -> dict[str, int]:
         """Synchronous read (the storage lives on this loop, so this is consistent)."""
-        cache = self.service.registry.get(cache_id)
-        if cache is None:
-            raise NodeError(f"cache {cache_id} is not served by {self.address}")
+        cache = self._served(cache_id)
         service = self.service
         lines = cache_stats(
             cache,
@@ -143,17 +148,13 @@ class LocalNode:
             now=service.clock.now(),
             max_connections=service.settings.max_connections,
         )
-        wanted = set(HISTORY_STAT_NAMES)
-        return {name: int(value) for name, value in lines if name in wanted}
+        return {name: int(value) for name, value in lines if name in _HISTORY_NAMES}
 
     async def stats(self, cache_id: int) -> dict[str, int]:
         return self.stats_now(cache_id)
 
     async def reset_stats(self, cache_id: int) -> None:
-        cache = self.service.registry.get(cache_id)
-        if cache is None:
-            raise NodeError(f"cache {cache_id} is not served by {self.address}")
-        cache.stats.reset()
+        self._served(cache_id).stats.reset()
 
 
 class RemoteNode:

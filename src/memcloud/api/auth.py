@@ -54,7 +54,11 @@ def basic_credentials(request: Request) -> tuple[str, str]:
 def authenticate(ctx: ApiContext, request: Request) -> Principal:
     """The request's principal (api capability checked); no cache is named yet (login)."""
     username, password = basic_credentials(request)
-    principal = ctx.service.directory.authenticate(username, password)
+    return _with_api(ctx.service.directory.authenticate(username, password))
+
+
+def _with_api(principal: Principal | None) -> Principal:
+    """Bad or unknown credentials are 401; a credential without the api capability, 403."""
     if principal is None:
         raise ApiError(Problem.BAD_AUTH)
     if not principal.api:
@@ -99,10 +103,7 @@ async def authorize(
     principal = ctx.service.directory.authenticate(username, password)
     if principal is None and disabled_ok:
         principal = await _authenticate_disabled(ctx, cache_id, username, password)
-    if principal is None:
-        raise ApiError(Problem.BAD_AUTH)
-    if not principal.api:
-        raise ApiError(Problem.FORBIDDEN)
+    principal = _with_api(principal)
     if principal.cache_id != cache_id:
         if cache_id not in ctx.service.directory.caches:
             raise ApiError(Problem.NO_CACHE)
