@@ -24,9 +24,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from memcloud.control.models import StatsSample
+from memcloud.control.telemetry import counter_increase
 
 __all__ = [
     "COMMAND_COUNTERS",
+    "HIT_COUNTERS",
     "PROCESSED_NAMES",
     "default_range",
     "format_time",
@@ -65,7 +67,9 @@ _PLAIN_RATES = {
 _FRACTIONS = {
     f"{op}_fraction": op for op in ("cas", "decr", "delete", "flush", "get", "incr", "set", "touch")
 }
-_HITS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+# Per command: the counters of its hits, and of all its attempts (hits + misses; for cas also
+# the bad values). Also the /metrics hits and misses.
+HIT_COUNTERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "get": (("get_hits",), ("get_hits", "get_misses")),
     "delete": (("delete_hits",), ("delete_hits", "delete_misses")),
     "incr": (("incr_hits",), ("incr_hits", "incr_misses")),
@@ -73,10 +77,10 @@ _HITS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "touch": (("touch_hits",), ("touch_hits", "touch_misses")),
     "cas": (("cas_hits",), ("cas_hits", "cas_misses", "cas_badval")),
 }
-_HIT_RATES = {f"{op}_hit_rate": spec for op, spec in _HITS.items()}
+_HIT_RATES = {f"{op}_hit_rate": spec for op, spec in HIT_COUNTERS.items()}
 _HIT_RATES["hit_rate"] = (
-    tuple(c for hits, _ in _HITS.values() for c in hits),
-    tuple(c for _, both in _HITS.values() for c in both),
+    tuple(c for hits, _ in HIT_COUNTERS.values() for c in hits),
+    tuple(c for _, both in HIT_COUNTERS.values() for c in both),
 )
 _GAUGES = {
     "bytes": "bytes",
@@ -137,7 +141,7 @@ def _node_buckets(samples: Sequence[StatsSample], step: int) -> list[_Bucket]:
             seconds = sample.at - previous.at
             for name, value in sample.stats.items():
                 before = previous.stats.get(name, 0)
-                deltas[name] = value - before if value >= before else value
+                deltas[name] = counter_increase(value, before)
         gauges = {out: sample.stats.get(src, 0) for out, src in _GAUGES.items()}
         buckets.append(_Bucket(at, deltas, seconds, gauges))
         previous = sample

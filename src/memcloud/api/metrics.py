@@ -19,13 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memcloud.api.context import ApiContext, context
-from memcloud.api.insight import COMMAND_COUNTERS
+from memcloud.api.insight import COMMAND_COUNTERS, HIT_COUNTERS
 from memcloud.nodes import NodesFailed
 
 __all__ = ["MetricsSnapshot", "SnapshotCollector", "metrics_endpoint"]
 
 _LABELS = ["cache", "cache_id", "server"]
-_HIT_COMMANDS = ("get", "delete", "incr", "decr", "touch", "cas")
 _COUNTERS = (
     ("evictions", "evictions", "Items evicted to make room"),
     ("expired", "expired", "Items found expired"),
@@ -93,12 +92,11 @@ class SnapshotCollector(Collector):
             plan.add_metric([cache.name, str(cache.cache_id)], cache.plan)
             for server, stats in sorted(cache.per_node.items()):
                 labels = [cache.name, str(cache.cache_id), server]
-                for command in _HIT_COMMANDS:
-                    hits.add_metric([*labels, command], stats.get(f"{command}_hits", 0))
-                    missed = stats.get(f"{command}_misses", 0)
-                    if command == "cas":
-                        missed += stats.get("cas_badval", 0)
-                    misses.add_metric([*labels, command], missed)
+                for command, (hit_names, all_names) in HIT_COUNTERS.items():
+                    hit = sum(stats.get(name, 0) for name in hit_names)
+                    total = sum(stats.get(name, 0) for name in all_names)
+                    hits.add_metric([*labels, command], hit)
+                    misses.add_metric([*labels, command], total - hit)
                 for command, names in COMMAND_COUNTERS.items():
                     total = sum(stats.get(n, 0) for n in names)
                     commands.add_metric([*labels, command], total)

@@ -17,6 +17,7 @@ __all__ = [
     "HOUR",
     "MINUTE",
     "compact_stats",
+    "counter_increase",
     "insert_flushes",
     "insert_samples",
     "prune_flush_log",
@@ -26,6 +27,13 @@ __all__ = [
 
 MINUTE = 60
 HOUR = 3600
+
+
+def counter_increase(new: int, old: int) -> int:
+    """How much a counter grew between two samples. A smaller value means it was reset in
+    between (a node restart, reset_stats), so all of it is new."""
+    return new - old if new >= old else new
+
 
 _FLUSH_COLUMNS = "id, cache_id, at, source, username, peer, node, app, release, commit_sha, details"
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from memcloud.control.telemetry import HOUR, counter_increase
 from memcloud.nodes import aggregate_stats
 
 __all__ = [
     "HIT_RATE_GOOD",
     "HIT_RATE_WARN",
+    "HOUR",
     "NEW_CONNECTIONS_WARN",
     "RANGES",
     "Overview",
@@ -31,7 +33,6 @@ HIT_RATE_WARN = 50.0
 # New connections per second above which the connections card warns (clients that do not
 # reuse connections).
 NEW_CONNECTIONS_WARN = 10.0
-HOUR = 3600
 RANGES: dict[str, int] = {"hour": HOUR, "day": 24 * HOUR, "week": 7 * 24 * HOUR}
 # Samples of several nodes closer together than this are one point in time.
 BUCKET_SECONDS = 30
@@ -60,8 +61,7 @@ def merge_samples(samples: Iterable[tuple[float, str, Stats]]) -> list[Point]:
 
 
 def _delta(new: Stats, old: Stats, name: str) -> int:
-    diff = new.get(name, 0) - old.get(name, 0)
-    return diff if diff >= 0 else new.get(name, 0)
+    return counter_increase(new.get(name, 0), old.get(name, 0))
 
 
 def hit_rate_class(rate: float | None) -> str:
