@@ -22,6 +22,7 @@ __all__ = [
     "bootstrap",
     "ensure_admin_token",
     "write_env_file",
+    "write_private",
 ]
 
 DEFAULT_CACHE_NAME = "default"
@@ -76,12 +77,20 @@ def bootstrap(store: ControlStore, settings: Settings) -> Connection | None:
     return Connection(created.record.username, created.password)
 
 
-def write_env_file(data_dir: Path, lines: list[str]) -> Path:
-    path = data_dir / ENV_FILENAME
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, mode 0600: it holds a secret that only its owner may read.
+
+    Created 0600 so it is never readable by others; the chmod narrows an existing file too.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(text)
     os.chmod(path, 0o600)
+
+
+def write_env_file(data_dir: Path, lines: list[str]) -> Path:
+    path = data_dir / ENV_FILENAME
+    write_private(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -99,8 +108,5 @@ def ensure_admin_token(data_dir: Path, given: str | None) -> tuple[str, bool]:
         if token:
             return token, False
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.chmod(path, 0o600)
+    write_private(path, token + "\n")
     return token, True

@@ -17,12 +17,13 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
+
+from memcloud.bootstrap import write_private
 
 __all__ = [
     "COOKIE_NAME",
@@ -54,10 +55,7 @@ def load_key(data_dir: Path) -> bytes:
         pass
     key = secrets.token_bytes(KEY_BYTES)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex() + "\n")
-    os.chmod(path, 0o600)
+    write_private(path, key.hex() + "\n")
     return key
 
 
