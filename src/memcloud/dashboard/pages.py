@@ -146,9 +146,10 @@ async def login(request: Request) -> Response:
         username=principal.username,
         via="password",
     )
-    target = _safe_next(form.get("next")) or f"{PREFIX}/caches/{principal.cache_id}"
-    if not target.startswith(f"{PREFIX}/caches/{principal.cache_id}"):
-        target = f"{PREFIX}/caches/{principal.cache_id}"
+    home = f"{PREFIX}/caches/{principal.cache_id}"
+    target = _safe_next(form.get("next")) or home
+    if not target.startswith(home):
+        target = home
     return redirect(request, target, session)
 
 
@@ -168,8 +169,9 @@ async def overview(request: Request, cache_id: int) -> Response:
         return _login_redirect(request)
     ctx = dashboard_context(request)
     span_name = request.query_params.get("range", "hour")
-    span = metrics.RANGES.get(span_name, metrics.HOUR)
-    span_name = span_name if span_name in metrics.RANGES else "hour"
+    if span_name not in metrics.RANGES:
+        span_name = "hour"
+    span = metrics.RANGES[span_name]
     now = ctx.now()
     samples = await asyncio.to_thread(
         ctx.store.stats_samples, cache_id, now - max(span, metrics.HOUR) - 60, now
@@ -275,15 +277,15 @@ async def create_credential(request: Request, cache_id: int) -> Response:
     if isinstance(posted, Response):
         return posted
     form, viewer, _ = posted
-    store = dashboard_context(request).store
+    ctx = dashboard_context(request)
     created = await asyncio.to_thread(
-        store.create_credential,
+        ctx.store.create_credential,
         cache_id,
         write="write" in form,
         flush="flush" in form,
         api="api" in form,
     )
-    await dashboard_context(request).changed()
+    await ctx.changed()
     # Rendered here, not redirected: the password is shown once and is stored nowhere.
     return await _settings_page(request, viewer, (created.record, created.password))
 
@@ -295,7 +297,8 @@ async def _credential_action(
     if isinstance(posted, Response):
         return posted
     form, viewer, base = posted
-    store = dashboard_context(request).store
+    ctx = dashboard_context(request)
+    store = ctx.store
     try:
         record = await asyncio.to_thread(store.find_credential, cache_id, credential_id)
     except ControlError:
@@ -323,7 +326,7 @@ async def _credential_action(
             return redirect(request, f"{base}?notice=primary_delete")
         await asyncio.to_thread(store.delete_credential, record.id)
         notice = "deleted"
-    await dashboard_context(request).changed()
+    await ctx.changed()
     return redirect(request, f"{base}?notice={notice}")
 
 
@@ -354,8 +357,9 @@ async def enable(request: Request, cache_id: int) -> Response:
     if isinstance(posted, Response):
         return posted
     _, _, base = posted
-    await asyncio.to_thread(dashboard_context(request).store.update_cache, cache_id, enabled=True)
-    await dashboard_context(request).changed()
+    ctx = dashboard_context(request)
+    await asyncio.to_thread(ctx.store.update_cache, cache_id, enabled=True)
+    await ctx.changed()
     return redirect(request, f"{base}?notice=enabled")
 
 
@@ -423,8 +427,6 @@ def _hooks(
         f'@{hostport}/api/v1/{cache_id}/flush"',
         "webhook": f"heroku webhooks:add -i api:release -l notify -u "
         f"{base}/api/v2/caches/{cache_id}/flush -t 'Basic {basic}'",
-        "username": user,
-        "known_password": "yes" if password else "",
     }
 
 
