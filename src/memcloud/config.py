@@ -27,10 +27,8 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)?\s*$", re.IGNORECASE
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": MIB, "G": 1024 * MIB, "T": 1024 * 1024 * MIB}
 
 
-def parse_size(text: str | int) -> int:
+def parse_size(text: str) -> int:
     """Parse `25MB`, `512k`, `1GiB` or a plain byte count (binary units, as memcached's -m)."""
-    if isinstance(text, int):
-        return text
     match = _SIZE_RE.match(text)
     if match is None:
         raise ValueError(f"not a size: {text!r} (use bytes or a number with KB, MB or GB)")
