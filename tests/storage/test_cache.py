@@ -372,3 +372,17 @@ def test_remove_cache_frees_its_memory(clock: FakeClock) -> None:
     cache.store(StoreMode.SET, b"k", b"v" * 1000, 0, 0, clock.now())
     registry.remove(1)
     assert registry.get(1) is None and registry.budget.used == 0
+
+
+def test_a_store_that_reuses_an_expired_items_memory_counts_it_reclaimed(
+    registry: Registry, clock: FakeClock
+) -> None:
+    size = 100 + 3 + ITEM_OVERHEAD
+    cache = make(registry, limit=2 * size)
+    cache.store(StoreMode.SET, b"k00", b"v" * 100, 0, 10, clock.now())  # expires in 10 s
+    cache.store(StoreMode.SET, b"k01", b"v" * 100, 0, 0, clock.now())
+    clock.advance(11)
+    cache.store(StoreMode.SET, b"k02", b"v" * 100, 0, 0, clock.now())  # takes k00's room
+    assert (cache.stats.reclaimed, cache.stats.evictions) == (1, 0)
+    cache.store(StoreMode.SET, b"k03", b"v" * 100, 0, 0, clock.now())  # evicts live k01
+    assert (cache.stats.reclaimed, cache.stats.evictions) == (1, 1)

@@ -275,7 +275,7 @@ class Cache:
         size = len(key) + len(value) + ITEM_OVERHEAD
         if (
             self.used + size > self.limit or budget.used + size > budget.limit
-        ) and not self._make_room(size):
+        ) and not self._make_room(size, now):
             self.stats.store_no_memory += 1
             return StoreResult.NO_MEMORY, 0
         cas = _next_cas()
@@ -287,22 +287,28 @@ class Cache:
             heapq.heappush(self._expiries, (exptime, cas, key))
         return StoreResult.STORED, cas
 
-    def _make_room(self, size: int) -> bool:
-        """Evict this cache's least recently used items until `size` more bytes fit."""
+    def _make_room(self, size: int, now: float) -> bool:
+        """Evict this cache's least recently used items until `size` more bytes fit. An
+        item that had already expired counts as reclaimed (its memory reused, as memcached
+        counts it), any other as evicted."""
         if size > self.limit:
             return False
         budget = self.budget
-        items = self.items
         while self.used + size > self.limit or budget.used + size > budget.limit:
-            if not items:
+            if not self.items:
                 return False
-            key, item = items.popitem(last=False)
-            self._account_removal(key, item)
-            if item.exptime and item.exptime <= 0:
+            item = self._drop_lru()
+            if item.exptime and item.exptime <= now:
                 self.stats.reclaimed += 1
             else:
                 self.stats.evictions += 1
         return True
+
+    def _drop_lru(self) -> Item:
+        """Remove the least recently used item and free its memory; answers it."""
+        key, item = self.items.popitem(last=False)
+        self._account_removal(key, item)
+        return item
 
     def _unlink(self, key: bytes, item: Item) -> None:
         del self.items[key]
@@ -420,8 +426,7 @@ class Cache:
         """A new plan: keep the data when growing, evict the LRU tail when shrinking."""
         self.limit = limit
         while self.used > limit and self.items:
-            key, item = self.items.popitem(last=False)
-            self._account_removal(key, item)
+            self._drop_lru()
             self.stats.evictions += 1
 
     def reap(self, now: float, budget: int) -> int:
