@@ -148,7 +148,7 @@ async def login(request: Request) -> Response:
     )
     home = f"{PREFIX}/caches/{principal.cache_id}"
     target = _safe_next(form.get("next")) or home
-    if not target.startswith(home):
+    if not (target == home or target.startswith(home + "/")):
         target = home
     return redirect(request, target, session)
 
