@@ -67,10 +67,9 @@ def source_file(module: str, root: Path = SOURCE_ROOT) -> Path:
 
 def compiled_files(module: str, root: Path = SOURCE_ROOT) -> list[Path]:
     """The extension modules built for `module` (by this interpreter's naming)."""
-    source = source_file(module, root)
-    stem = source.with_suffix("")
-    suffixes = importlib.machinery.EXTENSION_SUFFIXES
-    return [Path(f"{stem}{suffix}") for suffix in suffixes if Path(f"{stem}{suffix}").exists()]
+    stem = source_file(module, root).with_suffix("")
+    candidates = (Path(f"{stem}{suffix}") for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+    return [path for path in candidates if path.exists()]
 
 
 def build_state(modules: Sequence[str] = COMPILED_MODULES, root: Path = SOURCE_ROOT) -> str:
