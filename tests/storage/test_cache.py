@@ -344,15 +344,17 @@ def test_flush_is_constant_time_and_freed_in_bounded_slices(
     other.store(StoreMode.SET, b"keep", b"v", 0, 0, clock.now())
     for i in range(300_000):
         cache.store(StoreMode.SET, b"k%d" % i, b"v", 0, 0, clock.now())
-    started = time.perf_counter()
+    # CPU time of this process, not wall time: a loaded machine (CI beside other jobs)
+    # must not turn a descheduled moment into a failure; the work itself is what is bounded.
+    started = time.process_time()
     cache.flush_now()
-    assert time.perf_counter() - started < 0.005
+    assert time.process_time() - started < 0.005
     assert cache.curr_items == 0 and cache.used == 0
     slices = 0
     while registry.graveyard:
-        started = time.perf_counter()
+        started = time.process_time()
         registry.upkeep(clock.now())
-        assert time.perf_counter() - started < 0.05
+        assert time.process_time() - started < 0.05
         slices += 1
         assert slices <= 300_000 // FREE_SLICE + 1
     assert other.peek(b"keep", clock.now()) is not None
