@@ -130,6 +130,12 @@ async def start_api_server(
         await asyncio.sleep(0.01)
     port: int = sock.getsockname()[1]
     log.info("HTTP API listening on %s:%d", settings.host, port)
+    if settings.metrics_token == "":
+        log.warning(
+            "/metrics is open (--metrics-token ''): anyone who reaches port %d reads every "
+            "cache's name and counters",
+            port,
+        )
     return port
 
 
