@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,3 +135,39 @@ def test_settings_defaults_are_the_documented_limits() -> None:
     assert settings.api_head_timeout == HEAD_TIMEOUT_SECONDS == 10.0
     assert settings.api_body_timeout == BODY_TIMEOUT_SECONDS == 30.0
     assert settings.api_max_connections == DEFAULT_MAX_CONNECTIONS == 1000
+
+
+def _read_all(sock: socket.socket, limit: float) -> bytes:
+    data = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_a_started_request_learns_why_it_is_closed(quick: int) -> None:
+    sock = connect(quick)
+    sock.sendall(b"GET /api/v1/login HTTP/1.1\r\nHost: x\r\n")
+    head = _read_all(sock, HEAD_SECONDS + MARGIN)
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"connection: close\r\n" in head
+
+
+def test_a_body_cut_short_is_answered_408(quick: int) -> None:
+    auth = base64.b64encode(f"{PROVISION_USER}:{PROVISION_PASSWORD}".encode())
+    sock = connect(quick)
+    sock.sendall(
+        b"POST /heroku/resources HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + auth + b"\r\n"
+        b"Content-Length: 100\r\n\r\n{"
+    )
+    reply = _read_all(sock, BODY_SECONDS + MARGIN)
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
