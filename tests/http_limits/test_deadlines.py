@@ -171,3 +171,19 @@ def test_a_body_cut_short_is_answered_408(quick: int) -> None:
     reply = _read_all(sock, BODY_SECONDS + MARGIN)
     sock.close()
     assert reply.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+def test_upgrade_requests_are_plain_http_and_not_logged(
+    quick: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    sock = connect(quick)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            sock.sendall(
+                b"GET /api/v1/login HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            assert read_response(sock)[0] == 403
+    sock.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

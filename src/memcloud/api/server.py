@@ -105,6 +105,9 @@ async def start_api_server(
         # h11 always (never httptools, even if installed): the deadlines and the connection
         # cap live in a subclass of uvicorn's h11 protocol (api/limits.py).
         http=guarded_protocol(limits),
+        # No route speaks WebSocket: an Upgrade must not hand the socket to a protocol that
+        # has none of these limits.
+        ws="none",
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         lifespan="off",
