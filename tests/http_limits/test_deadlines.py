@@ -187,3 +187,16 @@ def test_upgrade_requests_are_plain_http_and_not_logged(
             assert read_response(sock)[0] == 403
     sock.close()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_malformed_requests_are_answered_400_and_not_logged(
+    quick: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        for garbage in (b"\x16\x03\x01\x02\x00\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"):
+            sock = connect(quick)
+            sock.sendall(garbage)
+            assert read_response(sock)[0] == 400
+            assert closed_after(sock, 5) is not None
+            sock.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

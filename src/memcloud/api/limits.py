@@ -135,11 +135,6 @@ class GuardedH11Protocol(H11Protocol):
         super().on_response_complete()
         self._follow()
 
-    def _unsupported_upgrade_warning(self) -> None:
-        # uvicorn logs two warnings per `Upgrade:` request; any client could fill the log.
-        # The request is served as plain HTTP either way.
-        pass
-
     def _cancel(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()

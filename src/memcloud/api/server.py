@@ -113,7 +113,9 @@ async def start_api_server(
         lifespan="off",
         access_log=False,
         log_config=None,
-        log_level="warning",
+        # uvicorn warns once per malformed or `Upgrade:` request: any client could fill the
+        # log. Its errors (a failing app) are still logged.
+        log_level="error",
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
