@@ -18,9 +18,11 @@ __all__ = [
     "ADMIN_TOKEN_FILENAME",
     "DEFAULT_CACHE_NAME",
     "ENV_FILENAME",
+    "METRICS_TOKEN_FILENAME",
     "Connection",
     "bootstrap",
     "ensure_admin_token",
+    "ensure_metrics_token",
     "write_env_file",
     "write_private",
 ]
@@ -28,6 +30,7 @@ __all__ = [
 DEFAULT_CACHE_NAME = "default"
 ENV_FILENAME = ".env"
 ADMIN_TOKEN_FILENAME = "admin-token"
+METRICS_TOKEN_FILENAME = "metrics-token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,23 @@ def ensure_admin_token(data_dir: Path, given: str | None) -> tuple[str, bool]:
     """
     if given:
         return given, False
-    path = data_dir / ADMIN_TOKEN_FILENAME
+    return _kept_token(data_dir / ADMIN_TOKEN_FILENAME)
+
+
+def ensure_metrics_token(data_dir: Path, given: str | None) -> tuple[str, bool]:
+    """The bearer token of `/metrics`: the one given, else the data dir's, else a new one.
+
+    `given == ""` (`--metrics-token ''`) is the operator's explicit choice of an open
+    `/metrics` and answers `("", False)`. A generated token is kept in
+    `<data-dir>/metrics-token` (mode 0600) and printed once, like the admin token.
+    """
+    if given is not None:
+        return given, False
+    return _kept_token(data_dir / METRICS_TOKEN_FILENAME)
+
+
+def _kept_token(path: Path) -> tuple[str, bool]:
+    """The token kept at `path`, or a new one written there; `(token, created)`."""
     if path.exists():
         token = path.read_text().strip()
         if token:

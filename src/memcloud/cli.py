@@ -269,6 +269,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         item_size_max=ns.item_size_max,
         default_plan=ns.default_plan,
         max_connections=ns.max_connections,
+        api_max_connections=ns.api_max_connections,
         metrics_token=ns.metrics_token,
         admin_token=ns.admin_token,
         public_host=ns.public_host,
@@ -477,9 +478,19 @@ def _serve_parser(commands: Any) -> None:
     serve.add_argument(
         "--max-connections", type=_positive_int, default="10000", help="open connections at most"
     )
+    serve.add_argument(
+        "--api-max-connections",
+        type=_positive_int,
+        default="1000",
+        help="open HTTP API connections at most (more are answered 503 and closed)",
+    )
     serve.add_argument("--public-host", help="host name to advertise in MEMCACHIER_SERVERS")
     serve.add_argument(
-        "--metrics-token", help="bearer token for /metrics (prefer the env variable)"
+        "--metrics-token",
+        help=(
+            "bearer token for /metrics (prefer the env variable); without it one is generated"
+            " at the first start and kept in DATA_DIR/metrics-token; '' leaves /metrics open"
+        ),
     )
     serve.add_argument(
         "--admin-token", help="bearer token for the admin API (prefer the env variable)"

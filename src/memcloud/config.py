@@ -89,7 +89,13 @@ class Settings:
     item_size_max: int = DEFAULT_ITEM_SIZE_MAX
     default_plan: int = DEFAULT_PLAN_BYTES
     max_connections: int = 10_000
-    metrics_token: str | None = None
+    # HTTP API port: open connections at most, and deadlines for reading a request's head
+    # and body (api/limits.py has the reasons for the defaults).
+    api_max_connections: int = 1000
+    api_head_timeout: float = 10.0
+    api_body_timeout: float = 30.0
+    # None: a token generated at the first start (kept in the data dir); "": /metrics open.
+    metrics_token: str | None = field(default=None, repr=False)
     admin_token: str | None = None
     # Host name printed in MEMCACHIER_SERVERS; defaults to the bind host.
     public_host: str | None = None

@@ -24,12 +24,17 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def test_open_metrics(api: Api) -> None:
+def _generated_token(proc: ServerProcess) -> str:
+    return (proc.data_dir / "metrics-token").read_text().strip()
+
+
+def test_metrics_per_cache_and_server(api: Api) -> None:
     client = api.memcache()
     client.set("m", b"12345", noreply=False)
     client.get("m")
     client.get("nope")
-    reply = api.http.get("/metrics")
+    bearer = {"Authorization": f"Bearer {_generated_token(api.proc)}"}
+    reply = api.http.get("/metrics", headers=bearer)
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/plain")
     samples = _samples(reply.text)
@@ -68,3 +73,39 @@ def test_metrics_token(guarded: ServerProcess) -> None:
     assert httpx.get(url, headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
     ok = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200 and "memcloud_cache_items" in ok.text
+
+
+def test_a_token_is_generated_at_the_first_start(tmp_path: Path) -> None:
+    """Finding 11: /metrics named every tenant to anyone; now it needs the generated token."""
+    data = tmp_path / "data"
+    with ServerProcess(data) as proc:
+        url = f"http://127.0.0.1:{proc.api_port}/metrics"
+        refused = httpx.get(url)
+        token = _generated_token(proc)
+        ok = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+        wrong = httpx.get(url, headers={"Authorization": f"Bearer {token}x"})
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == 'Bearer realm="memcloud metrics"'
+    assert "memcloud_cache" not in refused.text and "default" not in refused.text
+    assert wrong.status_code == 401
+    assert ok.status_code == 200 and "memcloud_cache_items" in ok.text
+    assert len(token) >= 40
+    assert (data / "metrics-token").stat().st_mode & 0o777 == 0o600
+    assert proc.stdout.splitlines().count(f"MEMCLOUD_METRICS_TOKEN={token}") == 1
+    assert token not in proc.stderr
+    with ServerProcess(data) as again:  # kept: the same token, not printed again
+        reply = httpx.get(
+            f"http://127.0.0.1:{again.api_port}/metrics",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert reply.status_code == 200
+    assert "MEMCLOUD_METRICS_TOKEN" not in again.stdout
+
+
+def test_an_explicitly_empty_token_opens_metrics_with_a_warning(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data", "--metrics-token", "") as proc:
+        reply = httpx.get(f"http://127.0.0.1:{proc.api_port}/metrics")
+    assert reply.status_code == 200 and "memcloud_cache_items" in reply.text
+    assert "WARNING memcloud.api: /metrics is open (--metrics-token '')" in proc.stderr
+    assert "MEMCLOUD_METRICS_TOKEN" not in proc.stdout
+    assert not (tmp_path / "data" / "metrics-token").exists()

@@ -121,6 +121,10 @@ def test_a_killed_node_is_reported_then_restarted(deployment: ServerProcess) -> 
         assert c.set("after-restart", b"v", noreply=False)
         c.close()
         assert http.get(f"/api/v1/{cache_id}/stats").status_code == 200
-        metrics = httpx.get(f"http://127.0.0.1:{deployment.api_port}/metrics").text
+        token = (data_dir / "metrics-token").read_text().strip()
+        metrics = httpx.get(
+            f"http://127.0.0.1:{deployment.api_port}/metrics",
+            headers={"Authorization": f"Bearer {token}"},
+        ).text
         assert "memcloud_node_restarts_total 1.0" in metrics
     assert deployment.cli_json("stats", "default")["node_restarts"] == 1

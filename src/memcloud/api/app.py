@@ -12,7 +12,7 @@ import re
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,6 +20,7 @@ from memcloud import __version__
 from memcloud.api import v1, v2
 from memcloud.api.context import ApiContext
 from memcloud.api.errors import ApiError, Problem, render, version_of
+from memcloud.api.limits import BodyLimit
 from memcloud.api.metrics import metrics_endpoint
 
 __all__ = ["NormalizePath", "create_app"]
@@ -84,6 +85,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return render(version_of(request.url.path), ApiError(Problem.BAD_REQUEST, problems))
 
 
+async def _gone(request: Request, exc: Exception) -> Response:
+    # The client left (or was closed at a read deadline) before its body was in: nobody
+    # reads this answer, and a hostile client must not fill the log with tracebacks.
+    return Response(status_code=400, headers={"Connection": "close"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
     return render(version_of(request.url.path), ApiError(Problem.SERVER))
@@ -116,7 +123,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _gone)
     app.add_exception_handler(Exception, _unexpected)
+    # Every body is bounded before it is read (the partner API's and the dashboard's too).
+    app.add_middleware(BodyLimit)
     app.add_middleware(NormalizePath)
     # The dashboard for people (/dashboard) and the platform partner API (/heroku, /sso).
     from memcloud.dashboard import install as install_dashboard

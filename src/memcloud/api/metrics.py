@@ -1,12 +1,15 @@
 """`GET /metrics`: live per-cache, per-node stats in Prometheus' text format.
 
 A custom collector renders a snapshot taken through the nodes at scrape time (no background
-state). Guarded by `Authorization: Bearer <token>` when `memcloud serve --metrics-token`
-(or `MEMCLOUD_METRICS_TOKEN`) is set.
+state). It names every tenant and its counters, so it needs `Authorization: Bearer <token>`:
+the `--metrics-token` (`MEMCLOUD_METRICS_TOKEN`) given, else the one `memcloud serve`
+generated at its first start (`<data-dir>/metrics-token`). Only an explicitly empty
+`--metrics-token ''` opens it; a token never resolved (None) refuses every scrape.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections.abc import Iterator
@@ -160,13 +163,15 @@ def _token_ok(request: Request, token: str) -> bool:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    # Digests first, so that the comparison's time tells nothing, not even the length.
+    given_digest = hashlib.sha256(given.strip().encode()).digest()
+    return hmac.compare_digest(given_digest, hashlib.sha256(token.encode()).digest())
 
 
 async def metrics_endpoint(request: Request) -> Response:
     ctx = context(request)
     token = ctx.settings.metrics_token
-    if token and not _token_ok(request, token):
+    if token != "" and (token is None or not _token_ok(request, token)):
         return JSONResponse(
             {"detail": "a valid bearer token is required"},
             status_code=401,

@@ -21,6 +21,7 @@ from memcloud.api.app import create_app
 from memcloud.api.audit import FlushAuditor
 from memcloud.api.context import ApiContext
 from memcloud.api.history import StatsSampler
+from memcloud.api.limits import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, HttpLimits, guarded_protocol
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.nodes import LocalNode, Node, NodeSet
@@ -94,12 +95,27 @@ async def start_api_server(
         return None
     sock = _bind(settings.host, settings.api_port)
     ctx = ApiContext(service, store, settings, NodeSet(local, others), auditor)
+    limits = HttpLimits(
+        max_connections=settings.api_max_connections,
+        head_timeout=settings.api_head_timeout,
+        body_timeout=settings.api_body_timeout,
+    )
     config = uvicorn.Config(
         create_app(ctx),
+        # h11 always (never httptools, even if installed): the deadlines and the connection
+        # cap live in a subclass of uvicorn's h11 protocol (api/limits.py).
+        http=guarded_protocol(limits),
+        # No route speaks WebSocket: an Upgrade must not hand the socket to a protocol that
+        # has none of these limits.
+        ws="none",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         lifespan="off",
         access_log=False,
         log_config=None,
-        log_level="warning",
+        # uvicorn warns once per malformed or `Upgrade:` request: any client could fill the
+        # log. Its errors (a failing app) are still logged.
+        log_level="error",
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
@@ -119,6 +135,12 @@ async def start_api_server(
         await asyncio.sleep(0.01)
     port: int = sock.getsockname()[1]
     log.info("HTTP API listening on %s:%d", settings.host, port)
+    if settings.metrics_token == "":
+        log.warning(
+            "/metrics is open (--metrics-token ''): anyone who reaches port %d reads every "
+            "cache's name and counters",
+            port,
+        )
     return port
 
 

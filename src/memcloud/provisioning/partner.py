@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from memcloud.api.limits import BodyTooLarge
 from memcloud.config import format_size, plan_bytes
 from memcloud.control.base import Conflict, ControlError, NotFound
 from memcloud.control.models import CacheRecord, CredentialRecord
@@ -39,7 +40,6 @@ router = APIRouter(tags=["provisioning"])
 RESOURCES = "/heroku/resources"
 # Resource ids are UUIDs; they become the cache's name (which must fit the name alphabet).
 UUID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{7,63}$")
-MAX_BODY_BYTES = 64 * 1024
 # Provisioning one uuid at a time in this process keeps retries from racing each other.
 _lock = asyncio.Lock()
 
@@ -71,9 +71,14 @@ def _authorized(ctx: DashboardContext, request: Request) -> JSONResponse | None:
 
 
 async def _body(request: Request) -> dict[str, Any] | JSONResponse:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return _error(413, "request body too large")
+    # BodyLimit (api/limits.py) has refused a larger Content-Length before any of the body
+    # was read; a chunked body is cut once it streams past the limit.
+    try:
+        raw = await request.body()
+    except BodyTooLarge:
+        response = _error(413, "request body too large")
+        response.headers["Connection"] = "close"
+        return response
     try:
         body = json.loads(raw or b"{}")
     except ValueError:

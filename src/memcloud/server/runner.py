@@ -19,7 +19,13 @@ from memcloud import native
 from memcloud.adminlink import socket_path
 from memcloud.api.server import start_api_server, stop_api_server
 from memcloud.auth import Directory
-from memcloud.bootstrap import bootstrap, ensure_admin_token, write_env_file
+from memcloud.bootstrap import (
+    METRICS_TOKEN_FILENAME,
+    bootstrap,
+    ensure_admin_token,
+    ensure_metrics_token,
+    write_env_file,
+)
 from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
@@ -98,13 +104,16 @@ class Runtime:
         self.store: ControlStore = open_store(settings.data_dir)
         self.is_first = settings.node_index == 0
         self.connection = bootstrap(self.store, settings) if self.is_first else None
-        self.new_admin_token = False
+        self.new_admin_token = self.new_metrics_token = False
         if self.is_first:
             # Generated (and printed once) at the first start when no --admin-token is given.
             token, self.new_admin_token = ensure_admin_token(
                 settings.data_dir, settings.admin_token
             )
-            settings = dataclasses.replace(settings, admin_token=token)
+            metrics, self.new_metrics_token = ensure_metrics_token(
+                settings.data_dir, settings.metrics_token
+            )
+            settings = dataclasses.replace(settings, admin_token=token, metrics_token=metrics)
         self.settings = settings
         memory = settings.memory // settings.nodes if settings.memory else 0
         self.service = Service(
@@ -189,6 +198,12 @@ class Runtime:
         if self.new_admin_token:
             print(f"MEMCLOUD_ADMIN_TOKEN={self.settings.admin_token}", flush=True)
             log.info("admin token generated; kept in %s", self.settings.data_dir / "admin-token")
+        if self.new_metrics_token:
+            print(f"MEMCLOUD_METRICS_TOKEN={self.settings.metrics_token}", flush=True)
+            log.info(
+                "metrics token generated; kept in %s",
+                self.settings.data_dir / METRICS_TOKEN_FILENAME,
+            )
         if self.connection is not None:
             print("\n".join(self.connection.lines(self.servers)), flush=True)
         else:
