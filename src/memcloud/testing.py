@@ -109,7 +109,7 @@ class ServerProcess:
             time.sleep(0.05)
         server = json.loads(info.read_text())
         self.port, self.api_port = server["port"], server["api_port"]
-        self.tls_port: int | None = server.get("tls_port")
+        self.tls_port = server.get("tls_port")
         self.servers: list[str] = server.get("servers", [])
         self.data_plane: str = server.get("data_plane", "")
         env = read_env_file(self.data_dir)

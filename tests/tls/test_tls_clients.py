@@ -11,9 +11,9 @@ from pathlib import Path
 
 import bmemcached
 import emcache
-from conftest import require_tool
 from pymemcache.client.base import Client
 
+from conftest import require_tool
 from memcloud.testing import ServerProcess, ascii_login, read_env_file
 
 from .conftest import Certs
