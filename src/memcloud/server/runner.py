@@ -319,4 +319,7 @@ def _write_server_info(
         "servers": servers,
         "data_plane": native.in_use(),  # compiled modules or their pure Python sources
     }
-    path.write_text(json.dumps(info))
+    # Renamed into place: a reader waiting for the file never sees it half written.
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(info))
+    partial.replace(path)
