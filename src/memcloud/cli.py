@@ -528,7 +528,10 @@ def _serve_parser(commands: Any) -> None:
         help="certificate chain (PEM): memcache over TLS, and the HTTP API over HTTPS",
     )
     serve.add_argument(
-        "--tls-key", type=Path, metavar="FILE", help="private key (PEM) of --tls-cert"
+        "--tls-key",
+        type=Path,
+        metavar="FILE",
+        help="private key (PEM) of --tls-cert (default: in the --tls-cert file)",
     )
     serve.add_argument(
         "--tls-port", type=_port, default="11219", help="memcache-over-TLS port (with --tls-cert)"

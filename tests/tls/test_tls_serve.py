@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 from pymemcache.client.base import Client
 
 from memcloud.testing import ServerProcess, ascii_login, read_env_file
@@ -57,6 +58,23 @@ def test_a_key_of_another_certificate_is_named(tmp_path: Path, certs: Certs) -> 
     result = _serve(tmp_path / "data", "--tls-cert", str(certs.cert), "--tls-key", str(other))
     line = _one_error_line(result)
     assert line.endswith(f"cannot start: TLS key {other} does not match certificate {certs.cert}")
+
+
+def test_an_encrypted_key_is_refused_without_a_prompt(tmp_path: Path, certs: Certs) -> None:
+    key = serialization.load_pem_private_key(certs.key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pass phrase"),
+        )
+    )
+    result = _serve(tmp_path / "data", "--tls-cert", str(certs.cert), "--tls-key", str(encrypted))
+    assert _one_error_line(result).endswith(
+        f"cannot start: TLS key {encrypted} is encrypted with a pass phrase;"
+        " give an unencrypted key"
+    )
 
 
 def test_a_file_that_is_no_certificate_is_named(tmp_path: Path, certs: Certs) -> None:
