@@ -62,7 +62,10 @@ def build(build_dir: Path = BUILD_DIR) -> Path:
         raise RuntimeError("bench needs a C compiler (apt-get install gcc)")
     build_dir.mkdir(parents=True, exist_ok=True)
     partial = binary.with_suffix(".tmp")
-    subprocess.run([compiler, "-O2", "-Wall", "-o", str(partial), str(SOURCE)], check=True)
+    # OpenSSL for the TLS workload (-s): Debian's libssl-dev.
+    command = [compiler, "-O2", "-Wall", "-o", str(partial), str(SOURCE), "-lssl", "-lcrypto"]
+    if subprocess.run(command).returncode != 0:
+        raise RuntimeError("building bench/loadgen/loadgen.c failed (it needs libssl-dev)")
     partial.replace(binary)
     return binary
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 __all__ = [
     "MEMORY_MB",
+    "Certificate",
     "Server",
     "free_ports",
+    "make_certificate",
     "memcached",
     "memcloud",
     "pin",
@@ -38,6 +40,32 @@ class Server:
     username: str | None = None
     password: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files), for the TLS workload."""
+
+    cert: Path
+    key: Path
+
+
+def make_certificate(directory: Path) -> Certificate:
+    """One P-256 certificate made with `openssl req` (both servers present the same one)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the TLS workload needs openssl (apt-get install openssl)")
+    directory.mkdir(parents=True, exist_ok=True)
+    made = Certificate(directory / "cert.pem", directory / "key.pem")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(made.key), "-out", str(made.cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return made
 
 
 def _port_free(port: int) -> bool:
@@ -99,11 +127,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def memcached(binary: str, core: int | None) -> Iterator[Server]:
-    """`memcached -t 1` (one worker thread) with 1 GB of memory, text and binary, no SASL."""
+def memcached(binary: str, core: int | None, tls: Certificate | None = None) -> Iterator[Server]:
+    """`memcached -t 1` (one worker thread) with 1 GB of memory, text and binary, no SASL;
+    with `tls`, its port speaks only TLS (`-Z`)."""
     port = free_ports()[0]
     argv = [binary, "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
     argv += ["-m", str(MEMORY_MB), "-c", "4096"]
+    if tls is not None:
+        argv += ["-Z", "-o", f"ssl_chain_cert={tls.cert},ssl_key={tls.key}"]
     if os.geteuid() == 0:
         argv += ["-u", "root"]  # memcached refuses to run as root without -u
     process = subprocess.Popen(pin(core, argv), stdout=subprocess.DEVNULL)
@@ -124,9 +155,12 @@ def _env_file(path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def memcloud(data_dir: Path, core: int | None, nodes: int = 1) -> Iterator[Server]:
+def memcloud(
+    data_dir: Path, core: int | None, nodes: int = 1, tls: Certificate | None = None
+) -> Iterator[Server]:
     """`memcloud serve` with an anonymous cache `bench` (text, no login) and a 1 GB plan; the
-    SASL credentials it prints on first start are those of the hosted user's real path."""
+    SASL credentials it prints on first start are those of the hosted user's real path. With
+    `tls`, `--tls-only` on the same ports."""
     ports = free_ports(nodes)
     serve = [sys.executable, "-m", "memcloud.cli", "serve"]
     argv = [
@@ -136,6 +170,9 @@ def memcloud(data_dir: Path, core: int | None, nodes: int = 1) -> Iterator[Serve
         "--memory", f"{MEMORY_MB * nodes}MB", "--default-plan", f"{MEMORY_MB * nodes}MB",
         "--log-level", "WARNING", "--nodes", str(nodes),
     ]  # fmt: skip
+    if tls is not None:
+        argv += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
+                 "--tls-port", str(ports[0]), "--tls-only"]  # fmt: skip
     data_dir.mkdir(parents=True, exist_ok=True)
     server_json = data_dir / "server.json"
 

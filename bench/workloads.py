@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMMON", "MEMORY", "MEMORY_MAX_RATIO", "NODES", "WORKLOADS", "Workload"]
+__all__ = ["COMMON", "MEMORY", "MEMORY_MAX_RATIO", "NODES", "TLS", "WORKLOADS", "Workload"]
 
 # 50 connections, 100-byte values, 1 set per 10 gets over 10,000 preloaded keys.
 COMMON = ("-c", "50", "-r", "10", "-v", "100", "-k", "10000")
@@ -42,3 +42,8 @@ MEMORY_MAX_RATIO = 3.0
 # Workload (a) against memcloud --nodes 2 versus --nodes 1, all unpinned (2 cores only).
 NODES = Workload("n", "(a) on memcloud --nodes 2 vs 1", (*COMMON, "-p", "1"), min_ratio=1.3,
                  note="servers and generator unpinned; 2 ports: key n on port n % 2")  # fmt: skip
+
+# Workload (a) over TLS: memcached -Z and memcloud --tls-only, the same certificate (P-256).
+TLS = Workload("t", "(a) over TLS", (*COMMON, "-p", "1", "-s"),
+               note="memcached -Z and memcloud --tls-only, one self-signed P-256 certificate;"
+               " handshakes before the timed phase")  # fmt: skip

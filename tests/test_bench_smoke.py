@@ -3,6 +3,7 @@ the table with its ratios and targets. The suite itself (`make bench`) is not pa
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen
 from bench.report import Comparison, MemoryResult, memory_table, table
-from bench.servers import memcached
-from bench.workloads import WORKLOADS
+from bench.run import parse_args
+from bench.servers import Server, make_certificate, memcached, memcloud
+from bench.workloads import TLS, WORKLOADS
 
 from conftest import require_tool
 from memcloud import native
@@ -58,6 +60,38 @@ def test_loadgen_against_memcached(tmp_path: Path) -> None:
         assert load.keys == 3 * load.gets and load.hits == load.keys
         assert load.cpu_seconds >= 0
         assert loadgen.preload(generator, server, 1000, 100, core=None) >= 0
+
+
+def _plain_reply(server: Server) -> bytes:
+    """What a plain-text `version` gets from the server's port (b"" when it speaks TLS)."""
+    with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=5) as sock:
+        sock.sendall(b"version\r\n")
+        sock.settimeout(1)
+        try:
+            return sock.recv(100)
+        except (TimeoutError, ConnectionResetError):
+            return b""
+
+
+def test_tls_workload_against_both_servers(tmp_path: Path) -> None:
+    binary = require_tool("memcached")
+    require_tool("gcc")
+    require_tool("openssl")
+    assert parse_args(["--only", "t"]).selected == {"t"}
+    generator = loadgen.build(tmp_path)
+    certificate = make_certificate(tmp_path / "tls")
+    options = [*TLS.options, "-c", "4", "-d", "1", "-k", "200"]
+    with (
+        memcached(binary, None, tls=certificate) as base,
+        memcloud(tmp_path / "data", None, tls=certificate) as subject,
+    ):
+        for server in (base, subject):
+            # Its port speaks only TLS: a plain request gets no memcache answer.
+            assert not _plain_reply(server).startswith(b"VERSION"), server.name
+            load = loadgen.run(generator, server, options, core=None)
+            assert load.ops > 0 and load.errors == 0, server.name
+            assert load.gets + load.sets == load.ops
+            assert load.hits == load.keys == load.gets
 
 
 def test_protocol_micro_benchmark_runs() -> None:

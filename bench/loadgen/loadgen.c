@@ -11,6 +11,8 @@
  *     -i IDLE      extra idle (authenticated) connections held open (0)
  *     -o           only preload the keyspace, then print {"preloaded": N, "seconds": S}
  *     -R           print a line `ready` (flushed) when the timed phase begins
+ *     -s           TLS on every connection (OpenSSL, TLS 1.2+; the handshake happens before
+ *                  the timed phase; the server's certificate is not checked: loopback only)
  * Prints one JSON object: ops (requests), seconds, ops_per_sec, p50_us, p99_us (latency of a
  * batch of `depth` requests), errors, gets, sets, keys (keys asked for by gets), hits.
  *
@@ -32,6 +34,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define BUF_SIZE (1 << 20)
 #define MAX_SAMPLES (1 << 22)
@@ -63,6 +68,42 @@ static double *samples;
 static size_t n_samples;
 static uint64_t ops, errors;
 
+/* With -s, every descriptor's TLS session, by descriptor (NULL: plain). */
+#define MAX_FDS (1 << 16)
+static SSL_CTX *tls_ctx;
+static SSL *tls_of[MAX_FDS];
+
+static void tls_fail(const char *what) {
+  fprintf(stderr, "%s: ", what);
+  ERR_print_errors_fp(stderr);
+  fprintf(stderr, "\n");
+  exit(2);
+}
+
+static void tls_setup(void) {
+  tls_ctx = SSL_CTX_new(TLS_client_method());
+  if (!tls_ctx || !SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION)) tls_fail("TLS context");
+  SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+  /* A write retried after SSL_ERROR_WANT_WRITE may come from a moved buffer. */
+  SSL_CTX_set_mode(tls_ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+/* Read like read(2); a TLS record not yet complete is EAGAIN. */
+static ssize_t io_read(int fd, char *buf, size_t len) {
+  SSL *ssl = tls_of[fd];
+  if (!ssl) return read(fd, buf, len);
+  int n = SSL_read(ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+  if (n > 0) return n;
+  int err = SSL_get_error(ssl, n);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) { errno = EAGAIN; return -1; }
+  if (err == SSL_ERROR_ZERO_RETURN) return 0;
+  errno = EIO;
+  return -1;
+}
+
+/* Whether decrypted bytes wait inside OpenSSL (epoll cannot see them). */
+static int io_pending(int fd) { return tls_of[fd] != NULL && SSL_pending(tls_of[fd]) > 0; }
+
 static double now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -79,12 +120,30 @@ static int dial(int port_index) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (tls_ctx) {
+    if (fd >= MAX_FDS) { fprintf(stderr, "too many descriptors for TLS\n"); exit(2); }
+    SSL *ssl = SSL_new(tls_ctx);
+    if (!ssl || !SSL_set_fd(ssl, fd) || SSL_connect(ssl) != 1) tls_fail("TLS handshake");
+    tls_of[fd] = ssl;
+  }
   return fd;
 }
 
 static void send_all(int fd, const char *data, size_t len) {
+  SSL *ssl = tls_of[fd];
   while (len) {
-    ssize_t n = write(fd, data, len);
+    ssize_t n;
+    if (ssl) {
+      int done = SSL_write(ssl, data, len > INT32_MAX ? INT32_MAX : (int)len);
+      if (done <= 0) {
+        int err = SSL_get_error(ssl, done);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) continue;
+        tls_fail("TLS write");
+      }
+      n = done;
+    } else {
+      n = write(fd, data, len);
+    }
     if (n <= 0) { perror("write"); exit(2); }
     data += n; len -= n;
   }
@@ -114,7 +173,7 @@ static void login(int fd) {
     len = (size_t)snprintf(buf, sizeof buf, "set %s 0 0 %zu\r\n%s\r\n", user, strlen(pass), pass);
   }
   send_all(fd, buf, len);
-  ssize_t n = read(fd, buf, sizeof buf - 1);
+  ssize_t n = io_read(fd, buf, sizeof buf - 1);
   if (n <= 0 || (binary ? (buf[6] != 0 || buf[7] != 0) : strncmp(buf, "STORED\r\n", 8) != 0)) {
     fprintf(stderr, "authentication failed\n");
     exit(3);
@@ -232,7 +291,7 @@ int main(int argc, char **argv) {
   if (nports == 0) { fprintf(stderr, "no port\n"); return 2; }
   int opt;
   optind = 3;
-  while ((opt = getopt(argc, argv, "c:d:p:r:m:k:v:bu:P:i:oR")) != -1) {
+  while ((opt = getopt(argc, argv, "c:d:p:r:m:k:v:bu:P:i:oRs")) != -1) {
     switch (opt) {
       case 'c': conns = atoi(optarg); break;
       case 'd': duration = atoi(optarg); break;
@@ -247,6 +306,7 @@ int main(int argc, char **argv) {
       case 'i': idle = atoi(optarg); break;
       case 'o': preload_only = 1; break;
       case 'R': ready_line = 1; break;
+      case 's': tls_setup(); break;
       default: return 2;
     }
   }
@@ -287,7 +347,7 @@ int main(int argc, char **argv) {
       send_all(fd, pre.out, pre.out_len);
       pre.expected = batch; pre.head = 0; pre.in_len = 0;
       while (pre.expected > 0) {
-        ssize_t n = read(fd, pre.in + pre.in_len, BUF_SIZE - pre.in_len);
+        ssize_t n = io_read(fd, pre.in + pre.in_len, BUF_SIZE - pre.in_len);
         if (n <= 0) { fprintf(stderr, "preload failed\n"); return 2; }
         pre.in_len += (size_t)n;
         size_t used = parse_replies(&pre);
@@ -295,6 +355,7 @@ int main(int argc, char **argv) {
         pre.in_len -= used;
       }
     }
+    if (tls_of[fd]) { SSL_free(tls_of[fd]); tls_of[fd] = NULL; }
     close(fd);
     free(pre.out);
     free(pre.in);
@@ -334,7 +395,8 @@ int main(int argc, char **argv) {
     t = now_us();
     for (int i = 0; i < n; i++) {
       conn_t *c = events[i].data.ptr;
-      ssize_t got = read(c->fd, c->in + c->in_len, BUF_SIZE - c->in_len);
+    more:;
+      ssize_t got = io_read(c->fd, c->in + c->in_len, BUF_SIZE - c->in_len);
       if (got == 0) { fprintf(stderr, "server closed a connection\n"); return 4; }
       if (got < 0) { if (errno == EAGAIN) continue; perror("read"); return 4; }
       c->in_len += (size_t)got;
@@ -354,6 +416,7 @@ int main(int argc, char **argv) {
           send_all(c->fd, c->out, c->out_len);
         }
       }
+      if (io_pending(c->fd)) goto more;
     }
   }
   double seconds = (now_us() - begin) / 1e6;

@@ -40,11 +40,14 @@ class Connection:
     username: str
     password: str
 
-    def lines(self, servers: str) -> list[str]:
+    def lines(self, servers: str, tls_servers: str | None = None) -> list[str]:
+        """`tls_servers`: the TLS addresses, listed after the hosted service's three."""
+        tls = [] if tls_servers is None else [f"MEMCLOUD_TLS_SERVERS={tls_servers}"]
         return [
             f"MEMCACHIER_SERVERS={servers}",
             f"MEMCACHIER_USERNAME={self.username}",
             f"MEMCACHIER_PASSWORD={self.password}",
+            *tls,
         ]
 
 

@@ -279,7 +279,13 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         plans=ns.plans,
         nodes=ns.nodes,
         node_index=ns.node_index,
+        tls_cert=ns.tls_cert,
+        tls_key=ns.tls_key,
+        tls_port=ns.tls_port,
+        tls_only=ns.tls_only,
+        tls_client_ca=ns.tls_client_ca,
     )
+    _check_tls(settings)
     # Imported here so that management commands never load the server (and uvloop).
     try:
         runner = importlib.import_module("memcloud.server.runner")
@@ -289,6 +295,20 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         raise ControlError("this memcloud build has no server (memcloud.server.runner)") from None
     run: Callable[[Settings], int] = runner.run
     return run(settings)
+
+
+def _check_tls(settings: Settings) -> None:
+    """TLS options that make no sense together (the files themselves are read at start)."""
+    if settings.tls_cert is None:
+        for given, flag in (
+            (settings.tls_key, "--tls-key"),
+            (settings.tls_only, "--tls-only"),
+            (settings.tls_client_ca, "--tls-client-ca"),
+        ):
+            if given:
+                raise UsageError(f"{flag} needs --tls-cert")
+    elif not settings.tls_only and settings.port and settings.port == settings.tls_port:
+        raise UsageError(f"--port and --tls-port are both {settings.port}")
 
 
 def cmd_cache_create(ns: argparse.Namespace) -> int:
@@ -511,6 +531,30 @@ def _serve_parser(commands: Any) -> None:
         type=_positive_int,
         default=str(os.cpu_count() or 1),
         help="data-plane processes, on consecutive ports (default: the number of cores)",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="certificate chain (PEM): memcache over TLS, and the HTTP API over HTTPS",
+    )
+    serve.add_argument(
+        "--tls-key",
+        type=Path,
+        metavar="FILE",
+        help="private key (PEM) of --tls-cert (default: in the --tls-cert file)",
+    )
+    serve.add_argument(
+        "--tls-port", type=_port, default="11219", help="memcache-over-TLS port (with --tls-cert)"
+    )
+    serve.add_argument(
+        "--tls-only", action="store_true", default=False, help="close the plain memcache port"
+    )
+    serve.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="require memcache clients to show a certificate signed by this CA (PEM)",
     )
     # Set by the supervisor on the node processes it starts; not for people.
     serve.add_argument("--node-index", type=int, default="0", help=argparse.SUPPRESS)

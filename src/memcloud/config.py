@@ -108,6 +108,14 @@ class Settings:
     # HTTP API and supervises the others). Each node holds 1/nodes of every plan.
     nodes: int = 1
     node_index: int = 0
+    # TLS on the data plane (and HTTPS for the API) with this certificate chain and key, on
+    # tls_port (node i on tls_port + i); tls_only closes the plain port; with tls_client_ca
+    # every data-plane client must show a certificate that CA signed.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_port: int = 11219
+    tls_only: bool = False
+    tls_client_ca: Path | None = None
 
     def plan_share(self, plan: int) -> int:
         """What one node holds of a plan: clients spread keys evenly over the nodes."""
@@ -116,3 +124,7 @@ class Settings:
     @property
     def advertised_host(self) -> str:
         return self.public_host or self.host
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None

@@ -57,6 +57,7 @@ class ServerProcess:
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
         self.api_port: int | None = None
+        self.tls_port: int | None = None
         self.username = ""
         self.password = ""
         self.stdout = ""
@@ -108,6 +109,7 @@ class ServerProcess:
             time.sleep(0.05)
         server = json.loads(info.read_text())
         self.port, self.api_port = server["port"], server["api_port"]
+        self.tls_port = server.get("tls_port")
         self.servers: list[str] = server.get("servers", [])
         self.data_plane: str = server.get("data_plane", "")
         env = read_env_file(self.data_dir)

@@ -119,6 +119,9 @@ async def start_api_server(
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
+        # HTTPS with the data plane's certificate (checked at start by memcloud.tls).
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="memcloud-api")
@@ -134,7 +137,7 @@ async def start_api_server(
             raise OSError("the HTTP API did not start in time")
         await asyncio.sleep(0.01)
     port: int = sock.getsockname()[1]
-    log.info("HTTP API listening on %s:%d", settings.host, port)
+    log.info("HTTP%s API listening on %s:%d", "S" if settings.tls else "", settings.host, port)
     if settings.metrics_token == "":
         log.warning(
             "/metrics is open (--metrics-token ''): anyone who reaches port %d reads every "

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from memcloud.server.connection import MemcacheConnection
 from memcloud.server.supervisor import Supervisor, node_info_path, node_socket_path
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
+from memcloud.tls import server_context
 
 __all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "load_directory", "run"]
 
@@ -100,6 +102,8 @@ class Runtime:
     """
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        # First: a certificate that cannot be used stops the start before anything is made.
+        self.tls_context = server_context(settings)
         self.clock: Clock = clock or SystemClock()
         self.store: ControlStore = open_store(settings.data_dir)
         self.is_first = settings.node_index == 0
@@ -122,10 +126,13 @@ class Runtime:
             self.clock,
             settings,
         )
+        # The node's memcache port: the plain one, or with --tls-only the TLS one.
         self.port = 0
+        self.tls_port: int | None = None
         self.api_port: int | None = None
         self.supervisor: Supervisor | None = None
         self.node_addresses: list[str] = []
+        self.tls_addresses: list[str] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -134,26 +141,24 @@ class Runtime:
         """MEMCACHIER_SERVERS: every node of this deployment."""
         return ",".join(self.node_addresses)
 
+    @property
+    def tls_servers(self) -> str | None:
+        """MEMCLOUD_TLS_SERVERS: every node's TLS address (None without TLS)."""
+        return ",".join(self.tls_addresses) if self.tls_addresses else None
+
     def _count_restart(self) -> None:
         self.service.node_restarts += 1
 
     async def start(self) -> None:
         settings = self.settings
-        loop = asyncio.get_running_loop()
-        port = settings.port
-        if port == 0 and self.is_first and settings.nodes > 1:
-            port = free_port_range(settings.host, settings.nodes)
-        server = await loop.create_server(
-            lambda: MemcacheConnection(self.service),
-            settings.host,
-            port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        self._servers.append(server)
-        self.port = server.sockets[0].getsockname()[1]
+        if not settings.tls_only:
+            self.port = await self._listen(settings.port, None)
+        if self.tls_context is not None:
+            self.tls_port = await self._listen(settings.tls_port, self.tls_context)
+            if settings.tls_only:
+                self.port = self.tls_port
         # Nodes are named by their bound memcache port (settings may say 0).
-        bound = dataclasses.replace(settings, port=self.port)
+        bound = dataclasses.replace(settings, port=self.port, tls_port=self.tls_port or 0)
         local = LocalNode(self.service, f"{settings.advertised_host}:{self.port}")
         others: list[RemoteNode] = []
         if self.is_first and settings.nodes > 1:
@@ -161,6 +166,12 @@ class Runtime:
             others = await self.supervisor.start()
             self._tasks.append(asyncio.create_task(self.supervisor.watch()))
         self.node_addresses = [local.address, *(node.address for node in others)]
+        if self.tls_port is not None:
+            children = self.supervisor.children if self.supervisor is not None else []
+            self.tls_addresses = [
+                f"{settings.advertised_host}:{port}"
+                for port in (self.tls_port, *(child.tls_port for child in children))
+            ]
         socket = (
             socket_path(settings.data_dir)
             if self.is_first
@@ -172,24 +183,49 @@ class Runtime:
             self.service, self.store, bound, others, http=self.is_first
         )
         log.info(
-            "memcache node %d listening on %s:%d (data plane: %s)",
+            "memcache node %d listening on %s:%s (data plane: %s)",
             settings.node_index,
             settings.host,
-            self.port,
+            "-" if settings.tls_only else self.port,
             native.in_use(),
         )
+        if self.tls_port is not None:
+            log.info("memcache over TLS on %s:%d", settings.host, self.tls_port)
         self._tasks += [
             asyncio.create_task(_poll_directory(self.store, self.service)),
             asyncio.create_task(_upkeep(self.service)),
         ]
         if self.connection is not None:
-            write_env_file(settings.data_dir, self.connection.lines(self.servers))
+            lines = self.connection.lines(self.servers, self.tls_servers)
+            write_env_file(settings.data_dir, lines)
         info = (
             settings.data_dir / SERVER_INFO_FILENAME
             if self.is_first
             else node_info_path(settings.data_dir, settings.node_index)
         )
-        _write_server_info(info, settings, self.port, self.api_port, self.node_addresses)
+        _write_server_info(
+            info, settings, self.port, self.tls_port, self.api_port, self.node_addresses
+        )
+
+    async def _listen(self, port: int, tls: ssl.SSLContext | None) -> int:
+        """Serve memcache on `port` (plain, or over TLS with `tls`); answer the bound port."""
+        settings = self.settings
+        if port == 0 and self.is_first and settings.nodes > 1:
+            port = free_port_range(settings.host, settings.nodes)
+        server = await asyncio.get_running_loop().create_server(
+            lambda: MemcacheConnection(self.service),
+            settings.host,
+            port,
+            reuse_address=True,
+            backlog=1024,
+            ssl=tls,
+            # A client that never finishes the handshake is not yet a connection (nothing
+            # counts it): it gets as long as a connected client has to log in.
+            ssl_handshake_timeout=settings.auth_timeout if tls is not None else None,
+        )
+        self._servers.append(server)
+        bound: int = server.sockets[0].getsockname()[1]
+        return bound
 
     def announce(self) -> None:
         """Print the MEMCACHIER_* values a hosted user would get as config vars."""
@@ -205,9 +241,11 @@ class Runtime:
                 self.settings.data_dir / METRICS_TOKEN_FILENAME,
             )
         if self.connection is not None:
-            print("\n".join(self.connection.lines(self.servers)), flush=True)
+            print("\n".join(self.connection.lines(self.servers, self.tls_servers)), flush=True)
         else:
             print(f"MEMCACHIER_SERVERS={self.servers}", flush=True)
+            if self.tls_servers is not None:
+                print(f"MEMCLOUD_TLS_SERVERS={self.tls_servers}", flush=True)
             log.info("credentials: see `memcloud credentials list CACHE`")
 
     async def stop(self) -> None:
@@ -277,7 +315,12 @@ def free_port_range(host: str, count: int, attempts: int = 50) -> int:
 
 
 def _write_server_info(
-    path: Path, settings: Settings, port: int, api_port: int | None, servers: list[str]
+    path: Path,
+    settings: Settings,
+    port: int,
+    tls_port: int | None,
+    api_port: int | None,
+    servers: list[str],
 ) -> None:
     """Written last at start: its presence says the node serves (tests and the supervisor
     wait for it)."""
@@ -285,9 +328,13 @@ def _write_server_info(
         "pid": os.getpid(),
         "host": settings.host,
         "port": port,
+        "tls_port": tls_port,
         "api_port": api_port,
         "node_index": settings.node_index,
         "servers": servers,
         "data_plane": native.in_use(),  # compiled modules or their pure Python sources
     }
-    path.write_text(json.dumps(info))
+    # Renamed into place: a reader waiting for the file never sees it half written.
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(info))
+    partial.replace(path)

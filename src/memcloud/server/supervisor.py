@@ -54,6 +54,8 @@ class NodeProcess:
         self.settings = settings
         self.index = index
         self.port = settings.port + index if settings.port else 0
+        # TLS ports are consecutive too (settings.tls_port is node 0's bound one, 0: no TLS).
+        self.tls_port = settings.tls_port + index if settings.tls_port else 0
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
@@ -93,6 +95,14 @@ class NodeProcess:
             args += ["--anonymous-cache", s.anonymous_cache]
         if s.public_host:
             args += ["--public-host", s.public_host]
+        if s.tls_cert is not None:
+            args += ["--tls-cert", str(s.tls_cert), "--tls-port", str(self.tls_port)]
+            if s.tls_key is not None:
+                args += ["--tls-key", str(s.tls_key)]
+            if s.tls_client_ca is not None:
+                args += ["--tls-client-ca", str(s.tls_client_ca)]
+            if s.tls_only:
+                args.append("--tls-only")
         return args
 
     def spawn(self) -> None:
@@ -111,7 +121,9 @@ class NodeProcess:
             if loop.time() > deadline:
                 raise OSError(f"node {self.index} did not start in time")
             await asyncio.sleep(0.05)
-        self.port = int(json.loads(info.read_text())["port"])
+        server = json.loads(info.read_text())
+        self.port = int(server["port"])
+        self.tls_port = int(server.get("tls_port") or 0)
 
     def remote(self) -> RemoteNode:
         return RemoteNode(self.address, node_socket_path(self.settings.data_dir, self.index))
