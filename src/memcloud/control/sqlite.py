@@ -8,6 +8,7 @@ server polling `revision()` sees either none or all of a change.
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -35,7 +36,9 @@ CACHE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 USERNAME_ATTEMPTS = 20
 BUSY_TIMEOUT_MS = 5000
 
-_CACHE_COLUMNS = "id, name, plan, enabled"
+_CACHE_COLUMNS = "id, name, plan, enabled, generation"
+# A cache's generation: 16 random bytes, hex.
+GENERATION_BYTES = 16
 _CREDENTIAL_COLUMNS = "id, cache_id, username, salt, secret_hash, write, flush, api, is_primary"
 
 
@@ -56,7 +59,9 @@ def _validate_plan(plan: int) -> None:
 
 
 def _cache(row: Any) -> CacheRecord:
-    return CacheRecord(id=row[0], name=row[1], plan=row[2], enabled=bool(row[3]))
+    return CacheRecord(
+        id=row[0], name=row[1], plan=row[2], enabled=bool(row[3]), generation=row[4]
+    )
 
 
 def _credential(row: Any) -> CredentialRecord:
@@ -151,7 +156,10 @@ class SqliteStore:
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM caches WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"a cache named {name!r} already exists")
-            cursor = conn.execute("INSERT INTO caches (name, plan) VALUES (?, ?)", (name, plan))
+            cursor = conn.execute(
+                "INSERT INTO caches (name, plan, generation) VALUES (?, ?, ?)",
+                (name, plan, secrets.token_hex(GENERATION_BYTES)),
+            )
             assert cursor.lastrowid is not None
             return self._get_cache(conn, cursor.lastrowid)
 
