@@ -95,6 +95,4 @@ class Directory:
         cache = self.caches_by_name.get(cache_name)
         if cache is None:
             return None
-        return Principal(
-            ANONYMOUS_CREDENTIAL_ID, "", cache.id, True, True, True, cache.generation
-        )
+        return Principal(ANONYMOUS_CREDENTIAL_ID, "", cache.id, True, True, True, cache.generation)

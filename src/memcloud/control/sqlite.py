@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memcloud.control import telemetry
+from memcloud.control import revocations, telemetry
 from memcloud.control.base import Conflict, ControlError, NotFound
 from memcloud.control.migrations import migrate
 from memcloud.control.models import (
@@ -59,9 +59,7 @@ def _validate_plan(plan: int) -> None:
 
 
 def _cache(row: Any) -> CacheRecord:
-    return CacheRecord(
-        id=row[0], name=row[1], plan=row[2], enabled=bool(row[3]), generation=row[4]
-    )
+    return CacheRecord(id=row[0], name=row[1], plan=row[2], enabled=bool(row[3]), generation=row[4])
 
 
 def _credential(row: Any) -> CredentialRecord:
@@ -349,6 +347,22 @@ class SqliteStore:
                 "SELECT version FROM sso_state WHERE cache_id = ?", (cache_id,)
             ).fetchone()
         return int(row[0])
+
+    # -- used SSO tokens and signed-out sessions (see memcloud.control.revocations) ---------
+
+    def use_sso_token(self, token_hash: bytes, expires: int, now: int) -> bool:
+        with self._lock:
+            return revocations.remember_once(
+                self._conn, "used_sso_tokens", token_hash, expires, now
+            )
+
+    def revoke_session(self, session_hash: bytes, expires: int, now: int) -> None:
+        with self._lock:
+            revocations.remember_once(self._conn, "revoked_sessions", session_hash, expires, now)
+
+    def session_revoked(self, session_hash: bytes, now: int) -> bool:
+        with self._read() as conn:
+            return revocations.revoked(conn, "revoked_sessions", session_hash, now)
 
     # -- flush log and stats history (see memcloud.control.telemetry) ------------------------
 
