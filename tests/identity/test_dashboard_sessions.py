@@ -172,3 +172,23 @@ def test_sso_tokens_never_replay_padded_or_after_a_restart(server: ServerProcess
     replay = _sso(_base(server), uuid, now, token)
     assert replay.status_code == 403 and "used already" in replay.text
     assert _sso(_base(server), uuid, now - 1, second).status_code == 302
+
+
+def test_deleting_a_credential_ends_its_sessions(server: ServerProcess) -> None:
+    base = _base(server)
+    cache_id, username, password = _new_cache(server, "two-credentials")
+    with open_store(server.data_dir) as store:
+        second = store.create_credential(cache_id)
+    assert wait_for(lambda: _seen(server, second.record.username, second.password))
+    with httpx.Client(follow_redirects=False) as http:
+        home = _sign_in(http, base, second.record.username, second.password)
+        captured = httpx.Cookies(http.cookies)
+    with httpx.Client(follow_redirects=False) as http:
+        other = _sign_in(http, base, username, password)
+        kept = httpx.Cookies(http.cookies)
+    assert _opens(base, home, captured)
+    with open_store(server.data_dir) as store:
+        store.delete_credential(second.record.id)
+    assert not _opens(base, home, captured)
+    # The cache's other credential keeps its session.
+    assert _opens(base, other, kept)
