@@ -5,13 +5,18 @@ reach the new cache's items, nor the new cache the old one's."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from conftest import RawConnection
 from memcloud.auth import Directory
 from memcloud.config import Settings
 from memcloud.server.runner import Runtime, load_directory
-from memcloud.testing import InProcessServer, ascii_login
+from memcloud.testing import InProcessServer, ServerProcess, ascii_login, wait_for
 
 
 def _runtime(server: InProcessServer) -> Runtime:
@@ -95,3 +100,59 @@ def test_a_new_generation_under_the_same_id_is_a_new_cache(tmp_path: Path) -> No
         # generation now: it logs in to the fresh (empty) cache, never the old items.
         again = _login(server.port, username, password)
         assert again.request(b"get secret-a\r\n") == b"END\r\n"
+
+
+def _cli(data_dir: Path, *args: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMCLOUD_")}
+    argv = [sys.executable, "-m", "memcloud.cli", *args, "--json", "--data-dir", str(data_dir)]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=True)
+    result: dict[str, Any] = json.loads(out.stdout) if out.stdout.strip() else {}
+    return result
+
+
+def test_cli_delete_then_create_against_a_running_server(tmp_path: Path) -> None:
+    """The finding as an operator meets it: `memcloud cache delete a && memcloud cache
+    create b` while a's client is connected to a running server."""
+    data_dir = tmp_path / "data"
+    with ServerProcess(data_dir) as server:
+        a = _cli(data_dir, "cache", "create", "a")
+        [a_credential] = a["credentials"]
+        assert wait_for(
+            lambda: (
+                RawConnection(server.port).request(
+                    ascii_login(a_credential["sasl_username"], a_credential["sasl_password"])
+                )
+                == b"STORED\r\n"
+            )
+        )
+        old = _login(server.port, a_credential["sasl_username"], a_credential["sasl_password"])
+        assert old.request(b"set secret-a 0 0 1\r\nA\r\n") == b"STORED\r\n"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "memcloud.cli",
+                "cache",
+                "delete",
+                "a",
+                "--data-dir",
+                str(data_dir),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        b = _cli(data_dir, "cache", "create", "b")
+        [b_credential] = b["credentials"]
+        assert b["id"] != a["id"] and b_credential["id"] != a_credential["id"]
+        assert old.is_closed(timeout=10)
+        assert wait_for(
+            lambda: (
+                RawConnection(server.port).request(
+                    ascii_login(b_credential["sasl_username"], b_credential["sasl_password"])
+                )
+                == b"STORED\r\n"
+            )
+        )
+        new = _login(server.port, b_credential["sasl_username"], b_credential["sasl_password"])
+        assert new.request(b"get secret-a\r\n") == b"END\r\n"
