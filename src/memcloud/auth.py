@@ -27,11 +27,20 @@ class Principal:
     write: bool
     flush: bool
     api: bool
+    # The generation of the cache it logged in to: a connection whose cache has since been
+    # deleted (and another made, even under the same id) no longer matches and is closed.
+    generation: str = ""
 
 
-def _principal(record: CredentialRecord) -> Principal:
+def _principal(record: CredentialRecord, cache: CacheRecord) -> Principal:
     return Principal(
-        record.id, record.username, record.cache_id, record.write, record.flush, record.api
+        record.id,
+        record.username,
+        record.cache_id,
+        record.write,
+        record.flush,
+        record.api,
+        cache.generation,
     )
 
 
@@ -60,7 +69,7 @@ class Directory:
         cache = self.caches.get(record.cache_id)
         if cache is None or not cache.enabled:
             return None
-        return _principal(record)
+        return _principal(record, cache)
 
     def cache_of(self, username: bytes | str) -> int | None:
         """The cache a username belongs to, for counting failed logins there."""
@@ -70,20 +79,20 @@ class Directory:
         return record.cache_id if record else None
 
     def refresh(self, principal: Principal) -> Principal | None:
-        """The same principal as this snapshot sees it: None once revoked."""
+        """The same principal as this snapshot sees it: None once revoked, and once its
+        cache is gone or is another cache now (a different generation)."""
+        cache = self.caches.get(principal.cache_id)
+        if cache is None or not cache.enabled or cache.generation != principal.generation:
+            return None
         if principal.credential_id == ANONYMOUS_CREDENTIAL_ID:
-            cache = self.caches.get(principal.cache_id)
-            return principal if cache is not None and cache.enabled else None
+            return principal
         record = self._by_id.get(principal.credential_id)
-        if record is None:
+        if record is None or record.cache_id != principal.cache_id:
             return None
-        cache = self.caches.get(record.cache_id)
-        if cache is None or not cache.enabled:
-            return None
-        return _principal(record)
+        return _principal(record, cache)
 
     def anonymous(self, cache_name: str) -> Principal | None:
         cache = self.caches_by_name.get(cache_name)
         if cache is None:
             return None
-        return Principal(ANONYMOUS_CREDENTIAL_ID, "", cache.id, True, True, True)
+        return Principal(ANONYMOUS_CREDENTIAL_ID, "", cache.id, True, True, True, cache.generation)

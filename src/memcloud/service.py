@@ -71,7 +71,7 @@ class Session:
         raise NotImplementedError
 
     def login(self, principal: Principal) -> bool:
-        cache = self.service.registry.get(principal.cache_id)
+        cache = self.service.registry.current(principal.cache_id, principal.generation)
         if cache is None:
             return False
         self.principal = principal
@@ -144,7 +144,8 @@ class Session:
         if self.principal is None:
             return
         principal = directory.refresh(self.principal)
-        cache = self.service.registry.get(principal.cache_id) if principal else None
+        registry = self.service.registry
+        cache = registry.current(principal.cache_id, principal.generation) if principal else None
         if principal is None or cache is not self.cache:
             self.closing = True
             self.close()
@@ -194,7 +195,7 @@ class Service:
         self.directory = directory
         share = self.settings.plan_share
         for record in directory.caches.values():
-            self.registry.ensure(record.id, record.name, share(record.plan))
+            self.registry.ensure(record.id, record.name, share(record.plan), record.generation)
         for cache_id in [cid for cid in self.registry.caches if cid not in directory.caches]:
             self.registry.remove(cache_id)
         for session in list(self.sessions):

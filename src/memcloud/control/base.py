@@ -77,6 +77,17 @@ class ControlStore(Protocol):
         """Refuse SSO tokens older than `now` and earlier SSO sessions; the new version."""
         ...
 
+    # What the dashboard remembers until it expires (hashes only; no revision bump).
+    def use_sso_token(self, token_hash: bytes, expires: int, now: int) -> bool:
+        """Remember a used SSO token until `expires`; False if it was used before."""
+        ...
+
+    def revoke_session(self, session_hash: bytes, expires: int, now: int) -> None:
+        """End a dashboard session (signed out) for good, remembered until it expires."""
+        ...
+
+    def session_revoked(self, session_hash: bytes, now: int) -> bool: ...
+
     # The flush audit log and the stats history: written often, so no revision bump.
     def record_flushes(self, records: list[FlushRecord]) -> None: ...
     def flush_log(self, cache_id: int, limit: int = 100) -> list[FlushRecord]:

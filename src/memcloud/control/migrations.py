@@ -79,6 +79,68 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX stats_history_cache_at ON stats_history (cache_id, at);
     CREATE INDEX stats_history_resolution_at ON stats_history (resolution, at);
     """,
+    # 4: ids are never handed out twice (issue 9). Without AUTOINCREMENT SQLite hands the
+    # newest deleted id to the next row, and with it everything that was made for the old
+    # one (cookies, SSO sessions, open connections). `caches` and `credentials` are rebuilt
+    # (SQLite's documented table rebuild; `migrate` runs it with foreign keys off, so the
+    # drops cascade nowhere) keeping every row, id and index. The sequences start above
+    # every id ever used: the old schema kept no record of deleted ids, but every insert
+    # bumped `meta.revision` once, so no id ever used exceeds the revision.
+    # Each cache also gets its generation: a random nonce that everything made for a cache
+    # carries, so nothing made for a deleted cache can touch a later one.
+    """
+    CREATE TABLE caches_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        plan INTEGER NOT NULL CHECK (plan > 0),
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        generation TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO caches_new (id, name, plan, enabled, created_at, generation)
+        SELECT id, name, plan, enabled, created_at, lower(hex(randomblob(16))) FROM caches;
+    CREATE TABLE credentials_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        username TEXT NOT NULL UNIQUE,
+        salt BLOB NOT NULL,
+        secret_hash BLOB NOT NULL,
+        write INTEGER NOT NULL DEFAULT 1,
+        flush INTEGER NOT NULL DEFAULT 1,
+        api INTEGER NOT NULL DEFAULT 1,
+        is_primary INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    INSERT INTO credentials_new
+        SELECT id, cache_id, username, salt, secret_hash, write, flush, api, is_primary,
+               created_at
+        FROM credentials;
+    DROP TABLE credentials;
+    DROP TABLE caches;
+    ALTER TABLE caches_new RENAME TO caches;
+    ALTER TABLE credentials_new RENAME TO credentials;
+    CREATE INDEX credentials_cache_id ON credentials (cache_id);
+    CREATE UNIQUE INDEX credentials_one_primary ON credentials (cache_id) WHERE is_primary = 1;
+    DELETE FROM sqlite_sequence WHERE name IN ('caches', 'credentials');
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'caches', max(
+        (SELECT coalesce(max(id), 0) FROM caches),
+        (SELECT value FROM meta WHERE key = 'revision'));
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'credentials', max(
+        (SELECT coalesce(max(id), 0) FROM credentials),
+        (SELECT value FROM meta WHERE key = 'revision'));
+    -- SSO tokens already used, until they expire (a restart must not reopen them), and
+    -- dashboard sessions signed out before their cookie expires. Only hashes are kept.
+    CREATE TABLE used_sso_tokens (
+        token_hash BLOB PRIMARY KEY,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX used_sso_tokens_expires ON used_sso_tokens (expires);
+    CREATE TABLE revoked_sessions (
+        session_hash BLOB PRIMARY KEY,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX revoked_sessions_expires ON revoked_sessions (expires);
+    """,
 )
 
 
@@ -95,10 +157,32 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"the control database has schema version {version}, newer than this memcloud "
             f"({len(MIGRATIONS)}); upgrade memcloud"
         )
-    for index in range(version, len(MIGRATIONS)):
-        # executescript() commits first and runs outside the module's transaction handling,
-        # so the script's BEGIN/COMMIT make the schema change and the version bump atomic.
-        conn.executescript(
-            f"BEGIN IMMEDIATE;\n{MIGRATIONS[index]}\nPRAGMA user_version = {index + 1};\nCOMMIT;"
-        )
+    if version == len(MIGRATIONS):
+        return version
+    # Foreign keys off while tables are rebuilt (a DROP would otherwise cascade into every
+    # row that refers to the table); checked before each commit instead. The pragma only
+    # takes effect outside a transaction, hence here and not in the scripts.
+    enforced = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for index in range(version, len(MIGRATIONS)):
+            # executescript() commits first and runs outside the module's transaction
+            # handling; the transaction it opens stays open until the check below passes,
+            # so the schema change and the version bump are atomic.
+            try:
+                conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[index]}")
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(
+                        f"schema migration {index + 1} would break {len(broken)} references"
+                    )
+                conn.execute(f"PRAGMA user_version = {index + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+    finally:
+        if enforced:
+            conn.execute("PRAGMA foreign_keys = ON")
     return len(MIGRATIONS)

@@ -13,6 +13,10 @@ class CacheRecord:
     name: str
     plan: int  # bytes
     enabled: bool = True
+    # A random nonce given when the cache is created (never reused, unlike a name): what is
+    # made for a cache (sessions, connections, stored items) carries it and is refused
+    # once it no longer matches, even if the id were ever handed out again.
+    generation: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ server polling `revision()` sees either none or all of a change.
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memcloud.control import telemetry
+from memcloud.control import revocations, telemetry
 from memcloud.control.base import Conflict, ControlError, NotFound
 from memcloud.control.migrations import migrate
 from memcloud.control.models import (
@@ -35,7 +36,9 @@ CACHE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 USERNAME_ATTEMPTS = 20
 BUSY_TIMEOUT_MS = 5000
 
-_CACHE_COLUMNS = "id, name, plan, enabled"
+_CACHE_COLUMNS = "id, name, plan, enabled, generation"
+# A cache's generation: 16 random bytes, hex.
+GENERATION_BYTES = 16
 _CREDENTIAL_COLUMNS = "id, cache_id, username, salt, secret_hash, write, flush, api, is_primary"
 
 
@@ -56,7 +59,7 @@ def _validate_plan(plan: int) -> None:
 
 
 def _cache(row: Any) -> CacheRecord:
-    return CacheRecord(id=row[0], name=row[1], plan=row[2], enabled=bool(row[3]))
+    return CacheRecord(id=row[0], name=row[1], plan=row[2], enabled=bool(row[3]), generation=row[4])
 
 
 def _credential(row: Any) -> CredentialRecord:
@@ -151,7 +154,10 @@ class SqliteStore:
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM caches WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"a cache named {name!r} already exists")
-            cursor = conn.execute("INSERT INTO caches (name, plan) VALUES (?, ?)", (name, plan))
+            cursor = conn.execute(
+                "INSERT INTO caches (name, plan, generation) VALUES (?, ?, ?)",
+                (name, plan, secrets.token_hex(GENERATION_BYTES)),
+            )
             assert cursor.lastrowid is not None
             return self._get_cache(conn, cursor.lastrowid)
 
@@ -341,6 +347,22 @@ class SqliteStore:
                 "SELECT version FROM sso_state WHERE cache_id = ?", (cache_id,)
             ).fetchone()
         return int(row[0])
+
+    # -- used SSO tokens and signed-out sessions (see memcloud.control.revocations) ---------
+
+    def use_sso_token(self, token_hash: bytes, expires: int, now: int) -> bool:
+        with self._lock:
+            return revocations.remember_once(
+                self._conn, "used_sso_tokens", token_hash, expires, now
+            )
+
+    def revoke_session(self, session_hash: bytes, expires: int, now: int) -> None:
+        with self._lock:
+            revocations.remember_once(self._conn, "revoked_sessions", session_hash, expires, now)
+
+    def session_revoked(self, session_hash: bytes, now: int) -> bool:
+        with self._read() as conn:
+            return revocations.revoked(conn, "revoked_sessions", session_hash, now)
 
     # -- flush log and stats history (see memcloud.control.telemetry) ------------------------
 

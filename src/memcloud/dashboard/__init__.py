@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from memcloud.api.context import ApiContext
 from memcloud.dashboard import operator, pages
 from memcloud.dashboard.context import DashboardContext
-from memcloud.dashboard.web import PREFIX, STATIC_DIR, FormExpired, render
+from memcloud.dashboard.web import PREFIX, STATIC_DIR, FormExpired, load_session, render
 
 __all__ = ["DashboardContext", "install"]
 
@@ -26,8 +26,10 @@ def install(app: FastAPI, api: ApiContext | DashboardContext) -> None:
     app.state.dashboard = context
     app.state.dashboard_started = time.time()
     # The operator's routes first: /dashboard/admin must not be read as a cache page.
-    app.include_router(operator.router)
-    app.include_router(pages.router)
+    # Every page reads its session first, so a signed-out cookie is refused everywhere.
+    signed = [Depends(load_session)]
+    app.include_router(operator.router, dependencies=signed)
+    app.include_router(pages.router, dependencies=signed)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     _install_error_pages(app)
     # Platforms' provisioning and single sign-on open dashboard sessions, so they come along.

@@ -6,6 +6,9 @@
   cache be enabled, so deleting a credential ends its dashboard sessions too.
 * A single sign-on session (a platform's user) and an operator session may do everything; an
   SSO session ends when the cache's SSO secret is rotated.
+* A cache session names its cache's generation: once the cache is deleted no session made
+  for it opens any cache again, even one given the same id. Signed-out sessions are refused
+  before this (`web.load_session`).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ async def viewer_for(request: Request, session: Session, cache_id: int) -> Viewe
         if session.kind != "cache" or session.cache_id != cache_id:
             return None
         cache = await asyncio.to_thread(store.find_cache, cache_id)
+        if not cache.generation or cache.generation != session.generation:
+            return None  # made for a deleted cache: never for one made after it
         if session.via == "sso":
             version, _ = await asyncio.to_thread(store.sso_state, cache_id)
             if version != session.sso_version:

@@ -17,7 +17,15 @@ from memcloud.control.models import CredentialRecord
 from memcloud.dashboard import charts, metrics
 from memcloud.dashboard.access import Viewer, admin_ok, viewer_for
 from memcloud.dashboard.context import dashboard_context
-from memcloud.dashboard.web import PREFIX, Page, check_form, current_session, redirect, render
+from memcloud.dashboard.web import (
+    PREFIX,
+    Page,
+    check_form,
+    current_session,
+    end_session,
+    redirect,
+    render,
+)
 from memcloud.service import FlushEvent
 
 __all__ = ["NOTICES", "router"]
@@ -145,6 +153,7 @@ async def login(request: Request) -> Response:
         credential_id=principal.credential_id,
         username=principal.username,
         via="password",
+        generation=principal.generation,
     )
     home = f"{PREFIX}/caches/{principal.cache_id}"
     target = _safe_next(form.get("next")) or home
@@ -156,6 +165,7 @@ async def login(request: Request) -> Response:
 @router.post(f"{PREFIX}/logout", include_in_schema=False)
 async def logout(request: Request) -> Response:
     await check_form(request)
+    await end_session(request)
     return redirect(request, f"{PREFIX}/login", None)
 
 

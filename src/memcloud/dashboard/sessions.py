@@ -8,7 +8,9 @@ session's random nonce: `HMAC(key, "csrf:" + nonce)`. Signing in replaces the no
 token seen before sign-in is useless after it.
 
 What a session may do is checked again on every request (see `access.py`): the cookie only
-says who signed in, never what they may still do.
+says who signed in, never what they may still do. Signing out is remembered server-side
+(the control store keeps a hash of the session's nonce until the session would have
+expired), so a cookie captured before the sign-out opens nothing afterwards.
 """
 
 from __future__ import annotations
@@ -70,11 +72,19 @@ class Session:
     via: Via = ""
     sso_version: int = 0  # via "sso": must still match the cache's SSO version
     admin: str = ""  # kind "admin": fingerprint of the admin token it signed in with
+    # kind "cache": the generation of the cache signed in to; a cache deleted and another
+    # made (even under the same id) has another, and the session no longer opens it.
+    generation: str = ""
 
     @staticmethod
     def anonymous(now: float | None = None) -> Session:
         now = time.time() if now is None else now
         return Session("anon", secrets.token_urlsafe(16), int(now) + SESSION_SECONDS)
+
+    @property
+    def digest(self) -> bytes:
+        """What the control store remembers of a signed-out session (never its nonce)."""
+        return hashlib.sha256(b"session\0" + self.nonce.encode()).digest()
 
     def signed_in(self, **fields: object) -> Session:
         """A fresh session (new nonce, new expiry) for someone who just proved who they are."""

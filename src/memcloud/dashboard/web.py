@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ __all__ = [
     "Page",
     "check_form",
     "current_session",
+    "end_session",
+    "load_session",
     "redirect",
     "render",
     "set_session",
@@ -57,7 +60,8 @@ _env.filters["strftime"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gm
 
 
 def current_session(request: Request) -> Session:
-    """The request's session, or a fresh anonymous one (set on the response by `render`)."""
+    """The request's session, or a fresh anonymous one (set on the response by `render`).
+    `load_session` has already refused a signed-out cookie on the dashboard's routes."""
     cached = getattr(request.state, "dashboard_session", None)
     if isinstance(cached, Session):
         return cached
@@ -68,6 +72,30 @@ def current_session(request: Request) -> Session:
         request.state.dashboard_session_new = True
     request.state.dashboard_session = session
     return session
+
+
+async def load_session(request: Request) -> None:
+    """Read the request's session before its route runs, refusing a signed-out one (one
+    primary-key read of the control store, off the event loop; anonymous sessions skip it).
+    A dependency of every dashboard route."""
+    session = current_session(request)
+    if session.kind == "anon":
+        return
+    ctx = dashboard_context(request)
+    if await asyncio.to_thread(ctx.store.session_revoked, session.digest, int(ctx.now())):
+        request.state.dashboard_session = Session.anonymous(ctx.now())
+        request.state.dashboard_session_new = True
+
+
+async def end_session(request: Request) -> None:
+    """Sign the request's session out for good: remembered until it would have expired."""
+    session = current_session(request)
+    if session.kind == "anon":
+        return
+    ctx = dashboard_context(request)
+    await asyncio.to_thread(
+        ctx.store.revoke_session, session.digest, session.expires, int(ctx.now())
+    )
 
 
 def set_session(request: Request, response: Response, session: Session | None) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -23,28 +22,15 @@ from memcloud.control.base import NotFound
 from memcloud.dashboard.context import dashboard_context
 from memcloud.dashboard.web import PREFIX, current_session, redirect
 from memcloud.provisioning.partner import UUID_RE
-from memcloud.provisioning.tokens import TOKEN_SECONDS, token_ok
+from memcloud.provisioning.tokens import TOKEN_SECONDS, token_hash, token_ok
 
 __all__ = ["router"]
 
 router = APIRouter()
-# Tokens already used (a token opens one session): bounded, forgotten after their validity.
-MAX_USED_TOKENS = 10_000
-_used: OrderedDict[str, float] = OrderedDict()
 
 
 def _forbidden(reason: str) -> Response:
     return PlainTextResponse(f"Forbidden: {reason}", status_code=403)
-
-
-def _remember(token: str, now: float) -> bool:
-    """False when the token was used before (a replay); remembers it otherwise."""
-    while _used and (len(_used) >= MAX_USED_TOKENS or next(iter(_used.values())) < now):
-        _used.popitem(last=False)
-    if token in _used:
-        return False
-    _used[token] = now + 2 * TOKEN_SECONDS
-    return True
 
 
 @router.post("/sso/login", include_in_schema=False)
@@ -81,10 +67,20 @@ async def sso_login(request: Request) -> Response:
         return _forbidden("no such resource")
     if int(timestamp) <= not_before:
         return _forbidden("the token was made before the SSO secret was rotated")
-    if not _remember(token.lower(), now):
+    # A token opens one session: remembered (in its canonical spelling) in the control
+    # store until it could no longer pass the time check, so neither another spelling nor
+    # a restart reopens it.
+    used = await asyncio.to_thread(
+        ctx.store.use_sso_token, token_hash(token), int(timestamp) + TOKEN_SECONDS + 1, int(now)
+    )
+    if not used:
         return _forbidden("the token was used already")
     session = current_session(request).signed_in(
-        kind="cache", cache_id=cache.id, via="sso", sso_version=version
+        kind="cache",
+        cache_id=cache.id,
+        via="sso",
+        sso_version=version,
+        generation=cache.generation,
     )
     response = redirect(request, f"{PREFIX}/caches/{cache.id}", session)
     response.status_code = 302

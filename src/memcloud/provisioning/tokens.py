@@ -13,10 +13,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-__all__ = ["TOKEN_SECONDS", "resource_token", "token_ok", "user_scoped_token"]
+__all__ = [
+    "TOKEN_SECONDS",
+    "canonical_token",
+    "resource_token",
+    "token_hash",
+    "token_ok",
+    "user_scoped_token",
+]
 
 # The platform's documented validity: five minutes.
 TOKEN_SECONDS = 5 * 60
+
+
+def canonical_token(token: str) -> str:
+    """The one spelling of a token: every spelling `token_ok` accepts (spaces around it,
+    upper-case hex) is the same token, and is remembered as used under this one."""
+    return token.strip().lower()
+
+
+def token_hash(token: str) -> bytes:
+    """What the control store remembers of a used token (never the token itself)."""
+    return hashlib.sha256(b"sso-token\0" + canonical_token(token).encode()).digest()
 
 
 def resource_token(resource_id: str, salt: str, timestamp: str) -> str:
@@ -40,7 +58,7 @@ def token_ok(
     user_email: str = "",
 ) -> bool:
     """True when `token` is either form of the token for these values (constant time)."""
-    given = token.strip().lower().encode()
+    given = canonical_token(token).encode()
     expected = [resource_token(resource_id, salt, timestamp)]
     if user_id or user_email:
         expected.append(user_scoped_token(resource_id, salt, timestamp, user_id, user_email))

@@ -21,14 +21,28 @@ class Registry:
         self.item_size_max = item_size_max
         self.graveyard: Graveyard = []
         self.caches: dict[int, Cache] = {}
+        # The generation (see CacheRecord) each cache of `caches` was made for.
+        self.generations: dict[int, str] = {}
 
     def get(self, cache_id: int) -> Cache | None:
         return self.caches.get(cache_id)
 
-    def ensure(self, cache_id: int, name: str, limit: int) -> Cache:
-        """The cache with this id, created or brought to this name and plan."""
+    def current(self, cache_id: int, generation: str) -> Cache | None:
+        """The cache with this id if it is still the one of `generation`, else None."""
+        if self.generations.get(cache_id) != generation:
+            return None
+        return self.caches.get(cache_id)
+
+    def ensure(self, cache_id: int, name: str, limit: int, generation: str = "") -> Cache:
+        """The cache with this id, created or brought to this name and plan. A cache of
+        another generation is another tenant's: it is flushed and a fresh one takes its
+        place (the sessions of the old one close when they see it changed)."""
         cache = self.caches.get(cache_id)
+        if cache is not None and self.generations.get(cache_id) != generation:
+            self.remove(cache_id)
+            cache = None
         if cache is None:
+            self.generations[cache_id] = generation
             cache = Cache(
                 cache_id,
                 name,
@@ -45,6 +59,7 @@ class Registry:
         return cache
 
     def remove(self, cache_id: int) -> None:
+        self.generations.pop(cache_id, None)
         cache = self.caches.pop(cache_id, None)
         if cache is not None:
             cache.flush_now()
