@@ -26,6 +26,7 @@ from memcloud.control.models import (
     StatsSample,
 )
 from memcloud.control.secrets import generate_password, generate_username, hash_password
+from memcloud.control.transactions import transaction
 
 __all__ = ["CACHE_NAME_RE", "SqliteStore", "validate_cache_name"]
 
@@ -109,16 +110,9 @@ class SqliteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction that bumps the revision; rolled back on any exception."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self._conn) as conn:
+            yield conn
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
 
     @staticmethod
     def _get_cache(conn: sqlite3.Connection, cache_id: int) -> CacheRecord:
