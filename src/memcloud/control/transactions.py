@@ -8,6 +8,7 @@ a user with a full disk was told about a transaction instead of the disk.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,12 +20,10 @@ def rollback(conn: sqlite3.Connection) -> None:
     """Undo the open transaction, if SQLite has not already; never raise over the cause."""
     if not conn.in_transaction:
         return
-    try:
+    # The caller is already raising the error that matters; a connection whose rollback
+    # failed is rolled back by SQLite when it is closed or reused.
+    with contextlib.suppress(sqlite3.Error):
         conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        # The caller is already raising the error that matters; a connection whose
-        # rollback failed is rolled back by SQLite when it is closed or reused.
-        pass
 
 
 @contextmanager
