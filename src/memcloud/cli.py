@@ -432,6 +432,22 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
 
 # -- parser ----------------------------------------------------------------------------------
 
+# What each capability allows, and what a new credential gets without the flag. argparse
+# shows no default for on/off flags, so the help says it.
+CAPABILITY_HELP = {
+    "write": ("store, change and delete items", "may write"),
+    "flush": ("flush the whole cache (flush_all, the API's flush)", "may flush"),
+    "api": (
+        "use the HTTP API and manage credentials (API and dashboard)",
+        "may use the API",
+    ),
+}
+_READ_ONLY_NOTE = (
+    "--no-write alone still lets the credential flush the cache and use the API (with which "
+    "it can create credentials that have every capability). A read-only credential is "
+    "--no-write --no-flush --no-api."
+)
+
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -535,27 +551,33 @@ def build_parser() -> _Parser:
     sub = leaf(cred_cmds, "list", cmd_credentials_list, "list a cache's credentials")
     sub.add_argument("cache", help="cache name or id")
     sub = leaf(cred_cmds, "create", cmd_credentials_create, "create a secondary credential")
+    sub.epilog = _READ_ONLY_NOTE
     sub.add_argument("cache", help="cache name or id")
-    for capability in ("write", "flush", "api"):
+    for capability, (meaning, default) in CAPABILITY_HELP.items():
         sub.add_argument(
             f"--{capability}",
             action=argparse.BooleanOptionalAction,
             default=True,
-            help=f"{capability} capability",
+            help=f"{meaning} (default: {default})",
         )
     sub = leaf(cred_cmds, "update", cmd_credentials_update, "change a credential's capabilities")
+    sub.epilog = _READ_ONLY_NOTE
     sub.add_argument("cache", help="cache name or id")
     sub.add_argument("credential", metavar="USERNAME_OR_ID")
-    for capability in ("write", "flush", "api"):
+    for capability, (meaning, _) in CAPABILITY_HELP.items():
         sub.add_argument(
             f"--{capability}",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help=f"grant or revoke the {capability} capability (unchanged if not given)",
+            help=f"grant or revoke: {meaning} (default: unchanged)",
         )
     for name, handler, help_text in (
         ("promote", cmd_credentials_promote, "make a credential the primary one"),
-        ("delete", cmd_credentials_delete, "delete a credential (not the primary)"),
+        (
+            "delete",
+            cmd_credentials_delete,
+            "delete a credential (never the primary: promote another first)",
+        ),
     ):
         sub = leaf(cred_cmds, name, handler, help_text)
         sub.add_argument("cache", help="cache name or id")
