@@ -95,7 +95,8 @@ class Runtime:
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
-        self.store: ControlStore = open_store(settings.data_dir)
+        # Node 0 checks the database once (every page) before the deployment uses it.
+        self.store: ControlStore = open_store(settings.data_dir, check=settings.node_index == 0)
         self.is_first = settings.node_index == 0
         self.connection = bootstrap(self.store, settings) if self.is_first else None
         self.new_admin_token = False
