@@ -426,8 +426,31 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
     ]
     header = ("time", "source", "credential", "peer", "app", "release", "commit")
     text = _table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
+    note = _pending_note(ns.data_dir, cache.id)
+    if note and not ns.json:
+        text = f"{text}\n\n{note}"
     _emit(ns, [flush_json(r) for r in records], text)
+    if note and ns.json:
+        print(note, file=sys.stderr)  # stdout stays the JSON list
     return 0
+
+
+def _pending_note(data_dir: Path, cache_id: int) -> str:
+    """What the running server holds of the cache's flushes but could not store yet."""
+    try:
+        reply = adminlink.call(data_dir, "flush_log_pending", cache_id=cache_id)
+    except adminlink.AdminLinkError:
+        return ""  # no server running: none waits in memory
+    count = int(reply.get("pending") or 0)
+    if count == 0:
+        return ""
+    since = reply.get("since")
+    when = f" (the oldest from {format_time(float(since))})" if since else ""
+    error = reply.get("error") or "the control database failed"
+    return (
+        f"Pending: {count} more flush(es){when} are not in this log yet: the server keeps"
+        f" them and retries until they are written ({error})."
+    )
 
 
 # -- parser ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from memcloud.bootstrap import bootstrap, ensure_admin_token, write_env_file
 from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
+from memcloud.control.failures import FailureLog
 from memcloud.control.open import open_store
 from memcloud.nodes import LocalNode, NodeSet, RemoteNode
 from memcloud.server.admin import start_admin_server
@@ -65,6 +66,7 @@ def run(settings: Settings) -> int:
 
 
 async def _poll_directory(store: ControlStore, service: Service) -> None:
+    failures = FailureLog(log, "reading the control store")
     while True:
         await asyncio.sleep(DIRECTORY_POLL_SECONDS)
         try:
@@ -73,8 +75,10 @@ async def _poll_directory(store: ControlStore, service: Service) -> None:
                 directory = await asyncio.to_thread(load_directory, store)
                 service.set_directory(directory)
                 log.info("control plane changed: revision %d", directory.revision)
-        except Exception:
-            log.exception("reading the control store failed; keeping the last snapshot")
+        except Exception as exc:
+            failures.failed(exc, "keeping the last snapshot")
+        else:
+            failures.succeeded()
 
 
 async def _upkeep(service: Service) -> None:

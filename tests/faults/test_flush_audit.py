@@ -1,0 +1,95 @@
+"""Finding 12: a flush while the control database cannot be written is kept, shown as
+pending, and written once the disk has room again; the stats sampler says so once.
+
+Method: tmpfs mount (a real full disk under a real `memcloud serve`).
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+
+import httpx
+
+from memcloud.testing import ServerProcess, ascii_login, wait_for
+
+from .conftest import SmallDisk
+
+FULL = "database or disk is full"
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def text_flush_all(port: int, username: str, password: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(ascii_login(username, password) + b"flush_all\r\n")
+        reply = b""
+        deadline = time.monotonic() + 5
+        while reply.count(b"\r\n") < 2 and time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+def test_flushes_on_a_full_disk_are_kept_shown_pending_and_written_later(
+    small_disk: SmallDisk,
+) -> None:
+    env = {"MEMCLOUD_STATS_SAMPLE_SECONDS": "0.2"}
+    # The data dir is on the small disk; the server's log files (beside the link) are not,
+    # so the log lines written while the disk is full can be read.
+    (small_disk.path / "data").mkdir(mode=0o700)
+    data_dir = small_disk.path.parent / "data"
+    data_dir.symlink_to(small_disk.path / "data")
+    with ServerProcess(data_dir, env=env) as server:
+        base = f"http://127.0.0.1:{server.api_port}"
+        auth = basic(server.username, server.password)
+        log_url = f"{base}/api/v2/caches/1/flush_log"
+        before = httpx.get(log_url, headers=auth, timeout=10)
+        assert (before.status_code, before.json()) == (200, [])
+        assert before.headers["Memcloud-Flush-Log-Pending"] == "0"
+        assert "Memcloud-Flush-Log-Pending-Since" not in before.headers
+
+        small_disk.fill()
+        assert text_flush_all(server.port, server.username, server.password) == (
+            b"STORED\r\nOK\r\n"
+        )
+        flushed = httpx.post(f"{base}/api/v1/1/flush", headers=auth, timeout=10)
+        assert flushed.status_code == 200
+        assert wait_for(
+            lambda: httpx.get(log_url, headers=auth).headers["Memcloud-Flush-Log-Pending"] == "2",
+            timeout=10,
+        )
+        time.sleep(2)  # about ten failed stats samples, and retries of the flush log
+        pending = httpx.get(log_url, headers=auth, timeout=10)
+        assert pending.json() == []
+        assert pending.headers["Memcloud-Flush-Log-Pending"] == "2"
+        assert pending.headers["Memcloud-Flush-Log-Pending-Since"].endswith("Z")
+        shown = server.cli("flush-log", "default")
+        assert shown.stdout.startswith("No flushes recorded for cache default.\n\nPending: 2 ")
+        assert "are not in this log yet: the server keeps them and retries" in shown.stdout
+        assert f"(control database: {FULL})" in shown.stdout
+        as_json = server.cli("flush-log", "default", "--json")
+        assert as_json.stdout.strip() == "[]"
+        assert as_json.stderr.startswith("Pending: 2 more flush(es)")
+
+        small_disk.free()
+        assert wait_for(lambda: len(httpx.get(log_url, headers=auth).json()) == 2, timeout=45)
+        written = httpx.get(log_url, headers=auth, timeout=10)
+        assert sorted(e["source"] for e in written.json()) == ["api", "text"]
+        assert written.headers["Memcloud-Flush-Log-Pending"] == "0"
+        assert "Pending" not in server.cli("flush-log", "default").stdout
+    assert "Traceback" not in server.stderr
+    # One line for each failing task, not one per attempt; then one when it works again.
+    assert (
+        server.stderr.count(f"sampling stats into the history failed: control database: {FULL}")
+        == 1
+    )
+    assert server.stderr.count(f"writing the flush log failed: control database: {FULL}") == 1
+    assert server.stderr.count("writing the flush log works again") == 1
+    assert server.stderr.count("sampling stats into the history works again") == 1
