@@ -31,6 +31,7 @@ from memcloud.config import (
 )
 from memcloud.config import parse_size as _parse_size
 from memcloud.control.base import ControlError, ControlStore
+from memcloud.control.failures import full_disk_note
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.open import open_store
 
@@ -640,6 +641,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if environ is None else environ
     parser = build_parser()
+    ns: argparse.Namespace | None = None
     try:
         ns = parser.parse_args(args)
         ns.leaf.resolve(ns, env)
@@ -650,7 +652,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except (ControlError, adminlink.AdminLinkError) as exc:
         return _fail(str(exc), 1)
     except sqlite3.Error as exc:
-        return _fail(f"control database: {exc}", 1)
+        data_dir = getattr(ns, "data_dir", None)
+        note = (
+            full_disk_note(data_dir)
+            if isinstance(data_dir, Path) and "full" not in str(exc)
+            else ""
+        )
+        return _fail(f"control database: {exc}{note}", 1)
     except BrokenPipeError:
         # The reader went away (`memcloud cache list | head`): nothing left to tell anyone.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the exit-time flush quiet

@@ -95,3 +95,16 @@ def test_api_credential_create_on_full_disk_is_a_500_naming_the_cause(
     assert after.status_code == 201
     assert "rollback" not in server.stderr
     assert "Traceback" not in server.stderr
+
+
+def test_cli_on_full_disk_without_a_server_names_the_full_disk(small_disk: SmallDisk) -> None:
+    # method: tmpfs mount. With no process holding the database, SQLite fails to create its
+    # -wal file at open and says only "disk I/O error": the CLI adds what it found.
+    data_dir = small_disk.path / "data"
+    assert cli(data_dir, "cache", "create", "first").returncode == 0
+    small_disk.fill()
+    run = cli(data_dir, "cache", "list")
+    assert (run.returncode, run.stdout) == (1, "")
+    assert run.stderr == (
+        f"memcloud: error: control database: disk I/O error (the disk holding {data_dir} is full)\n"
+    )

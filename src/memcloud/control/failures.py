@@ -9,13 +9,15 @@ is damaged. `FailureLog` logs the first failure with its cause, then a reminder 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from memcloud.control.base import ControlError
 
-__all__ = ["REMINDER_SECONDS", "FailureLog", "describe"]
+__all__ = ["REMINDER_SECONDS", "FailureLog", "describe", "full_disk_note"]
 
 # A stuck disk is worth a reminder in the log every ten minutes, not every sample.
 REMINDER_SECONDS = 600.0
@@ -28,6 +30,19 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ControlError | OSError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def full_disk_note(directory: Path) -> str:
+    """' (the disk holding DIR is full)' when it is, else ''.
+
+    SQLite says `disk I/O error`, not `database or disk is full`, when a full disk keeps it
+    from creating its -wal or -shm file at open; this names the cause in that case too.
+    """
+    try:
+        free = os.statvfs(directory).f_bavail
+    except OSError:
+        return ""
+    return f" (the disk holding {directory} is full)" if free == 0 else ""
 
 
 class FailureLog:
