@@ -7,6 +7,7 @@ Method: tmpfs mount (a real full disk under a real `memcloud serve`).
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import time
 
@@ -22,6 +23,16 @@ FULL = "database or disk is full"
 def basic(username: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def sign_in(http: httpx.Client, username: str, password: str) -> None:
+    form = http.get("/dashboard/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    reply = http.post(
+        "/dashboard/login", data={"csrf": csrf[1], "username": username, "password": password}
+    )
+    assert reply.status_code == 303, reply.text
 
 
 def text_flush_all(port: int, username: str, password: str) -> bytes:
@@ -55,6 +66,9 @@ def test_flushes_on_a_full_disk_are_kept_shown_pending_and_written_later(
         assert before.headers["Memcloud-Flush-Log-Pending"] == "0"
         assert "Memcloud-Flush-Log-Pending-Since" not in before.headers
 
+        dashboard = httpx.Client(base_url=base, follow_redirects=False, timeout=10)
+        sign_in(dashboard, server.username, server.password)  # before the disk is full
+
         small_disk.fill()
         assert text_flush_all(server.port, server.username, server.password) == (
             b"STORED\r\nOK\r\n"
@@ -74,6 +88,8 @@ def test_flushes_on_a_full_disk_are_kept_shown_pending_and_written_later(
         assert shown.stdout.startswith("No flushes recorded for cache default.\n\nPending: 2 ")
         assert "are not in this log yet: the server keeps them and retries" in shown.stdout
         assert f"(control database: {FULL})" in shown.stdout
+        page = dashboard.get("/dashboard/caches/1/flush").text
+        assert "2 more flush(es) are not in this log yet" in page
         as_json = server.cli("flush-log", "default", "--json")
         assert as_json.stdout.strip() == "[]"
         assert as_json.stderr.startswith("Pending: 2 more flush(es)")
@@ -84,6 +100,8 @@ def test_flushes_on_a_full_disk_are_kept_shown_pending_and_written_later(
         assert sorted(e["source"] for e in written.json()) == ["api", "text"]
         assert written.headers["Memcloud-Flush-Log-Pending"] == "0"
         assert "Pending" not in server.cli("flush-log", "default").stdout
+        assert "not in this log yet" not in dashboard.get("/dashboard/caches/1/flush").text
+        dashboard.close()
     assert "Traceback" not in server.stderr
     # One line for each failing task, not one per attempt; then one when it works again.
     assert (

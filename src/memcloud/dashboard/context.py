@@ -44,6 +44,8 @@ class DashboardContext:
     # MEMCACHIER_SERVERS for config vars and the connection help.
     servers: Callable[[], str]
     now: Callable[[], float] = field(default=time.time)
+    # A cache's flush log records this node holds because the store could not take them.
+    pending_flushes: Callable[[int], int] = field(default=lambda cache_id: 0)
 
     @classmethod
     def from_api(cls, api: ApiContext) -> DashboardContext:
@@ -82,6 +84,9 @@ class DashboardContext:
             flush=flush,
             changed=changed,
             servers=servers,
+            pending_flushes=lambda cache_id: (
+                api.auditor.pending(cache_id).count if api.auditor else 0
+            ),
         )
 
 

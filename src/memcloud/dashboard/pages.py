@@ -384,6 +384,7 @@ async def flush_page(request: Request, cache_id: int) -> Response:
         "flush",
         "flush.html",
         log=log,
+        pending=ctx.pending_flushes(cache_id),
         items=live.get("curr_items", 0),
         used=live.get("bytes", 0),
     )
