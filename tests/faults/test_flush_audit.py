@@ -111,3 +111,28 @@ def test_flushes_on_a_full_disk_are_kept_shown_pending_and_written_later(
     assert server.stderr.count(f"writing the flush log failed: control database: {FULL}") == 1
     assert server.stderr.count("writing the flush log works again") == 1
     assert server.stderr.count("sampling stats into the history works again") == 1
+
+
+def test_pending_flushes_of_every_node_are_counted(small_disk: SmallDisk) -> None:
+    """A `flush_all` sent to node 1 is kept by node 1; node 0's CLI and API count it too."""
+    (small_disk.path / "data").mkdir(mode=0o700)
+    data_dir = small_disk.path.parent / "data"
+    data_dir.symlink_to(small_disk.path / "data")
+    with ServerProcess(data_dir, nodes=2) as server:
+        base = f"http://127.0.0.1:{server.api_port}"
+        auth = basic(server.username, server.password)
+        log_url = f"{base}/api/v2/caches/1/flush_log"
+        assert len(server.servers) == 2
+        other_port = int(server.servers[1].rsplit(":", 1)[1])
+        assert other_port != server.port
+        small_disk.fill()
+        assert text_flush_all(other_port, server.username, server.password) == (b"STORED\r\nOK\r\n")
+        assert wait_for(
+            lambda: httpx.get(log_url, headers=auth).headers["Memcloud-Flush-Log-Pending"] == "1",
+            timeout=10,
+        )
+        assert "Pending: 1 more flush(es)" in server.cli("flush-log", "default").stdout
+        small_disk.free()
+        assert wait_for(lambda: len(httpx.get(log_url, headers=auth).json()) == 1, timeout=45)
+        entry = httpx.get(log_url, headers=auth, timeout=10).json()[0]
+        assert (entry["source"], entry["node"]) == ("text", server.servers[1])

@@ -22,7 +22,9 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from memcloud.api.insight import format_time
 from memcloud.control.base import ControlStore
@@ -97,12 +99,12 @@ class PendingFlushes:
     error: str  # why the last write failed ("" once one succeeded)
 
 
-def pending_headers(auditor: FlushAuditor | None, cache_id: int) -> dict[str, str]:
-    """The flush log's headers: how many of the cache's flushes wait, and the oldest's time."""
-    pending = auditor.pending(cache_id) if auditor else PendingFlushes(0, None, "")
-    headers = {PENDING_HEADER: str(pending.count)}
-    if pending.since is not None:
-        headers[PENDING_SINCE_HEADER] = format_time(pending.since)
+def pending_headers(pending: Mapping[str, Any]) -> dict[str, str]:
+    """The flush log's headers from `NodeSet.flush_log_pending`'s answer: how many of the
+    cache's flushes wait to be written, and the oldest one's time."""
+    headers = {PENDING_HEADER: str(int(pending["pending"]))}
+    if pending["since"] is not None:
+        headers[PENDING_SINCE_HEADER] = format_time(float(pending["since"]))
     return headers
 
 

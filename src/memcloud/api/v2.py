@@ -261,5 +261,5 @@ async def flush_log(
     records = await store_call(
         ctx.store.flush_log, principal.cache_id, limit, not_found=Problem.NO_CACHE
     )
-    headers = pending_headers(ctx.auditor, principal.cache_id)
+    headers = pending_headers(await ctx.nodes.flush_log_pending(principal.cache_id))
     return JSONResponse([flush_json(r) for r in records], headers=headers)

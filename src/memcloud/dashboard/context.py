@@ -44,8 +44,8 @@ class DashboardContext:
     # MEMCACHIER_SERVERS for config vars and the connection help.
     servers: Callable[[], str]
     now: Callable[[], float] = field(default=time.time)
-    # A cache's flush log records this node holds because the store could not take them.
-    pending_flushes: Callable[[int], int] = field(default=lambda cache_id: 0)
+    # A cache's flush log records the nodes hold because the store could not take them yet.
+    pending_flushes: Callable[[int], Awaitable[int]] | None = None
 
     @classmethod
     def from_api(cls, api: ApiContext) -> DashboardContext:
@@ -69,6 +69,9 @@ class DashboardContext:
                 await asyncio.sleep(0.01)
             return True
 
+        async def pending_flushes(cache_id: int) -> int:
+            return int((await api.nodes.flush_log_pending(cache_id))["pending"])
+
         async def changed() -> None:
             await refresh_directory(api)
 
@@ -84,9 +87,7 @@ class DashboardContext:
             flush=flush,
             changed=changed,
             servers=servers,
-            pending_flushes=lambda cache_id: (
-                api.auditor.pending(cache_id).count if api.auditor else 0
-            ),
+            pending_flushes=pending_flushes,
         )
 
 

@@ -384,7 +384,7 @@ async def flush_page(request: Request, cache_id: int) -> Response:
         "flush",
         "flush.html",
         log=log,
-        pending=ctx.pending_flushes(cache_id),
+        pending=await ctx.pending_flushes(cache_id) if ctx.pending_flushes else 0,
         items=live.get("curr_items", 0),
         used=live.get("bytes", 0),
     )

@@ -21,7 +21,7 @@ from memcloud.nodes import LocalNode, NodeError, NodeSet, NodesFailed, aggregate
 from memcloud.service import FlushEvent, Service
 from memcloud.statsreport import cache_stats
 
-__all__ = ["flush_log_pending", "start_admin_server"]
+__all__ = ["start_admin_server"]
 
 log = logging.getLogger("memcloud.admin")
 MAX_REQUEST_BYTES = 64 * 1024
@@ -62,22 +62,13 @@ async def _answer(service: Service, nodes: NodeSet, request: dict[str, Any]) -> 
             await nodes.local.reset_stats(cache_id)
             return {"ok": True}
         if op == "flush_log_pending":
-            return {"ok": True, **flush_log_pending(service, cache_id)}
+            # Node 0 sums its own and every other node's; another node answers its own.
+            return {"ok": True, **await nodes.flush_log_pending(cache_id)}
     except NodesFailed as exc:
         return {"ok": False, "error": f"nodes failed: {','.join(exc.addresses)}"}
     except NodeError as exc:
         return {"ok": False, "error": str(exc)}
     return {"ok": False, "error": f"unknown operation {op!r}"}
-
-
-def flush_log_pending(service: Service, cache_id: int) -> dict[str, Any]:
-    """Flush log records of a cache this node holds because the store did not take them."""
-    # The auditor runs beside the service (api.server starts it); none before it started.
-    auditor = getattr(service.api, "auditor", None)
-    if auditor is None:
-        return {"pending": 0, "since": None, "error": ""}
-    pending = auditor.pending(cache_id)
-    return {"pending": pending.count, "since": pending.since, "error": pending.error}
 
 
 async def start_admin_server(
