@@ -15,7 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from memcloud.control.models import StatsSample
+from memcloud.control.open import check_store
 from memcloud.control.sqlite import SqliteStore
 
 SAMPLES = 3000  # enough stats rows that most pages of the file are stats history
@@ -102,3 +105,19 @@ def test_serve_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
         " stop every memcloud using it, then restore it from a backup, or move it (with its"
         " -wal and -shm files) away to start with an empty one\n"
     )
+
+
+def test_a_locked_database_is_not_called_damaged(tmp_path: Path) -> None:
+    """A fault around the file (here another process's exclusive lock) is not damage."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    path = data_dir / "memcloud.db"
+    SqliteStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode = DELETE")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            check_store(path)
+    finally:
+        holder.close()

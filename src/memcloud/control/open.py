@@ -37,6 +37,8 @@ def check_store(path: Path) -> None:
         finally:
             conn.close()
         problems = [str(row[0]) for row in rows if str(row[0]) != "ok"]
+    except sqlite3.OperationalError:
+        raise  # locked, a full disk, an I/O error: a fault around the file, not damage in it
     except sqlite3.DatabaseError as exc:  # not a database at all, or its header is damaged
         problems = [str(exc)]
     if problems:
