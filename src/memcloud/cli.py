@@ -31,6 +31,7 @@ from memcloud.config import (
 )
 from memcloud.config import parse_size as _parse_size
 from memcloud.control.base import ControlError, ControlStore
+from memcloud.control.failures import full_disk_note
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.open import open_store
 
@@ -447,11 +448,50 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
     ]
     header = ("time", "source", "credential", "peer", "app", "release", "commit")
     text = _table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
+    note = _pending_note(ns.data_dir, cache.id)
+    if note and not ns.json:
+        text = f"{text}\n\n{note}"
     _emit(ns, [flush_json(r) for r in records], text)
+    if note and ns.json:
+        print(note, file=sys.stderr)  # stdout stays the JSON list
     return 0
 
 
+def _pending_note(data_dir: Path, cache_id: int) -> str:
+    """What the running server holds of the cache's flushes but could not store yet."""
+    try:
+        reply = adminlink.call(data_dir, "flush_log_pending", cache_id=cache_id)
+    except adminlink.AdminLinkError:
+        return ""  # no server running: none waits in memory
+    count = int(reply.get("pending") or 0)
+    if count == 0:
+        return ""
+    since = reply.get("since")
+    when = f" (the oldest from {format_time(float(since))})" if since else ""
+    error = reply.get("error") or "the control database failed"
+    return (
+        f"Pending: {count} more flush(es){when} are not in this log yet: the server keeps"
+        f" them and retries until they are written ({error})."
+    )
+
+
 # -- parser ----------------------------------------------------------------------------------
+
+# What each capability allows, and what a new credential gets without the flag. argparse
+# shows no default for on/off flags, so the help says it.
+CAPABILITY_HELP = {
+    "write": ("store, change and delete items", "may write"),
+    "flush": ("flush the whole cache (flush_all, the API's flush)", "may flush"),
+    "api": (
+        "use the HTTP API and manage credentials (API and dashboard)",
+        "may use the API",
+    ),
+}
+_READ_ONLY_NOTE = (
+    "--no-write alone still lets the credential flush the cache and use the API (with which "
+    "it can create credentials that have every capability). A read-only credential is "
+    "--no-write --no-flush --no-api."
+)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -590,27 +630,33 @@ def build_parser() -> _Parser:
     sub = leaf(cred_cmds, "list", cmd_credentials_list, "list a cache's credentials")
     sub.add_argument("cache", help="cache name or id")
     sub = leaf(cred_cmds, "create", cmd_credentials_create, "create a secondary credential")
+    sub.epilog = _READ_ONLY_NOTE
     sub.add_argument("cache", help="cache name or id")
-    for capability in ("write", "flush", "api"):
+    for capability, (meaning, default) in CAPABILITY_HELP.items():
         sub.add_argument(
             f"--{capability}",
             action=argparse.BooleanOptionalAction,
             default=True,
-            help=f"{capability} capability",
+            help=f"{meaning} (default: {default})",
         )
     sub = leaf(cred_cmds, "update", cmd_credentials_update, "change a credential's capabilities")
+    sub.epilog = _READ_ONLY_NOTE
     sub.add_argument("cache", help="cache name or id")
     sub.add_argument("credential", metavar="USERNAME_OR_ID")
-    for capability in ("write", "flush", "api"):
+    for capability, (meaning, _) in CAPABILITY_HELP.items():
         sub.add_argument(
             f"--{capability}",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help=f"grant or revoke the {capability} capability (unchanged if not given)",
+            help=f"grant or revoke: {meaning} (default: unchanged)",
         )
     for name, handler, help_text in (
         ("promote", cmd_credentials_promote, "make a credential the primary one"),
-        ("delete", cmd_credentials_delete, "delete a credential (not the primary)"),
+        (
+            "delete",
+            cmd_credentials_delete,
+            "delete a credential (never the primary: promote another first)",
+        ),
     ):
         sub = leaf(cred_cmds, name, handler, help_text)
         sub.add_argument("cache", help="cache name or id")
@@ -650,6 +696,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if environ is None else environ
     parser = build_parser()
+    ns: argparse.Namespace | None = None
     try:
         ns = parser.parse_args(args)
         ns.leaf.resolve(ns, env)
@@ -660,7 +707,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except (ControlError, adminlink.AdminLinkError) as exc:
         return _fail(str(exc), 1)
     except sqlite3.Error as exc:
-        return _fail(f"control database: {exc}", 1)
+        data_dir = getattr(ns, "data_dir", None)
+        note = (
+            full_disk_note(data_dir)
+            if isinstance(data_dir, Path) and "full" not in str(exc)
+            else ""
+        )
+        return _fail(f"control database: {exc}{note}", 1)
     except BrokenPipeError:
         # The reader went away (`memcloud cache list | head`): nothing left to tell anyone.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the exit-time flush quiet

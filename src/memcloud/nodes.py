@@ -113,6 +113,11 @@ class Node(Protocol):
 
     async def reset_stats(self, cache_id: int) -> None: ...
 
+    async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
+        """`{"pending": n, "since": t | None, "error": str}`: the cache's flush log records
+        this node holds because the control store did not take them yet."""
+        ...
+
 
 class LocalNode:
     """The node of this process: its `Service`, called directly on the event loop."""
@@ -156,6 +161,14 @@ class LocalNode:
     async def reset_stats(self, cache_id: int) -> None:
         self._served(cache_id).stats.reset()
 
+    async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
+        # The flush log writer runs beside the service (api.server starts it).
+        auditor = getattr(self.service.api, "auditor", None)
+        if auditor is None:
+            return {"pending": 0, "since": None, "error": ""}
+        pending = auditor.pending(cache_id)
+        return {"pending": pending.count, "since": pending.since, "error": pending.error}
+
 
 class RemoteNode:
     """A node process of this deployment, reached over its admin socket (node-<i>.sock)."""
@@ -198,6 +211,15 @@ class RemoteNode:
 
     async def reset_stats(self, cache_id: int) -> None:
         await self._call({"op": "reset_stats", "cache_id": cache_id})
+
+    async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
+        reply = await self._call({"op": "flush_log_pending", "cache_id": cache_id})
+        since = reply.get("since")
+        return {
+            "pending": int(reply.get("pending") or 0),
+            "since": float(since) if since is not None else None,
+            "error": str(reply.get("error") or ""),
+        }
 
 
 class NodeSet:
@@ -244,6 +266,32 @@ class NodeSet:
 
     async def reset_stats(self, cache_id: int) -> None:
         await self._on_all(cache_id, lambda node: node.reset_stats(cache_id))
+
+    async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
+        """Waiting flush log records of a cache over every node that answers (a node that
+        does not is only logged: this count must not fail the flush log it annotates)."""
+        nodes = self.nodes_for(cache_id)
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(node.flush_log_pending(cache_id), NODE_TIMEOUT_SECONDS)
+                for node in nodes
+            ),
+            return_exceptions=True,
+        )
+        total, since, error = 0, None, ""
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                log.warning(
+                    "node %s: no flush log count for cache %d: %r", node.address, cache_id, result
+                )
+                continue
+            total += int(result["pending"])
+            if result["since"] is not None and (since is None or result["since"] < since):
+                since = result["since"]
+            error = error or str(result["error"])
+        return {"pending": total, "since": since, "error": error}
 
 
 def aggregate_stats(per_node: Mapping[str, Mapping[str, int]]) -> dict[str, int]:

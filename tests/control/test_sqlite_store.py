@@ -111,17 +111,20 @@ def test_promote_keeps_exactly_one_primary(store: SqliteStore) -> None:
     assert store.find_credential(other.id, other_primary.id).primary
 
 
-def test_delete_primary_refused_while_others_exist(store: SqliteStore) -> None:
+def test_delete_primary_refused_even_when_it_is_the_only_one(store: SqliteStore) -> None:
     cache = store.create_cache("demo", MB)
     primary = store.create_credential(cache.id).record
     secondary = store.create_credential(cache.id).record
-    with pytest.raises(Conflict, match="promote another credential first"):
+    refused = "cannot delete the primary credential; promote another credential first"
+    with pytest.raises(Conflict) as failure:
         store.delete_credential(primary.id)
+    assert str(failure.value) == refused
     store.delete_credential(secondary.id)
-    store.delete_credential(primary.id)  # the last one may go
-    assert store.list_credentials(cache.id) == []
-    # A cache left without credentials gets a primary again with its next one.
-    assert store.create_credential(cache.id).record.primary
+    # The last one stays too: without it no client could use the cache.
+    with pytest.raises(Conflict) as failure:
+        store.delete_credential(primary.id)
+    assert str(failure.value) == refused
+    assert [r.id for r in store.list_credentials(cache.id)] == [primary.id]
 
 
 def test_delete_cache_cascades(store: SqliteStore) -> None:

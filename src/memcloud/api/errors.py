@@ -35,6 +35,7 @@ class Problem(enum.Enum):
     NOT_FOUND = "no such route"
     METHOD = "method not allowed"
     TOO_LARGE = "request body too large"
+    STORE_FAILED = "the control database failed"
 
 
 _V1_FORBIDDEN = "You are not authorized to perform this action."
@@ -57,6 +58,7 @@ _V1: dict[Problem, tuple[int, str | None]] = {
     Problem.NOT_FOUND: (404, "Not found."),
     Problem.METHOD: (405, "Method not allowed."),
     Problem.TOO_LARGE: (413, "Request body too large."),
+    Problem.STORE_FAILED: (500, None),
 }
 
 _V2_FORBIDDEN = "Forbidden to access cache with this ID."
@@ -74,6 +76,7 @@ _V2: dict[Problem, tuple[int, str | None]] = {
     Problem.NOT_FOUND: (404, "Not Found"),
     Problem.METHOD: (405, "Method Not Allowed"),
     Problem.TOO_LARGE: (413, "Request Entity Too Large"),
+    Problem.STORE_FAILED: (500, None),
 }
 
 
@@ -108,6 +111,9 @@ def _text(error: ApiError, table: dict[Problem, tuple[int, str | None]]) -> tupl
     if error.problem is Problem.NODES_FAILED:
         # The reference's shape: "Server error: a.b.c.totallyaserver.com:1234,..."
         return status, "Server error: " + ",".join(error.addresses)
+    if error.problem is Problem.STORE_FAILED and table is _V1:
+        # v1's 500 is "Server error"; the cause follows it, as with failed nodes.
+        return status, f"Server error: {error.detail}"
     return status, text if text is not None else (error.detail or error.problem.value)
 
 

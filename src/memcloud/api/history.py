@@ -19,6 +19,7 @@ import os
 import time
 
 from memcloud.control.base import ControlStore
+from memcloud.control.failures import FailureLog
 from memcloud.control.models import StatsSample
 from memcloud.control.telemetry import HOUR, MINUTE
 from memcloud.nodes import LocalNode, NodeError
@@ -61,6 +62,7 @@ class StatsSampler:
         self.node = node
         self.interval = interval or sample_interval()
         self._last_compaction = 0.0
+        self._failures = FailureLog(log, "sampling stats into the history")
 
     def sample(self, now: float) -> list[StatsSample]:
         """This node's samples of every cache it serves, read on the event loop (cheap)."""
@@ -93,7 +95,9 @@ class StatsSampler:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("sampling stats failed")
+            except Exception as exc:
+                self._failures.failed(exc, "the stats history has a gap")
+            else:
+                self._failures.succeeded()
             delay = self.interval - (time.time() % self.interval)
             await asyncio.sleep(delay if delay > 0.01 else self.interval)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +28,7 @@ __all__ = [
     "store_call",
 ]
 
+log = logging.getLogger("memcloud.api")
 T = TypeVar("T")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -93,6 +96,11 @@ async def store_call(
         raise ApiError(Problem.CONFLICT, str(exc)) from None
     except ControlError as exc:
         raise ApiError(Problem.BAD_REQUEST, str(exc)) from None
+    except sqlite3.Error as exc:
+        # The store's own failure (a full disk, a damaged file): a 5xx that names it, so the
+        # operator reads the cause instead of a generic error.
+        log.error("control database failed: %s", exc)
+        raise ApiError(Problem.STORE_FAILED, f"control database: {exc}") from None
 
 
 async def nodes_call(call: Awaitable[T]) -> T:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memcloud.api import credential_ops
+from memcloud.api.audit import pending_headers
 from memcloud.api.auth import authorize
 from memcloud.api.context import context, refresh_directory
 from memcloud.api.credential_ops import CAPABILITY_FIELDS, capabilities_body
@@ -260,4 +261,5 @@ async def flush_log(
     records = await store_call(
         ctx.store.flush_log, principal.cache_id, limit, not_found=Problem.NO_CACHE
     )
-    return JSONResponse([flush_json(r) for r in records])
+    headers = pending_headers(await ctx.nodes.flush_log_pending(principal.cache_id))
+    return JSONResponse([flush_json(r) for r in records], headers=headers)

@@ -27,14 +27,16 @@ from memcloud.control.models import (
     StatsSample,
 )
 from memcloud.control.secrets import generate_password, generate_username, hash_password
+from memcloud.control.transactions import transaction
 
-__all__ = ["CACHE_NAME_RE", "SqliteStore", "validate_cache_name"]
+__all__ = ["CACHE_NAME_RE", "PRIMARY_DELETE_REFUSED", "SqliteStore", "validate_cache_name"]
 
 # Names appear in URLs, logs and shell commands: keep them to a safe, short alphabet.
 CACHE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # 24-bit usernames collide now and then; a few redraws make a collision practically impossible.
 USERNAME_ATTEMPTS = 20
 BUSY_TIMEOUT_MS = 5000
+PRIMARY_DELETE_REFUSED = "cannot delete the primary credential; promote another credential first"
 
 _CACHE_COLUMNS = "id, name, plan, enabled, generation"
 # A cache's generation: 16 random bytes, hex.
@@ -112,16 +114,9 @@ class SqliteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction that bumps the revision; rolled back on any exception."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self._conn) as conn:
+            yield conn
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
 
     @staticmethod
     def _get_cache(conn: sqlite3.Connection, cache_id: int) -> CacheRecord:
@@ -311,15 +306,9 @@ class SqliteStore:
         with self._write() as conn:
             record = self._get_credential(conn, credential_id)
             if record.primary:
-                others = conn.execute(
-                    "SELECT COUNT(*) FROM credentials WHERE cache_id = ? AND id != ?",
-                    (record.cache_id, credential_id),
-                ).fetchone()[0]
-                if others:
-                    raise Conflict(
-                        f"credential {record.username} is the primary one;"
-                        " promote another credential first"
-                    )
+                # Even when it is the only one: a cache without credentials is one no client
+                # can use. Deleting the cache is how its last credential goes.
+                raise Conflict(PRIMARY_DELETE_REFUSED)
             conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
 
     # -- single sign-on --------------------------------------------------------------------

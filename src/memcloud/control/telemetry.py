@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from memcloud.control.models import FlushRecord, StatsSample
+from memcloud.control.transactions import transaction
 
 __all__ = [
     "HOUR",
@@ -43,14 +44,9 @@ def _transaction(
 ) -> int:
     """Run statements in one transaction (no revision bump); answer the rows they changed."""
     changed = 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for sql, params in statements:
             changed += conn.execute(sql, params).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return changed
 
 

@@ -44,6 +44,8 @@ class DashboardContext:
     # MEMCACHIER_SERVERS for config vars and the connection help.
     servers: Callable[[], str]
     now: Callable[[], float] = field(default=time.time)
+    # A cache's flush log records the nodes hold because the store could not take them yet.
+    pending_flushes: Callable[[int], Awaitable[int]] | None = None
 
     @classmethod
     def from_api(cls, api: ApiContext) -> DashboardContext:
@@ -67,6 +69,9 @@ class DashboardContext:
                 await asyncio.sleep(0.01)
             return True
 
+        async def pending_flushes(cache_id: int) -> int:
+            return int((await api.nodes.flush_log_pending(cache_id))["pending"])
+
         async def changed() -> None:
             await refresh_directory(api)
 
@@ -82,6 +87,7 @@ class DashboardContext:
             flush=flush,
             changed=changed,
             servers=servers,
+            pending_flushes=pending_flushes,
         )
 
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from memcloud.control.base import ControlError
+from memcloud.control.base import Conflict, ControlError
 from memcloud.control.models import CredentialRecord
 from memcloud.dashboard import charts, metrics
 from memcloud.dashboard.access import Viewer, admin_ok, viewer_for
@@ -334,7 +334,11 @@ async def _credential_action(
             return redirect(request, f"{base}?notice=self_delete")
         if record.primary:
             return redirect(request, f"{base}?notice=primary_delete")
-        await asyncio.to_thread(store.delete_credential, record.id)
+        try:
+            await asyncio.to_thread(store.delete_credential, record.id)
+        except Conflict:
+            # Promoted by someone else since it was read: the store refuses it as primary.
+            return redirect(request, f"{base}?notice=primary_delete")
         notice = "deleted"
     await ctx.changed()
     return redirect(request, f"{base}?notice={notice}")
@@ -390,6 +394,7 @@ async def flush_page(request: Request, cache_id: int) -> Response:
         "flush",
         "flush.html",
         log=log,
+        pending=await ctx.pending_flushes(cache_id) if ctx.pending_flushes else 0,
         items=live.get("curr_items", 0),
         used=live.get("bytes", 0),
     )

@@ -3,7 +3,8 @@
 Node 0 answers the CLI on `control.sock`; every other node process answers node 0 on its own
 `node-<i>.sock`. Operations: `flush` (every node of the deployment when asked on node 0),
 `stats` (memcached's list; summed over the nodes on node 0), `node_stats` and `reset_stats`
-(this node only; what `nodes.RemoteNode` calls).
+(this node only; what `nodes.RemoteNode` calls), `flush_log_pending` (flush log records this
+node could not write yet).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ async def _answer(service: Service, nodes: NodeSet, request: dict[str, Any]) -> 
         if op == "reset_stats":
             await nodes.local.reset_stats(cache_id)
             return {"ok": True}
+        if op == "flush_log_pending":
+            # Node 0 sums its own and every other node's; another node answers its own.
+            return {"ok": True, **await nodes.flush_log_pending(cache_id)}
     except NodesFailed as exc:
         return {"ok": False, "error": f"nodes failed: {','.join(exc.addresses)}"}
     except NodeError as exc:

@@ -30,6 +30,7 @@ from memcloud.bootstrap import (
 from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
+from memcloud.control.failures import FailureLog
 from memcloud.control.open import open_store
 from memcloud.nodes import LocalNode, NodeSet, RemoteNode
 from memcloud.server.admin import start_admin_server
@@ -73,6 +74,7 @@ def run(settings: Settings) -> int:
 
 
 async def _poll_directory(store: ControlStore, service: Service) -> None:
+    failures = FailureLog(log, "reading the control store")
     while True:
         await asyncio.sleep(DIRECTORY_POLL_SECONDS)
         try:
@@ -81,8 +83,10 @@ async def _poll_directory(store: ControlStore, service: Service) -> None:
                 directory = await asyncio.to_thread(load_directory, store)
                 service.set_directory(directory)
                 log.info("control plane changed: revision %d", directory.revision)
-        except Exception:
-            log.exception("reading the control store failed; keeping the last snapshot")
+        except Exception as exc:
+            failures.failed(exc, "keeping the last snapshot")
+        else:
+            failures.succeeded()
 
 
 async def _upkeep(service: Service) -> None:
@@ -105,7 +109,8 @@ class Runtime:
         # First: a certificate that cannot be used stops the start before anything is made.
         self.tls_context = server_context(settings)
         self.clock: Clock = clock or SystemClock()
-        self.store: ControlStore = open_store(settings.data_dir)
+        # Node 0 checks the database once (every page) before the deployment uses it.
+        self.store: ControlStore = open_store(settings.data_dir, check=settings.node_index == 0)
         self.is_first = settings.node_index == 0
         self.connection = bootstrap(self.store, settings) if self.is_first else None
         self.new_admin_token = self.new_metrics_token = False

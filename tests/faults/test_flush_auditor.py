@@ -1,0 +1,86 @@
+"""The flush log writer keeps what the store refuses and writes it once the store works.
+
+Method: a real SQLite store switched to `PRAGMA query_only` (every write then fails with
+"attempt to write a readonly database", as a full or damaged disk would make it fail), so
+this runs without a mount; tests/faults/test_flush_audit.py does it with a real full disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from memcloud.api.audit import FlushAuditor
+from memcloud.control.sqlite import SqliteStore
+from memcloud.service import FlushEvent
+from memcloud.testing import wait_for
+
+READ_ONLY = "attempt to write a readonly database"
+
+
+def event(cache_id: int, at: float) -> FlushEvent:
+    return FlushEvent(cache_id, "text", "ABC123", "127.0.0.1:5000", at)
+
+
+def test_records_the_store_refused_are_written_when_it_works_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SqliteStore(tmp_path / "memcloud.db") as store:
+        cache = store.create_cache("shop", 1 << 20)
+        auditor = FlushAuditor(store, "127.0.0.1:11211")
+        auditor.start()
+        try:
+            with store._lock:
+                store._conn.execute("PRAGMA query_only = ON")
+            now = time.time()
+            for i in range(3):
+                auditor.listener(event(cache.id, now + i))
+            assert wait_for(lambda: auditor.last_error != "", timeout=5)
+            pending = auditor.pending(cache.id)
+            assert (pending.count, pending.since) == (3, now)
+            assert pending.error == f"control database: {READ_ONLY}"
+            assert auditor.pending(cache.id + 1).count == 0
+            assert store.flush_log(cache.id) == []
+            with store._lock:
+                store._conn.execute("PRAGMA query_only = OFF")
+            assert wait_for(lambda: len(store.flush_log(cache.id)) == 3, timeout=10)
+            assert auditor.pending(cache.id).count == 0
+            assert (auditor.written, auditor.dropped) == (3, 0)
+        finally:
+            auditor.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "memcloud.audit"]
+    assert messages[0].startswith(f"writing the flush log failed: control database: {READ_ONLY}")
+    assert messages[-1].startswith("writing the flush log works again after")
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_pending_records_are_bounded_and_the_excess_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="memcloud.audit")
+    with SqliteStore(tmp_path / "memcloud.db") as store:
+        cache = store.create_cache("shop", 1 << 20)
+        auditor = FlushAuditor(store, "127.0.0.1:11211", max_pending=3)
+        auditor.start()
+        try:
+            with store._lock:
+                store._conn.execute("PRAGMA query_only = ON")
+            for i in range(5):
+                auditor.listener(event(cache.id, 1000.0 + i))
+            assert wait_for(lambda: auditor.dropped == 2, timeout=5)
+            assert auditor.pending(cache.id).count == 3
+            with store._lock:
+                store._conn.execute("PRAGMA query_only = OFF")
+            assert wait_for(lambda: len(store.flush_log(cache.id)) == 3, timeout=10)
+        finally:
+            auditor.stop()
+        # The oldest are kept: the first three flushes are the ones written.
+        assert sorted(r.at for r in store.flush_log(cache.id)) == [1000.0, 1001.0, 1002.0]
+    assert any(
+        "3 flush log records already wait to be written: 1 flush log records dropped so far"
+        in r.getMessage()
+        for r in caplog.records
+    )
