@@ -189,6 +189,10 @@ class BinarySession(Session):
         if ok:
             out.append(response(request.opcode, request.opaque, value=_AUTHENTICATED))
             return
+        if self.full:  # right credential, but its cache is at its connection limit
+            out.append(error_response(request.opcode, request.opaque, Status.ETMPFAIL))
+            self.closing = True
+            return
         if admission.check:
             throttle.failed(address, now)
         out.append(error_response(request.opcode, request.opaque, Status.AUTH_ERROR))

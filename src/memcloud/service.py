@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from memcloud.admission import Admission
 from memcloud.auth import Directory, Principal
 from memcloud.auth_throttle import AuthThrottle
 from memcloud.clock import Clock
@@ -56,10 +57,13 @@ class Session:
         # True when `handle` stopped at its reply batch limit with input left: the
         # connection stops reading and calls `handle(b"")` once its write buffer drained.
         self.backlog = False
+        # True when the last login was refused because its cache is at its connection
+        # limit (the password was right: the answer is memcached's "too many connections").
+        self.full = False
         service.sessions.add(self)
         anonymous = service.anonymous_principal()
-        if anonymous is not None:
-            self.login(anonymous)
+        if anonymous is not None and not self.login(anonymous) and self.full:
+            self.closing = True  # the anonymous cache is at its limit: the connection refuses
 
     @property
     def authenticated(self) -> bool:
@@ -73,6 +77,13 @@ class Session:
     def login(self, principal: Principal) -> bool:
         cache = self.service.registry.get(principal.cache_id)
         if cache is None:
+            return False
+        record = self.service.directory.caches.get(principal.cache_id)
+        plan = record.plan if record is not None else cache.limit * self.service.settings.nodes
+        limit = self.service.admission.cache_limit(plan)
+        self.full = cache.stats.curr_connections >= limit
+        if self.full:
+            log.info("cache %d is at its %d connections; refusing %s", cache.id, limit, self.peer)
             return False
         self.principal = principal
         self.cache = cache
@@ -180,6 +191,8 @@ class Service:
         self.node_restarts = 0
         # Failed logins per client address, shared by both protocols' connections.
         self.auth_throttle = AuthThrottle()
+        # Connection slots: per-cache limits and unauthenticated connections (admission).
+        self.admission = Admission(settings)
         # The HTTP API and samplers running beside this service (api.server's to manage).
         self.api: object | None = None
         self.directory = directory

@@ -27,6 +27,7 @@ from memcloud.control.open import open_store
 from memcloud.nodes import LocalNode, NodeSet, RemoteNode
 from memcloud.server.admin import start_admin_server
 from memcloud.server.connection import MemcacheConnection
+from memcloud.server.fdlimit import fit_open_files
 from memcloud.server.supervisor import Supervisor, node_info_path, node_socket_path
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
@@ -95,6 +96,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
+        settings = fit_open_files(settings)  # may serve fewer connections than asked
         self.store: ControlStore = open_store(settings.data_dir)
         self.is_first = settings.node_index == 0
         self.connection = bootstrap(self.store, settings) if self.is_first else None
