@@ -60,10 +60,15 @@ class Session:
         # True when the last login was refused because its cache is at its connection
         # limit (the password was right: the answer is memcached's "too many connections").
         self.full = False
+        # Set by the connection: called when a logged-in session drops its identity to
+        # authenticate again, so that the connection counts as unauthenticated once more.
+        self.logged_out: Callable[[], None] | None = None
         service.sessions.add(self)
         anonymous = service.anonymous_principal()
-        if anonymous is not None and not self.login(anonymous) and self.full:
-            self.closing = True  # the anonymous cache is at its limit: the connection refuses
+        if anonymous is not None:
+            # When the anonymous cache is at its limit (`full`), the connection may still log
+            # in with a credential; anything else is answered "too many connections".
+            self.login(anonymous)
 
     @property
     def authenticated(self) -> bool:
@@ -94,6 +99,7 @@ class Session:
 
     def try_login(self, username: bytes, password: bytes) -> bool:
         """Authenticate; counts auth_cmds / auth_errors on the cache the username names."""
+        self.full = False
         directory = self.service.directory
         principal = directory.authenticate(username, password)
         cache_id = principal.cache_id if principal else directory.cache_of(username)

@@ -157,6 +157,9 @@ class TextSession(Session):
         elif isinstance(command, Invalid):
             if command.reply:
                 out.append(command.reply)
+        elif self.full:  # an anonymous cache at its connection limit
+            out.append(replies.TOO_MANY_CONNECTIONS)
+            self.closing = True
         else:
             out.append(replies.UNAUTHENTICATED)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from binary.wire import BinaryConnection
 from conftest import RawConnection
 from memcloud.testing import ServerProcess, ascii_login, wait_for
 from server.helpers import create_cache, login
@@ -115,3 +116,16 @@ def test_churning_unauthenticated_connections_never_block_a_login(server: Server
     finally:
         stop.set()
         churner.join(timeout=30)
+
+
+def test_failed_binary_reauthentication_gets_the_auth_deadline(tmp_path: Path) -> None:
+    # A connection that logged in and then failed a new SASL authentication is no longer
+    # counted against its cache: it must not stay open unauthenticated for ever.
+    with ServerProcess(tmp_path / "data", "--auth-timeout", "1") as server:
+        conn = BinaryConnection(server.port)
+        assert conn.login(server.username, server.password).status == 0
+        assert conn.login(server.username, "wrong").status == 0x20
+        started = time.monotonic()
+        assert conn.is_closed(timeout=5)
+        assert time.monotonic() - started < 3
+        conn.close()

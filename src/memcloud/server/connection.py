@@ -29,6 +29,7 @@ BINARY_MAGIC: Final = 0x80
 
 class MemcacheConnection(asyncio.Protocol):
     __slots__ = (
+        "_address",
         "_auth_timer",
         "_backlog",
         "_held",
@@ -46,6 +47,7 @@ class MemcacheConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.peer = "?"
+        self._address = "?"  # what admission counts it against (admission.address_key)
         self._auth_timer: asyncio.TimerHandle | None = None
         # While a reply is held back (session.reply_delay), reading is paused and anything
         # that still arrives waits here, to be handled in order once the reply is sent.
@@ -69,20 +71,34 @@ class MemcacheConnection(asyncio.Protocol):
         connections.add(self)
         admission = self.service.admission
         address = address_key(peer[0] if isinstance(peer, tuple) and peer else "?")
+        self._address = address
         if admission.refuses(address, len(connections)):
             self.shed()
             return
-        admission.wait(self, address)
-        self._waiting = True
-        victim = admission.victim(len(connections))
-        if isinstance(victim, MemcacheConnection):
-            victim.shed()
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-        timeout = self.service.settings.auth_timeout
         # On an anonymous cache every connection is logged in from its first byte: an idle
         # pooled connection must not be dropped as "unauthenticated".
-        if timeout > 0 and self.service.anonymous_principal() is None:
+        self._unauthenticated(deadline=self.service.anonymous_principal() is None)
+
+    def _unauthenticated(self, deadline: bool) -> None:
+        """Hold an unauthenticated slot (shedding the oldest other one if they are over
+        their bound) until the session logs in, closed at the auth deadline if it does not."""
+        if not self._waiting:
+            admission = self.service.admission
+            admission.wait(self, self._address)
+            self._waiting = True
+            victim = admission.victim(len(self.service.connections))
+            if isinstance(victim, MemcacheConnection):
+                victim.shed()
+        timeout = self.service.settings.auth_timeout
+        if deadline and timeout > 0 and self._auth_timer is None:
             self._auth_timer = asyncio.get_running_loop().call_later(timeout, self._auth_deadline)
+
+    def _logged_out(self) -> None:
+        # A logged-in session dropped its identity to authenticate again (binary SASL): it
+        # is unauthenticated, with a deadline, until that succeeds.
+        if self.transport is not None:
+            self._unauthenticated(deadline=True)
 
     def shed(self) -> None:
         """Refuse or drop this connection for want of a slot, as memcached does."""
@@ -103,7 +119,9 @@ class MemcacheConnection(asyncio.Protocol):
 
     def _open_session(self, first_byte: int) -> Session:
         kind = BinarySession if first_byte == BINARY_MAGIC else TextSession
-        return kind(self.service, self.peer, self._close)
+        session = kind(self.service, self.peer, self._close)
+        session.logged_out = self._logged_out
+        return session
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -116,9 +134,8 @@ class MemcacheConnection(asyncio.Protocol):
         session = self.session
         if session is None:
             session = self.session = self._open_session(data[0])
-            if session.closing:  # the anonymous cache is at its connection limit
-                self.shed()
-                return
+            if session.full:  # the anonymous cache is full: log in in time, or be closed
+                self._unauthenticated(deadline=True)
         try:
             reply = session.handle(data)
         except Exception:
