@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import bmemcached
 import httpx
 import pytest
+from bmemcached.exceptions import MemcachedException
 
 from binary.wire import BinaryConnection
 from conftest import RawConnection
@@ -101,6 +103,25 @@ def test_binary_login_at_the_limit_is_refused_then_closed(server: ServerProcess)
     finally:
         for conn in held:
             conn.close()
+
+
+def test_python_binary_memcached_reports_the_limit(server: ServerProcess) -> None:
+    tenant = create_cache(server, "bmemcached-small", plan="1MB")
+    address = f"127.0.0.1:{server.port}"
+    clients = [bmemcached.Client([address], tenant.username, tenant.password) for _ in range(4)]
+    try:
+        for client in clients[:3]:
+            assert client.set("k", "v") is True
+        with pytest.raises(MemcachedException) as refused:
+            clients[3].get("k")
+        assert (refused.value.code, str(refused.value)) == (
+            134,
+            "Code: 134 Message: b'Too many open connections' (code 134)",
+        )
+        assert clients[0].get("k") == "v"
+    finally:
+        for client in clients:
+            client.disconnect_all()
 
 
 def test_v2_info_shows_the_connection_limit(server: ServerProcess) -> None:
