@@ -13,6 +13,7 @@ __all__ = [
     "MAX_PLAN_CONNECTIONS",
     "Plan",
     "Settings",
+    "format_plans",
     "format_size",
     "parse_plan_specs",
     "parse_plans",
@@ -105,6 +106,17 @@ def parse_plan_specs(text: str) -> tuple[Plan, ...]:
 def parse_plans(text: str) -> tuple[tuple[str, int], ...]:
     """`dev=25MB,100=100MB`: the slug=size pairs of parse_plan_specs."""
     return tuple((plan.slug, plan.size) for plan in parse_plan_specs(text))
+
+
+def format_plans(
+    plans: tuple[tuple[str, int], ...], connections: tuple[tuple[int, int], ...] = ()
+) -> str:
+    """The `--plans` text of these plans (for the node processes a supervisor starts)."""
+    limits = dict(connections)
+    return ",".join(
+        f"{slug}={format_size(size)}" + (f":connections={limits[size]}" if size in limits else "")
+        for slug, size in plans
+    )
 
 
 def plan_connections(plans: tuple[Plan, ...]) -> tuple[tuple[int, int], ...]:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from memcloud.admission import Admission, address_key, plan_connection_limit
-from memcloud.config import MIB, Plan, Settings, parse_plan_specs, parse_plans, plan_connections
+from memcloud.config import (
+    MIB,
+    Plan,
+    Settings,
+    format_plans,
+    parse_plan_specs,
+    parse_plans,
+    plan_connections,
+)
 
 
 def test_plans_name_their_connection_limit() -> None:
@@ -100,3 +108,11 @@ def test_unauthenticated_connections_are_capped_per_address() -> None:
     assert not admission.refuses("192.0.2.2", 11)
     admission.settled(same[0])  # it logged in
     assert not admission.refuses("192.0.2.1", 11)
+
+
+def test_plans_round_trip_to_the_node_processes() -> None:
+    text = "dev=25MB,pro=1GB:connections=2000,tiny=1536KB:connections=3"
+    plans = parse_plan_specs(text)
+    sizes = tuple((p.slug, p.size) for p in plans)
+    assert format_plans(sizes, plan_connections(plans)) == text
+    assert parse_plan_specs(format_plans(sizes, plan_connections(plans))) == plans
