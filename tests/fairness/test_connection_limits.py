@@ -13,7 +13,7 @@ from bmemcached.exceptions import MemcachedException
 
 from binary.wire import BinaryConnection
 from conftest import RawConnection
-from memcloud.testing import ServerProcess, ascii_login
+from memcloud.testing import ServerProcess, ascii_login, wait_for
 from server.helpers import Tenant, create_cache, login, stats_of
 
 TOO_MANY = b"SERVER_ERROR Too many open connections\r\n"
@@ -85,6 +85,34 @@ def test_a_plans_own_limit_from_plans(server: ServerProcess) -> None:
     held, refusal = fill(server, small, 10)
     try:
         assert (len(held), refusal) == (3, TOO_MANY)
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_a_smaller_plan_keeps_open_connections_and_refuses_new_ones(
+    server: ServerProcess,
+) -> None:
+    tenant = create_cache(server, "shrinking", plan="2MB")  # the size rule's floor: 20
+    held = [login(server.port, tenant.username, tenant.password) for _ in range(4)]
+    try:
+        server.cli("cache", "resize", "shrinking", "--plan", "1MB")  # small: 3 connections
+
+        def refused() -> bool:
+            conn = RawConnection(server.port)
+            try:
+                return conn.request(ascii_login(tenant.username, tenant.password)) == TOO_MANY
+            finally:
+                conn.close()
+
+        assert wait_for(refused, timeout=5, interval=0.2)
+        assert held[0].request(b"set k 0 0 1\r\nx\r\n") == b"STORED\r\n"
+        assert stats_of(held[0])["curr_connections"] == "4"
+        for conn in held[2:]:
+            conn.close()
+        del held[2:]
+        assert wait_for(lambda: stats_of(held[0])["curr_connections"] == "2", timeout=5)
+        held.append(login(server.port, tenant.username, tenant.password))
     finally:
         for conn in held:
             conn.close()
