@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,33 @@ def test_low_hard_limit_is_reported_and_honoured(tmp_path: Path) -> None:
         "not --max-connections 2000" in server.stderr
     )
     assert os.path.exists(tmp_path / "data")
+
+
+def test_slow_http_connections_leave_memcache_logins_working(tmp_path: Path) -> None:
+    # The finding: at `ulimit -n 1024`, 1,100 slow HTTP connections took every descriptor
+    # and every memcache login failed.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard} is too low for this test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))  # this test's own 1,100 sockets
+
+    def ulimit_1024() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+    slow: list[socket.socket] = []
+    try:
+        with ServerProcess(tmp_path / "data", preexec_fn=ulimit_1024) as server:
+            assert server.api_port is not None
+            for _ in range(1100):
+                sock = socket.create_connection(("127.0.0.1", server.api_port), timeout=5)
+                sock.sendall(b"GET /api/v2/caches/1/info HTTP/1.1\r\nHost: x\r\n")  # never ends
+                slow.append(sock)
+            time.sleep(0.5)  # let the API accept them all
+            conn = RawConnection(server.port)
+            assert conn.request(ascii_login(server.username, server.password)) == b"STORED\r\n"
+            assert conn.request(b"set k 0 0 1\r\nx\r\n") == b"STORED\r\n"
+            conn.close()
+    finally:
+        for sock in slow:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
