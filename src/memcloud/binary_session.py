@@ -185,7 +185,7 @@ class BinarySession(Session):
             self.reply_delay = admission.delay
         credentials = parse_plain(request.value) if request.key == PLAIN else None
         if not admission.check or credentials is None:
-            ok = False
+            ok = self.full = False
             self._logout()
         else:
             self._logout()
