@@ -145,6 +145,10 @@ class BinarySession(Session):
                 continue
             assert isinstance(request, Request)
             if self.principal is None and request.opcode not in _OPEN_BEFORE_AUTH:
+                if self.full:  # an anonymous cache at its connection limit
+                    out.append(error_response(request.opcode, request.opaque, Status.ETMPFAIL))
+                    self.closing = True
+                    break
                 out.append(
                     error_response(
                         request.opcode, request.opaque, Status.AUTH_ERROR, _UNAUTHENTICATED
@@ -181,13 +185,17 @@ class BinarySession(Session):
             self.reply_delay = admission.delay
         credentials = parse_plain(request.value) if request.key == PLAIN else None
         if not admission.check or credentials is None:
-            ok = False
+            ok = self.full = False
             self._logout()
         else:
             self._logout()
             ok = self.try_login(credentials.username, credentials.password)
         if ok:
             out.append(response(request.opcode, request.opaque, value=_AUTHENTICATED))
+            return
+        if self.full:  # right credential, but its cache is at its connection limit
+            out.append(error_response(request.opcode, request.opaque, Status.ETMPFAIL))
+            self.closing = True
             return
         if admission.check:
             throttle.failed(address, now)
@@ -203,6 +211,8 @@ class BinarySession(Session):
         a failed one leaves the connection unauthenticated)."""
         if self.cache is not None:
             self.cache.stats.curr_connections -= 1
+            if self.logged_out is not None:
+                self.logged_out()
         self.cache = None
         self.principal = None
 

@@ -25,9 +25,11 @@ from memcloud.config import (
     DEFAULT_ITEM_SIZE_MAX,
     DEFAULT_PLAN_BYTES,
     DEFAULT_PLANS,
+    Plan,
     Settings,
     format_size,
-    parse_plans,
+    parse_plan_specs,
+    plan_connections,
 )
 from memcloud.config import parse_size as _parse_size
 from memcloud.control.base import ControlError, ControlStore
@@ -170,9 +172,9 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-def _plans(text: str) -> tuple[tuple[str, int], ...]:
+def _plans(text: str) -> tuple[Plan, ...]:
     try:
-        return parse_plans(text)
+        return parse_plan_specs(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -277,7 +279,8 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         provision_user=ns.provision_user,
         provision_password=ns.provision_password,
         sso_salt=ns.sso_salt,
-        plans=ns.plans,
+        plans=tuple((plan.slug, plan.size) for plan in ns.plans),
+        plan_connections=plan_connections(ns.plans),
         nodes=ns.nodes,
         node_index=ns.node_index,
         tls_cert=ns.tls_cert,
@@ -564,7 +567,9 @@ def _serve_parser(commands: Any) -> None:
         "--plans",
         type=_plans,
         default=",".join(f"{slug}={format_size(size)}" for slug, size in DEFAULT_PLANS),
-        help="provisioning plans, name=size pairs separated by commas",
+        help="provisioning plans, name=size pairs separated by commas; name=size:connections=N"
+        " sets a plan's connection limit (default: max(20, 10 per MB), at most half of"
+        " --max-connections)",
     )
     serve.add_argument(
         "--nodes",

@@ -10,11 +10,16 @@ __all__ = [
     "DEFAULT_ITEM_SIZE_MAX",
     "DEFAULT_PLANS",
     "DEFAULT_PLAN_BYTES",
+    "MAX_PLAN_CONNECTIONS",
+    "Plan",
     "Settings",
+    "format_plans",
     "format_size",
+    "parse_plan_specs",
     "parse_plans",
     "parse_size",
     "plan_bytes",
+    "plan_connections",
 ]
 
 MIB = 1024 * 1024
@@ -51,22 +56,72 @@ DEFAULT_PLANS: tuple[tuple[str, int], ...] = (
 )
 
 
-def parse_plans(text: str) -> tuple[tuple[str, int], ...]:
-    """`dev=25MB,100=100MB`: comma-separated slug=size pairs (sizes as for parse_size)."""
-    plans: dict[str, int] = {}
+# A plan's own connection limit is at most this (far above any one node's file limit).
+MAX_PLAN_CONNECTIONS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One `--plans` entry: `slug=size` or `slug=size:connections=N`."""
+
+    slug: str
+    size: int
+    connections: int | None = None  # None: the size rule (memcloud.admission)
+
+
+def parse_plan_specs(text: str) -> tuple[Plan, ...]:
+    """`dev=25MB,pro=1GB:connections=2000`: comma-separated slug=size pairs (sizes as for
+    parse_size), each optionally followed by `:connections=N`."""
+    plans: dict[str, Plan] = {}
     for part in text.split(","):
         if not part.strip():
             continue
-        slug, sep, size = part.partition("=")
+        slug, sep, spec = part.partition("=")
         slug = slug.strip()
         if not sep or not slug or ":" in slug:
             raise ValueError(f"not a plan: {part.strip()!r} (use name=size, e.g. dev=25MB)")
-        plans[slug] = parse_size(size)
-        if plans[slug] <= 0:
+        size_text, *options = spec.split(":")
+        size = parse_size(size_text)
+        if size <= 0:
             raise ValueError(f"plan {slug!r} must be larger than zero")
+        connections: int | None = None
+        for option in options:
+            name, _, value = option.partition("=")
+            if name.strip() != "connections" or not value.strip().isdigit():
+                raise ValueError(
+                    f"not a plan option: {option.strip()!r} in plan {slug!r} "
+                    "(use connections=N, e.g. dev=25MB:connections=50)"
+                )
+            connections = int(value)
+            if not 0 < connections <= MAX_PLAN_CONNECTIONS:
+                raise ValueError(
+                    f"plan {slug!r}: connections must be 1 to {MAX_PLAN_CONNECTIONS}"
+                )
+        plans[slug] = Plan(slug, size, connections)
     if not plans:
         raise ValueError("no plans given")
-    return tuple(plans.items())
+    return tuple(plans.values())
+
+
+def parse_plans(text: str) -> tuple[tuple[str, int], ...]:
+    """`dev=25MB,100=100MB`: the slug=size pairs of parse_plan_specs."""
+    return tuple((plan.slug, plan.size) for plan in parse_plan_specs(text))
+
+
+def format_plans(
+    plans: tuple[tuple[str, int], ...], connections: tuple[tuple[int, int], ...] = ()
+) -> str:
+    """The `--plans` text of these plans (for the node processes a supervisor starts)."""
+    limits = dict(connections)
+    return ",".join(
+        f"{slug}={format_size(size)}" + (f":connections={limits[size]}" if size in limits else "")
+        for slug, size in plans
+    )
+
+
+def plan_connections(plans: tuple[Plan, ...]) -> tuple[tuple[int, int], ...]:
+    """(plan bytes, connection limit) of the plans that name their own limit."""
+    return tuple((p.size, p.connections) for p in plans if p.connections is not None)
 
 
 def plan_bytes(plans: tuple[tuple[str, int], ...], slug: str) -> int | None:
@@ -104,6 +159,9 @@ class Settings:
     provision_password: str | None = field(default=None, repr=False)
     sso_salt: str | None = field(default=None, repr=False)
     plans: tuple[tuple[str, int], ...] = DEFAULT_PLANS
+    # (plan bytes, connections) from `--plans` entries that name a connection limit; caches
+    # of any other size get the size rule (memcloud.admission.plan_connection_limit).
+    plan_connections: tuple[tuple[int, int], ...] = ()
     # Data-plane processes of this deployment, and which one this process is (0 runs the
     # HTTP API and supervises the others). Each node holds 1/nodes of every plan.
     nodes: int = 1

@@ -51,6 +51,7 @@ COMPILED_MODULES = (
     "memcloud.storage.cache",
     "memcloud.storage.registry",
     "memcloud.auth_throttle",
+    "memcloud.admission",
     "memcloud.service",
     "memcloud.text_session",
     "memcloud.binary_session",

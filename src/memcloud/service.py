@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from memcloud.admission import Admission
 from memcloud.auth import Directory, Principal
 from memcloud.auth_throttle import AuthThrottle
 from memcloud.clock import Clock
@@ -56,9 +57,17 @@ class Session:
         # True when `handle` stopped at its reply batch limit with input left: the
         # connection stops reading and calls `handle(b"")` once its write buffer drained.
         self.backlog = False
+        # True when the last login was refused because its cache is at its connection
+        # limit (the password was right: the answer is memcached's "too many connections").
+        self.full = False
+        # Set by the connection: called when a logged-in session drops its identity to
+        # authenticate again, so that the connection counts as unauthenticated once more.
+        self.logged_out: Callable[[], None] | None = None
         service.sessions.add(self)
         anonymous = service.anonymous_principal()
         if anonymous is not None:
+            # When the anonymous cache is at its limit (`full`), the connection may still log
+            # in with a credential; anything else is answered "too many connections".
             self.login(anonymous)
 
     @property
@@ -74,6 +83,13 @@ class Session:
         cache = self.service.registry.current(principal.cache_id, principal.generation)
         if cache is None:
             return False
+        record = self.service.directory.caches.get(principal.cache_id)
+        plan = record.plan if record is not None else cache.limit * self.service.settings.nodes
+        limit = self.service.admission.cache_limit(plan)
+        self.full = cache.stats.curr_connections >= limit
+        if self.full:
+            log.info("cache %d is at its %d connections; refusing %s", cache.id, limit, self.peer)
+            return False
         self.principal = principal
         self.cache = cache
         stats = cache.stats
@@ -83,6 +99,7 @@ class Session:
 
     def try_login(self, username: bytes, password: bytes) -> bool:
         """Authenticate; counts auth_cmds / auth_errors on the cache the username names."""
+        self.full = False
         directory = self.service.directory
         principal = directory.authenticate(username, password)
         cache_id = principal.cache_id if principal else directory.cache_of(username)
@@ -181,6 +198,8 @@ class Service:
         self.node_restarts = 0
         # Failed logins per client address, shared by both protocols' connections.
         self.auth_throttle = AuthThrottle()
+        # Connection slots: per-cache limits and unauthenticated connections (admission).
+        self.admission = Admission(settings)
         # The HTTP API and samplers running beside this service (api.server's to manage).
         self.api: object | None = None
         self.directory = directory

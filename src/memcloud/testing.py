@@ -47,8 +47,11 @@ class ServerProcess:
         *args: str,
         env: dict[str, str] | None = None,
         nodes: int | None = 1,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Run in the child before it executes the server (e.g. a lower RLIMIT_NOFILE).
+        self.preexec_fn = preexec_fn
         self.args = args
         # Node processes: one unless the test asks for more; None leaves them to the
         # command line's own default (one per core) or to MEMCLOUD_NODES.
@@ -98,6 +101,7 @@ class ServerProcess:
             stderr=self._err,
             text=True,
             env=self.env,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while not info.exists():

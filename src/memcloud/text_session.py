@@ -147,6 +147,9 @@ class TextSession(Session):
                 self.parser.authenticating = False
                 if not command.noreply:
                     out.append(replies.STORED)
+            elif self.full:  # right credential, but its cache is at its connection limit
+                out.append(replies.TOO_MANY_CONNECTIONS)
+                self.closing = True
             else:
                 out.append(replies.AUTH_FAILED)
         elif isinstance(command, Quit):
@@ -154,6 +157,9 @@ class TextSession(Session):
         elif isinstance(command, Invalid):
             if command.reply:
                 out.append(command.reply)
+        elif self.full:  # an anonymous cache at its connection limit
+            out.append(replies.TOO_MANY_CONNECTIONS)
+            self.closing = True
         else:
             out.append(replies.UNAUTHENTICATED)
 
@@ -174,7 +180,8 @@ class TextSession(Session):
                 key, value = username, password.strip()
         if self.try_login(key, value):
             return True
-        throttle.failed(address, now)
+        if not self.full:  # a login refused for the connection limit guessed nothing
+            throttle.failed(address, now)
         return False
 
     # -- commands ------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def test_overview_numbers_follow_real_traffic(
     assert metric(page, "hit-rate") == "80.0%"
     assert "good" in (page.get_attribute("[data-metric=hit-rate]", "class") or "")
     assert metric(page, "connections") == "1"
+    assert metric(page, "connection-limit") == "250"  # a 25 MB plan: 10 per MB
     assert metric(page, "set") == "40"
     assert page.inner_text("tr[data-command=get] td.hit") == "40"
     assert page.inner_text("tr[data-command=get] td.miss") == "10"

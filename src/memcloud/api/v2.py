@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from memcloud.admission import plan_connection_limit
 from memcloud.api import credential_ops
 from memcloud.api.audit import pending_headers
 from memcloud.api.auth import authorize
@@ -71,6 +72,8 @@ async def info(cache_id: str, request: Request) -> Response:
             "label": cache.name,
             "cache_type": "memcachier",
             "plan": cache.plan,
+            # memcloud's extension: the connections the cache may hold (all nodes together).
+            "connection_limit": plan_connection_limit(cache.plan, ctx.settings),
             "provider": "memcloud",
             "enabled": cache.enabled,
             "cluster_name": ctx.settings.advertised_host,

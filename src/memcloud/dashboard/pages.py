@@ -12,6 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from memcloud.admission import plan_connection_limit
 from memcloud.control.base import Conflict, ControlError
 from memcloud.control.models import CredentialRecord
 from memcloud.dashboard import charts, metrics
@@ -239,6 +240,7 @@ async def overview(request: Request, cache_id: int) -> Response:
         "overview",
         "overview.html",
         card=card,
+        connection_limit=plan_connection_limit(viewer.cache.plan, ctx.settings),
         donut=charts.donut(card.memory_percent, "good" if card.memory_percent < 90 else "warn"),
         graphs=graphs,
         ranges=list(metrics.RANGES),

@@ -101,6 +101,7 @@ class Status(IntEnum):
     AUTH_CONTINUE = 0x21
     UNKNOWN_COMMAND = 0x81
     ENOMEM = 0x82
+    ETMPFAIL = 0x86  # "temporary failure": here, a cache at its connection limit
 
 
 # The bodies memcached's write_bin_error() sends with each status.
@@ -114,6 +115,7 @@ ERROR_MESSAGES: Final[dict[int, bytes]] = {
     Status.AUTH_ERROR: b"Auth failure.",
     Status.UNKNOWN_COMMAND: b"Unknown command",
     Status.ENOMEM: b"Out of memory",
+    Status.ETMPFAIL: b"Too many open connections",
 }
 
 

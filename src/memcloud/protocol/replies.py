@@ -26,6 +26,7 @@ __all__ = [
     "STATS_DETAIL_USAGE",
     "STORED",
     "TOO_LARGE",
+    "TOO_MANY_CONNECTIONS",
     "TOUCHED",
     "VALUE",
     "VALUE_CAS",
@@ -59,6 +60,8 @@ TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
 OUT_OF_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
 UNAUTHENTICATED: Final = b"CLIENT_ERROR unauthenticated\r\n"
 AUTH_FAILED: Final = b"CLIENT_ERROR authentication failure\r\n"
+# memcached's answer when it has no connection slot left (here also: the cache's own limit).
+TOO_MANY_CONNECTIONS: Final = b"SERVER_ERROR Too many open connections\r\n"
 NO_WRITE: Final = b"CLIENT_ERROR permission denied: credential has no write capability\r\n"
 NO_FLUSH: Final = b"CLIENT_ERROR permission denied: credential has no flush capability\r\n"
 

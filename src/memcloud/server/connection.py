@@ -11,7 +11,9 @@ import asyncio
 import logging
 from typing import Final, cast
 
+from memcloud.admission import address_key
 from memcloud.binary_session import BinarySession
+from memcloud.protocol.replies import TOO_MANY_CONNECTIONS
 from memcloud.service import Service, Session
 from memcloud.text_session import TextSession
 
@@ -27,10 +29,12 @@ BINARY_MAGIC: Final = 0x80
 
 class MemcacheConnection(asyncio.Protocol):
     __slots__ = (
+        "_address",
         "_auth_timer",
         "_backlog",
         "_held",
         "_hold_timer",
+        "_waiting",
         "_writing_paused",
         "peer",
         "service",
@@ -43,6 +47,7 @@ class MemcacheConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.peer = "?"
+        self._address = "?"  # what admission counts it against (admission.address_key)
         self._auth_timer: asyncio.TimerHandle | None = None
         # While a reply is held back (session.reply_delay), reading is paused and anything
         # that still arrives waits here, to be handled in order once the reply is sent.
@@ -52,6 +57,8 @@ class MemcacheConnection(asyncio.Protocol):
         # reading stays paused until that input is answered, as the write buffer drains.
         self._backlog = False
         self._writing_paused = False
+        # Not logged in yet: holds one of the node's unauthenticated slots (admission).
+        self._waiting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -60,17 +67,47 @@ class MemcacheConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"{peer[0]}:{peer[1]}"
-        self.service.connections.add(self)
-        if len(self.service.connections) > self.service.settings.max_connections:
-            transport.write(b"SERVER_ERROR Too many open connections\r\n")
-            transport.close()
+        connections = self.service.connections
+        connections.add(self)
+        admission = self.service.admission
+        address = address_key(peer[0] if isinstance(peer, tuple) and peer else "?")
+        self._address = address
+        if admission.refuses(address, len(connections)):
+            self.shed()
             return
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-        timeout = self.service.settings.auth_timeout
         # On an anonymous cache every connection is logged in from its first byte: an idle
         # pooled connection must not be dropped as "unauthenticated".
-        if timeout > 0 and self.service.anonymous_principal() is None:
+        self._unauthenticated(deadline=self.service.anonymous_principal() is None)
+
+    def _unauthenticated(self, deadline: bool) -> None:
+        """Hold an unauthenticated slot (shedding the oldest other one if they are over
+        their bound) until the session logs in, closed at the auth deadline if it does not."""
+        if not self._waiting:
+            admission = self.service.admission
+            admission.wait(self, self._address)
+            self._waiting = True
+            victim = admission.victim(len(self.service.connections))
+            if isinstance(victim, MemcacheConnection):
+                victim.shed()
+        timeout = self.service.settings.auth_timeout
+        if deadline and timeout > 0 and self._auth_timer is None:
             self._auth_timer = asyncio.get_running_loop().call_later(timeout, self._auth_deadline)
+
+    def _logged_out(self) -> None:
+        # A logged-in session dropped its identity to authenticate again (binary SASL): it
+        # is unauthenticated, with a deadline, until that succeeds.
+        if self.transport is not None:
+            self._unauthenticated(deadline=True)
+
+    def shed(self) -> None:
+        """Refuse or drop this connection for want of a slot, as memcached does."""
+        self.service.connections.discard(self)  # its slot is free from now on
+        self.service.admission.settled(self)
+        self._waiting = False
+        if self.transport is not None:
+            self.transport.write(TOO_MANY_CONNECTIONS)
+            self.transport.close()
 
     def _auth_deadline(self) -> None:
         self._auth_timer = None
@@ -82,7 +119,9 @@ class MemcacheConnection(asyncio.Protocol):
 
     def _open_session(self, first_byte: int) -> Session:
         kind = BinarySession if first_byte == BINARY_MAGIC else TextSession
-        return kind(self.service, self.peer, self._close)
+        session = kind(self.service, self.peer, self._close)
+        session.logged_out = self._logged_out
+        return session
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -95,6 +134,8 @@ class MemcacheConnection(asyncio.Protocol):
         session = self.session
         if session is None:
             session = self.session = self._open_session(data[0])
+            if session.full:  # the anonymous cache is full: log in in time, or be closed
+                self._unauthenticated(deadline=True)
         try:
             reply = session.handle(data)
         except Exception:
@@ -105,7 +146,7 @@ class MemcacheConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if not (session.reply_delay or session.closing or session.backlog or self._auth_timer):
+        if not (session.reply_delay or session.closing or session.backlog or self._waiting):
             # The usual case, kept to one check: write the replies and wait for more.
             if reply:
                 transport.write(reply)
@@ -146,9 +187,12 @@ class MemcacheConnection(asyncio.Protocol):
         if session.closing:
             transport.close()
             return
-        if self._auth_timer is not None and session.authenticated:
-            self._auth_timer.cancel()
-            self._auth_timer = None
+        if self._waiting and session.authenticated:
+            self._waiting = False
+            self.service.admission.settled(self)
+            if self._auth_timer is not None:
+                self._auth_timer.cancel()
+                self._auth_timer = None
         if session.backlog and not self._backlog:
             self._backlog = True
             transport.pause_reading()
@@ -191,6 +235,9 @@ class MemcacheConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.service.connections.discard(self)
+        if self._waiting:
+            self._waiting = False
+            self.service.admission.settled(self)
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None

@@ -35,6 +35,7 @@ from memcloud.control.open import open_store
 from memcloud.nodes import LocalNode, NodeSet, RemoteNode
 from memcloud.server.admin import start_admin_server
 from memcloud.server.connection import MemcacheConnection
+from memcloud.server.fdlimit import fit_open_files
 from memcloud.server.supervisor import Supervisor, node_info_path, node_socket_path
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
@@ -109,6 +110,7 @@ class Runtime:
         # First: a certificate that cannot be used stops the start before anything is made.
         self.tls_context = server_context(settings)
         self.clock: Clock = clock or SystemClock()
+        settings = fit_open_files(settings)  # may serve fewer connections than asked
         # Node 0 checks the database once (every page) before the deployment uses it.
         self.store: ControlStore = open_store(settings.data_dir, check=settings.node_index == 0)
         self.is_first = settings.node_index == 0

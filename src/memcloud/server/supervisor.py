@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from memcloud.config import Settings, format_size
+from memcloud.config import Settings, format_plans, format_size
 from memcloud.nodes import RemoteNode
 
 __all__ = ["NodeProcess", "Supervisor", "node_info_path", "node_socket_path"]
@@ -90,6 +90,8 @@ class NodeProcess:
             format_size(s.item_size_max),
             "--max-connections",
             str(s.max_connections),
+            "--plans",
+            format_plans(s.plans, s.plan_connections),  # their connection limits
         ]
         if s.anonymous_cache:
             args += ["--anonymous-cache", s.anonymous_cache]
