@@ -25,7 +25,7 @@ def test_exponential_backoff_capped() -> None:
     for _ in range(FREE_FAILURES):
         throttle.failed("10.0.0.1", now)
     assert throttle.admit("10.0.0.1", now).delay == BASE_DELAY
-    assert throttle.admit("10.0.0.2", now) == (0.0, True)  # another address is not slowed
+    assert throttle.admit("10.0.1.2", now) == (0.0, True)  # another /24 is not slowed
     for _ in range(20):
         throttle.failed("10.0.0.1", now)
     later = now + 10 * MAX_QUEUE_WAIT  # the queue has drained; the failures still count
