@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from memcloud.api.context import ApiContext, refresh_directory
+from memcloud.api.login_guard import LoginGuard
 from memcloud.auth import Principal
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
@@ -44,6 +45,8 @@ class DashboardContext:
     # MEMCACHIER_SERVERS for config vars and the connection help.
     servers: Callable[[], str]
     now: Callable[[], float] = field(default=time.time)
+    # The process's login throttle (shared with the memcache logins and the API).
+    guard: LoginGuard = field(default_factory=LoginGuard)
 
     @classmethod
     def from_api(cls, api: ApiContext) -> DashboardContext:
@@ -82,6 +85,7 @@ class DashboardContext:
             flush=flush,
             changed=changed,
             servers=servers,
+            guard=LoginGuard.of(api.service),
         )
 
 

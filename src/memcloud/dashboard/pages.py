@@ -17,7 +17,15 @@ from memcloud.control.models import CredentialRecord
 from memcloud.dashboard import charts, metrics
 from memcloud.dashboard.access import Viewer, admin_ok, viewer_for
 from memcloud.dashboard.context import dashboard_context
-from memcloud.dashboard.web import PREFIX, Page, check_form, current_session, redirect, render
+from memcloud.dashboard.web import (
+    PREFIX,
+    Page,
+    check_form,
+    current_session,
+    redirect,
+    render,
+    throttled,
+)
 from memcloud.service import FlushEvent
 
 __all__ = ["NOTICES", "router"]
@@ -129,8 +137,13 @@ async def login(request: Request) -> Response:
     form = await check_form(request)
     ctx = dashboard_context(request)
     username = form.get("username", "").strip().upper()
+    wait = ctx.guard.refusal(request, username)
+    if wait is not None:
+        next_page = _safe_next(form.get("next"))
+        return throttled(request, "login.html", wait, username=username, next=next_page)
     principal = ctx.authenticate(username, form.get("password", "").strip())
     if principal is None:
+        ctx.guard.failed(request, username)
         return render(
             request,
             "login.html",
