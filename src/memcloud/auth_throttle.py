@@ -5,7 +5,10 @@ Failed attempts are counted twice: per client address PREFIX (an IPv4 /24, an IP
 IPv4-mapped IPv6 address counts as its IPv4 address) and per USERNAME across all addresses.
 The rule (documented in docs/protocol-compat.md and docs/http-api.md):
 
-* Failures are remembered for FAILURE_WINDOW seconds.
+* Failures are remembered for FAILURE_WINDOW seconds (counted in BUCKETS buckets: a failure
+  is forgotten 55 to 60 seconds after it).
+* FREE_FAILURES and USERNAME_FREE_FAILURES are the defaults; `memcloud serve
+  --login-free-failures N` sets the prefix allowance to N and the username allowance to 2N.
 * Prefix bound: once a prefix has FREE_FAILURES failures in the window, every attempt from
   it waits a step of BASE_DELAY * 2 ** (failures - FREE_FAILURES) seconds, at most MAX_DELAY.
 * Username bound: once a username has USERNAME_FREE_FAILURES failures in the window (from
@@ -67,8 +70,9 @@ MAX_QUEUE_WAIT: Final = 4.5
 # Bound the memory an attacker with many prefixes or usernames can make us spend.
 MAX_TRACKED_PREFIXES: Final = 32_768
 MAX_TRACKED_USERNAMES: Final = 32_768
-# Failures remembered per record: from FREE_FAILURES + 4 on the step is at its cap anyway.
-_MAX_FAILURES_KEPT: Final = 16
+# The window is counted in buckets: a failure is forgotten 55 to 60 seconds after it.
+BUCKETS: Final = 12
+BUCKET_SECONDS: Final = FAILURE_WINDOW / BUCKETS
 # Usernames are cut to this many characters for counting (generated ones have 6).
 _MAX_USERNAME_CHARS: Final = 128
 # The throttle's names for secrets that are not credentials: a NUL never starts a username.
@@ -85,29 +89,44 @@ _FREE: Final = Admission(0.0, True)
 
 
 class _Record:
-    __slots__ = ("failures", "next_slot")
+    """Failures of one prefix or username, counted in BUCKETS time buckets of the window
+    (constant memory however many failures), and the slot of its next password check."""
+
+    __slots__ = ("counts", "newest", "next_slot")
 
     def __init__(self) -> None:
-        self.failures: list[float] = []
+        self.counts = [0] * BUCKETS
+        self.newest = 0  # the bucket number (time // BUCKET_SECONDS) counted last
         # The earliest time the next password check of this prefix or username may run.
         self.next_slot = 0.0
+
+    def advance(self, now: float) -> int:
+        """Forget the buckets that left the window; the current bucket's number."""
+        bucket = int(now // BUCKET_SECONDS)
+        gone = bucket - self.newest
+        if gone > 0:
+            counts = self.counts
+            if gone >= BUCKETS:
+                counts[:] = [0] * BUCKETS
+            else:
+                for number in range(self.newest + 1, bucket + 1):
+                    counts[number % BUCKETS] = 0
+            self.newest = bucket
+        return bucket
 
 
 def _live(record: _Record | None, now: float) -> int:
     if record is None:
         return 0
-    failures = record.failures
-    horizon = now - FAILURE_WINDOW
-    drop = 0
-    while drop < len(failures) and failures[drop] <= horizon:
-        drop += 1
-    if drop:
-        del failures[:drop]
-    return len(failures)
+    record.advance(now)
+    return sum(record.counts)
 
 
 def _step(count: int, free: int) -> float:
-    return min(BASE_DELAY * 2.0 ** (count - free), MAX_DELAY) if count >= free else 0.0
+    if count < free:
+        return 0.0
+    # The exponent is capped (2.0 ** a large count overflows); MAX_DELAY is reached at 4.
+    return min(BASE_DELAY * 2.0 ** min(count - free, 16), MAX_DELAY)
 
 
 def _record(table: OrderedDict[str, _Record], key: str, limit: int) -> _Record:
@@ -125,7 +144,10 @@ class AuthThrottle:
     """One per process (Service.auth_throttle): shared by both memcache protocols, the HTTP
     API, the dashboard, the partner API and SSO of that process."""
 
-    def __init__(self) -> None:
+    def __init__(self, free_failures: int = FREE_FAILURES) -> None:
+        # `memcloud serve --login-free-failures`; the username allowance is twice as large.
+        self.free_failures = free_failures
+        self.username_free_failures = free_failures * USERNAME_FREE_FAILURES // FREE_FAILURES
         self._prefixes: OrderedDict[str, _Record] = OrderedDict()
         self._usernames: OrderedDict[str, _Record] = OrderedDict()
 
@@ -134,13 +156,14 @@ class AuthThrottle:
         bounds: list[tuple[_Record, float]] = []
         prefix = self._prefixes.get(address_prefix(address))
         prefix_failures = _live(prefix, now)
-        if prefix is not None and prefix_failures >= FREE_FAILURES:
-            bounds.append((prefix, _step(prefix_failures, FREE_FAILURES)))
+        free, user_free = self.free_failures, self.username_free_failures
+        if prefix is not None and prefix_failures >= free:
+            bounds.append((prefix, _step(prefix_failures, free)))
         if prefix_failures:
             user = self._usernames.get(username[:_MAX_USERNAME_CHARS])
             user_failures = _live(user, now)
-            if user is not None and user_failures >= USERNAME_FREE_FAILURES:
-                bounds.append((user, _step(user_failures, USERNAME_FREE_FAILURES)))
+            if user is not None and user_failures >= user_free:
+                bounds.append((user, _step(user_failures, user_free)))
         return bounds
 
     def admit(self, address: str, now: float, username: str = "") -> Admission:
@@ -172,19 +195,16 @@ class AuthThrottle:
     def failed(self, address: str, now: float, username: str = "") -> None:
         """Count a failed attempt against the address's prefix and the username."""
         for table, key, free, limit in (
-            (self._prefixes, address_prefix(address), FREE_FAILURES, MAX_TRACKED_PREFIXES),
+            (self._prefixes, address_prefix(address), self.free_failures, MAX_TRACKED_PREFIXES),
             (
                 self._usernames,
                 username[:_MAX_USERNAME_CHARS],
-                USERNAME_FREE_FAILURES,
+                self.username_free_failures,
                 MAX_TRACKED_USERNAMES,
             ),
         ):
             record = _record(table, key, limit)
-            failures = record.failures
-            if len(failures) >= _MAX_FAILURES_KEPT:
-                del failures[0]
-            failures.append(now)
+            record.counts[record.advance(now) % BUCKETS] += 1
             # A guesser that just failed waits at least one step before its next check.
             record.next_slot = max(record.next_slot, now + _step(_live(record, now), free))
 

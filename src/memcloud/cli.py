@@ -269,6 +269,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         item_size_max=ns.item_size_max,
         default_plan=ns.default_plan,
         max_connections=ns.max_connections,
+        login_free_failures=ns.login_free_failures,
         metrics_token=ns.metrics_token,
         admin_token=ns.admin_token,
         public_host=ns.public_host,
@@ -476,6 +477,13 @@ def _serve_parser(commands: Any) -> None:
     )
     serve.add_argument(
         "--max-connections", type=_positive_int, default="10000", help="open connections at most"
+    )
+    serve.add_argument(
+        "--login-free-failures",
+        type=_positive_int,
+        default="5",
+        help="failed logins a minute per address prefix (/24, /64) before its logins are "
+        "slowed; twice as many per username",
     )
     serve.add_argument("--public-host", help="host name to advertise in MEMCACHIER_SERVERS")
     serve.add_argument(

@@ -89,6 +89,8 @@ class Settings:
     item_size_max: int = DEFAULT_ITEM_SIZE_MAX
     default_plan: int = DEFAULT_PLAN_BYTES
     max_connections: int = 10_000
+    # Failed logins per address prefix per minute before its logins are slowed (auth_throttle).
+    login_free_failures: int = 5
     metrics_token: str | None = None
     admin_token: str | None = None
     # Host name printed in MEMCACHIER_SERVERS; defaults to the bind host.

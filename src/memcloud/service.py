@@ -185,8 +185,8 @@ class Service:
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
         # Node processes the supervisor of this deployment had to restart (node 0 only).
         self.node_restarts = 0
-        # Failed logins per client address, shared by both protocols' connections.
-        self.auth_throttle = AuthThrottle()
+        # Failed logins per address prefix and username: every login path of this process.
+        self.auth_throttle = AuthThrottle(settings.login_free_failures)
         # The HTTP API and samplers running beside this service (api.server's to manage).
         self.api: object | None = None
         self.directory = directory

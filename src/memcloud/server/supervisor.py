@@ -88,6 +88,8 @@ class NodeProcess:
             format_size(s.item_size_max),
             "--max-connections",
             str(s.max_connections),
+            "--login-free-failures",
+            str(s.login_free_failures),
         ]
         if s.anonymous_cache:
             args += ["--anonymous-cache", s.anonymous_cache]
