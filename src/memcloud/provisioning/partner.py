@@ -71,7 +71,8 @@ def _authorized(ctx: DashboardContext, request: Request) -> JSONResponse | None:
         response.headers["Retry-After"] = wait
         return response
     if scheme.lower() != "basic" or not hmac.compare_digest(given, expected):
-        ctx.guard.failed(request, PARTNER_USERNAME)
+        if header:  # no credentials at all is no guess
+            ctx.guard.failed(request, PARTNER_USERNAME)
         response = _error(401, "unauthorized")
         response.headers["WWW-Authenticate"] = 'Basic realm="memcloud provisioning"'
         return response
