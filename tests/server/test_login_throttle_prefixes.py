@@ -4,7 +4,11 @@ never slowed."""
 
 from __future__ import annotations
 
+import socket
 import time
+from pathlib import Path
+
+import pytest
 
 from binary.wire import parse_responses
 from conftest import RawConnection
@@ -95,3 +99,32 @@ def test_text_and_sasl_share_the_username_bound(server: ServerProcess) -> None:
     status, elapsed = _sasl_login(server, "127.0.201.1", server.password)
     assert status == Status.SUCCESS
     assert elapsed < BASE_DELAY
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_ipv6_clients_are_counted_by_their_64(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data", "--host", "::1") as server:
+
+        def attempt(password: str) -> tuple[bytes, float]:
+            with socket.create_connection(("::1", server.port), timeout=5) as sock:
+                started = time.monotonic()
+                sock.sendall(ascii_login(server.username, password))
+                reply = sock.recv(100)
+                return reply, time.monotonic() - started
+
+        for _ in range(FREE_FAILURES):
+            reply, elapsed = attempt("wrong")
+            assert reply == FAILED
+            assert elapsed < BASE_DELAY
+        reply, elapsed = attempt(server.password)
+        assert reply == b"STORED\r\n"
+        assert elapsed >= BASE_DELAY * 0.9
