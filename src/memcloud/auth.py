@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memcloud.control.models import CacheRecord, CredentialRecord
-from memcloud.control.secrets import verify_password
+from memcloud.control.secrets import verify_dummy, verify_password
 
 __all__ = ["ANONYMOUS_CREDENTIAL_ID", "Directory", "Principal"]
 
@@ -62,9 +62,14 @@ class Directory:
             try:
                 username = username.decode()
             except UnicodeDecodeError:
+                verify_dummy(password)
                 return None
         record = self._by_username.get(username)
-        if record is None or not verify_password(record, password):
+        if record is None:
+            # The same HMAC as a wrong password, so timing does not tell which names exist.
+            verify_dummy(password)
+            return None
+        if not verify_password(record, password):
             return None
         cache = self.caches.get(record.cache_id)
         if cache is None or not cache.enabled:

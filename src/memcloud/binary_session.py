@@ -180,10 +180,11 @@ class BinarySession(Session):
     def _sasl_auth(self, request: Request, now: float, out: list[bytes]) -> None:
         throttle = self.service.auth_throttle
         address = address_of(self.peer)
-        admission = throttle.admit(address, now)
+        credentials = parse_plain(request.value) if request.key == PLAIN else None
+        name = credentials.username.decode("utf-8", "replace") if credentials else ""
+        admission = throttle.admit(address, now, name)
         if admission.delay > self.reply_delay:
             self.reply_delay = admission.delay
-        credentials = parse_plain(request.value) if request.key == PLAIN else None
         if not admission.check or credentials is None:
             ok = self.full = False
             self._logout()
@@ -198,7 +199,7 @@ class BinarySession(Session):
             self.closing = True
             return
         if admission.check:
-            throttle.failed(address, now)
+            throttle.failed(address, now, name)
         out.append(error_response(request.opcode, request.opaque, Status.AUTH_ERROR))
 
     def _sasl_step(self, request: Request, now: float, out: list[bytes]) -> None:

@@ -273,6 +273,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         default_plan=ns.default_plan,
         max_connections=ns.max_connections,
         api_max_connections=ns.api_max_connections,
+        login_free_failures=ns.login_free_failures,
         metrics_token=ns.metrics_token,
         admin_token=ns.admin_token,
         public_host=ns.public_host,
@@ -546,6 +547,13 @@ def _serve_parser(commands: Any) -> None:
         type=_positive_int,
         default="1000",
         help="open HTTP API connections at most (more are answered 503 and closed)",
+    )
+    serve.add_argument(
+        "--login-free-failures",
+        type=_positive_int,
+        default="5",
+        help="failed logins a minute per address prefix (/24, /64) before its logins are "
+        "slowed; twice as many per username",
     )
     serve.add_argument("--public-host", help="host name to advertise in MEMCACHIER_SERVERS")
     serve.add_argument(

@@ -151,6 +151,8 @@ class Settings:
     api_body_timeout: float = 30.0
     # None: a token generated at the first start (kept in the data dir); "": /metrics open.
     metrics_token: str | None = field(default=None, repr=False)
+    # Failed logins per address prefix per minute before its logins are slowed (auth_throttle).
+    login_free_failures: int = 5
     admin_token: str | None = None
     # Host name printed in MEMCACHIER_SERVERS; defaults to the bind host.
     public_host: str | None = None

@@ -18,6 +18,7 @@ from memcloud.config import Settings
 from memcloud.statsreport import cache_stats, items_stats, settings_stats, slabs_stats
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
+from memcloud.storage.stats import CacheStats
 
 __all__ = ["REPLY_BATCH_MAX", "FlushEvent", "Service", "Session"]
 
@@ -28,6 +29,10 @@ log = logging.getLogger("memcloud.service")
 # otherwise build gigabytes before flow control could pause the client. What is left waits
 # as the session's backlog until the connection has written what came before.
 REPLY_BATCH_MAX: Final = 1024 * 1024
+# No cache has id 0 (ids start at 1): the registry lookup of a username without a cache.
+_NO_CACHE_ID: Final = 0
+# Where logins of unknown usernames are counted: nowhere anyone reads.
+_UNCOUNTED: Final = CacheStats()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +108,13 @@ class Session:
         directory = self.service.directory
         principal = directory.authenticate(username, password)
         cache_id = principal.cache_id if principal else directory.cache_of(username)
-        cache = self.service.registry.get(cache_id) if cache_id is not None else None
-        if cache is not None:
-            cache.stats.auth_cmds += 1
-            if principal is None:
-                cache.stats.auth_errors += 1
+        # An unknown username is counted on a throwaway record with the same steps, so that
+        # the answer's timing does not tell whether the username exists.
+        cache = self.service.registry.get(_NO_CACHE_ID if cache_id is None else cache_id)
+        stats = _UNCOUNTED if cache is None else cache.stats
+        stats.auth_cmds += 1
+        if principal is None:
+            stats.auth_errors += 1
         if principal is None or not self.login(principal):
             log.warning("authentication failed for %r from %s", _printable(username), self.peer)
             return False
@@ -196,8 +203,8 @@ class Service:
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
         # Node processes the supervisor of this deployment had to restart (node 0 only).
         self.node_restarts = 0
-        # Failed logins per client address, shared by both protocols' connections.
-        self.auth_throttle = AuthThrottle()
+        # Failed logins per address prefix and username: every login path of this process.
+        self.auth_throttle = AuthThrottle(settings.login_free_failures)
         # Connection slots: per-cache limits and unauthenticated connections (admission).
         self.admission = Admission(settings)
         # The HTTP API and samplers running beside this service (api.server's to manage).

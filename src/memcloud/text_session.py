@@ -164,24 +164,25 @@ class TextSession(Session):
             out.append(replies.UNAUTHENTICATED)
 
     def _login_with(self, key: bytes, value: bytes, now: float) -> bool:
-        """The login `set`, slowed down after repeated failures from the same address
-        (auth_throttle; the binary protocol's SASL answers follow the same rule)."""
-        throttle = self.service.auth_throttle
-        address = address_of(self.peer)
-        admission = throttle.admit(address, now)
-        self.reply_delay = max(self.reply_delay, admission.delay)
-        if not admission.check:
-            return False
+        """The login `set`, slowed down after repeated failures from the same address prefix
+        or on the same username (auth_throttle; binary SASL follows the same rule)."""
         # memcached's -Y form puts "username password" in the value; the hosted service's
         # form puts the username in the key and the password in the value.
         if b" " in value:
             username, _, password = value.partition(b" ")
             if self.service.directory.cache_of(username) is not None:
                 key, value = username, password.strip()
+        throttle = self.service.auth_throttle
+        address = address_of(self.peer)
+        name = key.decode("utf-8", "replace")
+        admission = throttle.admit(address, now, name)
+        self.reply_delay = max(self.reply_delay, admission.delay)
+        if not admission.check:
+            return False
         if self.try_login(key, value):
             return True
         if not self.full:  # a login refused for the connection limit guessed nothing
-            throttle.failed(address, now)
+            throttle.failed(address, now, name)
         return False
 
     # -- commands ------------------------------------------------------------------------

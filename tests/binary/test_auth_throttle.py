@@ -6,8 +6,13 @@ from memcloud.auth_throttle import (
     FREE_FAILURES,
     MAX_DELAY,
     MAX_QUEUE_WAIT,
+    MAX_TRACKED_PREFIXES,
+    MAX_TRACKED_USERNAMES,
+    USERNAME_FREE_FAILURES,
     AuthThrottle,
     address_of,
+    address_prefix,
+    retry_after,
 )
 
 
@@ -25,7 +30,7 @@ def test_exponential_backoff_capped() -> None:
     for _ in range(FREE_FAILURES):
         throttle.failed("10.0.0.1", now)
     assert throttle.admit("10.0.0.1", now).delay == BASE_DELAY
-    assert throttle.admit("10.0.0.2", now) == (0.0, True)  # another address is not slowed
+    assert throttle.admit("10.0.1.2", now) == (0.0, True)  # another /24 is not slowed
     for _ in range(20):
         throttle.failed("10.0.0.1", now)
     later = now + 10 * MAX_QUEUE_WAIT  # the queue has drained; the failures still count
@@ -56,3 +61,74 @@ def test_address_of_peer() -> None:
     assert address_of("127.0.0.1:5555") == "127.0.0.1"
     assert address_of("::1:5555") == "::1"
     assert address_of("?") == "?"
+
+
+def test_address_prefixes() -> None:
+    assert address_prefix("10.1.2.3") == "10.1.2.0/24"
+    assert address_prefix("10.1.2.250") == "10.1.2.0/24"
+    assert address_prefix("10.1.3.1") == "10.1.3.0/24"
+    assert address_prefix("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert address_prefix("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert address_prefix("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert address_prefix("::ffff:10.1.2.3") == "10.1.2.0/24"  # IPv4-mapped is IPv4
+    assert address_prefix("fe80::1%eth0") == "fe80::/64"
+    assert address_prefix("?") == "?"
+
+
+def test_a_whole_ipv6_64_shares_one_count() -> None:
+    throttle = AuthThrottle()
+    for host in range(FREE_FAILURES):
+        throttle.failed(f"2001:db8::{host + 1:x}", 10.0, f"USER{host}")
+    assert throttle.admit("2001:db8::ffff:1", 10.0, "OTHER") == (BASE_DELAY, True)
+    assert throttle.admit("2001:db8:0:1::1", 10.0, "OTHER") == (0.0, True)
+
+
+def test_username_bound_spares_clean_prefixes() -> None:
+    throttle = AuthThrottle()
+    for network in range(USERNAME_FREE_FAILURES):
+        throttle.failed(f"10.0.{network}.1", 10.0, "VICTIM")
+    # A guesser's prefix (one failure) queues on the username; a clean prefix does not.
+    assert throttle.admit("10.0.0.2", 10.0, "VICTIM") == (BASE_DELAY, True)
+    assert throttle.admit("10.9.9.9", 10.0, "VICTIM") == (0.0, True)
+    assert throttle.admit("10.0.0.2", 10.0, "SOMEONE") == (0.0, True)
+    assert throttle.username_failures("VICTIM", 10.0) == USERNAME_FREE_FAILURES
+
+
+def test_http_attempts_are_refused_until_the_slot() -> None:
+    throttle = AuthThrottle()
+    for _ in range(FREE_FAILURES):
+        throttle.failed("10.0.0.1", 100.0, "U")
+    assert throttle.admit_now("10.0.0.1", 100.0, "U") == (BASE_DELAY, False)
+    assert throttle.admit_now("10.0.0.1", 100.1, "U").check is False
+    assert throttle.admit_now("10.0.0.1", 100.0 + BASE_DELAY, "U") == (0.0, True)
+    # The check just admitted took the slot: the next one waits a step again.
+    assert throttle.admit_now("10.0.0.1", 100.0 + BASE_DELAY, "U") == (BASE_DELAY, False)
+    assert throttle.admit_now("10.0.1.1", 100.0, "U") == (0.0, True)
+
+
+def test_many_failures_cap_the_delay_and_memory() -> None:
+    throttle = AuthThrottle()
+    for _ in range(10_000):
+        throttle.failed("10.0.0.1", 5.0, "U")
+    assert throttle.failures("10.0.0.1", 5.0) == 10_000
+    assert throttle.admit("10.0.0.1", 5.0, "U") == (MAX_DELAY, True)
+    for i in range(MAX_TRACKED_PREFIXES + 10):
+        throttle.failed(f"{10 + i // 65536}.{i // 256 % 256}.{i % 256}.1", 6.0, f"N{i}")
+    assert throttle.tracked() == (MAX_TRACKED_PREFIXES, MAX_TRACKED_USERNAMES)
+
+
+def test_the_allowance_is_configurable() -> None:
+    throttle = AuthThrottle(free_failures=50)
+    for _ in range(49):
+        throttle.failed("10.0.0.1", 5.0, "U")
+    assert throttle.admit("10.0.0.1", 5.0, "U") == (0.0, True)
+    throttle.failed("10.0.0.1", 5.0, "U")
+    assert throttle.admit("10.0.0.1", 5.0, "U") == (BASE_DELAY, True)
+    assert throttle.username_free_failures == 100
+
+
+def test_retry_after_is_whole_seconds_rounded_up() -> None:
+    assert retry_after(0.01) == "1"
+    assert retry_after(1.0) == "1"
+    assert retry_after(1.2) == "2"
+    assert retry_after(4.5) == "5"

@@ -30,12 +30,14 @@ def login(port: int, username: str, password: str) -> RawConnection:
     return conn
 
 
-_probe_sources = itertools.cycle(f"127.0.{n // 250}.{n % 250 + 2}" for n in range(2500))
+# One address in each of 60,000 loopback /24s (all of 127/8 is loopback on Linux).
+_probe_sources = itertools.cycle(f"127.{n // 250 + 1}.{n % 250}.1" for n in range(60_000))
 
 
 def try_login(port: int, username: str, password: str) -> bytes:
-    """One login attempt, each from its own loopback address: polling for a credential that
-    is still on its way must not trip the per-address failed-login backoff."""
+    """One login attempt, each from its own loopback /24: polling for a credential that is
+    still on its way must not trip the failed-login backoff, which counts per /24 prefix and
+    (for prefixes that failed before) per username."""
     conn = RawConnection(port, source=next(_probe_sources))
     try:
         return conn.request(ascii_login(username, password))

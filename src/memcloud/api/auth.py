@@ -15,9 +15,10 @@ from starlette.requests import Request
 
 from memcloud.api.context import ApiContext
 from memcloud.api.errors import ApiError, Problem
+from memcloud.api.login_guard import LoginGuard
 from memcloud.auth import Principal
 from memcloud.control.base import NotFound
-from memcloud.control.secrets import verify_password
+from memcloud.control.secrets import verify_dummy, verify_password
 
 __all__ = ["authenticate", "authorize", "basic_credentials", "parse_cache_id"]
 
@@ -54,7 +55,21 @@ def basic_credentials(request: Request) -> tuple[str, str]:
 def authenticate(ctx: ApiContext, request: Request) -> Principal:
     """The request's principal (api capability checked); no cache is named yet (login)."""
     username, password = basic_credentials(request)
-    return _with_api(ctx.service.directory.authenticate(username, password))
+    guard = _admitted(ctx, request, username)
+    principal = ctx.service.directory.authenticate(username, password)
+    if principal is None:
+        guard.failed(request, username)
+    return _with_api(principal)
+
+
+def _admitted(ctx: ApiContext, request: Request, username: str) -> LoginGuard:
+    """The login throttle's guard, once it lets this attempt's password be checked; 429 with
+    Retry-After while the client's prefix or this username must wait (auth_throttle)."""
+    guard = LoginGuard.of(ctx.service)
+    wait = guard.refusal(request, username)
+    if wait is not None:
+        raise ApiError(Problem.THROTTLED, headers={"Retry-After": wait})
+    return guard
 
 
 def _with_api(principal: Principal | None) -> Principal:
@@ -75,8 +90,9 @@ async def _authenticate_disabled(
         try:
             record = ctx.store.find_credential(cache_id, username)
         except NotFound:
+            verify_dummy(password)  # as long as a wrong password: existence must not show
             return None
-        if record.username != username or not verify_password(record, password):
+        if not verify_password(record, password) or record.username != username:
             return None
         return Principal(
             record.id, record.username, record.cache_id, record.write, record.flush, record.api
@@ -100,9 +116,12 @@ async def authorize(
     """
     cache_id = parse_cache_id(cache_ref)
     username, password = basic_credentials(request)
+    guard = _admitted(ctx, request, username)
     principal = ctx.service.directory.authenticate(username, password)
     if principal is None and disabled_ok:
         principal = await _authenticate_disabled(ctx, cache_id, username, password)
+    if principal is None:
+        guard.failed(request, username)
     principal = _with_api(principal)
     if principal.cache_id != cache_id:
         if cache_id not in ctx.service.directory.caches:

@@ -36,9 +36,12 @@ class Problem(enum.Enum):
     METHOD = "method not allowed"
     TOO_LARGE = "request body too large"
     STORE_FAILED = "the control database failed"
+    THROTTLED = "too many failed logins"
 
 
 _V1_FORBIDDEN = "You are not authorized to perform this action."
+# The login throttle's refusal (auth_throttle); Retry-After says when to try again.
+_THROTTLED = "Too many failed logins. Try again later."
 _V1_NO_CACHE = "No cache found."
 
 # (status, body) per problem; None body = use the error's own detail.
@@ -59,6 +62,7 @@ _V1: dict[Problem, tuple[int, str | None]] = {
     Problem.METHOD: (405, "Method not allowed."),
     Problem.TOO_LARGE: (413, "Request body too large."),
     Problem.STORE_FAILED: (500, None),
+    Problem.THROTTLED: (429, _THROTTLED),
 }
 
 _V2_FORBIDDEN = "Forbidden to access cache with this ID."
@@ -77,6 +81,7 @@ _V2: dict[Problem, tuple[int, str | None]] = {
     Problem.METHOD: (405, "Method Not Allowed"),
     Problem.TOO_LARGE: (413, "Request Entity Too Large"),
     Problem.STORE_FAILED: (500, None),
+    Problem.THROTTLED: (429, _THROTTLED),
 }
 
 

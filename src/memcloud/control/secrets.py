@@ -20,6 +20,7 @@ __all__ = [
     "generate_password",
     "generate_username",
     "hash_password",
+    "verify_dummy",
     "verify_password",
 ]
 
@@ -51,6 +52,22 @@ def hash_password(password: str) -> tuple[bytes, bytes]:
 
 def verify_password(record: CredentialRecord, password: str | bytes) -> bool:
     """True when `password` is the credential's; raw bytes from the wire are accepted."""
+    return _verify(record.salt, record.secret_hash, password)
+
+
+# What an unknown username is checked against, so that it costs the same HMAC and comparison
+# as a known one with a wrong password. No password hashes to all zero bytes.
+_DUMMY_SALT = bytes(SALT_BYTES)
+_DUMMY_HASH = bytes(hashlib.sha256().digest_size)
+
+
+def verify_dummy(password: str | bytes) -> bool:
+    """The work of `verify_password` for a username that has no credential: always False."""
+    _verify(_DUMMY_SALT, _DUMMY_HASH, password)
+    return False
+
+
+def _verify(salt: bytes, secret_hash: bytes, password: str | bytes) -> bool:
     if isinstance(password, str):
         try:
             raw = password.encode("utf-8")
@@ -63,4 +80,4 @@ def verify_password(record: CredentialRecord, password: str | bytes) -> bool:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    return hmac.compare_digest(_digest(record.salt, raw), record.secret_hash)
+    return hmac.compare_digest(_digest(salt, raw), secret_hash)

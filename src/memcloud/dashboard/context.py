@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from memcloud.api.context import ApiContext, refresh_directory
+from memcloud.api.login_guard import LoginGuard
 from memcloud.auth import Principal
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
@@ -46,6 +47,8 @@ class DashboardContext:
     now: Callable[[], float] = field(default=time.time)
     # A cache's flush log records the nodes hold because the store could not take them yet.
     pending_flushes: Callable[[int], Awaitable[int]] | None = None
+    # The process's login throttle (shared with the memcache logins and the API).
+    guard: LoginGuard = field(default_factory=LoginGuard)
 
     @classmethod
     def from_api(cls, api: ApiContext) -> DashboardContext:
@@ -88,6 +91,7 @@ class DashboardContext:
             changed=changed,
             servers=servers,
             pending_flushes=pending_flushes,
+            guard=LoginGuard.of(api.service),
         )
 
 

@@ -10,12 +10,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from memcloud.auth_throttle import ADMIN_USERNAME
 from memcloud.config import format_size, parse_size, plan_bytes
 from memcloud.control.base import ControlError
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.dashboard.access import admin_ok
 from memcloud.dashboard.context import DashboardContext, dashboard_context
-from memcloud.dashboard.web import PREFIX, check_form, current_session, redirect, render
+from memcloud.dashboard.web import (
+    PREFIX,
+    check_form,
+    current_session,
+    redirect,
+    render,
+    throttled,
+)
 
 __all__ = ["ADMIN", "router"]
 
@@ -54,7 +62,11 @@ async def admin_login(request: Request) -> Response:
     ctx = dashboard_context(request)
     token = ctx.settings.admin_token or ""
     given = form.get("token", "").strip()
+    wait = ctx.guard.refusal(request, ADMIN_USERNAME)
+    if wait is not None:
+        return throttled(request, "admin_login.html", wait)
     if not token or not hmac.compare_digest(token.encode(), given.encode()):
+        ctx.guard.failed(request, ADMIN_USERNAME)
         return render(
             request,
             "admin_login.html",

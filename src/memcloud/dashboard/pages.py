@@ -26,6 +26,7 @@ from memcloud.dashboard.web import (
     end_session,
     redirect,
     render,
+    throttled,
 )
 from memcloud.service import FlushEvent
 
@@ -138,8 +139,13 @@ async def login(request: Request) -> Response:
     form = await check_form(request)
     ctx = dashboard_context(request)
     username = form.get("username", "").strip().upper()
+    wait = ctx.guard.refusal(request, username)
+    if wait is not None:
+        next_page = _safe_next(form.get("next"))
+        return throttled(request, "login.html", wait, username=username, next=next_page)
     principal = ctx.authenticate(username, form.get("password", "").strip())
     if principal is None:
+        ctx.guard.failed(request, username)
         return render(
             request,
             "login.html",

@@ -29,6 +29,7 @@ __all__ = [
     "redirect",
     "render",
     "set_session",
+    "throttled",
 ]
 
 PREFIX = "/dashboard"
@@ -139,6 +140,14 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     _apply_headers(response)
     if getattr(request.state, "dashboard_session_new", False):
         set_session(request, response, session)
+    return response
+
+
+def throttled(request: Request, template: str, retry_after: str, **values: Any) -> HTMLResponse:
+    """A sign-in form refused by the login throttle: 429 with Retry-After (auth_throttle)."""
+    error = f"Too many failed sign-ins. Try again in {retry_after} s."
+    response = render(request, template, status_code=429, error=error, **values)
+    response.headers["Retry-After"] = retry_after
     return response
 
 

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from memcloud.api.limits import BodyTooLarge
+from memcloud.auth_throttle import PARTNER_USERNAME
 from memcloud.config import format_size, plan_bytes
 from memcloud.control.base import Conflict, ControlError, NotFound
 from memcloud.control.models import CacheRecord, CredentialRecord
@@ -63,7 +64,15 @@ def _authorized(ctx: DashboardContext, request: Request) -> JSONResponse | None:
     except (binascii.Error, ValueError):
         given = b""
     expected = f"{user}:{password}".encode()
+    # One secret, so one throttle name whatever user is given (auth_throttle).
+    wait = ctx.guard.refusal(request, PARTNER_USERNAME)
+    if wait is not None:
+        response = _error(429, "too many failed logins; try again later")
+        response.headers["Retry-After"] = wait
+        return response
     if scheme.lower() != "basic" or not hmac.compare_digest(given, expected):
+        if header:  # no credentials at all is no guess
+            ctx.guard.failed(request, PARTNER_USERNAME)
         response = _error(401, "unauthorized")
         response.headers["WWW-Authenticate"] = 'Basic realm="memcloud provisioning"'
         return response

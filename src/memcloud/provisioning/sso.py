@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from memcloud.api.auth import authorize
 from memcloud.api.context import context
+from memcloud.auth_throttle import sso_username
 from memcloud.control.base import NotFound
 from memcloud.dashboard.context import dashboard_context
 from memcloud.dashboard.web import PREFIX, current_session, redirect
@@ -27,6 +28,8 @@ from memcloud.provisioning.tokens import TOKEN_SECONDS, token_hash, token_ok
 __all__ = ["router"]
 
 router = APIRouter()
+# Resource ids are at most 64 characters (UUID_RE); longer ones are counted by their start.
+MAX_RESOURCE_CHARS = 64
 
 
 def _forbidden(reason: str) -> Response:
@@ -49,6 +52,13 @@ async def sso_login(request: Request) -> Response:
     now = ctx.now()
     if abs(now - int(timestamp)) > TOKEN_SECONDS:
         return _forbidden("the token has expired")
+    # Bad tokens are guesses: bounded per address prefix and per resource (auth_throttle).
+    throttle_name = sso_username(resource_id[:MAX_RESOURCE_CHARS])
+    wait = ctx.guard.refusal(request, throttle_name)
+    if wait is not None:
+        refused = PlainTextResponse("Too many failed sign-ins; try again later", 429)
+        refused.headers["Retry-After"] = wait
+        return refused
     if not token_ok(
         token,
         resource_id=resource_id,
@@ -57,6 +67,7 @@ async def sso_login(request: Request) -> Response:
         user_id=fields.get("user_id", ""),
         user_email=fields.get("email") or fields.get("user_email", ""),
     ):
+        ctx.guard.failed(request, throttle_name)
         return _forbidden("the token does not match")
     if not UUID_RE.match(resource_id) or resource_id.isdigit():
         return _forbidden("no such resource")

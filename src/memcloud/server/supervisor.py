@@ -92,6 +92,8 @@ class NodeProcess:
             str(s.max_connections),
             "--plans",
             format_plans(s.plans, s.plan_connections),  # their connection limits
+            "--login-free-failures",
+            str(s.login_free_failures),
         ]
         if s.anonymous_cache:
             args += ["--anonymous-cache", s.anonymous_cache]
