@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from memcloud.testing import ServerProcess, ascii_login
@@ -22,6 +24,26 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is required in CI but is not installed")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+# One address in each of 60,000 loopback /24s (all of 127/8 is loopback on Linux): the
+# failed-login throttle counts per /24, so a test that polls for a credential still on its
+# way to the server (it polls the store) asks from a fresh /24 each time.
+_probe_sources = itertools.cycle(f"127.{n // 250 + 1}.{n % 250}.1" for n in range(60_000))
+
+
+def probe_source() -> str:
+    """A loopback address in a /24 no earlier probe used (see `_probe_sources`)."""
+    return next(_probe_sources)
+
+
+def api_status(api_port: int, username: str, password: str, path: str = "/api/v1/login") -> int:
+    """The status a GET of `path` with this credential answers now, asked from a fresh /24
+    (200 on the login route once the server knows the credential, 401 before)."""
+    transport = httpx.HTTPTransport(local_address=probe_source())
+    with httpx.Client(transport=transport, timeout=10) as http:
+        reply = http.get(f"http://127.0.0.1:{api_port}{path}", auth=(username, password))
+    return reply.status_code
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from conftest import api_status
 from memcloud.testing import ServerProcess, wait_for
 
 
@@ -27,7 +28,8 @@ def test_settings_page_refuses_to_delete_the_primary_credential(tmp_path: Path) 
         base = f"http://127.0.0.1:{server.api_port}"
         other = server.cli_json("credentials", "create", "1")
         user, password = other["sasl_username"], other["sasl_password"]
-        assert wait_for(lambda: httpx.get(f"{base}/api/v1/login", auth=(user, password)).is_success)
+        assert server.api_port is not None
+        assert wait_for(lambda: api_status(server.api_port or 0, user, password) == 200)
         primary_id = next(
             c["id"] for c in server.cli_json("credentials", "list", "1") if c["primary"]
         )

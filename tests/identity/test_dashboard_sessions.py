@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import api_status
 from memcloud.control.open import open_store
 from memcloud.provisioning.tokens import resource_token
 from memcloud.testing import ServerProcess, wait_for
@@ -69,8 +70,8 @@ def _new_cache(server: ServerProcess, name: str) -> tuple[int, str, str]:
 
 def _seen(server: ServerProcess, username: str, password: str) -> bool:
     """Whether the server's directory knows a credential (it polls the store)."""
-    reply = httpx.get(f"{_base(server)}/api/v1/login", auth=(username, password))
-    return reply.status_code == 200
+    assert server.api_port is not None
+    return api_status(server.api_port, username, password) == 200
 
 
 def test_sign_out_ends_the_session_server_side(server: ServerProcess) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from conftest import RawConnection
+from conftest import RawConnection, probe_source
 from memcloud.testing import ServerProcess, ascii_login, wait_for
 
 __all__ = ["Tenant", "connect", "create_cache", "create_credential", "login", "stats_of"]
@@ -30,15 +29,11 @@ def login(port: int, username: str, password: str) -> RawConnection:
     return conn
 
 
-# One address in each of 60,000 loopback /24s (all of 127/8 is loopback on Linux).
-_probe_sources = itertools.cycle(f"127.{n // 250 + 1}.{n % 250}.1" for n in range(60_000))
-
-
 def try_login(port: int, username: str, password: str) -> bytes:
     """One login attempt, each from its own loopback /24: polling for a credential that is
     still on its way must not trip the failed-login backoff, which counts per /24 prefix and
     (for prefixes that failed before) per username."""
-    conn = RawConnection(port, source=next(_probe_sources))
+    conn = RawConnection(port, source=probe_source())
     try:
         return conn.request(ascii_login(username, password))
     finally:
