@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from memcloud.auth import ANONYMOUS_CREDENTIAL_ID
 from memcloud.auth_throttle import address_of
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
+    Close,
     Command,
     Delete,
     FlushAll,
@@ -24,6 +26,7 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
+from memcloud.protocol.limits import AUTH_VALUE_MAX
 from memcloud.protocol.replies import (
     CRLF,
     CRLF_END,
@@ -61,6 +64,12 @@ class TextSession(Session):
         super().__init__(service, peer, close)
         self.parser = TextParser(service.settings.item_size_max)
         self.parser.authenticating = self.principal is None
+        # On a server with --anonymous-cache a connection starts logged in to that cache,
+        # and a `set` carrying a credential is a login, never an item (see _login_set).
+        principal = self.principal
+        self._anonymous = principal is not None and (
+            principal.credential_id == ANONYMOUS_CREDENTIAL_ID
+        )
         self._now = service.clock.now
         self._batch = 0  # reply bytes of values and stats in this call
         self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
@@ -130,7 +139,10 @@ class TextSession(Session):
             if fields is None:
                 break
             key, flags, exptime, start, end, noreply = fields
-            result, _ = cache.store(StoreMode.SET, key, data[start:end], flags, exptime, now)
+            value = data[start:end]
+            if self._anonymous and self._names_login(key, value):
+                break  # a login: the parser's path answers it (see _store)
+            result, _ = cache.store(StoreMode.SET, key, value, flags, exptime, now)
             if not noreply:  # which silences errors too, as in the parser's path
                 out.append(_STORE_REPLIES[result])
             pos = end + 2
@@ -151,6 +163,8 @@ class TextSession(Session):
                 out.append(replies.AUTH_FAILED)
         elif isinstance(command, Quit):
             self.closing = True
+        elif isinstance(command, Close):
+            self._close_after(command, now, out)
         elif isinstance(command, Invalid):
             if command.reply:
                 out.append(command.reply)
@@ -176,6 +190,33 @@ class TextSession(Session):
             return True
         throttle.failed(address, now)
         return False
+
+    def _names_login(self, key: bytes, value: bytes) -> bool:
+        """Whether a `set` on an anonymous connection is a text login: its key is a known
+        username (the hosted form), or its value is `<known username> <password>`
+        (memcached's -Y form). A set lookup, and the value is looked at only when short."""
+        usernames = self.service.directory.usernames
+        if key in usernames:
+            return True
+        if len(value) > AUTH_VALUE_MAX:
+            return False
+        space = value.find(b" ")
+        return space > 0 and value[:space] in usernames
+
+    def _login_set(self, command: Store, now: float, out: list[bytes]) -> None:
+        """A login `set` on an anonymous connection: as binary SASL does there, it moves
+        the connection to the credential's cache; it stores nothing, and its answer never
+        holds the secret. A wrong password answers as a failed login, counted and slowed
+        down as one, and the connection stays on the anonymous cache."""
+        anonymous_cache = self.cache
+        if self._login_with(command.key, command.value, now):
+            self._anonymous = False
+            if anonymous_cache is not None:
+                anonymous_cache.stats.curr_connections -= 1
+            if not command.noreply:
+                out.append(replies.STORED)
+        else:
+            out.append(replies.AUTH_FAILED)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -227,6 +268,13 @@ class TextSession(Session):
     def _store(self, command: Store, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None and self.principal is not None
+        if (
+            self._anonymous
+            and command.verb is StoreVerb.SET
+            and self._names_login(command.key, command.value)
+        ):
+            self._login_set(command, now, out)
+            return
         if not self.principal.write:
             cache.stats.cmd_set += 1
             if not command.noreply:
@@ -336,6 +384,13 @@ class TextSession(Session):
     def _quit(self, command: Quit, now: float, out: list[bytes]) -> None:
         self.closing = True
 
+    def _close_after(self, command: Close, now: float, out: list[bytes]) -> None:
+        # Nothing after this line runs: `handle` stops at `closing`, and the connection
+        # closes once the replies before it (and this one's, if any) are written.
+        self.closing = True
+        if command.reply:
+            out.append(command.reply)
+
     def _invalid(self, command: Invalid, now: float, out: list[bytes]) -> None:
         if command.unlink is not None:
             cache = self.cache
@@ -366,5 +421,6 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Version: TextSession._version,  # type: ignore[dict-item]
     Verbosity: TextSession._verbosity,  # type: ignore[dict-item]
     Quit: TextSession._quit,  # type: ignore[dict-item]
+    Close: TextSession._close_after,  # type: ignore[dict-item]
     Invalid: TextSession._invalid,  # type: ignore[dict-item]
 }
