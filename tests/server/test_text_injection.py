@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import RawConnection
+from memcloud.auth_throttle import BASE_DELAY, FREE_FAILURES
 from memcloud.testing import ServerProcess, ascii_login
 
 from .helpers import login
@@ -304,3 +306,51 @@ def test_ordinary_sets_on_anonymous_server_are_stored(conn: RawConnection) -> No
     assert conn.request(b"get _auth note\r\n", b"END\r\n") == (
         b"VALUE _auth 0 11\r\nhello world\r\nVALUE note 0 7\r\nnobody \r\nEND\r\n"
     )
+
+
+def _stat(conn: RawConnection, name: bytes) -> int:
+    reply = conn.request(b"stats\r\n", b"END\r\n")
+    [line] = [line for line in reply.split(b"\r\n") if line.startswith(b"STAT %s " % name)]
+    return int(line.split()[2])
+
+
+def test_login_moves_the_connection_between_caches(anon: ServerProcess) -> None:
+    public = RawConnection(anon.port)
+    own = login(anon.port, anon.username, anon.password)
+    try:
+        anon_before = _stat(public, b"curr_connections")
+        own_before = _stat(own, b"curr_connections")
+        conn = RawConnection(anon.port)
+        assert conn.request(b"version\r\n").startswith(b"VERSION ")
+        assert _stat(public, b"curr_connections") == anon_before + 1
+        assert conn.request(ascii_login(anon.username, anon.password)) == b"STORED\r\n"
+        assert _stat(public, b"curr_connections") == anon_before
+        assert _stat(own, b"curr_connections") == own_before + 1
+        conn.close()
+    finally:
+        public.close()
+        own.close()
+
+
+def test_wrong_passwords_on_anonymous_server_count_and_are_slowed_down(tmp_path: Path) -> None:
+    # A server of its own: the failures below must not slow the other tests' logins.
+    with ServerProcess(tmp_path / "data", "--anonymous-cache", "anon") as server:
+        own = login(server.port, server.username, server.password)
+        guesser = RawConnection(server.port)
+        try:
+            errors_before = _stat(own, b"auth_errors")
+            wrong = server.username.encode() + b" wrong"
+            guess = b"set _auth 0 0 %d\r\n%s\r\n" % (len(wrong), wrong)
+            for _ in range(FREE_FAILURES):
+                started = time.monotonic()
+                assert guesser.request(guess) == AUTH_FAILED
+                assert time.monotonic() - started < BASE_DELAY
+            # counted on the cache the username names, as any failed login
+            assert _stat(own, b"auth_errors") == errors_before + FREE_FAILURES
+            started = time.monotonic()
+            assert guesser.request(guess) == AUTH_FAILED
+            assert time.monotonic() - started >= BASE_DELAY * 0.9
+            assert guesser.request(b"get _auth\r\n", b"END\r\n") == b"END\r\n"
+        finally:
+            own.close()
+            guesser.close()
