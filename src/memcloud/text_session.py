@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from memcloud.auth import ANONYMOUS_CREDENTIAL_ID
+from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
 from memcloud.auth_throttle import address_of
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
@@ -66,10 +66,11 @@ class TextSession(Session):
         self.parser.authenticating = self.principal is None
         # On a server with --anonymous-cache a connection starts logged in to that cache,
         # and a `set` carrying a credential is a login, never an item (see _login_set).
+        # The usernames of the control plane while the connection is the anonymous one
+        # (kept current by refresh), else None: one attribute read per plain read.
         principal = self.principal
-        self._anonymous = principal is not None and (
-            principal.credential_id == ANONYMOUS_CREDENTIAL_ID
-        )
+        anonymous = principal is not None and principal.credential_id == ANONYMOUS_CREDENTIAL_ID
+        self._usernames = service.directory.usernames if anonymous else None
         self._now = service.clock.now
         self._batch = 0  # reply bytes of values and stats in this call
         self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
@@ -123,6 +124,8 @@ class TextSession(Session):
         size = len(data)
         may_write = self.principal is not None and self.principal.write
         item_size_max = cache.item_size_max
+        # Only an anonymous connection has sets that may be logins (see _names_login).
+        usernames = self._usernames
         batch = 0
         while pos < size and batch <= REPLY_BATCH_MAX:
             eol = data.find(b"\r\n", pos)
@@ -140,7 +143,11 @@ class TextSession(Session):
                 break
             key, flags, exptime, start, end, noreply = fields
             value = data[start:end]
-            if self._anonymous and self._names_login(key, value):
+            # (`32 in value`, not `b" " in value`: bytes' `in` first tries its argument as an
+            # int, and a bytes one costs a raised and cleared TypeError, some 400 ns.)
+            if usernames is not None and (
+                key in usernames or (32 in value and _names_user(value, usernames))
+            ):
                 break  # a login: the parser's path answers it (see _store)
             result, _ = cache.store(StoreMode.SET, key, value, flags, exptime, now)
             if not noreply:  # which silences errors too, as in the parser's path
@@ -150,6 +157,11 @@ class TextSession(Session):
         # Past the batch limit, the rest waits in the parser as the session's backlog.
         self.backlog = batch > REPLY_BATCH_MAX
         return pos
+
+    def refresh(self, directory: Directory) -> None:
+        super().refresh(directory)
+        if self._usernames is not None:
+            self._usernames = directory.usernames
 
     # -- authentication ------------------------------------------------------------------
 
@@ -195,13 +207,8 @@ class TextSession(Session):
         """Whether a `set` on an anonymous connection is a text login: its key is a known
         username (the hosted form), or its value is `<known username> <password>`
         (memcached's -Y form). A set lookup, and the value is looked at only when short."""
-        usernames = self.service.directory.usernames
-        if key in usernames:
-            return True
-        if len(value) > AUTH_VALUE_MAX:
-            return False
-        space = value.find(b" ")
-        return space > 0 and value[:space] in usernames
+        usernames = self._usernames
+        return usernames is not None and (key in usernames or _names_user(value, usernames))
 
     def _login_set(self, command: Store, now: float, out: list[bytes]) -> None:
         """A login `set` on an anonymous connection: as binary SASL does there, it moves
@@ -210,7 +217,7 @@ class TextSession(Session):
         down as one, and the connection stays on the anonymous cache."""
         anonymous_cache = self.cache
         if self._login_with(command.key, command.value, now):
-            self._anonymous = False
+            self._usernames = None
             if anonymous_cache is not None:
                 anonymous_cache.stats.curr_connections -= 1
             if not command.noreply:
@@ -269,7 +276,7 @@ class TextSession(Session):
         cache = self.cache
         assert cache is not None and self.principal is not None
         if (
-            self._anonymous
+            self._usernames is not None
             and command.verb is StoreVerb.SET
             and self._names_login(command.key, command.value)
         ):
@@ -398,6 +405,14 @@ class TextSession(Session):
             cache.refuse_too_large(command.unlink if self.principal.write else None)
         if command.reply:
             out.append(command.reply)
+
+
+def _names_user(value: bytes, usernames: frozenset[bytes]) -> bool:
+    """Whether a set's value is memcached's -Y login, `<known username> <password>`."""
+    if len(value) > AUTH_VALUE_MAX:
+        return False
+    space = value.find(b" ")
+    return space > 0 and value[:space] in usernames
 
 
 def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
