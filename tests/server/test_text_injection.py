@@ -17,7 +17,7 @@ import pytest
 
 from conftest import RawConnection
 from memcloud.auth_throttle import BASE_DELAY, FREE_FAILURES
-from memcloud.testing import ServerProcess, ascii_login
+from memcloud.testing import ServerProcess, ascii_login, wait_for
 
 from .helpers import login
 
@@ -354,3 +354,40 @@ def test_wrong_passwords_on_anonymous_server_count_and_are_slowed_down(tmp_path:
         finally:
             own.close()
             guesser.close()
+
+
+def test_credential_created_later_logs_in_on_an_open_anonymous_connection(
+    anon: ServerProcess,
+) -> None:
+    early = RawConnection(anon.port)
+    try:
+        assert early.request(b"version\r\n").startswith(b"VERSION ")
+        [cred] = anon.cli_json("cache", "create", "later")["credentials"]
+        user, secret = cred["sasl_username"].encode(), cred["sasl_password"].encode()
+        line = b"set %s 0 0 %d\r\n%s\r\n" % (user, len(secret), secret)
+
+        def known_here() -> bool:
+            # Until this node has the new credential, its login `set` is an item of the
+            # anonymous cache: seen (and removed) by a `get` on the same connection.
+            probe = RawConnection(anon.port)
+            try:
+                assert probe.request(line) == b"STORED\r\n"
+                if probe.request(b"get %s\r\n" % user, b"END\r\n") == b"END\r\n":
+                    return True
+                assert probe.request(b"delete %s\r\n" % user) == b"DELETED\r\n"
+                return False
+            finally:
+                probe.close()
+
+        assert wait_for(known_here, timeout=5)
+        assert early.request(line) == b"STORED\r\n"
+        assert early.request(b"set mine 0 0 1\r\nl\r\n") == b"STORED\r\n"
+    finally:
+        early.close()
+    assert survives(anon.port, user) == b"END\r\n"
+    assert survives(anon.port, b"mine") == b"END\r\n"
+    own = login(anon.port, cred["sasl_username"], cred["sasl_password"])
+    try:
+        assert own.request(b"get mine\r\n", b"END\r\n") == b"VALUE mine 0 1\r\nl\r\nEND\r\n"
+    finally:
+        own.close()
