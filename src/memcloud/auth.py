@@ -54,6 +54,9 @@ class Directory:
         self.caches = {cache.id: cache for cache in caches}
         self.caches_by_name = {cache.name: cache for cache in caches}
         self._by_username = {cred.username: cred for cred in credentials}
+        # The usernames as they arrive on the wire: on an anonymous connection a text `set`
+        # naming one is a login attempt, not an item (text_session, per command).
+        self.usernames = frozenset(cred.username.encode() for cred in credentials)
         self._by_id = {cred.id: cred for cred in credentials}
 
     def authenticate(self, username: bytes | str, password: bytes | str) -> Principal | None:

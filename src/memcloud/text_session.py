@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
 from memcloud.auth_throttle import address_of
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
+    Close,
     Command,
     Delete,
     FlushAll,
@@ -24,6 +26,7 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
+from memcloud.protocol.limits import AUTH_VALUE_MAX
 from memcloud.protocol.replies import (
     CRLF,
     CRLF_END,
@@ -61,6 +64,13 @@ class TextSession(Session):
         super().__init__(service, peer, close)
         self.parser = TextParser(service.settings.item_size_max)
         self.parser.authenticating = self.principal is None
+        # On a server with --anonymous-cache a connection starts logged in to that cache,
+        # and a `set` carrying a credential is a login, never an item (see _login_set).
+        # The usernames of the control plane while the connection is the anonymous one
+        # (kept current by refresh), else None: one attribute read per plain read.
+        principal = self.principal
+        anonymous = principal is not None and principal.credential_id == ANONYMOUS_CREDENTIAL_ID
+        self._usernames = service.directory.usernames if anonymous else None
         self._now = service.clock.now
         self._batch = 0  # reply bytes of values and stats in this call
         self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
@@ -114,6 +124,8 @@ class TextSession(Session):
         size = len(data)
         may_write = self.principal is not None and self.principal.write
         item_size_max = cache.item_size_max
+        # Only an anonymous connection has sets that may be logins (see _names_login).
+        usernames = self._usernames
         batch = 0
         while pos < size and batch <= REPLY_BATCH_MAX:
             eol = data.find(b"\r\n", pos)
@@ -130,7 +142,14 @@ class TextSession(Session):
             if fields is None:
                 break
             key, flags, exptime, start, end, noreply = fields
-            result, _ = cache.store(StoreMode.SET, key, data[start:end], flags, exptime, now)
+            value = data[start:end]
+            # (`32 in value`, not `b" " in value`: bytes' `in` first tries its argument as an
+            # int, and a bytes one costs a raised and cleared TypeError, some 400 ns.)
+            if usernames is not None and (
+                key in usernames or (32 in value and _names_user(value, usernames))
+            ):
+                break  # a login: the parser's path answers it (see _store)
+            result, _ = cache.store(StoreMode.SET, key, value, flags, exptime, now)
             if not noreply:  # which silences errors too, as in the parser's path
                 out.append(_STORE_REPLIES[result])
             pos = end + 2
@@ -138,6 +157,11 @@ class TextSession(Session):
         # Past the batch limit, the rest waits in the parser as the session's backlog.
         self.backlog = batch > REPLY_BATCH_MAX
         return pos
+
+    def refresh(self, directory: Directory) -> None:
+        super().refresh(directory)
+        if self._usernames is not None:
+            self._usernames = directory.usernames
 
     # -- authentication ------------------------------------------------------------------
 
@@ -154,6 +178,8 @@ class TextSession(Session):
                 out.append(replies.AUTH_FAILED)
         elif isinstance(command, Quit):
             self.closing = True
+        elif isinstance(command, Close):
+            self._close_after(command, now, out)
         elif isinstance(command, Invalid):
             if command.reply:
                 out.append(command.reply)
@@ -184,6 +210,28 @@ class TextSession(Session):
         if not self.full:  # a login refused for the connection limit guessed nothing
             throttle.failed(address, now, name)
         return False
+
+    def _names_login(self, key: bytes, value: bytes) -> bool:
+        """Whether a `set` on an anonymous connection is a text login: its key is a known
+        username (the hosted form), or its value is `<known username> <password>`
+        (memcached's -Y form). A set lookup, and the value is looked at only when short."""
+        usernames = self._usernames
+        return usernames is not None and (key in usernames or _names_user(value, usernames))
+
+    def _login_set(self, command: Store, now: float, out: list[bytes]) -> None:
+        """A login `set` on an anonymous connection: as binary SASL does there, it moves
+        the connection to the credential's cache; it stores nothing, and its answer never
+        holds the secret. A wrong password answers as a failed login, counted and slowed
+        down as one, and the connection stays on the anonymous cache."""
+        anonymous_cache = self.cache
+        if self._login_with(command.key, command.value, now):
+            self._usernames = None
+            if anonymous_cache is not None:
+                anonymous_cache.stats.curr_connections -= 1
+            if not command.noreply:
+                out.append(replies.STORED)
+        else:
+            out.append(replies.AUTH_FAILED)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -235,6 +283,13 @@ class TextSession(Session):
     def _store(self, command: Store, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None and self.principal is not None
+        if (
+            self._usernames is not None
+            and command.verb is StoreVerb.SET
+            and self._names_login(command.key, command.value)
+        ):
+            self._login_set(command, now, out)
+            return
         if not self.principal.write:
             cache.stats.cmd_set += 1
             if not command.noreply:
@@ -344,6 +399,13 @@ class TextSession(Session):
     def _quit(self, command: Quit, now: float, out: list[bytes]) -> None:
         self.closing = True
 
+    def _close_after(self, command: Close, now: float, out: list[bytes]) -> None:
+        # Nothing after this line runs: `handle` stops at `closing`, and the connection
+        # closes once the replies before it (and this one's, if any) are written.
+        self.closing = True
+        if command.reply:
+            out.append(command.reply)
+
     def _invalid(self, command: Invalid, now: float, out: list[bytes]) -> None:
         if command.unlink is not None:
             cache = self.cache
@@ -351,6 +413,14 @@ class TextSession(Session):
             cache.refuse_too_large(command.unlink if self.principal.write else None)
         if command.reply:
             out.append(command.reply)
+
+
+def _names_user(value: bytes, usernames: frozenset[bytes]) -> bool:
+    """Whether a set's value is memcached's -Y login, `<known username> <password>`."""
+    if len(value) > AUTH_VALUE_MAX:
+        return False
+    space = value.find(b" ")
+    return space > 0 and value[:space] in usernames
 
 
 def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
@@ -374,5 +444,6 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Version: TextSession._version,  # type: ignore[dict-item]
     Verbosity: TextSession._verbosity,  # type: ignore[dict-item]
     Quit: TextSession._quit,  # type: ignore[dict-item]
+    Close: TextSession._close_after,  # type: ignore[dict-item]
     Invalid: TextSession._invalid,  # type: ignore[dict-item]
 }

@@ -34,6 +34,9 @@ VALID = [
     b"version\r\n",
     b"verbosity 1\r\n",
     b"quit\r\n",
+    b"ms k 3 T0 F1\r\nabc\r\n",
+    b"ms k 9\r\nflush_all\r\n",
+    b"GET / HTTP/1.1\r\n",
 ]
 
 

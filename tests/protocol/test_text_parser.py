@@ -8,6 +8,7 @@ import pytest
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
+    Close,
     Command,
     Delete,
     FlushAll,
@@ -47,6 +48,8 @@ def parse_all(
     assert parser.next_command() is NEED_DATA
     return out
 
+
+_ERROR = Invalid(replies.ERROR)
 
 # (input, the commands it parses into)
 CASES: list[tuple[bytes, list[Command]]] = [
@@ -152,7 +155,37 @@ CASES: list[tuple[bytes, list[Command]]] = [
     (b"verbosity x\r\n", [Invalid(replies.BAD_FORMAT)]),
     (b"verbosity noreply\r\n", [Invalid(b"")]),
     (b"get a\x01b\r\n", [Invalid(replies.BAD_FORMAT)]),
-    (b"x" * (LINE_MAX + 10) + b"\r\nversion\r\n", [Invalid(replies.LINE_TOO_LONG), Version()]),
+    # An over-long line that is no retrieval: answered, then the session closes (Close).
+    (b"x" * (LINE_MAX + 10) + b"\r\nversion\r\n", [Close(replies.LINE_TOO_LONG), Version()]),
+    (b"set k 0 0 1" + b" " * LINE_MAX + b"\r\nx\r\n", [Close(replies.LINE_TOO_LONG), _ERROR]),
+    # meta `ms`: not implemented, its data block always skipped (memcached's replies to
+    # a block it would refuse)
+    (b"ms k 9\r\nflush_all\r\n", [Invalid(replies.ERROR)]),
+    (b"ms k 9 T0 F1\r\nflush_all\r\nversion\r\n", [Invalid(replies.ERROR), Version()]),
+    (b"ms k 3\r\nabcXYversion\r\n", [Invalid(replies.BAD_CHUNK), Version()]),
+    (b"ms k 0\r\n\r\n", [Invalid(replies.ERROR)]),
+    (b"ms\r\n", [Invalid(replies.ERROR)]),
+    (b"ms k\r\n", [Invalid(replies.BAD_FORMAT)]),
+    (b"ms k x\r\nversion\r\n", [Invalid(replies.BAD_FORMAT), Version()]),
+    (b"ms k -1\r\nversion\r\n", [Invalid(replies.BAD_FORMAT), Version()]),
+    (b"ms a\x01b 3\r\nabc\r\nversion\r\n", [Invalid(replies.BAD_FORMAT), Version()]),
+    (b"ms " + b"k" * 251 + b" 3\r\nabc\r\n", [Invalid(replies.BAD_FORMAT)]),
+    (b"ms k 3" + b" T" * 17 + b"\r\nabc\r\n", [Invalid(replies.META_FLAGS_TOO_LONG)]),
+    (b"ms k 3" + b" T" * 16 + b"\r\nabc\r\n", [Invalid(replies.ERROR)]),
+    (
+        b"ms k %d\r\n%s\r\nversion\r\n" % (ITEM_MAX, b"f" * ITEM_MAX),
+        [Invalid(replies.TOO_LARGE), Version()],
+    ),
+    # memcached's cross-protocol guard: an unknown command ending in an HTTP/ token
+    (b"GET / HTTP/1.1\r\nflush_all\r\n", [Close(b""), FlushAll(0, False)]),
+    (b"HTTP/1.0\r\n", [Close(b"")]),
+    (b"POST /\x01 HTTP/1.1\r\n", [Close(b"")]),
+    (b"foo http/1.1\r\n", [Invalid(replies.ERROR)]),
+    (b"foo HTTP/1.1 x\r\n", [Invalid(replies.ERROR)]),
+    (b"gx HTTP/1.1\r\n", [Invalid(replies.ERROR)]),
+    (b"mg HTTP/1.1\r\n", [Invalid(replies.ERROR)]),
+    (b"X HTTP/1.1\r\n", [Invalid(replies.ERROR)]),
+    (b"get HTTP/1.1\r\n", [Retrieve([b"HTTP/1.1"], False, None)]),
 ]
 
 
@@ -208,13 +241,33 @@ def test_authenticating_set_accepts_anything_in_flags_and_exptime() -> None:
     ]
 
 
+def test_ms_before_login_is_skipped_unread() -> None:
+    data = b"ms k 20000\r\n" + b"p" * 20000 + b"\r\nversion\r\n"
+    assert parse_all(data, authenticating=True) == [Invalid(replies.ERROR), Version()]
+    assert parse_all(data, authenticating=True, chunk=999) == [Invalid(replies.ERROR), Version()]
+
+
+def test_ms_block_waits_bounded_by_the_item_limit() -> None:
+    parser = TextParser(ITEM_MAX)
+    parser.receive_data(b"ms k %d\r\n" % (ITEM_MAX - 1))
+    step = ITEM_MAX // 16
+    for size in [step] * 15 + [step - 1]:
+        assert parser.next_command() is NEED_DATA
+        parser.receive_data(b"g" * size)
+        assert parser.buffered <= ITEM_MAX + 64
+    parser.receive_data(b"\r\nversion\r\n")
+    assert parser.next_command() == Invalid(replies.ERROR)
+    assert parser.next_command() == Version()
+
+
 def test_authenticating_refuses_a_long_credential_and_stays_in_step() -> None:
     data = b"set user 0 0 5000\r\n" + b"p" * 5000 + b"\r\nversion\r\n"
     assert parse_all(data, authenticating=True) == [Invalid(replies.AUTH_FAILED), Version()]
 
 
 def test_over_long_line_refused_with_bounded_memory() -> None:
-    """An endless line is answered once and then dropped as it arrives."""
+    """An endless line is answered once and then dropped as it arrives (the session closes
+    at a Close; the parser itself stays bounded and in step)."""
     parser = TextParser(ITEM_MAX)
     chunk = b"z" * 65536
     answers: list[Command] = []
@@ -225,7 +278,7 @@ def test_over_long_line_refused_with_bounded_memory() -> None:
             assert isinstance(command, Record)  # every Command is one
             answers.append(command)
         assert parser.buffered <= RETRIEVAL_LINE_MAX + len(chunk)
-    assert answers == [Invalid(replies.LINE_TOO_LONG)]
+    assert answers == [Close(replies.LINE_TOO_LONG)]
     parser.receive_data(b"zzz\r\nversion\r\n")
     assert parser.next_command() == Version()
 

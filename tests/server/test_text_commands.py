@@ -44,10 +44,12 @@ BAD = b"CLIENT_ERROR bad command line format\r\n"
         (b"set k\x01y 0 0 1\r\nx\r\n", BAD),  # no control characters in keys
         (b"get k\x7fy\r\n", BAD),
         (b"set " + b"k" * 251 + b" 0 0 1\r\nx\r\n", BAD),
-        # an over-long line is refused and the connection kept (memcached closes it)
-        (b"y" * 5000 + b"\r\n", b"CLIENT_ERROR line too long\r\n"),
-        # no meta commands
+        # an over-long retrieval line is refused and the connection kept (memcached closes
+        # it; any other over-long line closes it here too: test_text_injection.py)
+        (b"get " + b"k " * 260_000 + b"\r\n", b"CLIENT_ERROR line too long\r\n"),
+        # no meta commands; the data block of an `ms` is skipped
         (b"mg k v\r\n", b"ERROR\r\n"),
+        (b"ms k 9 T0\r\nflush_all\r\n", b"ERROR\r\n"),
         (b"version\r\n", b"VERSION %s\r\n" % MEMCACHED_VERSION.encode()),
     ],
 )

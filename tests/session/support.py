@@ -19,9 +19,14 @@ def new_service() -> Service:
 
 
 def answer(session: Session, chunks: list[bytes]) -> bytes:
-    """Every reply to `chunks` fed as separate reads, backlog included."""
+    """Every reply to `chunks` fed as separate reads, backlog included, up to the read
+    after which the session closes."""
     handle = session.handle
-    replies = b"".join(handle(chunk) for chunk in chunks)
-    while session.backlog:
-        replies += handle(b"")
+    replies = b""
+    for chunk in chunks:
+        if session.closing:
+            break  # as the connection does: closed, it reads nothing more
+        replies += handle(chunk)
+        while session.backlog and not session.closing:
+            replies += handle(b"")
     return bytes(replies)

@@ -36,7 +36,9 @@ def new_session() -> TextSession:
 @st.composite
 def requests(draw: st.DrawFn) -> bytes:
     key = draw(st.sampled_from(KEYS))
-    kind = draw(st.sampled_from(["get", "set", "set-noreply", "mget", "delete", "junk"]))
+    kind = draw(
+        st.sampled_from(["get", "set", "set-noreply", "mget", "delete", "ms", "http", "junk"])
+    )
     if kind == "get":
         return b"get " + key + b"\r\n"
     if kind in ("set", "set-noreply"):
@@ -51,6 +53,14 @@ def requests(draw: st.DrawFn) -> bytes:
         return b"get " + key + b" " + draw(st.sampled_from(KEYS)) + b"\r\n"
     if kind == "delete":
         return b"delete " + key + b"\r\n"
+    if kind == "ms":
+        # a meta set's block is skipped, whatever it spells (even a command line)
+        value = draw(st.sampled_from([b"flush_all", b"delete a", b"set a 0 0 1\r\nz", b""]))
+        declared = len(value) + draw(st.sampled_from([0, 0, 0, 1, -1]))
+        return b"ms %s %d T0\r\n%s\r\n" % (key, declared, value)
+    if kind == "http":
+        # the session closes here: nothing after it is answered
+        return b"POST / HTTP/1.1\r\n"
     # Junk, kept from spelling `stats` (whose rusage and uptime change from run to run).
     junk = draw(st.binary(max_size=12).filter(lambda line: b"\n" not in line))
     return b"x" + junk + b"\r\n"

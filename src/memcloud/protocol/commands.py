@@ -7,6 +7,7 @@ from typing import Final
 
 __all__ = [
     "Arith",
+    "Close",
     "Command",
     "Delete",
     "FlushAll",
@@ -203,6 +204,21 @@ class Invalid(Record):
         return (self.reply, self.unlink)
 
 
+class Close(Record):
+    """Input after which the connection must close: `reply` (maybe empty) is its last
+    answer. An HTTP request line (memcached's cross-protocol guard), or a line too long to
+    find the data block it may announce: reading on would run bytes the client sent as
+    something else."""
+
+    __slots__ = ("reply",)
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply: Final = reply
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.reply,)
+
+
 Command = (
     Retrieve
     | Store
@@ -215,4 +231,5 @@ Command = (
     | Verbosity
     | Quit
     | Invalid
+    | Close
 )

@@ -17,6 +17,7 @@ __all__ = [
     "INVALID_DELTA",
     "INVALID_EXPTIME",
     "LINE_TOO_LONG",
+    "META_FLAGS_TOO_LONG",
     "NON_NUMERIC",
     "NOT_FOUND",
     "NOT_STORED",
@@ -53,6 +54,7 @@ BAD_DELETE_FORMAT: Final = (
 )
 BAD_CHUNK: Final = b"CLIENT_ERROR bad data chunk\r\n"
 LINE_TOO_LONG: Final = b"CLIENT_ERROR line too long\r\n"
+META_FLAGS_TOO_LONG: Final = b"CLIENT_ERROR options flags too long\r\n"
 INVALID_DELTA: Final = b"CLIENT_ERROR invalid numeric delta argument\r\n"
 INVALID_EXPTIME: Final = b"CLIENT_ERROR invalid exptime argument\r\n"
 NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"

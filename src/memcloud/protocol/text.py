@@ -11,6 +11,7 @@ from typing import Final
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
+    Close,
     Command,
     Delete,
     FlushAll,
@@ -29,6 +30,7 @@ from memcloud.protocol.limits import (
     KEY_MAX_LENGTH,
     LINE_MAX,
     LINE_WAIT_JOIN,
+    META_TOKENS_MAX,
     RETRIEVAL_LINE_MAX,
     UINT32_MAX,
     UINT64_MAX,
@@ -68,6 +70,31 @@ _INVALID_ERROR: Final = Invalid(replies.ERROR)
 _INVALID_FORMAT: Final = Invalid(replies.BAD_FORMAT)
 # What a refused command answers under `noreply`: nothing (memcached 1.6 stays silent too).
 _SILENT: Final = Invalid(b"")
+# An HTTP request line: closed without a word, as memcached does.
+_HANG_UP: Final = Close(b"")
+_HTTP: Final = b"HTTP/"
+# The commands memcloud implements besides the storage ones: a line of one of them with a
+# control character is a bad command line, not an unknown command.
+_OTHER_VERBS: Final = frozenset(
+    (
+        b"get",
+        b"gets",
+        b"gat",
+        b"gats",
+        b"delete",
+        b"incr",
+        b"decr",
+        b"touch",
+        b"flush_all",
+        b"stats",
+        b"version",
+        b"verbosity",
+        b"quit",
+    )
+)
+# memcached dispatches on a command's first byte: an unknown command starting with one of
+# these answers ERROR there before its HTTP/ check is reached (as do the 2-byte m* ones).
+_DISPATCHED_FIRST_BYTES: Final = frozenset(b"gsacidt")
 
 
 def _unsigned(token: bytes, limit: int) -> int | None:
@@ -195,7 +222,7 @@ class TextParser:
             end - pos > RETRIEVAL_LINE_MAX or not buf.startswith(_RETRIEVAL_PREFIXES, pos)
         ):
             self._pos = eol + 1
-            return Invalid(replies.LINE_TOO_LONG)
+            return _too_long(buf, pos)
         line = buf[pos:end]
         tokens = line.split()
         if not tokens:
@@ -213,8 +240,8 @@ class TextParser:
             return self._store(store_verb, tokens, eol + 1)
         self._pos = eol + 1
         if len(line.translate(None, _CONTROL_BYTES)) != len(line):
-            return _INVALID_FORMAT
-        return self._other(verb, tokens)
+            return _INVALID_FORMAT if verb in _OTHER_VERBS else self._unknown(tokens, pos)
+        return self._other(verb, tokens, pos)
 
     def _settle(self) -> bool:
         """Finish a pending value, swallow or line discard; False while more must come."""
@@ -239,7 +266,7 @@ class TextParser:
             # Refuse the line now and drop the rest of it as it comes: memory stays bounded.
             self._discard_line = self._slow = True
             self._pos = len(buf)
-            return Invalid(replies.LINE_TOO_LONG)
+            return _too_long(buf, pos)
         if unread > LINE_WAIT_JOIN:
             # A long multi-get still arriving: keep its chunks apart until the line ends.
             self._pending = [buf[pos:]]
@@ -330,7 +357,7 @@ class TextParser:
         self._slow = True
         return Invalid(reply, unlink)
 
-    def _other(self, verb: bytes, tokens: list[bytes]) -> Command:
+    def _other(self, verb: bytes, tokens: list[bytes], line_start: int) -> Command | _NeedData:
         count = len(tokens)
         if verb == b"get" or verb == b"gets":
             if count < 2:
@@ -389,6 +416,59 @@ class TextParser:
             return Verbosity(noreply)
         if verb == b"quit":
             return Quit()
+        return self._unknown(tokens, line_start)
+
+    def _unknown(self, tokens: list[bytes], line_start: int) -> Command | _NeedData:
+        """A command memcloud does not implement: ERROR, except for the two kinds of line
+        after which reading on would run bytes the client did not send as commands."""
+        verb = tokens[0]
+        if verb == b"ms":
+            return self._meta_set(tokens, line_start)
+        if (
+            tokens[-1][:5] == _HTTP
+            and len(verb) > 1
+            and verb[0] not in _DISPATCHED_FIRST_BYTES
+            and not (len(verb) == 2 and verb[0] == 109)  # b"m"
+        ):
+            # memcached's cross-protocol guard, by its rule: an unknown command whose last
+            # token starts with `HTTP/` (case-sensitive) closes the connection, silently. A
+            # browser made to POST here sends its body, maybe `flush_all`, after this line.
+            return _HANG_UP
+        return _INVALID_ERROR
+
+    def _meta_set(self, tokens: list[bytes], line_start: int) -> Command | _NeedData:
+        """`ms <key> <datalen> <flag>*`: the meta protocol is not implemented (ERROR), but
+        its data block is client data and is skipped (memcached's conn_swallow), with
+        memcached's answers to a line whose block it would refuse."""
+        count = len(tokens)
+        if count < 3:
+            return _INVALID_ERROR if count < 2 else _INVALID_FORMAT
+        length = _signed(tokens[2])
+        if length is None or length < 0 or length > VALUE_LENGTH_MAX:
+            # No length to skip: what follows is read as commands, as memcached does.
+            return _INVALID_FORMAT
+        key = tokens[1]
+        data_start = self._pos
+        if len(key) > KEY_MAX_LENGTH or _CONTROL.search(key):
+            # memcached reads the block as commands here; memcloud skips it (as for `set`).
+            return self._refuse_value(data_start, length, replies.BAD_FORMAT)
+        if count >= META_TOKENS_MAX:
+            return self._refuse_value(data_start, length, replies.META_FLAGS_TOO_LONG)
+        if self.authenticating:
+            # Not logged in: nothing to check the block for; skipped as it arrives.
+            return self._refuse_value(data_start, length, replies.ERROR)
+        if length + len(key) > self.item_size_max:
+            return self._refuse_value(data_start, length, replies.TOO_LARGE)
+        value_end = data_start + length
+        buf = self._buf
+        if len(buf) < value_end + 2:
+            # Within the item limit, as a `set` value waits: the line is read again then.
+            self._pos = line_start
+            self._wait_for(value_end + 2 - line_start)
+            return NEED_DATA
+        self._pos = value_end + 2
+        if buf[value_end : value_end + 2] != b"\r\n":
+            return Invalid(replies.BAD_CHUNK)
         return _INVALID_ERROR
 
     @staticmethod
@@ -421,6 +501,16 @@ class TextParser:
                 return _SILENT if noreply else Invalid(replies.INVALID_EXPTIME)
             delay = parsed
         return FlushAll(delay, noreply)
+
+
+def _too_long(buf: bytes, pos: int) -> Command:
+    """The answer to a line over its limit, starting at buf[pos]. A retrieval line carries
+    only keys: refused, the connection kept. Any other may announce a data block that could
+    not then be found, or be an HTTP request line whose `HTTP/` token is out of sight:
+    refused, and the connection closes (memcached closes it without an answer)."""
+    if buf.startswith(_RETRIEVAL_PREFIXES, pos):
+        return Invalid(replies.LINE_TOO_LONG)
+    return Close(replies.LINE_TOO_LONG)
 
 
 # -- plain requests ------------------------------------------------------------------------
