@@ -230,6 +230,9 @@ class TextSession(Session):
                 anonymous_cache.stats.curr_connections -= 1
             if not command.noreply:
                 out.append(replies.STORED)
+        elif self.full:  # right credential, but its cache is at its connection limit
+            out.append(replies.TOO_MANY_CONNECTIONS)
+            self.closing = True
         else:
             out.append(replies.AUTH_FAILED)
 

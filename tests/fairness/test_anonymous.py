@@ -8,7 +8,7 @@ from pathlib import Path
 
 from binary.wire import BinaryConnection
 from conftest import RawConnection
-from memcloud.testing import ServerProcess, wait_for
+from memcloud.testing import ServerProcess, ascii_login, wait_for
 from server.helpers import stats_of
 
 TOO_MANY = b"SERVER_ERROR Too many open connections\r\n"
@@ -55,3 +55,25 @@ def binary_login(port: int, username: str, password: str) -> int:
         return conn.login(username, password).status
     finally:
         conn.close()
+
+
+def test_text_login_from_an_anonymous_connection_into_a_full_cache(tmp_path: Path) -> None:
+    """The text login `set` on an anonymous connection, into a cache at its limit: memcached's
+    refusal line and a close, as on a server without an anonymous cache (not 'auth failure':
+    the password was right)."""
+    args = ("--anonymous-cache", "public", "--plans", "tiny=1MB:connections=1")
+    with ServerProcess(tmp_path / "data", *args) as server:
+        data = server.cli_json("cache", "create", "private", "--plan", "1MB")
+        [cred] = data["credentials"]
+        user, password = cred["sasl_username"], cred["sasl_password"]
+        assert wait_for(lambda: binary_login(server.port, user, password) == 0, interval=0.3)
+        first = RawConnection(server.port)
+        second = RawConnection(server.port)
+        try:
+            assert first.request(ascii_login(user, password)) == b"STORED\r\n"
+            assert second.request(ascii_login(user, password)) == TOO_MANY
+            assert second.is_closed()
+            assert first.request(b"get k\r\n") == b"END\r\n"
+        finally:
+            first.close()
+            second.close()
