@@ -167,15 +167,8 @@ class TextSession(Session):
 
     def _before_login(self, command: Command | object, now: float, out: list[bytes]) -> None:
         if isinstance(command, Store) and command.verb is StoreVerb.SET:
-            if self._login_with(command.key, command.value, now):
+            if self._answer_login(command, now, out):
                 self.parser.authenticating = False
-                if not command.noreply:
-                    out.append(replies.STORED)
-            elif self.full:  # right credential, but its cache is at its connection limit
-                out.append(replies.TOO_MANY_CONNECTIONS)
-                self.closing = True
-            else:
-                out.append(replies.AUTH_FAILED)
         elif isinstance(command, Quit):
             self.closing = True
         elif isinstance(command, Close):
@@ -224,17 +217,25 @@ class TextSession(Session):
         holds the secret. A wrong password answers as a failed login, counted and slowed
         down as one, and the connection stays on the anonymous cache."""
         anonymous_cache = self.cache
-        if self._login_with(command.key, command.value, now):
+        if self._answer_login(command, now, out):
             self._usernames = None
             if anonymous_cache is not None:
                 anonymous_cache.stats.curr_connections -= 1
+
+    def _answer_login(self, command: Store, now: float, out: list[bytes]) -> bool:
+        """Try a login `set` and answer it: STORED (unless noreply), memcached's refusal and
+        a close when the right credential's cache is at its connection limit, or the failed
+        login's error (never silenced: the client must learn it is not logged in)."""
+        if self._login_with(command.key, command.value, now):
             if not command.noreply:
                 out.append(replies.STORED)
-        elif self.full:  # right credential, but its cache is at its connection limit
+            return True
+        if self.full:
             out.append(replies.TOO_MANY_CONNECTIONS)
             self.closing = True
         else:
             out.append(replies.AUTH_FAILED)
+        return False
 
     # -- commands ------------------------------------------------------------------------
 
