@@ -22,6 +22,7 @@ from memcloud.config import MIB, Settings
 __all__ = [
     "CONNECTIONS_PER_MB",
     "MIN_PLAN_CONNECTIONS",
+    "UNCAPPED",
     "Admission",
     "address_key",
     "plan_connection_limit",
@@ -42,6 +43,11 @@ AUTHENTICATED_RESERVE_FRACTION: Final = 10
 MIN_PER_ADDRESS: Final = 8
 PER_ADDRESS_FRACTION: Final = 100
 IPV6_PREFIX: Final = 64
+# The address key of a connection that is not held to the per-address bound: on an
+# --anonymous-cache server a connection is the anonymous cache's from its first byte, and a
+# client's pool of idle connections (opened, nothing sent yet) is as legitimate as with
+# memcached; such connections are still shed, oldest first, when the node is full.
+UNCAPPED: Final = ""
 
 
 def plan_connection_limit(plan: int, settings: Settings) -> int:
@@ -112,14 +118,16 @@ class Admission:
         """Whether a new connection (already counted in `open_count`) must be turned away:
         its address holds its share of unauthenticated slots, or the node is full of
         logged-in connections (nothing unauthenticated left to shed)."""
-        if self._by_address.get(address, 0) >= self.per_address:
+        if address and self._by_address.get(address, 0) >= self.per_address:
             return True
         return open_count > self.max_connections and not self._waiting
 
     def wait(self, conn: object, address: str) -> None:
-        """Count a new connection as unauthenticated until `settled`."""
+        """Count a new connection as unauthenticated until `settled`; an empty `address`
+        (UNCAPPED) is not held to the per-address bound, only shed when the node is full."""
         self._waiting[conn] = address
-        self._by_address[address] = self._by_address.get(address, 0) + 1
+        if address:
+            self._by_address[address] = self._by_address.get(address, 0) + 1
 
     def victim(self, open_count: int) -> object | None:
         """The oldest unauthenticated connection, to shed when the node or the
@@ -136,7 +144,7 @@ class Admission:
     def settled(self, conn: object) -> None:
         """The connection logged in or closed: it no longer holds an unauthenticated slot."""
         address = self._waiting.pop(conn, None)
-        if address is None:
+        if not address:
             return
         left = self._by_address[address] - 1
         if left:

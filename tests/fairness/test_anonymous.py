@@ -77,3 +77,20 @@ def test_text_login_from_an_anonymous_connection_into_a_full_cache(tmp_path: Pat
         finally:
             first.close()
             second.close()
+
+
+def test_idle_pooled_connections_on_an_anonymous_server_are_not_capped_per_address(
+    tmp_path: Path,
+) -> None:
+    """A client's pool of idle connections (opened, nothing sent yet) from one address, as
+    with a plain memcached: the per-address bound on unauthenticated connections (8 here)
+    does not apply where every connection is the anonymous cache's (bench workload e)."""
+    args = ("--anonymous-cache", "public", "--max-connections", "200")
+    with ServerProcess(tmp_path / "data", *args) as server:
+        pool = [RawConnection(server.port) for _ in range(40)]  # bounded: 5x the bound
+        try:
+            for conn in pool:
+                assert conn.request(b"get k\r\n") == b"END\r\n"
+        finally:
+            for conn in pool:
+                conn.close()

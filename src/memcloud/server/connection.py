@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Final, cast
 
-from memcloud.admission import address_key
+from memcloud.admission import UNCAPPED, address_key
 from memcloud.binary_session import BinarySession
 from memcloud.protocol.replies import TOO_MANY_CONNECTIONS
 from memcloud.service import Service, Session
@@ -70,15 +70,19 @@ class MemcacheConnection(asyncio.Protocol):
         connections = self.service.connections
         connections.add(self)
         admission = self.service.admission
-        address = address_key(peer[0] if isinstance(peer, tuple) and peer else "?")
+        # On an anonymous cache every connection is logged in from its first byte: an idle
+        # pooled connection must not be dropped as "unauthenticated", nor capped per address.
+        anonymous = self.service.anonymous_principal() is not None
+        if anonymous:
+            address = UNCAPPED
+        else:
+            address = address_key(peer[0] if isinstance(peer, tuple) and peer else "?")
         self._address = address
         if admission.refuses(address, len(connections)):
             self.shed()
             return
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-        # On an anonymous cache every connection is logged in from its first byte: an idle
-        # pooled connection must not be dropped as "unauthenticated".
-        self._unauthenticated(deadline=self.service.anonymous_principal() is None)
+        self._unauthenticated(deadline=not anonymous)
 
     def _unauthenticated(self, deadline: bool) -> None:
         """Hold an unauthenticated slot (shedding the oldest other one if they are over
