@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from memcloud.control.base import StoreFailed
 from memcloud.control.models import StatsSample
 from memcloud.control.open import check_store
 from memcloud.control.sqlite import SqliteStore
@@ -120,7 +121,7 @@ def test_a_locked_database_is_not_called_damaged(tmp_path: Path) -> None:
     try:
         holder.execute("PRAGMA journal_mode = DELETE")
         holder.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        with pytest.raises(StoreFailed, match="database is locked"):
             check_store(path)
     finally:
         holder.close()

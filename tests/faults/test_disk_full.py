@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from memcloud.control.base import StoreFailed
 from memcloud.control.sqlite import SqliteStore
 from memcloud.testing import ServerProcess
 
@@ -45,11 +46,13 @@ def test_store_full_database_raises_sqlite_full_not_rollback(tmp_path: Path) -> 
     with SqliteStore(tmp_path / "memcloud.db") as store:
         pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
         store._conn.execute(f"PRAGMA max_page_count = {pages}")
-        with pytest.raises(sqlite3.OperationalError) as failure:
+        with pytest.raises(StoreFailed) as failure:
             for number in range(2000):  # bounded: a few pages fill long before this
                 cache = store.create_cache(f"cache-{number}", 1 << 20)
                 store.create_credential(cache.id)
-        assert str(failure.value) == FULL
+        # SQLite's words, as the store's own error (no sqlite3 error leaves the store).
+        assert failure.value.cause == FULL
+        assert str(failure.value) == f"control database: {FULL}"
         # The failed change left nothing half-done, and the store still answers.
         assert not store._conn.in_transaction
         names = [c.name for c in store.list_caches()]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import pytest
 
+from memcloud.control.base import StoreFailed
 from memcloud.control.failures import FailureLog
 
 
@@ -16,7 +16,7 @@ def test_repeating_failure_is_logged_once_then_reminded_then_ended(
     now = [1000.0]
     logger = logging.getLogger("memcloud.test-failures")
     failures = FailureLog(logger, "sampling stats", interval=600, clock=lambda: now[0])
-    full = sqlite3.OperationalError("database or disk is full")
+    full = StoreFailed("database or disk is full")
     with caplog.at_level(logging.INFO, logger="memcloud.test-failures"):
         for _ in range(100):  # a sample a second for 100 s
             failures.failed(full, "the history has a gap")

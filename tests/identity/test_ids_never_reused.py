@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from memcloud.control.migrations import MIGRATIONS
 from memcloud.control.sqlite import SqliteStore
+from memcloud.control.sqlite.migrations import MIGRATIONS
 
 # The scripts a database had before ids were made AUTOINCREMENT (schema version 3).
 OLD_SCHEMA = MIGRATIONS[:3]

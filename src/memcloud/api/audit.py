@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memcloud.api.insight import format_time
-from memcloud.control.base import ControlStore
+from memcloud.control.base import ControlStore, StoreRefused
 from memcloud.control.failures import FailureLog, describe
 from memcloud.control.models import FlushRecord
 from memcloud.service import FlushEvent
@@ -57,14 +56,7 @@ RETRY_MAX_SECONDS = 30.0
 # Detail values are what deploy hooks send; longer ones are cut.
 MAX_DETAIL_CHARS = 256
 # Errors that say the record itself is refused: retrying it would only block the rest.
-_REFUSED = (
-    sqlite3.IntegrityError,
-    sqlite3.ProgrammingError,
-    sqlite3.InterfaceError,
-    sqlite3.DataError,
-    TypeError,
-    ValueError,
-)
+_REFUSED = (StoreRefused, TypeError, ValueError)
 # `GET .../flush_log` says in these headers what waits to be written (the body stays a list).
 PENDING_HEADER = "Memcloud-Flush-Log-Pending"
 PENDING_SINCE_HEADER = "Memcloud-Flush-Log-Pending-Since"

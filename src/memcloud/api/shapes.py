@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,7 +11,7 @@ from starlette.requests import Request
 
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.record_json import credential_v2, flush_json
-from memcloud.control.base import Conflict, ControlError, NotFound
+from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control.models import CredentialRecord
 from memcloud.nodes import STAT_NAMES, NodesFailed
 
@@ -94,13 +93,13 @@ async def store_call(
         raise ApiError(not_found, str(exc)) from None
     except Conflict as exc:
         raise ApiError(Problem.CONFLICT, str(exc)) from None
-    except ControlError as exc:
-        raise ApiError(Problem.BAD_REQUEST, str(exc)) from None
-    except sqlite3.Error as exc:
+    except StoreFailed as exc:
         # The store's own failure (a full disk, a damaged file): a 5xx that names it, so the
         # operator reads the cause instead of a generic error.
-        log.error("control database failed: %s", exc)
-        raise ApiError(Problem.STORE_FAILED, f"control database: {exc}") from None
+        log.error("control database failed: %s", exc.cause)
+        raise ApiError(Problem.STORE_FAILED, str(exc)) from None
+    except ControlError as exc:
+        raise ApiError(Problem.BAD_REQUEST, str(exc)) from None
 
 
 async def nodes_call(call: Awaitable[T]) -> T:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Self
 
 from memcloud.control.models import (
     CacheRecord,
@@ -12,7 +12,15 @@ from memcloud.control.models import (
     StatsSample,
 )
 
-__all__ = ["Conflict", "ControlError", "ControlStore", "NotFound"]
+__all__ = [
+    "Conflict",
+    "ControlError",
+    "ControlStore",
+    "DamagedStore",
+    "NotFound",
+    "StoreFailed",
+    "StoreRefused",
+]
 
 
 class ControlError(Exception):
@@ -27,7 +35,34 @@ class Conflict(ControlError):
     pass
 
 
+class StoreFailed(ControlError):
+    """The store's database failed (a full disk, an I/O error, a locked or damaged file).
+
+    Every backend raises this instead of its driver's errors, so no caller depends on one
+    database. The message is for the user and names the cause ("control database: database
+    or disk is full"); `cause` is the database's own words.
+    """
+
+    def __init__(self, cause: str, note: str = "") -> None:
+        super().__init__(f"control database: {cause}{note}")
+        self.cause = cause
+
+
+class StoreRefused(StoreFailed):
+    """The database refused the data itself (a constraint, a value it cannot hold, a closed
+    store): unlike a fault of the disk, retrying the same request fails again."""
+
+
+class DamagedStore(ControlError):
+    """The control database fails its integrity check; the message says what to do."""
+
+
 class ControlStore(Protocol):
+    """Every caller reaches the control plane through this; each backend (SQLite, memory)
+    checks memcloud.control.rules and raises only `ControlError`s, `StoreFailed` for its
+    database's own failures. tests/control/test_store_contract.py says what each must do.
+    """
+
     def revision(self) -> int:
         """A number that changes whenever caches or credentials change (polled by servers)."""
         ...
@@ -100,3 +135,5 @@ class ControlStore(Protocol):
     def compact_stats(self, minute_cutoff: float, hour_cutoff: float) -> int: ...
 
     def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +23,8 @@ REMINDER_SECONDS = 600.0
 
 
 def describe(exc: BaseException) -> str:
-    """The cause in words: the control database's own message, or the error's type and text."""
-    if isinstance(exc, sqlite3.Error):
-        return f"control database: {exc}"
+    """The cause in words: a store's or the system's own message (a `StoreFailed` names the
+    control database), else the error's type and text."""
     if isinstance(exc, ControlError | OSError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
@@ -70,7 +68,7 @@ class FailureLog:
         if self.failures == 1:
             # A failure of our own code (not the database, not the disk) keeps its traceback,
             # once, so it can be fixed.
-            expected = isinstance(exc, sqlite3.Error | ControlError | OSError)
+            expected = isinstance(exc, ControlError | OSError)
             self.logger.error(
                 "%s failed: %s%s (logged again every %d s while it lasts)",
                 self.task,

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from memcloud.auth_throttle import ADMIN_USERNAME
 from memcloud.config import format_size, parse_size, plan_bytes
-from memcloud.control.base import ControlError
+from memcloud.control.base import ControlError, StoreFailed
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.dashboard.access import admin_ok
 from memcloud.dashboard.context import DashboardContext, dashboard_context
@@ -141,6 +141,8 @@ async def admin_create(request: Request) -> Response:
         cache = await asyncio.to_thread(ctx.store.create_cache, name, plan)
         created = await asyncio.to_thread(ctx.store.create_credential, cache.id, primary=True)
         await ctx.changed()
+    except StoreFailed:
+        raise  # the database failed: a server error, not a refused request
     except ControlError as exc:
         return await _admin_page(request, error=str(exc))
     # The primary credential's password is shown now and never again.
@@ -159,6 +161,8 @@ async def admin_resize(request: Request, cache_id: int) -> Response:
     try:
         await asyncio.to_thread(ctx.store.update_cache, cache_id, plan=plan)
         await ctx.changed()
+    except StoreFailed:
+        raise  # the database failed: a server error, not a refused request
     except ControlError as exc:
         return await _admin_page(request, error=str(exc))
     return redirect(request, f"{ADMIN}?notice=resized")
@@ -176,6 +180,8 @@ async def admin_delete(request: Request, cache_id: int) -> Response:
             return redirect(request, f"{ADMIN}?notice=confirm")
         await asyncio.to_thread(ctx.store.delete_cache, cache_id)
         await ctx.changed()
+    except StoreFailed:
+        raise  # the database failed: a server error, not a refused request
     except ControlError as exc:
         return await _admin_page(request, error=str(exc))
     return redirect(request, f"{ADMIN}?notice=deleted")

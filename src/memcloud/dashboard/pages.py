@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from memcloud.admission import plan_connection_limit
-from memcloud.control.base import Conflict, ControlError
+from memcloud.control.base import Conflict, ControlError, StoreFailed
 from memcloud.control.models import CredentialRecord
 from memcloud.dashboard import charts, metrics
 from memcloud.dashboard.access import Viewer, admin_ok, viewer_for
@@ -319,6 +319,8 @@ async def _credential_action(
     store = ctx.store
     try:
         record = await asyncio.to_thread(store.find_credential, cache_id, credential_id)
+    except StoreFailed:
+        raise  # the database failed: not a credential that is gone
     except ControlError:
         return redirect(request, f"{base}?notice=gone")
     is_self = viewer.credential is not None and viewer.credential.id == record.id

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from memcloud.api.limits import BodyTooLarge
 from memcloud.auth_throttle import PARTNER_USERNAME
 from memcloud.config import format_size, plan_bytes
-from memcloud.control.base import Conflict, ControlError, NotFound
+from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_password
 from memcloud.dashboard.context import DashboardContext, dashboard_context
@@ -165,6 +165,8 @@ async def provision(request: Request) -> Response:
                     primary=True,
                     password=provision_password(ctx, uuid),
                 )
+            except StoreFailed:
+                raise  # the database failed: a 500 the platform retries, not a 422
             except (Conflict, ControlError) as exc:
                 return _error(422, str(exc))
             created = True

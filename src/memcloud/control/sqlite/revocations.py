@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from memcloud.control.sqlite.transactions import transaction
+
 __all__ = ["remember_once", "revoked"]
 
 _TABLES = frozenset({"used_sso_tokens", "revoked_sessions"})
@@ -24,17 +26,12 @@ def remember_once(
     (one transaction, so two servers racing with one token cannot both win)."""
     assert table in _TABLES  # a fixed name, never input
     key = _KEYS[table]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.execute(f"DELETE FROM {table} WHERE expires < ?", (now,))
         cursor = conn.execute(
             f"INSERT INTO {table} ({key}, expires) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (digest, expires),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return cursor.rowcount == 1
 
 

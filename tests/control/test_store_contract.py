@@ -1,0 +1,483 @@
+"""What every control store must do, run against each of them (SQLite in a temporary
+directory, in memory). A new backend (PostgreSQL) joins by adding itself to `STORES`.
+
+The rules come from memcloud.control.rules, so the refusals' words are the same from every
+store; what only the SQLite file can show (its bytes, its schema) is in test_sqlite_store.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from memcloud.control.base import Conflict, ControlError, ControlStore, NotFound
+from memcloud.control.memory import MemoryStore
+from memcloud.control.models import FlushRecord, StatsSample
+from memcloud.control.secrets import verify_password
+from memcloud.control.sqlite import SqliteStore
+from memcloud.control.telemetry import HOUR, MINUTE
+
+MB = 1024 * 1024
+PRIMARY_REFUSED = "cannot delete the primary credential; promote another credential first"
+
+STORES: dict[str, Callable[[Path], ControlStore]] = {
+    "sqlite": lambda tmp: SqliteStore(tmp / "memcloud.db"),
+    "memory": lambda tmp: MemoryStore(),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ControlStore]:
+    with STORES[request.param](tmp_path) as opened:
+        yield opened
+
+
+# -- caches ---------------------------------------------------------------------------------
+
+
+def test_a_fresh_store_is_empty_at_revision_zero(store: ControlStore) -> None:
+    assert (store.revision(), store.list_caches(), store.list_credentials()) == (0, [], [])
+
+
+def test_create_find_list_caches(store: ControlStore) -> None:
+    demo = store.create_cache("demo", 25 * MB)
+    other = store.create_cache("other.cache_2-b", MB)
+    assert (demo.name, demo.plan, demo.enabled) == ("demo", 25 * MB, True)
+    assert store.find_cache("demo") == demo
+    assert store.find_cache(demo.id) == demo
+    assert store.find_cache(str(other.id)) == other
+    assert store.list_caches() == [demo, other]
+
+
+def test_find_cache_not_found_messages(store: ControlStore) -> None:
+    store.create_cache("Demo", MB)
+    with pytest.raises(NotFound, match="no cache named 'nope'"):
+        store.find_cache("nope")
+    with pytest.raises(NotFound, match="no cache named 'demo'"):
+        store.find_cache("demo")  # names are case-sensitive
+    with pytest.raises(NotFound, match="no cache with id 42"):
+        store.find_cache("42")
+
+
+@pytest.mark.parametrize("name", ["", "a" * 65, "has space", "slash/", "ünï", "1234"])
+def test_invalid_cache_names(store: ControlStore, name: str) -> None:
+    with pytest.raises(ControlError, match="invalid cache name"):
+        store.create_cache(name, MB)
+    assert store.list_caches() == []
+
+
+def test_duplicate_name_and_bad_plan(store: ControlStore) -> None:
+    store.create_cache("demo", MB)
+    with pytest.raises(Conflict, match="a cache named 'demo' already exists"):
+        store.create_cache("demo", MB)
+    with pytest.raises(ControlError, match="positive"):
+        store.create_cache("zero", 0)
+    cache = store.find_cache("demo")
+    with pytest.raises(ControlError, match="positive"):
+        store.update_cache(cache.id, plan=-1)
+    assert store.find_cache("demo").plan == MB
+
+
+def test_update_cache(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    assert store.update_cache(cache.id, plan=2 * MB).plan == 2 * MB
+    disabled = store.update_cache(cache.id, enabled=False)
+    assert (disabled.plan, disabled.enabled) == (2 * MB, False)
+    assert store.find_cache(cache.id) == disabled
+    assert store.update_cache(cache.id, enabled=True).enabled
+    with pytest.raises(NotFound, match="no cache with id 999"):
+        store.update_cache(999, plan=MB)
+
+
+def test_ids_are_never_reused_and_generations_are_unique(store: ControlStore) -> None:
+    first = store.create_cache("first", MB)
+    newest = store.create_cache("newest", MB)
+    credential = store.create_credential(newest.id).record
+    store.delete_cache(newest.id)
+    again = store.create_cache("newest", MB)  # even under the same name
+    again_credential = store.create_credential(again.id).record
+    assert again.id == newest.id + 1
+    assert again_credential.id == credential.id + 1
+    generations = {first.generation, newest.generation, again.generation}
+    assert len(generations) == 3
+    assert all(len(g) == 32 and int(g, 16) >= 0 for g in generations)
+    assert store.find_cache(again.id).generation == again.generation
+
+
+def test_delete_cache_takes_everything_of_it(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    keep = store.create_cache("keep", MB)
+    store.create_credential(cache.id)
+    kept = store.create_credential(keep.id).record
+    store.rotate_sso(cache.id, now=5)
+    store.record_flushes([_flush(cache.id, 1.0), _flush(keep.id, 1.0)])
+    store.add_stats_samples([_sample(cache.id, 60.0), _sample(keep.id, 60.0)])
+    store.delete_cache(cache.id)
+    assert store.list_caches() == [keep]
+    assert store.list_credentials() == [kept]
+    assert len(store.flush_log(keep.id)) == 1
+    assert len(store.stats_samples(keep.id, 0, 1e12)) == 1
+    assert store.stats_samples(cache.id, 0, 1e12) == []
+    for call in (
+        lambda: store.delete_cache(cache.id),
+        lambda: store.list_credentials(cache.id),
+        lambda: store.sso_state(cache.id),
+        lambda: store.flush_log(cache.id),
+    ):
+        with pytest.raises(NotFound, match=f"no cache with id {cache.id}"):
+            call()
+
+
+# -- credentials and the primary rule --------------------------------------------------------
+
+
+def test_create_cache_makes_no_credential(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    assert store.list_credentials(cache.id) == []
+
+
+def test_first_credential_is_primary_regardless(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    first = store.create_credential(cache.id, primary=False).record
+    second = store.create_credential(cache.id, write=False, flush=False).record
+    assert first.primary and not second.primary
+    assert (second.write, second.flush, second.api) == (False, False, True)
+    assert store.list_credentials(cache.id) == [first, second]
+
+
+def test_create_primary_demotes_the_old_one(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    first = store.create_credential(cache.id).record
+    third = store.create_credential(cache.id, primary=True).record
+    records = {r.id: r for r in store.list_credentials(cache.id)}
+    assert records[third.id].primary and not records[first.id].primary
+
+
+def test_promote_keeps_exactly_one_primary(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    other = store.create_cache("other", MB)
+    ids = [store.create_credential(cache.id).record.id for _ in range(3)]
+    other_primary = store.create_credential(other.id).record
+    promoted = store.promote_credential(ids[2])
+    assert promoted.primary and promoted.id == ids[2]
+    primaries = [r.id for r in store.list_credentials(cache.id) if r.primary]
+    assert primaries == [ids[2]]
+    assert store.find_credential(other.id, other_primary.id).primary
+    with pytest.raises(NotFound, match="no credential with id 999"):
+        store.promote_credential(999)
+
+
+def test_delete_primary_refused_even_when_it_is_the_only_one(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    primary = store.create_credential(cache.id).record
+    secondary = store.create_credential(cache.id).record
+    with pytest.raises(Conflict) as failure:
+        store.delete_credential(primary.id)
+    assert str(failure.value) == PRIMARY_REFUSED
+    store.delete_credential(secondary.id)
+    # The last one stays too: without it no client could use the cache.
+    with pytest.raises(Conflict) as failure:
+        store.delete_credential(primary.id)
+    assert str(failure.value) == PRIMARY_REFUSED
+    assert [r.id for r in store.list_credentials(cache.id)] == [primary.id]
+    with pytest.raises(NotFound, match=f"no credential with id {secondary.id}"):
+        store.delete_credential(secondary.id)
+
+
+def test_find_credential_by_username_or_id(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    record = store.create_credential(cache.id).record
+    assert store.find_credential(cache.id, record.username) == record
+    assert store.find_credential(cache.id, record.username.lower()) == record
+    assert store.find_credential(cache.id, record.id) == record
+    assert store.find_credential(cache.id, str(record.id)) == record
+    other = store.create_cache("other", MB)
+    with pytest.raises(NotFound, match=f"no credential '{record.username}' in cache {other.id}"):
+        store.find_credential(other.id, record.username)
+    with pytest.raises(NotFound, match="no cache with id 999"):
+        store.find_credential(999, record.id)
+
+
+def test_usernames_are_unique_across_caches(store: ControlStore) -> None:
+    caches = [store.create_cache(f"c{n}", MB) for n in range(3)]
+    usernames = [store.create_credential(c.id).record.username for c in caches for _ in range(5)]
+    assert len(set(usernames)) == 15
+    assert all(len(u) == 6 and u == u.upper() for u in usernames)
+
+
+def test_update_credential_changes_only_given_flags(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    record = store.create_credential(cache.id).record
+    updated = store.update_credential(record.id, flush=False)
+    assert (updated.write, updated.flush, updated.api) == (True, False, True)
+    updated = store.update_credential(record.id, write=False, api=False)
+    assert (updated.write, updated.flush, updated.api) == (False, False, False)
+    assert store.find_credential(cache.id, record.id) == updated
+    with pytest.raises(NotFound):
+        store.update_credential(999, write=True)
+
+
+def test_capabilities_must_be_booleans(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    record = store.create_credential(cache.id).record
+    with pytest.raises(ControlError, match="invalid write capability 'no'"):
+        store.update_credential(record.id, write="no")  # type: ignore[arg-type]
+    with pytest.raises(ControlError, match="invalid api capability 1"):
+        store.create_credential(cache.id, api=1)  # type: ignore[arg-type]
+    assert store.list_credentials(cache.id) == [record]
+
+
+def test_passwords_verify_and_are_never_shown_again(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    new = store.create_credential(cache.id)
+    stored = store.find_credential(cache.id, new.record.id)
+    assert verify_password(stored, new.password)
+    assert not verify_password(stored, new.password.lower())
+    assert not verify_password(stored, "")
+    assert new.password not in repr(new) and new.password not in repr(stored)
+    given = store.create_credential(cache.id, password="derived-by-provisioning")
+    assert given.password == "derived-by-provisioning"
+    assert verify_password(store.find_credential(cache.id, given.record.id), given.password)
+
+
+# -- the revision servers poll ---------------------------------------------------------------
+
+
+def test_revision_changes_on_every_change_only(store: ControlStore) -> None:
+    seen = [store.revision()]
+
+    def changed() -> None:
+        seen.append(store.revision())
+        assert seen[-1] > seen[-2]
+
+    cache = store.create_cache("demo", MB)
+    changed()
+    first = store.create_credential(cache.id).record
+    changed()
+    second = store.create_credential(cache.id).record
+    changed()
+    store.update_credential(second.id, write=False)
+    changed()
+    store.promote_credential(second.id)
+    changed()
+    store.delete_credential(first.id)
+    changed()
+    store.update_cache(cache.id, plan=2 * MB)
+    changed()
+    store.rotate_sso(cache.id, now=10)
+    changed()
+    store.delete_cache(cache.id)
+    changed()
+    kept = store.create_cache("x", MB)
+    changed()
+    before = store.revision()
+    # Reads, refused changes and what servers never load leave the revision alone.
+    store.list_caches()
+    store.list_credentials()
+    store.sso_state(kept.id)
+    with pytest.raises(Conflict):
+        store.create_cache("x", MB)
+    with pytest.raises(ControlError):
+        store.create_cache("bad name", MB)
+    with pytest.raises(NotFound):
+        store.promote_credential(999)
+    store.use_sso_token(b"t" * 32, expires=100, now=10)
+    store.revoke_session(b"s" * 32, expires=100, now=10)
+    store.record_flushes([_flush(kept.id, 1.0)])
+    store.add_stats_samples([_sample(kept.id, 60.0)])
+    store.prune_flush_log(0.5)
+    store.compact_stats(0.0, 0.0)
+    assert store.revision() == before
+
+
+def test_concurrent_use_from_threads(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(20):
+                store.create_credential(cache.id)
+                store.revision()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    records = store.list_credentials(cache.id)
+    assert len(records) == 80 and sum(r.primary for r in records) == 1
+
+
+# -- single sign-on, used tokens, signed-out sessions ----------------------------------------
+
+
+def test_sso_state_starts_at_zero_and_rotates(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    other = store.create_cache("other", MB)
+    assert store.sso_state(cache.id) == (0, 0)
+    assert store.rotate_sso(cache.id, now=100) == 1
+    assert store.rotate_sso(cache.id, now=250) == 2
+    assert store.sso_state(cache.id) == (2, 250)
+    assert store.sso_state(other.id) == (0, 0)
+    with pytest.raises(NotFound, match="no cache with id 999"):
+        store.rotate_sso(999, now=1)
+
+
+def test_a_used_token_is_refused_until_it_expires(store: ControlStore) -> None:
+    token = b"\x01" * 32
+    assert store.use_sso_token(token, expires=1_000, now=700)
+    assert not store.use_sso_token(token, expires=1_000, now=999)
+    assert not store.use_sso_token(token, expires=5_000, now=1_000)
+    assert store.use_sso_token(b"\x02" * 32, expires=2_000, now=1_000)
+    # Once expired it is forgotten: a later use (refused anyway by its own time) is new.
+    assert store.use_sso_token(token, expires=3_000, now=1_001)
+
+
+def test_a_revoked_session_stays_revoked_until_it_expires(store: ControlStore) -> None:
+    session, other = b"\x03" * 32, b"\x04" * 32
+    assert not store.session_revoked(session, now=10)
+    store.revoke_session(session, expires=100, now=10)
+    store.revoke_session(session, expires=100, now=11)  # twice: no error
+    assert store.session_revoked(session, now=100)
+    assert not store.session_revoked(other, now=50)
+    assert not store.session_revoked(session, now=101)
+
+
+# -- the flush log --------------------------------------------------------------------------
+
+
+def _flush(cache_id: int, at: float, **details: str) -> FlushRecord:
+    return FlushRecord(
+        cache_id=cache_id,
+        at=at,
+        source="text",
+        username="ABC123",
+        peer="127.0.0.1:5000",
+        node="127.0.0.1:11211",
+        details=details,
+    )
+
+
+def test_flush_log_newest_first_with_its_fields(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    other = store.create_cache("other", MB)
+    hook = FlushRecord(
+        cache_id=cache.id,
+        at=30.0,
+        source="deploy_hook",
+        username="",
+        peer="10.0.0.1:443",
+        app="shop",
+        release="v42",
+        commit="abc",
+        details={"z": "1", "a": "2"},
+    )
+    store.record_flushes([_flush(cache.id, 10.0), hook, _flush(other.id, 20.0)])
+    store.record_flushes([_flush(cache.id, 20.0), _flush(cache.id, 20.0, second="yes")])
+    log = store.flush_log(cache.id)
+    assert [(r.at, r.details) for r in log] == [
+        (30.0, {"a": "2", "z": "1"}),
+        (20.0, {"second": "yes"}),  # the same time: the later line first
+        (20.0, {}),
+        (10.0, {}),
+    ]
+    assert log[0].id is not None and log[0] == dataclasses.replace(hook, id=log[0].id)
+    assert len({r.id for r in log}) == 4
+    assert store.flush_log(cache.id, limit=2) == log[:2]
+    assert [r.cache_id for r in store.flush_log(other.id)] == [other.id]
+
+
+def test_flushes_of_a_deleted_cache_are_skipped_and_old_ones_pruned(
+    store: ControlStore,
+) -> None:
+    cache = store.create_cache("demo", MB)
+    store.record_flushes([_flush(cache.id, 5.0), _flush(999, 6.0), _flush(cache.id, 7.0)])
+    assert [r.at for r in store.flush_log(cache.id)] == [7.0, 5.0]
+    assert store.prune_flush_log(6.0) == 1
+    assert [r.at for r in store.flush_log(cache.id)] == [7.0]
+    assert store.prune_flush_log(6.0) == 0
+
+
+def test_what_a_caller_holds_is_not_the_store(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    record = _flush(cache.id, 1.0, app="x")
+    store.record_flushes([record])
+    record.details["app"] = "changed"
+    shown = store.flush_log(cache.id)[0]
+    shown.details["more"] = "y"
+    assert store.flush_log(cache.id)[0].details == {"app": "x"}
+    sample = _sample(cache.id, 60.0)
+    store.add_stats_samples([sample])
+    sample.stats["get_hits"] = 99
+    store.stats_samples(cache.id, 0, 100)[0].stats["cmd_get"] = 5
+    assert store.stats_samples(cache.id, 0, 100)[0].stats == {"get_hits": 1}
+
+
+# -- the stats history ----------------------------------------------------------------------
+
+
+def _sample(
+    cache_id: int, at: float, server: str = "127.0.0.1:11211", hits: int = 1
+) -> StatsSample:
+    return StatsSample(cache_id=cache_id, server=server, at=at, stats={"get_hits": hits})
+
+
+def test_stats_samples_in_a_time_range_oldest_first(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    other = store.create_cache("other", MB)
+    store.add_stats_samples(
+        [
+            _sample(cache.id, 180.0, hits=3),
+            _sample(cache.id, 60.0, hits=1),
+            _sample(cache.id, 120.0, "127.0.0.1:11212", hits=2),
+            _sample(other.id, 120.0),
+            _sample(999, 120.0),  # a deleted cache's: skipped
+        ]
+    )
+    got = store.stats_samples(cache.id, 60.0, 120.0)
+    assert [(s.at, s.server, s.stats, s.resolution) for s in got] == [
+        (60.0, "127.0.0.1:11211", {"get_hits": 1}, MINUTE),
+        (120.0, "127.0.0.1:11212", {"get_hits": 2}, MINUTE),
+    ]
+    assert [s.at for s in store.stats_samples(cache.id, 0, 1e12)] == [60.0, 120.0, 180.0]
+    assert store.stats_samples(999, 0, 1e12) == []
+
+
+def test_compaction_keeps_each_hours_last_sample_and_expires_the_oldest(
+    store: ControlStore,
+) -> None:
+    cache = store.create_cache("demo", MB)
+    a, b = "127.0.0.1:11211", "127.0.0.1:11212"
+    day = 24 * HOUR
+    samples = [
+        _sample(cache.id, day + minute * MINUTE, server, hits=minute)
+        for server in (a, b)
+        for minute in range(0, 120, 30)  # hour 24: minutes 0, 30; hour 25: minutes 60, 90
+    ]
+    samples.append(_sample(cache.id, HOUR + 5.0, a, hits=7))  # a day older than the rest
+    samples.append(_sample(cache.id, 2 * day, a, hits=500))  # recent: stays a minute sample
+    store.add_stats_samples(samples)
+    # Minute samples before 25:40, rounded down to 25:00, become hourly; older than 2 h, gone.
+    changed = store.compact_stats(day + HOUR + 40 * MINUTE, 2 * HOUR)
+    kept = store.stats_samples(cache.id, 0, 1e12)
+    assert [(s.at, s.server, s.resolution, s.stats["get_hits"]) for s in kept] == [
+        (day + 30 * MINUTE, a, HOUR, 30),
+        (day + 30 * MINUTE, b, HOUR, 30),
+        (day + 60 * MINUTE, a, MINUTE, 60),
+        (day + 60 * MINUTE, b, MINUTE, 60),
+        (day + 90 * MINUTE, a, MINUTE, 90),
+        (day + 90 * MINUTE, b, MINUTE, 90),
+        (2 * day, a, MINUTE, 500),
+    ]
+    # Made hourly: hour 1 of a, hour 24 of a and b (3); deleted: minute 0 of a and b (2);
+    # then the hour-1 sample, older than the hour cutoff (1).
+    assert changed == 6
+    assert store.compact_stats(day + HOUR + 40 * MINUTE, 2 * HOUR) == 0
