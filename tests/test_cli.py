@@ -252,3 +252,41 @@ def test_serve_reads_its_flags_first_then_the_environment(tmp_path: Path) -> Non
 def test_serve_runs_one_node_per_core_by_default(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "data", nodes=None) as server:
         assert len(server.servers) == (os.cpu_count() or 1)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_child_nodes_get_node_0s_settings_in_their_environment_not_their_arguments(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {"MEMCLOUD_ITEM_SIZE_MAX": "5MB"}  # the flag below wins, on every node
+    args = ("--item-size-max", "2MB", "--nodes", "2", "--anonymous-cache", "anon")
+    with ServerProcess(data_dir, *args, env=env) as server:
+        assert server.process is not None
+        [child] = _children(server.process.pid)
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[:-1]
+        environ = dict(
+            item.split(b"=", 1)
+            for item in Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            if b"=" in item
+        )
+        node_port = int(server.servers[1].rpartition(":")[2])
+        node_stats = _settings_stats(node_port)
+    assert argv == [sys.executable.encode(), b"-m", b"memcloud.cli", b"serve"]
+    node = json.loads(environ[b"MEMCLOUD_NODE_SETTINGS"])
+    # The tokens node 0 generated, its bound ports, and its flags over its environment.
+    admin_token = (data_dir / "admin-token").read_text().strip()
+    assert (node["node_index"], node["port"], node["admin_token"]) == (1, node_port, admin_token)
+    assert node["item_size_max"] == 2 * MB
+    assert node_stats["item_size_max"] == str(2 * MB)

@@ -1,25 +1,50 @@
-"""Typed settings, built once by the CLI and handed to every part of the server."""
+"""Typed settings, built once by the CLI and handed to every part of the server.
+
+Each `memcloud serve` option is a Settings field whose metadata (Option) holds its help,
+parser and default text: the CLI derives the flag and its environment variable from it, and
+a supervisor hands its child nodes the resolved Settings as JSON.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any, get_type_hints
+
+from memcloud.options import (
+    Option,
+    masked_repr,
+    options_of,
+    parse_port,
+    parse_positive_int,
+    parse_seconds,
+    serve_option,
+    value_from_json,
+    value_to_json,
+)
 
 __all__ = [
     "DEFAULT_ITEM_SIZE_MAX",
     "DEFAULT_PLANS",
     "DEFAULT_PLAN_BYTES",
+    "LOG_LEVELS",
     "MAX_PLAN_CONNECTIONS",
+    "NODE_SETTINGS_ENV",
     "Plan",
     "Settings",
     "format_plans",
     "format_size",
     "parse_plan_specs",
     "parse_plans",
+    "parse_positive_size",
     "parse_size",
     "plan_bytes",
     "plan_connections",
+    "settings_options",
 ]
 
 MIB = 1024 * 1024
@@ -39,6 +64,13 @@ def parse_size(text: str) -> int:
         raise ValueError(f"not a size: {text!r} (use bytes or a number with KB, MB or GB)")
     number, unit = match.group(1), (match.group(2) or "").upper().rstrip("B").rstrip("I")
     return int(float(number) * _UNITS[unit])
+
+
+def parse_positive_size(text: str) -> int:
+    size = parse_size(text)
+    if size <= 0:
+        raise ValueError(f"size must be greater than zero: {text!r}")
+    return size
 
 
 def format_size(size: int) -> str:
@@ -130,52 +162,203 @@ def plan_bytes(plans: tuple[tuple[str, int], ...], slug: str) -> int | None:
     return dict(plans).get(name)
 
 
-@dataclass(frozen=True, slots=True)
+# -- the settings ------------------------------------------------------------------------------
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The environment variable that carries a child node's Settings (as JSON) from the supervisor.
+NODE_SETTINGS_ENV = "MEMCLOUD_NODE_SETTINGS"
+
+
+def _spread_plans(plans: tuple[Plan, ...]) -> dict[str, object]:
+    return {
+        "plans": tuple((plan.slug, plan.size) for plan in plans),
+        "plan_connections": plan_connections(plans),
+    }
+
+
+def _cores() -> str:
+    return str(os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 11211
-    api_port: int = 11280
-    data_dir: Path = field(default_factory=lambda: Path("data"))
+    """Everything a node process is told at start. Each field that is a `memcloud serve`
+    option says so in its metadata (Option): its flag, variable, help and default come from
+    here and nowhere else."""
+
+    host: str = field(default="127.0.0.1", metadata=serve_option("address to listen on"))
+    port: int = field(default=11211, metadata=serve_option("memcache port", parse=parse_port))
+    api_port: int = field(default=11280, metadata=serve_option("HTTP API port", parse=parse_port))
+    data_dir: Path = field(
+        default_factory=lambda: Path("data"),
+        metadata=serve_option("directory holding the control database", parse=Path),
+    )
     # Server-wide budget across every cache; 0 means the sum of the plans (no extra bound).
-    memory: int = 1024 * MIB
-    anonymous_cache: str | None = None
-    log_level: str = "INFO"
-    auth_timeout: float = 5.0
-    item_size_max: int = DEFAULT_ITEM_SIZE_MAX
-    default_plan: int = DEFAULT_PLAN_BYTES
-    max_connections: int = 10_000
+    memory: int = field(
+        default=1024 * MIB,
+        metadata=serve_option(
+            "memory for all caches together (0: no bound)", parse=parse_size, show=format_size
+        ),
+    )
+    anonymous_cache: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "cache for clients that do not authenticate", metavar="NAME", words="off"
+        ),
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata=serve_option("log level", parse=str.upper, choices=LOG_LEVELS),
+    )
+    auth_timeout: float = field(
+        default=5.0,
+        metadata=serve_option("seconds a client has to authenticate", parse=parse_seconds),
+    )
+    item_size_max: int = field(
+        default=DEFAULT_ITEM_SIZE_MAX,
+        metadata=serve_option(
+            "largest item (key + value)", parse=parse_positive_size, show=format_size
+        ),
+    )
+    default_plan: int = field(
+        default=DEFAULT_PLAN_BYTES,
+        metadata=serve_option(
+            "plan of caches created without one", parse=parse_positive_size, show=format_size
+        ),
+    )
+    max_connections: int = field(
+        default=10_000,
+        metadata=serve_option("open connections at most", parse=parse_positive_int),
+    )
     # HTTP API port: open connections at most, and deadlines for reading a request's head
     # and body (api/limits.py has the reasons for the defaults).
-    api_max_connections: int = 1000
+    api_max_connections: int = field(
+        default=1000,
+        metadata=serve_option(
+            "open HTTP API connections at most (more are answered 503 and closed)",
+            parse=parse_positive_int,
+        ),
+    )
     api_head_timeout: float = 10.0
     api_body_timeout: float = 30.0
-    # None: a token generated at the first start (kept in the data dir); "": /metrics open.
-    metrics_token: str | None = field(default=None, repr=False)
     # Failed logins per address prefix per minute before its logins are slowed (auth_throttle).
-    login_free_failures: int = 5
-    admin_token: str | None = None
+    login_free_failures: int = field(
+        default=5,
+        metadata=serve_option(
+            "failed logins a minute per address prefix (/24, /64) before its logins are "
+            "slowed; twice as many per username",
+            parse=parse_positive_int,
+        ),
+    )
     # Host name printed in MEMCACHIER_SERVERS; defaults to the bind host.
-    public_host: str | None = None
+    public_host: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "host name to advertise in MEMCACHIER_SERVERS", words="the bind host"
+        ),
+    )
+    # None: a token generated at the first start (kept in the data dir); "": /metrics open.
+    metrics_token: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "bearer token for /metrics (prefer the env variable); without it one is generated"
+            " at the first start and kept in DATA_DIR/metrics-token; '' leaves /metrics open",
+            words="generated at first start",
+            secret=True,
+        ),
+    )
+    admin_token: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "bearer token for the admin API (prefer the env variable)",
+            words="generated at first start",
+            secret=True,
+        ),
+    )
     # Platform add-on partner API (Basic auth) and single sign-on.
-    provision_user: str | None = None
-    provision_password: str | None = field(default=None, repr=False)
-    sso_salt: str | None = field(default=None, repr=False)
-    plans: tuple[tuple[str, int], ...] = DEFAULT_PLANS
+    provision_user: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "add-on id platforms use (Basic auth) on /heroku/resources", words="none"
+        ),
+    )
+    provision_password: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "add-on API password (prefer the env variable)", words="none", secret=True
+        ),
+    )
+    sso_salt: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "salt of single sign-on tokens (prefer the env variable)", words="none", secret=True
+        ),
+    )
+    plans: tuple[tuple[str, int], ...] = field(
+        default=DEFAULT_PLANS,
+        metadata=serve_option(
+            "provisioning plans, name=size pairs separated by commas; name=size:connections=N"
+            " sets a plan's connection limit (default: max(20, 10 per MB), at most half of"
+            " --max-connections)",
+            parse=parse_plan_specs,
+            show=format_plans,
+            spread=_spread_plans,
+        ),
+    )
     # (plan bytes, connections) from `--plans` entries that name a connection limit; caches
     # of any other size get the size rule (memcloud.admission.plan_connection_limit).
     plan_connections: tuple[tuple[int, int], ...] = ()
     # Data-plane processes of this deployment, and which one this process is (0 runs the
     # HTTP API and supervises the others). Each node holds 1/nodes of every plan.
-    nodes: int = 1
-    node_index: int = 0
+    nodes: int = field(
+        default=1,
+        metadata=serve_option(
+            "data-plane processes, on consecutive ports (default: the number of cores)",
+            parse=parse_positive_int,
+            default=_cores,
+            words="cores",
+        ),
+    )
     # TLS on the data plane (and HTTPS for the API) with this certificate chain and key, on
     # tls_port (node i on tls_port + i); tls_only closes the plain port; with tls_client_ca
     # every data-plane client must show a certificate that CA signed.
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_port: int = 11219
-    tls_only: bool = False
-    tls_client_ca: Path | None = None
+    tls_cert: Path | None = field(
+        default=None,
+        metadata=serve_option(
+            "certificate chain (PEM): memcache over TLS, and the HTTP API over HTTPS",
+            parse=Path,
+            metavar="FILE",
+            words="off",
+        ),
+    )
+    tls_key: Path | None = field(
+        default=None,
+        metadata=serve_option(
+            "private key (PEM) of --tls-cert (default: in the --tls-cert file)",
+            parse=Path,
+            metavar="FILE",
+            words="in the `--tls-cert` file",
+        ),
+    )
+    tls_port: int = field(
+        default=11219,
+        metadata=serve_option("memcache-over-TLS port (with --tls-cert)", parse=parse_port),
+    )
+    tls_only: bool = field(
+        default=False, metadata=serve_option("close the plain memcache port", words="off")
+    )
+    tls_client_ca: Path | None = field(
+        default=None,
+        metadata=serve_option(
+            "require memcache clients to show a certificate signed by this CA (PEM)",
+            parse=Path,
+            metavar="FILE",
+            words="off",
+        ),
+    )
+    # Set by the supervisor for the node processes it starts; not for people.
+    node_index: int = field(default=0, metadata=serve_option("", parse=int, hidden=True))
 
     def plan_share(self, plan: int) -> int:
         """What one node holds of a plan: clients spread keys evenly over the nodes."""
@@ -188,3 +371,44 @@ class Settings:
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    def __repr__(self) -> str:
+        # Secrets show that they are set, never what they are (logs, tracebacks, debuggers).
+        return masked_repr(self)
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, object]) -> Settings:
+        """The settings of parsed option values (by field name: every option's field)."""
+        given: dict[str, Any] = {}
+        for f, option in settings_options():
+            value = values[f.name]
+            given.update(option.spread(value) if option.spread else {f.name: value})
+        return cls(**given)
+
+    def to_json(self) -> str:
+        """Every field, secrets included (for a child node process, never for a log)."""
+        return json.dumps({f.name: value_to_json(getattr(self, f.name)) for f in fields(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        """The settings to_json() wrote (a field left out keeps its default); a ValueError
+        if the text is not such settings."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("settings JSON must be an object")
+        hints = get_type_hints(cls)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            try:
+                values[name] = value_from_json(hints[name], value)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return cls(**values)
+
+
+def settings_options() -> tuple[tuple[Field[Any], Option], ...]:
+    """The Settings fields that are `memcloud serve` options, in the order --help lists them."""
+    return options_of(Settings)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from memcloud.config import Settings, format_plans, format_size
+from memcloud.config import NODE_SETTINGS_ENV, Settings
 from memcloud.nodes import RemoteNode
 
 __all__ = ["NodeProcess", "Supervisor", "node_info_path", "node_socket_path"]
@@ -28,6 +30,8 @@ START_TIMEOUT_SECONDS = 30.0
 WATCH_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1
+# A node process: `memcloud serve`, told everything by NODE_SETTINGS_ENV.
+COMMAND = (sys.executable, "-m", "memcloud.cli", "serve")
 
 
 def node_socket_path(data_dir: Path, index: int) -> Path:
@@ -48,7 +52,7 @@ def _die_with_parent() -> None:
 
 
 class NodeProcess:
-    """One child node: its command line, its process, and the port it keeps across restarts."""
+    """One child node: its settings, its process, and the port it keeps across restarts."""
 
     def __init__(self, settings: Settings, index: int) -> None:
         self.settings = settings
@@ -63,56 +67,20 @@ class NodeProcess:
     def address(self) -> str:
         return f"{self.settings.advertised_host}:{self.port}"
 
-    def command(self) -> list[str]:
-        s = self.settings
-        args = [
-            sys.executable,
-            "-m",
-            "memcloud.cli",
-            "serve",
-            "--node-index",
-            str(self.index),
-            "--nodes",
-            str(s.nodes),
-            "--host",
-            s.host,
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(s.data_dir),
-            "--memory",
-            str(s.memory),
-            "--log-level",
-            s.log_level,
-            "--auth-timeout",
-            str(s.auth_timeout),
-            "--item-size-max",
-            format_size(s.item_size_max),
-            "--max-connections",
-            str(s.max_connections),
-            "--plans",
-            format_plans(s.plans, s.plan_connections),  # their connection limits
-            "--login-free-failures",
-            str(s.login_free_failures),
-        ]
-        if s.anonymous_cache:
-            args += ["--anonymous-cache", s.anonymous_cache]
-        if s.public_host:
-            args += ["--public-host", s.public_host]
-        if s.tls_cert is not None:
-            args += ["--tls-cert", str(s.tls_cert), "--tls-port", str(self.tls_port)]
-            if s.tls_key is not None:
-                args += ["--tls-key", str(s.tls_key)]
-            if s.tls_client_ca is not None:
-                args += ["--tls-client-ca", str(s.tls_client_ca)]
-            if s.tls_only:
-                args.append("--tls-only")
-        return args
+    def node_settings(self) -> Settings:
+        """node 0's resolved settings (generated tokens, bound ports, fitted limits ...), as
+        this node runs them: its index and its own ports."""
+        return dataclasses.replace(
+            self.settings, node_index=self.index, port=self.port, tls_port=self.tls_port
+        )
 
     def spawn(self) -> None:
         info = node_info_path(self.settings.data_dir, self.index)
         info.unlink(missing_ok=True)
-        self.process = subprocess.Popen(self.command(), preexec_fn=_die_with_parent)
+        # The settings travel in the environment, not on the command line: `ps` shows every
+        # process's arguments, and they hold the tokens.
+        env = {**os.environ, NODE_SETTINGS_ENV: self.node_settings().to_json()}
+        self.process = subprocess.Popen(COMMAND, env=env, preexec_fn=_die_with_parent)
 
     async def wait_ready(self) -> None:
         """Until the node has written its port; raises OSError if it does not come up."""

@@ -1,0 +1,300 @@
+"""The management commands: caches, credentials, and (through the running server's operator
+socket) flush, stats and the flush log. Each opens the control store of `--data-dir`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from memcloud import adminlink
+from memcloud.api.insight import format_time
+from memcloud.api.record_json import flush_json
+from memcloud.cli.env import Parser, UsageError, argument_type
+from memcloud.cli.output import (
+    cache_json,
+    caches_table,
+    credential_json,
+    credentials_table,
+    emit,
+    password_note,
+    table,
+)
+from memcloud.config import format_size, parse_positive_size
+from memcloud.control.base import ControlStore
+from memcloud.control.models import CacheRecord, CredentialRecord
+from memcloud.control.open import open_store
+from memcloud.options import parse_positive_int
+
+__all__ = ["CAPABILITY_HELP", "Handler", "add_manage_commands"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+_positive_size = argument_type(parse_positive_size)
+_positive_int = argument_type(parse_positive_int)
+
+
+def _open(ns: argparse.Namespace, *, create: bool = False) -> ControlStore:
+    return open_store(ns.data_dir, create=create)
+
+
+def cmd_cache_create(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns, create=True)) as store:
+        cache = store.create_cache(ns.name, ns.plan)
+        new = store.create_credential(cache.id, primary=True)
+    text = (
+        f"Created cache {cache.name} (id {cache.id}, plan {format_size(cache.plan)}).\n\n"
+        f"{credentials_table([new.record])}\n{password_note(new.record.username, new.password)}"
+    )
+    emit(ns, cache_json(cache, [new.record], {new.record.id: new.password}), text)
+    return 0
+
+
+def cmd_cache_list(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        caches = store.list_caches()
+        credentials = store.list_credentials()
+    by_cache: dict[int, list[CredentialRecord]] = {}
+    for record in credentials:
+        by_cache.setdefault(record.cache_id, []).append(record)
+    data = [cache_json(c, by_cache.get(c.id, [])) for c in caches]
+    counts = {cache_id: len(records) for cache_id, records in by_cache.items()}
+    text = caches_table(caches, counts) if caches else "No caches yet."
+    emit(ns, data, text)
+    return 0
+
+
+def cmd_cache_delete(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        cache = store.find_cache(ns.cache)
+        credentials = store.list_credentials(cache.id)
+        store.delete_cache(cache.id)
+    text = f"Deleted cache {cache.name} (id {cache.id}) and its {len(credentials)} credential(s)."
+    emit(ns, cache_json(cache, credentials), text)
+    return 0
+
+
+def cmd_cache_resize(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        cache = store.update_cache(store.find_cache(ns.cache).id, plan=ns.plan)
+        credentials = store.list_credentials(cache.id)
+    text = f"Cache {cache.name} (id {cache.id}) now has a {format_size(cache.plan)} plan."
+    emit(ns, cache_json(cache, credentials), text)
+    return 0
+
+
+def cmd_credentials_list(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        records = store.list_credentials(store.find_cache(ns.cache).id)
+    text = credentials_table(records) if records else "No credentials."
+    emit(ns, [credential_json(r) for r in records], text)
+    return 0
+
+
+def cmd_credentials_create(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        cache = store.find_cache(ns.cache)
+        new = store.create_credential(cache.id, write=ns.write, flush=ns.flush, api=ns.api)
+    text = (
+        f"Created credential {new.record.username} for cache {cache.name}.\n\n"
+        f"{credentials_table([new.record])}\n{password_note(new.record.username, new.password)}"
+    )
+    emit(ns, credential_json(new.record, new.password), text)
+    return 0
+
+
+def cmd_credentials_update(ns: argparse.Namespace) -> int:
+    if ns.write is None and ns.flush is None and ns.api is None:
+        raise UsageError(
+            "nothing to change: give --write/--no-write, --flush/--no-flush or --api/--no-api"
+        )
+    with contextlib.closing(_open(ns)) as store:
+        cache = store.find_cache(ns.cache)
+        record = store.find_credential(cache.id, ns.credential)
+        record = store.update_credential(record.id, write=ns.write, flush=ns.flush, api=ns.api)
+    emit(ns, credential_json(record), credentials_table([record]))
+    return 0
+
+
+def cmd_credentials_promote(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        cache = store.find_cache(ns.cache)
+        record = store.promote_credential(store.find_credential(cache.id, ns.credential).id)
+    text = f"{record.username} is now the primary credential of cache {cache.name}."
+    emit(ns, credential_json(record), text)
+    return 0
+
+
+def cmd_credentials_delete(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        cache = store.find_cache(ns.cache)
+        record = store.find_credential(cache.id, ns.credential)
+        store.delete_credential(record.id)
+    emit(ns, credential_json(record), f"Deleted credential {record.username}.")
+    return 0
+
+
+def _find(ns: argparse.Namespace) -> CacheRecord:
+    with contextlib.closing(_open(ns)) as store:
+        return store.find_cache(ns.cache)
+
+
+def cmd_flush(ns: argparse.Namespace) -> int:
+    cache = _find(ns)
+    reply = adminlink.call(ns.data_dir, "flush", cache_id=cache.id)
+    emit(ns, reply, f"Flushed cache {cache.name} (id {cache.id}).")
+    return 0
+
+
+def cmd_stats(ns: argparse.Namespace) -> int:
+    cache = _find(ns)
+    reply = adminlink.call(ns.data_dir, "stats", cache_id=cache.id)
+    stats: dict[str, Any] = reply.get("stats", {})
+    width = max((len(name) for name in stats), default=0)
+    text = "\n".join(f"{name.ljust(width)}  {value}" for name, value in stats.items())
+    emit(ns, stats, text)
+    return 0
+
+
+def cmd_flush_log(ns: argparse.Namespace) -> int:
+    with contextlib.closing(_open(ns)) as store:
+        cache = store.find_cache(ns.cache)
+        records = store.flush_log(cache.id, ns.limit)
+    rows = [
+        (
+            format_time(r.at),
+            r.source,
+            r.username or "-",
+            r.peer or "-",
+            r.app or "-",
+            r.release or "-",
+            (r.commit or "-")[:12],
+        )
+        for r in records
+    ]
+    header = ("time", "source", "credential", "peer", "app", "release", "commit")
+    text = table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
+    note = _pending_note(ns.data_dir, cache.id)
+    if note and not ns.json:
+        text = f"{text}\n\n{note}"
+    emit(ns, [flush_json(r) for r in records], text)
+    if note and ns.json:
+        print(note, file=sys.stderr)  # stdout stays the JSON list
+    return 0
+
+
+def _pending_note(data_dir: Path, cache_id: int) -> str:
+    """What the running server holds of the cache's flushes but could not store yet."""
+    try:
+        reply = adminlink.call(data_dir, "flush_log_pending", cache_id=cache_id)
+    except adminlink.AdminLinkError:
+        return ""  # no server running: none waits in memory
+    count = int(reply.get("pending") or 0)
+    if count == 0:
+        return ""
+    since = reply.get("since")
+    when = f" (the oldest from {format_time(float(since))})" if since else ""
+    error = reply.get("error") or "the control database failed"
+    return (
+        f"Pending: {count} more flush(es){when} are not in this log yet: the server keeps"
+        f" them and retries until they are written ({error})."
+    )
+
+
+# -- parsers ---------------------------------------------------------------------------------
+
+# What each capability allows, and what a new credential gets without the flag. argparse
+# shows no default for on/off flags, so the help says it.
+CAPABILITY_HELP = {
+    "write": ("store, change and delete items", "may write"),
+    "flush": ("flush the whole cache (flush_all, the API's flush)", "may flush"),
+    "api": (
+        "use the HTTP API and manage credentials (API and dashboard)",
+        "may use the API",
+    ),
+}
+_READ_ONLY_NOTE = (
+    "--no-write alone still lets the credential flush the cache and use the API (with which "
+    "it can create credentials that have every capability). A read-only credential is "
+    "--no-write --no-flush --no-api."
+)
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", type=Path, default="data", help="directory holding the control database"
+    )
+    common.add_argument("--json", action="store_true", default=False, help="print JSON")
+    return common
+
+
+def _leaf(group: Any, name: str, handler: Handler, help_text: str) -> Parser:
+    # A fresh parent each time: parents share their Action objects with every child, and
+    # add_env_defaults() rewrites each action once per parser.
+    sub: Parser = group.add_parser(name, parents=[_common()], help=help_text)
+    sub.set_defaults(handler=handler, leaf=sub)
+    return sub
+
+
+def add_manage_commands(commands: Any) -> None:
+    """The cache, credentials, flush, stats and flush-log commands, after `serve`."""
+    cache = commands.add_parser("cache", help="create, list, delete and resize caches")
+    cache_cmds = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = _leaf(cache_cmds, "create", cmd_cache_create, "create a cache and its primary credential")
+    sub.add_argument("name", help="1-64 letters, digits, '_', '.', '-' (not all digits)")
+    sub.add_argument("--plan", type=_positive_size, default="25MB", help="cache size")
+    _leaf(cache_cmds, "list", cmd_cache_list, "list caches")
+    sub = _leaf(cache_cmds, "delete", cmd_cache_delete, "delete a cache and its credentials")
+    sub.add_argument("cache", help="cache name or id")
+    sub = _leaf(cache_cmds, "resize", cmd_cache_resize, "change a cache's plan")
+    sub.add_argument("cache", help="cache name or id")
+    sub.add_argument("--plan", type=_positive_size, required=True, help="new cache size")
+
+    creds = commands.add_parser("credentials", help="manage a cache's credentials")
+    cred_cmds = creds.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = _leaf(cred_cmds, "list", cmd_credentials_list, "list a cache's credentials")
+    sub.add_argument("cache", help="cache name or id")
+    sub = _leaf(cred_cmds, "create", cmd_credentials_create, "create a secondary credential")
+    sub.epilog = _READ_ONLY_NOTE
+    sub.add_argument("cache", help="cache name or id")
+    for capability, (meaning, default) in CAPABILITY_HELP.items():
+        sub.add_argument(
+            f"--{capability}",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help=f"{meaning} (default: {default})",
+        )
+    sub = _leaf(cred_cmds, "update", cmd_credentials_update, "change a credential's capabilities")
+    sub.epilog = _READ_ONLY_NOTE
+    sub.add_argument("cache", help="cache name or id")
+    sub.add_argument("credential", metavar="USERNAME_OR_ID")
+    for capability, (meaning, _) in CAPABILITY_HELP.items():
+        sub.add_argument(
+            f"--{capability}",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"grant or revoke: {meaning} (default: unchanged)",
+        )
+    for name, handler, help_text in (
+        ("promote", cmd_credentials_promote, "make a credential the primary one"),
+        (
+            "delete",
+            cmd_credentials_delete,
+            "delete a credential (never the primary: promote another first)",
+        ),
+    ):
+        sub = _leaf(cred_cmds, name, handler, help_text)
+        sub.add_argument("cache", help="cache name or id")
+        sub.add_argument("credential", metavar="USERNAME_OR_ID")
+
+    sub = _leaf(commands, "flush", cmd_flush, "flush a cache on the running server")
+    sub.add_argument("cache", help="cache name or id")
+    sub = _leaf(commands, "stats", cmd_stats, "print a cache's stats from the running server")
+    sub.add_argument("cache", help="cache name or id")
+    sub = _leaf(commands, "flush-log", cmd_flush_log, "show a cache's recent flushes, newest first")
+    sub.add_argument("cache", help="cache name or id")
+    sub.add_argument("--limit", type=_positive_int, default="50", help="flushes to show")
