@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from memcloud import adminlink
 from memcloud.cli.env import ENV_PREFIX, Parser, UsageError
 from memcloud.cli.manage import Handler, add_manage_commands
 from memcloud.cli.serve import add_serve_command
 from memcloud.control.base import ControlError
-from memcloud.control.failures import full_disk_note
 
 __all__ = ["ENV_PREFIX", "build_parser", "main"]
 
@@ -70,14 +67,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _fail(str(exc), 2)
     except (ControlError, adminlink.AdminLinkError) as exc:
         return _fail(str(exc), 1)
-    except sqlite3.Error as exc:
-        data_dir = getattr(ns, "data_dir", None)
-        note = (
-            full_disk_note(data_dir)
-            if isinstance(data_dir, Path) and "full" not in str(exc)
-            else ""
-        )
-        return _fail(f"control database: {exc}{note}", 1)
     except BrokenPipeError:
         # The reader went away (`memcloud cache list | head`): nothing left to tell anyone.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the exit-time flush quiet
