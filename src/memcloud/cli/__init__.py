@@ -57,7 +57,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if environ is None else environ
     parser = build_parser()
-    ns: argparse.Namespace | None = None
     try:
         ns = parser.parse_args(args)
         ns.leaf.resolve(ns, env)
