@@ -1,13 +1,15 @@
 """Who may use which cache: credentials held in memory, checked deny-by-default.
 
 The data plane never waits on the database: the server loads the control store into a
-`Directory` at start and swaps in a fresh one whenever the store's revision changes.
+`Directory` (`Directory.load`) at start and swaps in a fresh one whenever the store's
+revision changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memcloud.control.base import ControlStore
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_dummy, verify_password
 
@@ -58,6 +60,14 @@ class Directory:
         # naming one is a login attempt, not an item (text_session, per command).
         self.usernames = frozenset(cred.username.encode() for cred in credentials)
         self._by_id = {cred.id: cred for cred in credentials}
+
+    @classmethod
+    def load(cls, store: ControlStore) -> Directory:
+        """A snapshot of the store's caches and credentials (blocking: call it in a thread
+        from the event loop)."""
+        # The revision is read first: a change racing the load is then seen by the next poll.
+        revision = store.revision()
+        return cls(store.list_caches(), store.list_credentials(), revision)
 
     def authenticate(self, username: bytes | str, password: bytes | str) -> Principal | None:
         """The principal for a username and password, or None. The one gate."""

@@ -19,8 +19,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
+import uvloop
+
 from memcloud.clock import FakeClock
 from memcloud.config import Settings
+from memcloud.server.runner import Runtime
 
 __all__ = ["InProcessServer", "ServerProcess", "ascii_login", "read_env_file", "wait_for"]
 
@@ -182,20 +185,15 @@ class InProcessServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
-        from memcloud.server.runner import Runtime
-
         self.runtime: Runtime | None = None
-        self._runtime_class = Runtime
 
     def start(self) -> InProcessServer:
-        import uvloop
-
         ready: Future[None] = Future()
 
         async def main() -> None:
             self._stopped = asyncio.Event()
             try:
-                self.runtime = self._runtime_class(self.settings, clock=self.clock)
+                self.runtime = Runtime(self.settings, clock=self.clock)
                 await self.runtime.start()
             except BaseException as exc:
                 ready.set_exception(exc)

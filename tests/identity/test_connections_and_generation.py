@@ -15,7 +15,7 @@ from typing import Any
 from conftest import RawConnection
 from memcloud.auth import Directory
 from memcloud.config import Settings
-from memcloud.server.runner import Runtime, load_directory
+from memcloud.server.runner import Runtime
 from memcloud.testing import InProcessServer, ServerProcess, ascii_login, wait_for
 
 
@@ -30,7 +30,7 @@ def _create(server: InProcessServer, name: str) -> tuple[int, str, str]:
     def create() -> tuple[int, str, str]:
         cache = runtime.store.create_cache(name, 1024 * 1024)
         credential = runtime.store.create_credential(cache.id)
-        runtime.service.set_directory(load_directory(runtime.store))
+        runtime.service.set_directory(Directory.load(runtime.store))
         return cache.id, credential.record.username, credential.password
 
     return server.call(create)
@@ -45,7 +45,7 @@ def _replace(server: InProcessServer, old_id: int, name: str) -> tuple[int, str,
         runtime.store.delete_cache(old_id)
         cache = runtime.store.create_cache(name, 1024 * 1024)
         credential = runtime.store.create_credential(cache.id)
-        runtime.service.set_directory(load_directory(runtime.store))
+        runtime.service.set_directory(Directory.load(runtime.store))
         return cache.id, credential.record.username, credential.password
 
     return server.call(replace)
@@ -83,7 +83,7 @@ def test_a_new_generation_under_the_same_id_is_a_new_cache(tmp_path: Path) -> No
         runtime = _runtime(server)
 
         def same_id_new_generation() -> tuple[int, str, str]:
-            snapshot = load_directory(runtime.store)
+            snapshot = Directory.load(runtime.store)
             reborn = [
                 dataclasses.replace(c, generation="f" * 32) if c.id == cache_id else c
                 for c in snapshot.caches.values()

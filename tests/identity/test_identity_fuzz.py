@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import RawConnection, probe_source
+from memcloud.auth import Directory
 from memcloud.config import Settings
-from memcloud.server.runner import Runtime, load_directory
+from memcloud.server.runner import Runtime
 from memcloud.testing import InProcessServer, ascii_login
 
 MIB = 1024 * 1024
@@ -76,7 +77,7 @@ class World:
                     credential.record.username,
                     credential.password,
                 )
-            runtime.service.set_directory(load_directory(runtime.store))
+            runtime.service.set_directory(Directory.load(runtime.store))
             return made
 
         made = self.server.call(run)

@@ -7,8 +7,8 @@ import statistics
 import time
 from pathlib import Path
 
+from memcloud.auth import Directory
 from memcloud.control.open import open_store
-from memcloud.server.runner import load_directory
 
 ROUNDS = 40
 CALLS_PER_ROUND = 200
@@ -31,7 +31,7 @@ def test_unknown_username_costs_as_much_as_a_wrong_password(tmp_path: Path) -> N
     store = open_store(tmp_path / "data")
     cache = store.create_cache("timing", 1024 * 1024)
     username = store.create_credential(cache.id).record.username
-    directory = load_directory(store)
+    directory = Directory.load(store)
     wrong = b"0" * 32
     assert directory.authenticate(username.encode(), wrong) is None
     assert directory.authenticate(b"NOSUCH", wrong) is None

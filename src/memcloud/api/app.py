@@ -1,11 +1,16 @@
-"""The ASGI application: routes, path normalisation, and the error shapes of each version.
+"""The composition root of the HTTP side: one ASGI app with the API (v1, v2, deploy hooks,
+metrics), path normalisation, the error shapes of each version, the body limit, and then the
+dashboard and provisioning, each given only what it needs.
 
-Other HTTP features (dashboard, provisioning) are added in `create_app`, after the API's
-routes; `ApiContext.nodes.flush` is the flush that reaches every node and the audit log.
+Nothing but `api.server` (which serves it) imports this module, and the dashboard and
+provisioning import nothing of the API's package (tests/test_layering.py): the dashboard's
+context is built here from the API's. `ApiContext.nodes.flush` is the flush that reaches every
+node and the audit log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -18,14 +23,24 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memcloud import __version__
 from memcloud.api import v1, v2
-from memcloud.api.context import ApiContext
+from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
 from memcloud.api.limits import BodyLimit
 from memcloud.api.metrics import metrics_endpoint
+from memcloud.dashboard import install as install_dashboard
+from memcloud.dashboard.context import DashboardContext
+from memcloud.dashboard.sessions import Signer, load_key
+from memcloud.nodes import NodesFailed, aggregate_stats
+from memcloud.provisioning import install as install_provisioning
+from memcloud.service import FlushEvent
+from memcloud.webauth import LoginGuard
 
-__all__ = ["NormalizePath", "create_app"]
+__all__ = ["AUDIT_WAIT_SECONDS", "NormalizePath", "create_app", "dashboard_context"]
 
 log = logging.getLogger("memcloud.api")
+
+# A dashboard flush waits this long at most for the flush log to hold it (see below).
+AUDIT_WAIT_SECONDS = 1.0
 
 _SLASHES = re.compile(r"/{2,}")
 _RAW_SLASHES = re.compile(rb"/{2,}")
@@ -128,8 +143,54 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # Every body is bounded before it is read (the partner API's and the dashboard's too).
     app.add_middleware(BodyLimit)
     app.add_middleware(NormalizePath)
-    # The dashboard for people (/dashboard) and the platform partner API (/heroku, /sso).
-    from memcloud.dashboard import install as install_dashboard
-
-    install_dashboard(app, ctx)
+    # The dashboard for people (/dashboard), then the platform partner API and single
+    # sign-on (/heroku, /sso), which open dashboard sessions and read its context.
+    install_dashboard(app, dashboard_context(ctx))
+    install_provisioning(app)
     return app
+
+
+def dashboard_context(api: ApiContext) -> DashboardContext:
+    """What the dashboard and provisioning get of the API's context (dashboard/context.py)."""
+
+    async def live_stats(cache_id: int) -> dict[str, int] | None:
+        try:
+            return aggregate_stats(await api.nodes.stats(cache_id))
+        except NodesFailed:
+            return None
+
+    async def flush(event: FlushEvent) -> bool:
+        written = api.auditor.written if api.auditor else 0
+        try:
+            await api.nodes.flush(event.cache_id, event)
+        except NodesFailed:
+            return False
+        # The audit writer stores flushes from its own thread within milliseconds; wait
+        # (briefly) so the page shown next lists this flush.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + AUDIT_WAIT_SECONDS
+        while api.auditor and api.auditor.written <= written and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return True
+
+    async def pending_flushes(cache_id: int) -> int:
+        return int((await api.nodes.flush_log_pending(cache_id))["pending"])
+
+    async def changed() -> None:
+        await refresh_directory(api)
+
+    def servers() -> str:
+        return ",".join(api.nodes.addresses(0))
+
+    return DashboardContext(
+        store=api.store,
+        settings=api.settings,
+        signer=Signer(load_key(api.settings.data_dir)),
+        authenticate=lambda user, password: api.service.directory.authenticate(user, password),
+        live_stats=live_stats,
+        flush=flush,
+        changed=changed,
+        servers=servers,
+        pending_flushes=pending_flushes,
+        guard=LoginGuard.of(api.service),
+    )

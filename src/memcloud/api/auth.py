@@ -15,10 +15,10 @@ from starlette.requests import Request
 
 from memcloud.api.context import ApiContext
 from memcloud.api.errors import ApiError, Problem
-from memcloud.api.login_guard import LoginGuard
 from memcloud.auth import Principal
 from memcloud.control.base import NotFound
 from memcloud.control.secrets import verify_dummy, verify_password
+from memcloud.webauth import LoginGuard
 
 __all__ = ["authenticate", "authorize", "basic_credentials", "parse_cache_id"]
 

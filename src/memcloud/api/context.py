@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from memcloud.api.audit import FlushAuditor
+from memcloud.auth import Directory
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.nodes import NodeSet
@@ -35,8 +36,6 @@ async def refresh_directory(ctx: ApiContext) -> None:
 
     Other nodes (and this one, should this be skipped) pick it up by polling within a second.
     """
-    from memcloud.server.runner import load_directory
-
-    directory = await asyncio.to_thread(load_directory, ctx.store)
+    directory = await asyncio.to_thread(Directory.load, ctx.store)
     if directory.revision > ctx.service.directory.revision:
         ctx.service.set_directory(directory)

@@ -2,12 +2,14 @@
 
 Implemented: info, credentials (list, create, update, delete, promote), flush (also the
 body of a release webhook), reset_stats, stats, enable_cache, insight/processed_stats
-(aggregate and per server), and memcloud's `flush_log`. Alerts, introspection, latency and
-switch_cluster are not implemented (404).
+(aggregate and per server), rotate_sso (the dashboard's single sign-on: provisioning/sso.py),
+and memcloud's `flush_log`. Alerts, introspection, latency and switch_cluster are not
+implemented (404).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -266,3 +268,14 @@ async def flush_log(
     )
     headers = pending_headers(await ctx.nodes.flush_log_pending(principal.cache_id))
     return JSONResponse([flush_json(r) for r in records], headers=headers)
+
+
+@router.post(
+    "/rotate_sso",
+    summary="Rotate the dashboard SSO secret (refuses earlier SSO tokens and sessions)",
+)
+async def rotate_sso(cache_id: str, request: Request) -> Response:
+    ctx = context(request)
+    principal = await authorize(ctx, request, cache_id)
+    await asyncio.to_thread(ctx.store.rotate_sso, principal.cache_id, int(time.time()))
+    return JSONResponse("SSO rotation successful")

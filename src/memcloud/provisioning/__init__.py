@@ -1,8 +1,9 @@
 """For platforms: the add-on partner API (`/heroku/resources`) and single sign-on
-(`/sso/login`, `POST /api/v2/caches/<id>/rotate_sso`).
+(`/sso/login`; rotating the SSO secret is a v2 API route, api/v2.py).
 
-`install(app, context)` attaches both to the API's FastAPI app; it needs the dashboard
-installed first (SSO opens dashboard sessions).
+`install(app)` attaches both to the API's FastAPI app; it needs the dashboard installed
+first (SSO opens dashboard sessions, and both read the dashboard's context). The composition
+root (`memcloud.api.app`) installs them in that order.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
-from memcloud.api.limits import BodyTooLarge
 from memcloud.auth_throttle import PARTNER_USERNAME
 from memcloud.config import format_size, plan_bytes
 from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
@@ -81,10 +81,14 @@ def _authorized(ctx: DashboardContext, request: Request) -> JSONResponse | None:
 
 async def _body(request: Request) -> dict[str, Any] | JSONResponse:
     # BodyLimit (api/limits.py) has refused a larger Content-Length before any of the body
-    # was read; a chunked body is cut once it streams past the limit.
+    # was read; a chunked body is cut once it streams past the limit, by a 413 HTTPException
+    # (its BodyTooLarge) raised while reading: caught by its status, since provisioning sits
+    # below the API's package (tests/test_layering.py).
     try:
         raw = await request.body()
-    except BodyTooLarge:
+    except HTTPException as exc:
+        if exc.status_code != 413:
+            raise
         response = _error(413, "request body too large")
         response.headers["Connection"] = "close"
         return response

@@ -1,23 +1,20 @@
-"""Single sign-on into a cache's dashboard, and rotating a cache's SSO secret.
+"""Single sign-on into a cache's dashboard.
 
 `POST /sso/login` (a form the platform's browser posts: `resource_id`, `timestamp`,
 `resource_token` or `user_scoped_resource_token`, and for the latter `user_id`/`email`)
 opens a dashboard session for the cache provisioned with that resource uuid and redirects
-(302) to its overview; anything wrong answers 403. `POST /api/v2/caches/<id>/rotate_sso`
-(the v2 API's credentials with the api capability) refuses tokens made before it and ends
-earlier SSO sessions.
+(302) to its overview; anything wrong answers 403. Rotating a cache's SSO secret
+(`POST /api/v2/caches/<id>/rotate_sso`, which refuses tokens made before it and ends earlier
+SSO sessions) is a v2 API route, with the API's credentials and error shapes: api/v2.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 
-from memcloud.api.auth import authorize
-from memcloud.api.context import context
 from memcloud.auth_throttle import sso_username
 from memcloud.control.base import NotFound
 from memcloud.dashboard.context import dashboard_context
@@ -96,15 +93,3 @@ async def sso_login(request: Request) -> Response:
     response = redirect(request, f"{PREFIX}/caches/{cache.id}", session)
     response.status_code = 302
     return response
-
-
-@router.post(
-    "/api/v2/caches/{cache_id}/rotate_sso",
-    tags=["v2"],
-    summary="Rotate the dashboard SSO secret (refuses earlier SSO tokens and sessions)",
-)
-async def rotate_sso(cache_id: str, request: Request) -> Response:
-    api = context(request)
-    principal = await authorize(api, request, cache_id)
-    await asyncio.to_thread(api.store.rotate_sso, principal.cache_id, int(time.time()))
-    return JSONResponse("SSO rotation successful")

@@ -41,7 +41,7 @@ from memcloud.service import Service
 from memcloud.storage.registry import Registry
 from memcloud.tls import server_context
 
-__all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "load_directory", "run"]
+__all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "run"]
 
 log = logging.getLogger("memcloud")
 
@@ -50,12 +50,6 @@ log = logging.getLogger("memcloud")
 DIRECTORY_POLL_SECONDS = 1.0
 UPKEEP_SECONDS = 0.5
 SERVER_INFO_FILENAME = "server.json"
-
-
-def load_directory(store: ControlStore) -> Directory:
-    # The revision is read first: a change racing the load is then seen by the next poll.
-    revision = store.revision()
-    return Directory(store.list_caches(), store.list_credentials(), revision)
 
 
 def _configure_logging(level: str) -> None:
@@ -81,7 +75,7 @@ async def _poll_directory(store: ControlStore, service: Service) -> None:
         try:
             revision = await asyncio.to_thread(store.revision)
             if revision != service.directory.revision:
-                directory = await asyncio.to_thread(load_directory, store)
+                directory = await asyncio.to_thread(Directory.load, store)
                 service.set_directory(directory)
                 log.info("control plane changed: revision %d", directory.revision)
         except Exception as exc:
@@ -129,7 +123,7 @@ class Runtime:
         memory = settings.memory // settings.nodes if settings.memory else 0
         self.service = Service(
             Registry(memory, settings.item_size_max),
-            load_directory(self.store),
+            Directory.load(self.store),
             self.clock,
             settings,
         )

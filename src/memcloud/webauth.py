@@ -1,6 +1,11 @@
-"""The login throttle on the HTTP paths: API Basic auth, dashboard and admin sign-in, the
-partner API and SSO. Same counts as the memcache paths (the process's one AuthThrottle), but
-an attempt that would have to wait is refused at once: 429 with `Retry-After`.
+"""Sign-in on the HTTP paths, shared by the API, the dashboard and provisioning.
+
+The login throttle there: API Basic auth, dashboard and admin sign-in, the partner API and
+SSO. Same counts as the memcache paths (the process's one AuthThrottle), but an attempt that
+would have to wait is refused at once: 429 with `Retry-After`.
+
+It sits below all three HTTP front ends (tests/test_layering.py): the dashboard and
+provisioning use it without importing the API's package.
 """
 
 from __future__ import annotations
