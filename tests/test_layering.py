@@ -10,7 +10,8 @@ never above; and no two units import each other, directly or round a cycle:
   0. bottom: `protocol` (sans-IO parsers: the standard library and itself, nothing else)
      and `storage` (per-cache LRU, limits, counters: nothing of ours but itself).
   1. foundations: `memcloud` (the version; picks compiled or pure data-plane modules),
-     `native`, `clock`, `config`, `adminlink` (the operator socket's path), `tls`.
+     `native`, `clock`, `config`, `options` (the settings' field metadata), `adminlink`
+     (the operator socket's path), `tls`.
   2. `control`: the control store's interface, records, secrets and the SQLite store. It
      sits below the seam because the seam's `Directory` is built from its records (and
      `Directory.load(store)` reads them); it imports nothing of the seam.
@@ -54,6 +55,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.native",
                 "memcloud.clock",
                 "memcloud.config",
+                "memcloud.options",
                 "memcloud.adminlink",
                 "memcloud.tls",
             }
