@@ -31,7 +31,7 @@ from memcloud.protocol.binary import (
 )
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
-from memcloud.statsreport import MEMCACHED_VERSION
+from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache, absolute_exptime
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 

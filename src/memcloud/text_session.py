@@ -37,7 +37,7 @@ from memcloud.protocol.replies import (
 )
 from memcloud.protocol.text import NEED_DATA, TextParser, plain_get_key, plain_set
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
-from memcloud.statsreport import MEMCACHED_VERSION
+from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 

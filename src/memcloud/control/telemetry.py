@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from memcloud.control.models import FlushRecord, StatsSample
 from memcloud.control.transactions import transaction
+from memcloud.stats.aggregate import counter_increase  # re-exported: it moved there
 
 __all__ = [
     "HOUR",
@@ -28,12 +29,6 @@ __all__ = [
 
 MINUTE = 60
 HOUR = 3600
-
-
-def counter_increase(new: int, old: int) -> int:
-    """How much a counter grew between two samples. A smaller value means it was reset in
-    between (a node restart, reset_stats), so all of it is new."""
-    return new - old if new >= old else new
 
 
 _FLUSH_COLUMNS = "id, cache_id, at, source, username, peer, node, app, release, commit_sha, details"

@@ -21,8 +21,9 @@ from memcloud.auth import Principal
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.dashboard.sessions import Signer, load_key
-from memcloud.nodes import NodesFailed, aggregate_stats
+from memcloud.nodes import NodesFailed
 from memcloud.service import FlushEvent
+from memcloud.stats.aggregate import aggregate_stats
 
 __all__ = ["AUDIT_WAIT_SECONDS", "DashboardContext", "dashboard_context"]
 
