@@ -31,9 +31,9 @@ from memcloud.protocol.binary import (
 )
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
-from memcloud.statsreport import MEMCACHED_VERSION
+from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache, absolute_exptime
-from memcloud.storage.results import ArithResult, StoreMode, StoreResult
+from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 
 __all__ = ["BinarySession"]
 
@@ -264,7 +264,7 @@ class BinarySession(Session):
         cache = self.cache
         assert cache is not None
         if self._read_only(request, out):
-            cache.stats.cmd_set += 1
+            cache.refuse_store()
             return
         opcode = request.opcode
         mode = _STORE_MODES[opcode]
@@ -293,11 +293,11 @@ class BinarySession(Session):
         if self._read_only(request, out):
             return
         result = cache.delete(request.key, now, request.cas)
-        if result is StoreResult.STORED:
+        if result is DeleteResult.DELETED:
             if request.opcode != Opcode.DELETEQ:
                 out.append(response(request.opcode, request.opaque))
             return
-        status = Status.KEY_EEXISTS if result is StoreResult.EXISTS else Status.KEY_ENOENT
+        status = Status.KEY_EEXISTS if result is DeleteResult.EXISTS else Status.KEY_ENOENT
         out.append(error_response(request.opcode, request.opaque, status))
 
     def _arith(self, request: Request, now: float, out: list[bytes]) -> None:

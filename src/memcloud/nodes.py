@@ -13,70 +13,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from memcloud.service import FlushEvent, Service
-from memcloud.statsreport import cache_stats
+from memcloud.stats.report import node_stats
 from memcloud.storage.cache import Cache
 
 __all__ = [
-    "CACHE_WIDE_STATS",
-    "HISTORY_STAT_NAMES",
     "NODE_TIMEOUT_SECONDS",
-    "STAT_NAMES",
     "LocalNode",
     "Node",
     "NodeError",
     "NodeSet",
     "NodesFailed",
     "RemoteNode",
-    "aggregate_stats",
 ]
 
 log = logging.getLogger("memcloud.nodes")
 
-# The 31 stats of the hosted service's stats API, in its (alphabetical) order.
-STAT_NAMES: tuple[str, ...] = (
-    "auth_cmds",
-    "auth_errors",
-    "bytes",
-    "bytes_read",
-    "bytes_written",
-    "cas_badval",
-    "cas_hits",
-    "cas_misses",
-    "cmd_delete",
-    "cmd_flush",
-    "cmd_get",
-    "cmd_set",
-    "cmd_touch",
-    "curr_connections",
-    "curr_items",
-    "decr_hits",
-    "decr_misses",
-    "delete_hits",
-    "delete_misses",
-    "evictions",
-    "expired",
-    "get_hits",
-    "get_misses",
-    "incr_hits",
-    "incr_misses",
-    "limit_maxbytes",
-    "time",
-    "total_connections",
-    "total_items",
-    "touch_hits",
-    "touch_misses",
-)
-# What a node reports and the history keeps: the 31, and what derived rates also need.
-HISTORY_STAT_NAMES: tuple[str, ...] = (*STAT_NAMES, "get_expired", "get_flushed")
-_HISTORY_NAMES = frozenset(HISTORY_STAT_NAMES)
-# Not summed over nodes. Every other stat is: each node holds its own share of a cache's
-# plan and keys (see docs/nodes.md), so sizes, items and evictions add up like counters.
-CACHE_WIDE_STATS = frozenset({"time"})
 # The largest answer a node process may give over its admin socket (a stats mapping).
 REMOTE_REPLY_LIMIT = 1024 * 1024
 # A node that has not answered by then is reported as failed.
@@ -108,7 +64,7 @@ class Node(Protocol):
         ...
 
     async def stats(self, cache_id: int) -> dict[str, int]:
-        """The node's `HISTORY_STAT_NAMES` for one cache."""
+        """The node's `stats.names.HISTORY_STAT_NAMES` for one cache."""
         ...
 
     async def reset_stats(self, cache_id: int) -> None: ...
@@ -145,15 +101,7 @@ class LocalNode:
 
     def stats_now(self, cache_id: int) -> dict[str, int]:
         """Synchronous read (the storage lives on this loop, so this is consistent)."""
-        cache = self._served(cache_id)
-        service = self.service
-        lines = cache_stats(
-            cache,
-            started_at=service.started_at,
-            now=service.clock.now(),
-            max_connections=service.settings.max_connections,
-        )
-        return {name: int(value) for name, value in lines if name in _HISTORY_NAMES}
+        return node_stats(self._served(cache_id), self.service.clock.now())
 
     async def stats(self, cache_id: int) -> dict[str, int]:
         return self.stats_now(cache_id)
@@ -292,15 +240,3 @@ class NodeSet:
                 since = result["since"]
             error = error or str(result["error"])
         return {"pending": total, "since": since, "error": error}
-
-
-def aggregate_stats(per_node: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
-    """One cache-wide view: per-node values summed, `time` taken once (the latest)."""
-    total: dict[str, int] = {}
-    for stats in per_node.values():
-        for name, value in stats.items():
-            if name in CACHE_WIDE_STATS:
-                total[name] = max(total.get(name, value), value)
-            else:
-                total[name] = total.get(name, 0) + value
-    return total

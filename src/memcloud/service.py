@@ -15,7 +15,7 @@ from memcloud.auth import Directory, Principal
 from memcloud.auth_throttle import AuthThrottle
 from memcloud.clock import Clock
 from memcloud.config import Settings
-from memcloud.statsreport import cache_stats, items_stats, settings_stats, slabs_stats
+from memcloud.stats.report import cache_stats, items_stats, settings_stats, slabs_stats
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
 from memcloud.storage.stats import CacheStats

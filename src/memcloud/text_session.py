@@ -37,9 +37,9 @@ from memcloud.protocol.replies import (
 )
 from memcloud.protocol.text import NEED_DATA, TextParser, plain_get_key, plain_set
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
-from memcloud.statsreport import MEMCACHED_VERSION
+from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
-from memcloud.storage.results import ArithResult, StoreMode, StoreResult
+from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 
 __all__ = ["TextSession"]
 
@@ -295,7 +295,7 @@ class TextSession(Session):
             self._login_set(command, now, out)
             return
         if not self.principal.write:
-            cache.stats.cmd_set += 1
+            cache.refuse_store()
             if not command.noreply:
                 out.append(replies.NOT_STORED)
             return
@@ -334,7 +334,7 @@ class TextSession(Session):
             return
         result = cache.delete(command.key, now)
         if not command.noreply:
-            out.append(replies.DELETED if result is StoreResult.STORED else replies.NOT_FOUND)
+            out.append(replies.DELETED if result is DeleteResult.DELETED else replies.NOT_FOUND)
 
     def _arith(self, command: Arith, now: float, out: list[bytes]) -> None:
         cache = self.cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from memcloud.nodes import STAT_NAMES
+from memcloud.stats.names import API_STAT_NAMES
 from memcloud.testing import wait_for
 
 from .conftest import Api, Cred
@@ -22,7 +22,7 @@ def test_stats_keyed_by_server(api: Api) -> None:
     data = reply.json()
     assert list(data) == [f"127.0.0.1:{api.proc.port}"]
     stats = data[f"127.0.0.1:{api.proc.port}"]
-    assert list(stats) == list(STAT_NAMES) and len(stats) == 31
+    assert list(stats) == list(API_STAT_NAMES) and len(stats) == 31
     assert all(isinstance(v, int) for v in stats.values())
     assert stats["limit_maxbytes"] == PLAN
     assert stats["curr_items"] >= 1 and stats["get_hits"] >= 1 and stats["get_misses"] >= 1
@@ -39,7 +39,7 @@ def test_history_shape(api: Api) -> None:
         assert sample["memcachier_id"] == str(api.main.cache_id)
         assert sample["server"] == "127.0.0.1"  # no port
         assert re.fullmatch(r"\d{13}", sample["timestamp"])
-        assert list(sample["stats"]) == list(STAT_NAMES)
+        assert list(sample["stats"]) == list(API_STAT_NAMES)
         assert abs(int(sample["timestamp"]) // 1000 - sample["stats"]["time"]) <= 1
     stamps = [int(s["timestamp"]) for s in samples]
     assert stamps == sorted(stamps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from memcloud.control.open import open_store
-from memcloud.nodes import STAT_NAMES
+from memcloud.stats.names import API_STAT_NAMES
 from memcloud.testing import wait_for
 
 from .conftest import Api, Cred
@@ -120,7 +120,7 @@ def test_stats_and_reset(api: Api) -> None:
     client.set("s", b"1", noreply=False)
     client.get("s")
     stats = api.request("GET", _v2(api, "stats"), api.main).json()
-    assert list(stats) == list(STAT_NAMES)
+    assert list(stats) == list(API_STAT_NAMES)
     assert stats["cmd_get"] >= 1 and stats["curr_items"] >= 1
     reply = api.request("POST", _v2(api, "reset_stats"), api.main)
     assert (reply.status_code, reply.content) == (204, b"")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RawConnection
-from memcloud.statsreport import MEMCACHED_VERSION
+from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.testing import ServerProcess
 
 from .helpers import login, stats_of

@@ -30,9 +30,10 @@ from memcloud.api.metrics import metrics_endpoint
 from memcloud.dashboard import install as install_dashboard
 from memcloud.dashboard.context import DashboardContext
 from memcloud.dashboard.sessions import Signer, load_key
-from memcloud.nodes import NodesFailed, aggregate_stats
+from memcloud.nodes import NodesFailed
 from memcloud.provisioning import install as install_provisioning
 from memcloud.service import FlushEvent
+from memcloud.stats.aggregate import aggregate_stats
 from memcloud.webauth import LoginGuard
 
 __all__ = ["AUDIT_WAIT_SECONDS", "NormalizePath", "create_app", "dashboard_context"]

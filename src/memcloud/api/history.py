@@ -1,7 +1,8 @@
 """The stats history: every cache's counters sampled on a fixed interval into the store.
 
 - Every `SAMPLE_SECONDS` (60 s, on the minute) this node stores one sample per cache it
-  serves: the 31 stats of the stats API plus `get_expired` and `get_flushed`.
+  serves: `stats.names.HISTORY_STAT_NAMES`, the 31 stats of the stats API plus `get_expired`
+  and `get_flushed`, stamped with the service's injected clock.
 - Minute samples are kept for `MINUTE_RETENTION` (24 h). Older ones are reduced to one sample
   per hour (the hour's last: counters are cumulative, so it carries the hour's totals),
   kept for `HOUR_RETENTION` (30 days). Flush log lines are kept `FLUSH_LOG_RETENTION` (90
@@ -80,7 +81,7 @@ class StatsSampler:
         self.store.prune_flush_log(now - FLUSH_LOG_RETENTION)
 
     async def tick(self) -> None:
-        now = time.time()
+        now = self.node.service.clock.now()
         samples = self.sample(now)
         if samples:
             await asyncio.to_thread(self.store.add_stats_samples, samples)

@@ -24,11 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from memcloud.control.models import StatsSample
-from memcloud.control.telemetry import counter_increase
+from memcloud.stats.aggregate import counter_deltas
+from memcloud.stats.names import COMMAND_COUNTERS, HIT_COUNTERS, REQUEST_COMMANDS
 
 __all__ = [
-    "COMMAND_COUNTERS",
-    "HIT_COUNTERS",
     "PROCESSED_NAMES",
     "default_range",
     "format_time",
@@ -40,18 +39,6 @@ __all__ = [
 _DAY = 86400
 _GRANULARITY = ((_DAY, 60), (7 * _DAY, 600), (92 * _DAY, 3600))
 
-# The counters that add up to each command's count (also the /metrics commands counter).
-COMMAND_COUNTERS: dict[str, tuple[str, ...]] = {
-    "get": ("cmd_get",),
-    "set": ("cmd_set",),
-    "delete": ("cmd_delete",),
-    "touch": ("cmd_touch",),
-    "flush": ("cmd_flush",),
-    "incr": ("incr_hits", "incr_misses"),
-    "decr": ("decr_hits", "decr_misses"),
-    "cas": ("cas_hits", "cas_misses", "cas_badval"),
-}
-_REQUEST_OPS = ("get", "set", "delete", "touch", "flush", "incr", "decr")
 _PLAIN_RATES = {
     "auth_cmds_rate": ("auth_cmds",),
     "auth_errors_rate": ("auth_errors",),
@@ -61,21 +48,11 @@ _PLAIN_RATES = {
     "connection_rate": ("total_connections",),
     "eviction_rate": ("evictions",),
     "get_expired_rate": ("get_expired",),
-    "request_rate": tuple(c for op in _REQUEST_OPS for c in COMMAND_COUNTERS[op]),
+    "request_rate": tuple(c for op in REQUEST_COMMANDS for c in COMMAND_COUNTERS[op]),
     **{f"{op}_rate": counters for op, counters in COMMAND_COUNTERS.items()},
 }
 _FRACTIONS = {
     f"{op}_fraction": op for op in ("cas", "decr", "delete", "flush", "get", "incr", "set", "touch")
-}
-# Per command: the counters of its hits, and of all its attempts (hits + misses; for cas also
-# the bad values). Also the /metrics hits and misses.
-HIT_COUNTERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "get": (("get_hits",), ("get_hits", "get_misses")),
-    "delete": (("delete_hits",), ("delete_hits", "delete_misses")),
-    "incr": (("incr_hits",), ("incr_hits", "incr_misses")),
-    "decr": (("decr_hits",), ("decr_hits", "decr_misses")),
-    "touch": (("touch_hits",), ("touch_hits", "touch_misses")),
-    "cas": (("cas_hits",), ("cas_hits", "cas_misses", "cas_badval")),
 }
 _HIT_RATES = {f"{op}_hit_rate": spec for op, spec in HIT_COUNTERS.items()}
 _HIT_RATES["hit_rate"] = (
@@ -139,9 +116,7 @@ def _node_buckets(samples: Sequence[StatsSample], step: int) -> list[_Bucket]:
         seconds = 0.0
         if previous is not None and sample.at > previous.at:
             seconds = sample.at - previous.at
-            for name, value in sample.stats.items():
-                before = previous.stats.get(name, 0)
-                deltas[name] = counter_increase(value, before)
+            deltas = counter_deltas(sample.stats, previous.stats)
         gauges = {out: sample.stats.get(src, 0) for out, src in _GAUGES.items()}
         buckets.append(_Bucket(at, deltas, seconds, gauges))
         previous = sample

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memcloud.api.context import ApiContext, context
-from memcloud.api.insight import COMMAND_COUNTERS, HIT_COUNTERS
 from memcloud.nodes import NodesFailed
+from memcloud.stats.names import COMMAND_COUNTERS, HIT_COUNTERS
 
 __all__ = ["MetricsSnapshot", "SnapshotCollector", "metrics_endpoint"]
 

@@ -13,7 +13,8 @@ from memcloud.api.errors import ApiError, Problem
 from memcloud.api.record_json import credential_v2, flush_json
 from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control.models import CredentialRecord
-from memcloud.nodes import STAT_NAMES, NodesFailed
+from memcloud.nodes import NodesFailed
+from memcloud.stats.names import API_STAT_NAMES
 
 __all__ = [
     "capabilities_json",
@@ -60,7 +61,7 @@ def capabilities_json(record: CredentialRecord) -> dict[str, bool]:
 
 def pick_stats(stats: dict[str, int]) -> dict[str, int]:
     """The 31 names of the stats API, in its order."""
-    return {name: int(stats.get(name, 0)) for name in STAT_NAMES}
+    return {name: int(stats.get(name, 0)) for name in API_STAT_NAMES}
 
 
 def parse_bool(value: object, name: str) -> bool:

@@ -44,7 +44,7 @@ from memcloud.api.shapes import (
 )
 from memcloud.api.v1 import FLUSH_BODY_DOC, flush_cache
 from memcloud.control.telemetry import HOUR
-from memcloud.nodes import aggregate_stats
+from memcloud.stats.aggregate import aggregate_stats
 
 __all__ = ["FLUSH_LOG_LIMIT", "router"]
 

@@ -8,16 +8,10 @@ memcloud.control.sqlite.telemetry.
 
 from __future__ import annotations
 
-__all__ = ["HOUR", "MINUTE", "compaction_boundary", "counter_increase"]
+__all__ = ["HOUR", "MINUTE", "compaction_boundary"]
 
 MINUTE = 60
 HOUR = 3600
-
-
-def counter_increase(new: int, old: int) -> int:
-    """How much a counter grew between two samples. A smaller value means it was reset in
-    between (a node restart, reset_stats), so all of it is new."""
-    return new - old if new >= old else new
 
 
 def compaction_boundary(minute_cutoff: float) -> float:

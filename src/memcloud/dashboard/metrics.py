@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from memcloud.control.telemetry import HOUR, counter_increase
-from memcloud.nodes import aggregate_stats
+from memcloud.control.telemetry import HOUR
+from memcloud.stats.aggregate import aggregate_stats, counter_delta
 
 __all__ = [
     "HIT_RATE_GOOD",
@@ -58,10 +58,6 @@ def merge_samples(samples: Iterable[tuple[float, str, Stats]]) -> list[Point]:
         Point(at, aggregate_stats(per_node))
         for at, per_node in (buckets[key] for key in sorted(buckets))
     ]
-
-
-def _delta(new: Stats, old: Stats, name: str) -> int:
-    return counter_increase(new.get(name, 0), old.get(name, 0))
 
 
 def hit_rate_class(rate: float | None) -> str:
@@ -112,8 +108,8 @@ def overview(live: Stats, history: Sequence[Point], now: float, started: float) 
     if base is None:
         base = Point(started, {})
     window = max(now - base.at, 1.0)
-    hits = _delta(live, base.stats, "get_hits")
-    misses = _delta(live, base.stats, "get_misses")
+    hits = counter_delta(live, base.stats, "get_hits")
+    misses = counter_delta(live, base.stats, "get_misses")
     gets = hits + misses
     return Overview(
         hit_rate=100.0 * hits / gets if gets else None,
@@ -124,9 +120,9 @@ def overview(live: Stats, history: Sequence[Point], now: float, started: float) 
         limit=live.get("limit_maxbytes", 0),
         items=live.get("curr_items", 0),
         evictions=live.get("evictions", 0),
-        new_evictions=_delta(live, base.stats, "evictions"),
+        new_evictions=counter_delta(live, base.stats, "evictions"),
         connections=live.get("curr_connections", 0),
-        new_connections_rate=_delta(live, base.stats, "total_connections") / window,
+        new_connections_rate=counter_delta(live, base.stats, "total_connections") / window,
         since_start=not base.stats,
     )
 
@@ -157,11 +153,12 @@ def series(points: Sequence[Point]) -> dict[str, Series]:
         out["connections"].append((point.at, float(s.get("curr_connections", 0))))
         if previous is not None:
             seconds = max(point.at - previous.at, 1.0)
-            hits = _delta(s, previous.stats, "get_hits")
-            gets = hits + _delta(s, previous.stats, "get_misses")
+            hits = counter_delta(s, previous.stats, "get_hits")
+            gets = hits + counter_delta(s, previous.stats, "get_misses")
             out["hit_rate"].append((point.at, 100.0 * hits / gets if gets else None))
-            new = _delta(s, previous.stats, "total_connections")
+            new = counter_delta(s, previous.stats, "total_connections")
             out["new_connections"].append((point.at, new / seconds))
-            out["evictions"].append((point.at, float(_delta(s, previous.stats, "evictions"))))
+            evicted = counter_delta(s, previous.stats, "evictions")
+            out["evictions"].append((point.at, float(evicted)))
         previous = point
     return out

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memcloud.nodes import LocalNode, NodeError, NodeSet, NodesFailed, aggregate_stats
+from memcloud.nodes import LocalNode, NodeError, NodeSet, NodesFailed
 from memcloud.service import FlushEvent, Service
-from memcloud.statsreport import cache_stats
+from memcloud.stats.aggregate import aggregate_stats
+from memcloud.stats.report import cache_stats
 
 __all__ = ["start_admin_server"]
 

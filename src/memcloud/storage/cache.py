@@ -2,6 +2,7 @@
 
 Every method is synchronous and bounded: the event loop calls them per command, so none may
 walk the whole keyspace (flush hands the old dict to a graveyard that is freed in slices).
+The methods count the commands they serve in `stats` (storage/stats.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections import OrderedDict
 from typing import Final
 
 from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
-from memcloud.storage.results import ArithResult, StoreMode, StoreResult
+from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
 
 __all__ = [
     "MAX_RELATIVE_EXPTIME",
+    "REAP_GRACE",
     "Cache",
     "Graveyard",
     "MemoryBudget",
@@ -31,6 +33,10 @@ UINT64_MASK: Final = (1 << 64) - 1
 # Stale expiry entries (overwritten or deleted items) are tolerated up to this many times the
 # number of live items before the heap is rebuilt.
 EXPIRY_HEAP_SLACK: Final = 2
+# Seconds an expired item stays for a command to find (and count as get_expired) before the
+# upkeep reclaims it, as memcached's maintainer waits for its 1 s clock to pass the expiry;
+# reaping at once would leave get_expired, and insight's get_expired_rate, at 0.
+REAP_GRACE: Final = 0.5
 
 _next_cas = itertools.count(1).__next__
 
@@ -91,6 +97,7 @@ class Cache:
         "_expiries",
         "budget",
         "flush_at",
+        "flushed",
         "graveyard",
         "id",
         "item_size_max",
@@ -121,33 +128,58 @@ class Cache:
         self.used = 0
         self.stats = CacheStats()
         self.flush_at = 0.0
+        # The dict the latest flush_all took away, until the graveyard has freed it: a
+        # command that looks for one of its keys finds a flushed item (stat get_flushed).
+        self.flushed: OrderedDict[bytes, Item] = OrderedDict()
         self._expiries: list[tuple[float, int, bytes]] = []
 
     # -- reads ---------------------------------------------------------------------------
 
     def _live(self, key: bytes, now: float) -> Item | None:
-        """The item under `key` if it has not expired; an expired one is unlinked on sight."""
+        """The item under `key` if it is live. As memcached's lookup (do_item_get) does for
+        every command, an item found flushed or expired is removed and counted
+        (get_flushed, get_expired), and the command sees none."""
         if self.flush_at and now >= self.flush_at:
             self.flush_now()
         item = self.items.get(key)
         if item is None:
+            if self.flushed:
+                self._forget_flushed(key)
             return None
         exptime = item.exptime
         if exptime and exptime <= now:
-            self._unlink(key, item)
-            self.stats.expired += 1
+            self._expire(key, item)
             return None
         return item
+
+    def _forget_flushed(self, key: bytes) -> None:
+        """A lookup missed while a flushed dict waits to be freed: if `key` was in it, the
+        command found a flushed item (memcached: get_flushed); it is gone from then on."""
+        if self.flushed.pop(key, None) is not None:
+            self.stats.get_flushed += 1
+
+    def _expire(self, key: bytes, item: Item) -> None:
+        """A command found `item` expired (memcached: get_expired): unlink it."""
+        self._unlink(key, item)
+        self.stats.expired += 1
+        self.stats.get_expired += 1
 
     def get(self, key: bytes, now: float) -> Item | None:
         """A read that counts as a get and refreshes the item's place in the LRU (at most
         once per BUMP_INTERVAL, as memcached)."""
         stats = self.stats
         stats.cmd_get += 1
-        # _live's work, with no call while nothing is due: the hot path of every read.
-        item = self._live(key, now) if self.flush_at else self.items.get(key)
-        if item is not None and item.exptime and item.exptime <= now:
-            item = self._live(key, now)  # unlinks it and counts it as expired
+        if self.flush_at:
+            item = self._live(key, now)
+        else:
+            # _live's work inlined, with no call on a hit: the hot path of every read.
+            item = self.items.get(key)
+            if item is None:
+                if self.flushed:
+                    self._forget_flushed(key)
+            elif item.exptime and item.exptime <= now:
+                self._expire(key, item)
+                item = None
         if item is None:
             stats.get_misses += 1
             return None
@@ -168,6 +200,7 @@ class Cache:
         hits: list[tuple[bytes, Item]] = []
         lookup = self.items.get
         refresh = self.items.move_to_end
+        flushed = self.flushed
         size = 0
         looked_at = 0
         for key in keys:
@@ -176,9 +209,11 @@ class Cache:
             looked_at += 1
             item = lookup(key)
             if item is None:
+                if flushed:
+                    self._forget_flushed(key)
                 continue
             if item.exptime and item.exptime <= now:
-                self._live(key, now)  # unlinks and counts it
+                self._expire(key, item)
                 continue
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
@@ -192,7 +227,8 @@ class Cache:
         return hits, looked_at
 
     def peek(self, key: bytes, now: float) -> Item | None:
-        """A read that changes nothing and counts nothing."""
+        """A read that counts no command and leaves the LRU order as it is (like any
+        lookup, it removes and counts an item it finds expired or flushed)."""
         return self._live(key, now)
 
     # -- writes --------------------------------------------------------------------------
@@ -319,6 +355,11 @@ class Cache:
         self.used -= size
         self.budget.used -= size
 
+    def refuse_store(self) -> None:
+        """A store the credential may not make (no write capability): counted as a set, as
+        every set read is, and nothing else happens."""
+        self.stats.cmd_set += 1
+
     def refuse_too_large(self, key: bytes | None) -> None:
         """A set whose value was over the item limit before it reached `store` (the
         protocol skipped the value): counted as a set, and `key`, when given, loses its
@@ -330,18 +371,18 @@ class Cache:
             if item is not None:
                 self._unlink(key, item)
 
-    def delete(self, key: bytes, now: float, cas_unique: int = 0) -> StoreResult:
+    def delete(self, key: bytes, now: float, cas_unique: int = 0) -> DeleteResult:
         stats = self.stats
         stats.cmd_delete += 1
         item = self._live(key, now)
         if item is None:
             stats.delete_misses += 1
-            return StoreResult.NOT_FOUND
+            return DeleteResult.NOT_FOUND
         if cas_unique and item.cas != cas_unique:
-            return StoreResult.EXISTS
+            return DeleteResult.EXISTS
         self._unlink(key, item)
         stats.delete_hits += 1
-        return StoreResult.STORED
+        return DeleteResult.DELETED
 
     def gat(self, key: bytes, exptime: int, now: float) -> Item | None:
         """get-and-touch (gat, gats, binary GAT*): a touch that also counts as a get."""
@@ -416,6 +457,7 @@ class Cache:
         """Empty the cache in O(1): the old dict is freed later, in slices, by the reaper."""
         if self.items:
             self.graveyard.append(self.items)
+            self.flushed = self.items
             self.items = OrderedDict()
         self.budget.used -= self.used
         self.used = 0
@@ -430,16 +472,18 @@ class Cache:
             self.stats.evictions += 1
 
     def reap(self, now: float, budget: int) -> int:
-        """Remove up to `budget` expired items nobody asked for; answers how many went."""
+        """Remove up to `budget` items nobody asked for that expired at least REAP_GRACE
+        seconds ago; answers how many went."""
         if self.flush_at and now >= self.flush_at:
             self.flush_now()
         heap = self._expiries
         items = self.items
+        due = now - REAP_GRACE
         removed = 0
-        while heap and heap[0][0] <= now and removed < budget:
+        while heap and heap[0][0] <= due and removed < budget:
             _, cas, key = heapq.heappop(heap)
             item = items.get(key)
-            if item is not None and item.cas == cas and item.exptime and item.exptime <= now:
+            if item is not None and item.cas == cas and item.exptime and item.exptime <= due:
                 self._unlink(key, item)
                 self.stats.reclaimed += 1
                 self.stats.expired += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum, IntEnum
 
-__all__ = ["ArithResult", "StoreMode", "StoreResult"]
+__all__ = ["ArithResult", "DeleteResult", "StoreMode", "StoreResult"]
 
 
 class StoreMode(IntEnum):
@@ -25,6 +25,12 @@ class StoreResult(IntEnum):
     NOT_FOUND = 4
     TOO_LARGE = 5
     NO_MEMORY = 6
+
+
+class DeleteResult(IntEnum):
+    DELETED = 1
+    NOT_FOUND = 2
+    EXISTS = 3  # binary protocol: CAS given and it did not match
 
 
 class ArithResult(Enum):

@@ -1,4 +1,5 @@
-"""The stats a cache reports: memcached's general stats with this cache's numbers in them."""
+"""The stats a cache reports: memcached's `stats` replies with this cache's numbers in them,
+and what a node reports of a cache to the API and the history (`node_stats`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import os
 import resource
 
 from memcloud import __version__
+from memcloud.stats.names import HISTORY_STAT_NAMES
 from memcloud.storage.cache import Cache
 
-__all__ = ["MEMCACHED_VERSION", "cache_stats", "items_stats", "settings_stats", "slabs_stats"]
+__all__ = [
+    "MEMCACHED_VERSION",
+    "cache_stats",
+    "items_stats",
+    "node_stats",
+    "settings_stats",
+    "slabs_stats",
+]
 
 # The version reported to clients: the memcached protocol level we implement. Some clients
 # switch features on the major/minor number, so it looks like memcached's.
@@ -72,6 +81,19 @@ def cache_stats(
         ("reclaimed", s.reclaimed),
         ("evictions", s.evictions),
     ]
+
+
+def node_stats(cache: Cache, now: float) -> dict[str, int]:
+    """`HISTORY_STAT_NAMES` of one cache on this node, with the values `stats` shows."""
+    values = {
+        **cache.stats.counters(),
+        "bytes": cache.used,
+        "curr_connections": cache.stats.curr_connections,
+        "curr_items": cache.curr_items,
+        "limit_maxbytes": cache.limit,
+        "time": int(now),
+    }
+    return {name: values[name] for name in HISTORY_STAT_NAMES}
 
 
 def settings_stats(
