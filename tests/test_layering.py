@@ -11,12 +11,13 @@ never above; and no two units import each other, directly or round a cycle:
      and `storage` (per-cache LRU, limits, counters: nothing of ours but itself).
   1. foundations: `memcloud` (the version; picks compiled or pure data-plane modules),
      `native`, `clock`, `config`, `options` (the settings' field metadata), `adminlink`
-     (the operator socket's path), `tls`.
+     (the operator socket's path), `tls`, `stats` (stat names, aggregation, counter
+     arithmetic and the `stats` replies; it reads storage's counters).
   2. `control`: the control store's interface, records, secrets and the SQLite store. It
      sits below the seam because the seam's `Directory` is built from its records (and
      `Directory.load(store)` reads them); it imports nothing of the seam.
   3. the session seam and the node: `auth` (Directory, Principal), `auth_throttle`,
-     `admission`, `service`, `text_session`, `binary_session`, `statsreport`, `nodes`
+     `admission`, `service`, `text_session`, `binary_session`, `nodes`
      (this node and the others, behind one interface), `bootstrap` (the first start).
   4. `webauth`: sign-in on the HTTP paths (the login throttle's guard), shared by the API,
      the dashboard and provisioning.
@@ -56,6 +57,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.clock",
                 "memcloud.config",
                 "memcloud.options",
+                "memcloud.stats",
                 "memcloud.adminlink",
                 "memcloud.tls",
             }
@@ -72,7 +74,6 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.service",
                 "memcloud.text_session",
                 "memcloud.binary_session",
-                "memcloud.statsreport",
                 "memcloud.nodes",
                 "memcloud.bootstrap",
             }
