@@ -27,6 +27,7 @@ from memcloud.protocol.commands import (
     Version,
 )
 from memcloud.protocol.limits import AUTH_VALUE_MAX
+from memcloud.protocol.plain import plain_get_key, plain_set
 from memcloud.protocol.replies import (
     CRLF,
     CRLF_END,
@@ -35,7 +36,7 @@ from memcloud.protocol.replies import (
     render_value,
     value_suffix,
 )
-from memcloud.protocol.text import NEED_DATA, TextParser, plain_get_key, plain_set
+from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.statsreport import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
