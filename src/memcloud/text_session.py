@@ -44,6 +44,7 @@ from memcloud.storage.results import ArithResult, StoreMode, StoreResult
 
 __all__ = ["TextSession"]
 
+# The storage mode of each store verb, paired by name (see StoreVerb).
 _MODES: Final = {verb: StoreMode[verb.name] for verb in StoreVerb}
 _STORE_REPLIES: Final = {
     StoreResult.STORED: replies.STORED,
