@@ -1,8 +1,11 @@
-"""The benchmark's machinery, quickly: loadgen built and run against memcached for a second, and
-the table with its ratios and targets. The suite itself (`make bench`) is not part of the tests."""
+"""The benchmark's machinery, quickly: loadgen built and given bounded runs (so the test knows
+exactly what it must have done) against memcached, over TLS against both servers, the protocol
+micro-benchmark, and the table with its ratios and targets. The suite itself (`make bench`) is
+not part of the tests."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -15,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import loadgen
 from bench.report import Comparison, MemoryResult, memory_table, table
 from bench.run import parse_args
-from bench.servers import Server, make_certificate, memcached, memcloud
+from bench.servers import Server, make_certificate, memcached, memcloud, server_stats
 from bench.workloads import TLS, WORKLOADS
 
 from conftest import require_tool
-from memcloud import native
+from data_plane import PURE_ENV, assert_runs_expected
 
 
 def _load(ops: int, cpu: float) -> loadgen.Load:
@@ -48,18 +51,50 @@ def test_table_ratios_and_targets() -> None:
     assert "3.00x  <=3.0x ok" in memory
 
 
+# Counters of memcached's `stats` that a run moves.
+_COUNTERS = ("cmd_get", "cmd_set", "get_hits", "get_misses", "curr_items")
+
+
+def _counters(server: Server) -> dict[str, int]:
+    stats = server_stats(server.ports[0])
+    return {name: int(stats[name]) for name in _COUNTERS}
+
+
 def test_loadgen_against_memcached(tmp_path: Path) -> None:
     binary = require_tool("memcached")
     require_tool("gcc")  # the bench compiles its load generator
     generator = loadgen.build(tmp_path)
     with memcached(binary, core=None) as server:
-        options = ["-c", "4", "-d", "1", "-k", "200", "-m", "3", "-r", "4"]
+        # A bounded run: 4 connections of 5,000 requests; connection i's k-th request is a
+        # set when (i + k) % 5 == 0, so each makes 1,000 sets and 4,000 gets of 3 keys.
+        options = ["-c", "4", "-n", "5000", "-d", "120", "-k", "200", "-m", "3", "-r", "4"]
+        before = _counters(server)
         load = loadgen.run(generator, server, options, core=None)
-        assert load.ops > 0 and load.errors == 0
-        assert load.gets + load.sets == load.ops
-        assert load.keys == 3 * load.gets and load.hits == load.keys
-        assert load.cpu_seconds >= 0
-        assert loadgen.preload(generator, server, 1000, 100, core=None) >= 0
+        after = _counters(server)
+        done = (load.ops, load.sets, load.gets, load.keys, load.hits, load.errors)
+        assert done == (20_000, 4_000, 16_000, 48_000, 48_000, 0)
+        assert load.seconds > 0 and load.cpu_seconds > 0 and load.p99_us >= load.p50_us > 0
+        # memcached saw the same: the generator's preload of the 200 keys, then the run.
+        moved = {name: after[name] - before[name] for name in _COUNTERS}
+        assert moved == {
+            "cmd_get": 48_000,
+            "cmd_set": 200 + 4_000,
+            "get_hits": 48_000,
+            "get_misses": 0,
+            "curr_items": 200,
+        }
+        # A preload stores key:0 .. key:9999, 100 bytes each (the run's 200 among them).
+        assert loadgen.preload(generator, server, 10_000, 100, core=None) > 0
+        assert _counters(server)["curr_items"] == 10_000
+        assert _counters(server)["cmd_set"] == after["cmd_set"] + 10_000
+        with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=5) as sock:
+            sock.sendall(b"get key:9999\r\n")
+            reply = b""
+            while not reply.endswith(b"END\r\n"):
+                chunk = sock.recv(4096)
+                assert chunk, reply
+                reply += chunk
+        assert reply == b"VALUE key:9999 0 100\r\n" + b"x" * 100 + b"\r\nEND\r\n"
 
 
 def _plain_reply(server: Server) -> bytes:
@@ -80,7 +115,8 @@ def test_tls_workload_against_both_servers(tmp_path: Path) -> None:
     assert parse_args(["--only", "t"]).selected == {"t"}
     generator = loadgen.build(tmp_path)
     certificate = make_certificate(tmp_path / "tls")
-    options = [*TLS.options, "-c", "4", "-d", "1", "-k", "200"]
+    # A bounded run: 4 connections of 550 requests, 1 set per 10 gets (each makes 50 sets).
+    options = [*TLS.options, "-c", "4", "-n", "550", "-d", "120", "-k", "200"]
     with (
         memcached(binary, None, tls=certificate) as base,
         memcloud(tmp_path / "data", None, tls=certificate) as subject,
@@ -89,12 +125,13 @@ def test_tls_workload_against_both_servers(tmp_path: Path) -> None:
             # Its port speaks only TLS: a plain request gets no memcache answer.
             assert not _plain_reply(server).startswith(b"VERSION"), server.name
             load = loadgen.run(generator, server, options, core=None)
-            assert load.ops > 0 and load.errors == 0, server.name
-            assert load.gets + load.sets == load.ops
-            assert load.hits == load.keys == load.gets
+            done = (load.ops, load.sets, load.gets, load.keys, load.hits, load.errors)
+            assert done == (2_200, 200, 2_000, 2_000, 2_000, 0), server.name
+            assert load.cpu_seconds > 0, server.name
 
 
-def test_protocol_micro_benchmark_runs() -> None:
+@pytest.mark.parametrize("pure", [True, False], ids=["pure", "default"])
+def test_protocol_micro_benchmark_runs(pure: bool) -> None:
     # Every case answers real requests (a reply of the wrong size would show as an error
     # elsewhere; here: it runs, and says which data plane it measured).
     run = subprocess.run(
@@ -103,9 +140,11 @@ def test_protocol_micro_benchmark_runs() -> None:
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, PURE_ENV: "1" if pure else ""},
     )
     lines = run.stdout.splitlines()
-    assert lines[0] == f"data plane: {native.in_use()}"
+    assert lines[0].startswith("data plane: ")
+    assert_runs_expected(lines[0].removeprefix("data plane: "), pure)
     assert [line.split("  ")[0] for line in lines[1:]] == [
         "text get",
         "text set",

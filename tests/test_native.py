@@ -18,34 +18,46 @@ from pathlib import Path
 import pytest
 from pymemcache.client.base import Client
 
+from data_plane import (
+    COMPILED,
+    PURE_ENV,
+    SRC,
+    assert_runs_expected,
+    build_files,
+    data_plane_modules,
+    pure_requested,
+    source_of,
+    stale_or_missing,
+)
 from memcloud import native
 from memcloud.server.supervisor import node_info_path
 from memcloud.testing import ServerProcess, wait_for
 
-PURE = os.environ.get(native.PURE_ENV, "") not in ("", "0")
-COMPILED = "compiled with mypyc"
+# How this test process was started (`make test` sets it for the run on the sources).
+PURE = pure_requested()
 
 
-def expected_data_plane() -> str:
-    if PURE:
-        return f"pure Python ({native.PURE_ENV} is set)"
-    if os.environ.get("MEMCLOUD_REQUIRE_ALL_TOOLS"):
-        return COMPILED  # CI builds it (tools/build_native.py --required)
-    state = native.build_state()
-    return COMPILED if state == "compiled" else f"pure Python ({state})"
+def test_the_compiled_modules_are_the_whole_data_plane() -> None:
+    assert set(native.COMPILED_MODULES) == data_plane_modules()
+    assert len(native.COMPILED_MODULES) == len(data_plane_modules())  # no module twice
+    assert (native.PURE_ENV, native.SOURCE_ROOT) == (PURE_ENV, SRC)
 
 
 def test_this_process_runs_the_expected_data_plane() -> None:
-    assert native.in_use() == expected_data_plane()
+    assert_runs_expected(native.in_use(), PURE)
 
 
-def test_every_data_plane_module_comes_from_the_same_kind_of_file() -> None:
-    compiled = native.in_use() == COMPILED
-    for name in native.COMPILED_MODULES:
-        path = importlib.import_module(name).__file__
-        assert path is not None
-        is_extension = path.endswith(tuple(EXTENSION_SUFFIXES))
-        assert is_extension == compiled, f"{name} loaded from {path}"
+def test_every_data_plane_module_comes_from_the_file_it_must() -> None:
+    # The build is used only whole and current, and never under MEMCLOUD_PURE_PYTHON.
+    compiled = not PURE and not stale_or_missing()
+    assert (native.in_use() == COMPILED) == compiled
+    for name in sorted(data_plane_modules()):
+        loaded = importlib.import_module(name).__file__
+        assert loaded is not None
+        if compiled:
+            assert Path(loaded) in build_files(name), f"{name} loaded from {loaded}"
+        else:
+            assert Path(loaded) == source_of(name), f"{name} loaded from {loaded}"
 
 
 def _fake_package(root: Path, modules: tuple[str, ...], built: tuple[str, ...]) -> None:
@@ -76,19 +88,13 @@ def test_build_state_tells_complete_incomplete_and_stale_builds(tmp_path: Path) 
 
 @pytest.mark.parametrize("pure", [True, False], ids=["pure", "default"])
 def test_a_server_and_its_nodes_report_what_they_run(tmp_path: Path, pure: bool) -> None:
-    env = {native.PURE_ENV: "1" if pure else ""}
+    env = {PURE_ENV: "1" if pure else ""}
     args = ("--nodes", "2", "--anonymous-cache", "anon")
     with ServerProcess(tmp_path / "data", *args, env=env) as server:
-        if pure:
-            expected = f"pure Python ({native.PURE_ENV} is set)"
-        else:
-            expected = COMPILED if native.build_state() == "compiled" else server.data_plane
-            if os.environ.get("MEMCLOUD_REQUIRE_ALL_TOOLS"):
-                assert expected == COMPILED
-        assert server.data_plane == expected
+        assert_runs_expected(server.data_plane, pure)
         node = node_info_path(server.data_dir, 1)
         assert wait_for(node.exists, timeout=10)
-        assert json.loads(node.read_text())["data_plane"] == expected
+        assert json.loads(node.read_text())["data_plane"] == server.data_plane
         # And the data plane it runs answers.
         host, port = server.servers[1].rsplit(":", 1)
         client = Client((host, int(port)))

@@ -4,6 +4,8 @@
  *
  *   loadgen HOST PORT[,PORT...] [options]
  *     -c CONNS     connections (50)         -d SECONDS  duration (5)
+ *     -n REQUESTS  a bounded run: each connection stops after this many requests (a multiple
+ *                  of DEPTH), or at the duration if that comes first (0: the duration only)
  *     -p DEPTH     pipeline depth (1)       -r GETS     gets per set (10)
  *     -m KEYS      keys per multi-get (1)   -k KEYS     keyspace (10000)
  *     -v BYTES     value size (100)         -b          binary protocol
@@ -15,6 +17,7 @@
  *                  the timed phase; the server's certificate is not checked: loopback only)
  * Prints one JSON object: ops (requests), seconds, ops_per_sec, p50_us, p99_us (latency of a
  * batch of `depth` requests), errors, gets, sets, keys (keys asked for by gets), hits.
+ * Connection i's k-th request (k from 0) is a set when (i + k) % (GETS + 1) == 0, else a get.
  *
  * Several ports (a server's nodes): connections go round-robin over them and key n lives on
  * port n % NPORTS, as a client hashing keys over the nodes would place it; each connection asks
@@ -53,6 +56,7 @@ typedef struct {
   double started;
   uint64_t counter;
   int port_index;
+  uint64_t done;  /* requests answered on this connection in the timed phase */
   uint64_t batch_gets, batch_sets, batch_keys, batch_hits;
 } conn_t;
 
@@ -61,7 +65,7 @@ static const char *host, *user, *pass;
 static int ports[MAX_PORTS], nports;
 static int preload_only, ready_line;
 static uint64_t gets, sets, keys_asked, hits;
-static int conns = 50, duration = 5, depth = 1, ratio = 10, mget = 1;
+static int conns = 50, duration = 5, depth = 1, ratio = 10, mget = 1, requests = 0;
 static int keyspace = 10000, value_size = 100, binary, idle;
 static char *value;
 static double *samples;
@@ -291,10 +295,11 @@ int main(int argc, char **argv) {
   if (nports == 0) { fprintf(stderr, "no port\n"); return 2; }
   int opt;
   optind = 3;
-  while ((opt = getopt(argc, argv, "c:d:p:r:m:k:v:bu:P:i:oRs")) != -1) {
+  while ((opt = getopt(argc, argv, "c:d:n:p:r:m:k:v:bu:P:i:oRs")) != -1) {
     switch (opt) {
       case 'c': conns = atoi(optarg); break;
       case 'd': duration = atoi(optarg); break;
+      case 'n': requests = atoi(optarg); break;
       case 'p': depth = atoi(optarg); break;
       case 'r': ratio = atoi(optarg); break;
       case 'm': mget = atoi(optarg); break;
@@ -311,6 +316,7 @@ int main(int argc, char **argv) {
     }
   }
   if (depth < 1 || depth > 256 || mget < 1 || mget > 100 || conns < 1) { fprintf(stderr, "bad options\n"); return 2; }
+  if (requests < 0 || requests % depth != 0) { fprintf(stderr, "-n must be a multiple of -p\n"); return 2; }
   if (binary && mget > 1) { fprintf(stderr, "multi-get is text only\n"); return 2; }
   value = malloc((size_t)value_size);
   memset(value, 'x', (size_t)value_size);
@@ -390,7 +396,8 @@ int main(int argc, char **argv) {
   }
   struct epoll_event events[256];
   double t = begin;
-  while (t < end) {
+  int finished = 0;  /* connections done with their -n requests */
+  while (t < end && (requests == 0 || finished < conns)) {
     int n = epoll_wait(ep, events, 256, 100);
     t = now_us();
     for (int i = 0; i < n; i++) {
@@ -411,7 +418,10 @@ int main(int argc, char **argv) {
         keys_asked += c->batch_keys;
         hits += c->batch_hits;
         for (int s = 0; s < depth && n_samples < MAX_SAMPLES; s++) samples[n_samples++] = latency;
-        if (t < end) {
+        c->done += (uint64_t)depth;
+        if (requests != 0 && c->done >= (uint64_t)requests) {
+          finished++;
+        } else if (t < end) {
           start_batch(c);
           send_all(c->fd, c->out, c->out_len);
         }

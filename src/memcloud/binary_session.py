@@ -19,6 +19,7 @@ from memcloud.auth_throttle import address_of
 from memcloud.protocol.binary import (
     NEED_DATA,
     NOOP,
+    STORE_VERBS,
     BinaryParser,
     Opcode,
     Rejected,
@@ -52,18 +53,8 @@ _UNAUTHENTICATED: Final = b"Authentication required"
 _OPEN_BEFORE_AUTH: Final = frozenset(
     {Opcode.SASL_LIST_MECHS, Opcode.SASL_AUTH, Opcode.SASL_STEP, Opcode.VERSION}
 )
-_STORE_MODES: dict[int, StoreMode] = {
-    Opcode.SET: StoreMode.SET,
-    Opcode.SETQ: StoreMode.SET,
-    Opcode.ADD: StoreMode.ADD,
-    Opcode.ADDQ: StoreMode.ADD,
-    Opcode.REPLACE: StoreMode.REPLACE,
-    Opcode.REPLACEQ: StoreMode.REPLACE,
-    Opcode.APPEND: StoreMode.APPEND,
-    Opcode.APPENDQ: StoreMode.APPEND,
-    Opcode.PREPEND: StoreMode.PREPEND,
-    Opcode.PREPENDQ: StoreMode.PREPEND,
-}
+# The storage mode of each storage opcode: its verb's, paired by name (see StoreVerb).
+_STORE_MODES: Final = {opcode: StoreMode[verb.name] for opcode, verb in STORE_VERBS.items()}
 # Quiet requests whose success is not answered.
 _QUIET: Final = frozenset(
     {

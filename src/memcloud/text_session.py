@@ -27,6 +27,7 @@ from memcloud.protocol.commands import (
     Version,
 )
 from memcloud.protocol.limits import AUTH_VALUE_MAX
+from memcloud.protocol.plain import plain_get_key, plain_set
 from memcloud.protocol.replies import (
     CRLF,
     CRLF_END,
@@ -35,7 +36,7 @@ from memcloud.protocol.replies import (
     render_value,
     value_suffix,
 )
-from memcloud.protocol.text import NEED_DATA, TextParser, plain_get_key, plain_set
+from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
@@ -43,6 +44,7 @@ from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, Store
 
 __all__ = ["TextSession"]
 
+# The storage mode of each store verb, paired by name (see StoreVerb).
 _MODES: Final = {verb: StoreMode[verb.name] for verb in StoreVerb}
 _STORE_REPLIES: Final = {
     StoreResult.STORED: replies.STORED,

@@ -7,14 +7,16 @@ from pathlib import Path
 
 from memcloud.config import DEFAULT_PLANS, parse_plans, plan_bytes
 from memcloud.dashboard import charts, metrics
-from memcloud.dashboard.sessions import Session, Signer, load_key
+from memcloud.dashboard.sessions import DashboardSession, Signer, load_key
 
 
 def test_session_cookie_is_signed_and_expires(tmp_path: Path) -> None:
     key = load_key(tmp_path)
     assert load_key(tmp_path) == key and (tmp_path / "dashboard.key").stat().st_mode & 0o077 == 0
     signer = Signer(key)
-    session = Session.anonymous(now=1000).signed_in(kind="cache", cache_id=3, via="password")
+    session = DashboardSession.anonymous(now=1000).signed_in(
+        kind="cache", cache_id=3, via="password"
+    )
     cookie = signer.dumps(session)
     assert signer.loads(cookie) == session
     _body, mac = cookie.split(".")
@@ -23,7 +25,7 @@ def test_session_cookie_is_signed_and_expires(tmp_path: Path) -> None:
     assert Signer(b"k" * 32).loads(cookie) is None
     assert signer.loads(cookie, now=session.expires + 1) is None
     assert signer.loads("garbage") is None and signer.loads(None) is None
-    other = Session.anonymous()
+    other = DashboardSession.anonymous()
     assert signer.check_csrf(session, signer.csrf_token(session))
     assert not signer.check_csrf(other, signer.csrf_token(session))
 

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from memcloud.control.sqlite import SqliteStore
-from memcloud.dashboard.sessions import Session
+from memcloud.dashboard.sessions import DashboardSession
 from memcloud.provisioning.tokens import token_hash
 
 
@@ -34,8 +34,8 @@ def test_a_used_token_is_refused_until_it_expires_then_pruned(tmp_path: Path) ->
 
 def test_a_revoked_session_is_refused_until_it_expires(tmp_path: Path) -> None:
     path = tmp_path / "control.db"
-    session = Session.anonymous(now=0).signed_in(kind="cache", cache_id=1)
-    other = Session.anonymous(now=0).signed_in(kind="cache", cache_id=1)
+    session = DashboardSession.anonymous(now=0).signed_in(kind="cache", cache_id=1)
+    other = DashboardSession.anonymous(now=0).signed_in(kind="cache", cache_id=1)
     with SqliteStore(path) as store:
         assert not store.session_revoked(session.digest, now=10)
         store.revoke_session(session.digest, expires=100, now=10)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from memcloud.protocol import replies
+from memcloud.protocol.plain import plain_get_key, plain_set
 from memcloud.protocol.replies import VALUE_SUFFIXES_MAX, value_suffix
-from memcloud.protocol.text import plain_get_key, plain_set
 
 
 def line_end(data: bytes) -> int:

@@ -21,14 +21,14 @@ from fastapi import Request
 from memcloud.control.base import NotFound
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.dashboard.context import DashboardContext, dashboard_context
-from memcloud.dashboard.sessions import Session
+from memcloud.dashboard.sessions import DashboardSession
 
 __all__ = ["Viewer", "admin_ok", "viewer_for"]
 
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    session: Session
+    session: DashboardSession
     cache: CacheRecord
     credential: CredentialRecord | None  # the signed-in credential (password sessions)
     can_manage: bool
@@ -46,7 +46,7 @@ class Viewer:
         return self.session.kind == "admin"
 
 
-def admin_ok(ctx: DashboardContext, session: Session) -> bool:
+def admin_ok(ctx: DashboardContext, session: DashboardSession) -> bool:
     token = ctx.settings.admin_token
     return (
         session.kind == "admin"
@@ -55,7 +55,7 @@ def admin_ok(ctx: DashboardContext, session: Session) -> bool:
     )
 
 
-async def viewer_for(request: Request, session: Session, cache_id: int) -> Viewer | None:
+async def viewer_for(request: Request, session: DashboardSession, cache_id: int) -> Viewer | None:
     """The viewer of `cache_id` for this session, or None (not signed in for this cache)."""
     ctx = dashboard_context(request)
     store = ctx.store

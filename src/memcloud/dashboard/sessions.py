@@ -31,7 +31,7 @@ __all__ = [
     "COOKIE_NAME",
     "KEY_FILENAME",
     "SESSION_SECONDS",
-    "Session",
+    "DashboardSession",
     "Signer",
     "load_key",
 ]
@@ -62,7 +62,7 @@ def load_key(data_dir: Path) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
+class DashboardSession:
     kind: Kind
     nonce: str
     expires: int
@@ -77,18 +77,18 @@ class Session:
     generation: str = ""
 
     @staticmethod
-    def anonymous(now: float | None = None) -> Session:
+    def anonymous(now: float | None = None) -> DashboardSession:
         now = time.time() if now is None else now
-        return Session("anon", secrets.token_urlsafe(16), int(now) + SESSION_SECONDS)
+        return DashboardSession("anon", secrets.token_urlsafe(16), int(now) + SESSION_SECONDS)
 
     @property
     def digest(self) -> bytes:
         """What the control store remembers of a signed-out session (never its nonce)."""
         return hashlib.sha256(b"session\0" + self.nonce.encode()).digest()
 
-    def signed_in(self, **fields: object) -> Session:
+    def signed_in(self, **fields: object) -> DashboardSession:
         """A fresh session (new nonce, new expiry) for someone who just proved who they are."""
-        fresh = Session.anonymous()
+        fresh = DashboardSession.anonymous()
         return replace(fresh, **fields)  # type: ignore[arg-type]
 
 
@@ -103,12 +103,12 @@ class Signer:
         """A stable secret for `label`/`value` (e.g. an idempotent provisioning password)."""
         return self._mac(label, value.encode()).hex()
 
-    def dumps(self, session: Session) -> str:
+    def dumps(self, session: DashboardSession) -> str:
         body = json.dumps(asdict(session), separators=(",", ":"), sort_keys=True).encode()
         mac = self._mac("session", body)
         return f"{_b64(body)}.{_b64(mac)}"
 
-    def loads(self, cookie: str | None, now: float | None = None) -> Session | None:
+    def loads(self, cookie: str | None, now: float | None = None) -> DashboardSession | None:
         """The session in a cookie, or None when absent, forged, malformed or expired."""
         if not cookie or cookie.count(".") != 1 or len(cookie) > 4096:
             return None
@@ -120,17 +120,17 @@ class Signer:
         if not hmac.compare_digest(mac, self._mac("session", body)):
             return None
         try:
-            session = Session(**json.loads(body))
+            session = DashboardSession(**json.loads(body))
         except (ValueError, TypeError):
             return None
         if session.expires < (time.time() if now is None else now):
             return None
         return session
 
-    def csrf_token(self, session: Session) -> str:
+    def csrf_token(self, session: DashboardSession) -> str:
         return self._mac("csrf", session.nonce.encode()).hex()
 
-    def check_csrf(self, session: Session, token: str) -> bool:
+    def check_csrf(self, session: DashboardSession, token: str) -> bool:
         return hmac.compare_digest(self.csrf_token(session), token)
 
     def admin_fingerprint(self, token: str) -> str:

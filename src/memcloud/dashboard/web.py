@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from memcloud.dashboard.charts import format_bytes, format_number
 from memcloud.dashboard.context import dashboard_context
-from memcloud.dashboard.sessions import COOKIE_NAME, SESSION_SECONDS, Session
+from memcloud.dashboard.sessions import COOKIE_NAME, SESSION_SECONDS, DashboardSession
 
 __all__ = [
     "PREFIX",
@@ -60,16 +60,16 @@ _env.filters["number"] = format_number
 _env.filters["strftime"] = lambda at: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
 
 
-def current_session(request: Request) -> Session:
+def current_session(request: Request) -> DashboardSession:
     """The request's session, or a fresh anonymous one (set on the response by `render`).
     `load_session` has already refused a signed-out cookie on the dashboard's routes."""
     cached = getattr(request.state, "dashboard_session", None)
-    if isinstance(cached, Session):
+    if isinstance(cached, DashboardSession):
         return cached
     ctx = dashboard_context(request)
     session = ctx.signer.loads(request.cookies.get(COOKIE_NAME), ctx.now())
     if session is None:
-        session = Session.anonymous(ctx.now())
+        session = DashboardSession.anonymous(ctx.now())
         request.state.dashboard_session_new = True
     request.state.dashboard_session = session
     return session
@@ -84,7 +84,7 @@ async def load_session(request: Request) -> None:
         return
     ctx = dashboard_context(request)
     if await asyncio.to_thread(ctx.store.session_revoked, session.digest, int(ctx.now())):
-        request.state.dashboard_session = Session.anonymous(ctx.now())
+        request.state.dashboard_session = DashboardSession.anonymous(ctx.now())
         request.state.dashboard_session_new = True
 
 
@@ -99,7 +99,7 @@ async def end_session(request: Request) -> None:
     )
 
 
-def set_session(request: Request, response: Response, session: Session | None) -> None:
+def set_session(request: Request, response: Response, session: DashboardSession | None) -> None:
     """Put `session` in the cookie (None: sign out). HttpOnly, SameSite=Lax, expiring."""
     ctx = dashboard_context(request)
     # Behind a TLS proxy the scheme is in X-Forwarded-Proto; trusting it only adds Secure.
@@ -151,12 +151,14 @@ def throttled(request: Request, template: str, retry_after: str, **values: Any) 
     return response
 
 
-def redirect(request: Request, url: str, session: Session | bool | None = False) -> Response:
+def redirect(
+    request: Request, url: str, session: DashboardSession | bool | None = False
+) -> Response:
     """A 303 to `url`; with a session (or None to sign out) the cookie changes too."""
     response = RedirectResponse(url, status_code=303)
     _apply_headers(response)
     if session is not False:
-        set_session(request, response, session if isinstance(session, Session) else None)
+        set_session(request, response, session if isinstance(session, DashboardSession) else None)
     return response
 
 

@@ -15,7 +15,7 @@ from collections import deque
 from enum import IntEnum
 from typing import Final
 
-from memcloud.protocol.commands import Record
+from memcloud.protocol.commands import Record, StoreVerb
 from memcloud.protocol.limits import KEY_MAX_LENGTH
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "RESPONSE_MAGIC",
     "SASL_DATA_MAX",
     "SASL_MECH_MAX",
+    "STORE_VERBS",
     "BinaryParser",
     "Opcode",
     "Rejected",
@@ -103,6 +104,22 @@ class Status(IntEnum):
     ENOMEM = 0x82
     ETMPFAIL = 0x86  # "temporary failure": here, a cache at its connection limit
 
+
+# What each storage opcode asks to store, in the words the text protocol's commands use; a
+# quiet opcode asks the same as its loud one and is answered only when it fails. (A CAS
+# unique in the header makes a set or an add a CAS: the session decides that per request.)
+STORE_VERBS: Final[dict[int, StoreVerb]] = {
+    Opcode.SET: StoreVerb.SET,
+    Opcode.SETQ: StoreVerb.SET,
+    Opcode.ADD: StoreVerb.ADD,
+    Opcode.ADDQ: StoreVerb.ADD,
+    Opcode.REPLACE: StoreVerb.REPLACE,
+    Opcode.REPLACEQ: StoreVerb.REPLACE,
+    Opcode.APPEND: StoreVerb.APPEND,
+    Opcode.APPENDQ: StoreVerb.APPEND,
+    Opcode.PREPEND: StoreVerb.PREPEND,
+    Opcode.PREPENDQ: StoreVerb.PREPEND,
+}
 
 # The bodies memcached's write_bin_error() sends with each status.
 ERROR_MESSAGES: Final[dict[int, bytes]] = {

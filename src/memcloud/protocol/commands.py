@@ -25,7 +25,11 @@ __all__ = [
 
 
 class StoreVerb(IntEnum):
-    """IntEnum: its hash is int's (C), which matters on the per-command path."""
+    """What a storage command asks for, in the protocol's words. Storage names the same
+    operations itself (`StoreMode`): neither layer may import the other, so the sessions
+    pair the two by member name, at import (a verb without its mode fails there).
+
+    IntEnum: its hash is int's (C), which matters on the per-command path."""
 
     SET = 1
     ADD = 2

@@ -1,6 +1,9 @@
 """memcached's text protocol, sans-IO: `receive_data(bytes)`, then `next_command()` until it
 answers NEED_DATA. Malformed input becomes an `Invalid` command carrying memcached's reply, so
 the caller only ever sees commands, and the connection stays in step with the client.
+
+Beside it: `numbers` (memcached's rules for a token's number), `guards` (the lines that
+close the connection) and `plain` (the plain get and set the session answers straight away).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from typing import Final
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
-    Close,
     Command,
     Delete,
     FlushAll,
@@ -25,6 +27,7 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
+from memcloud.protocol.guards import HANG_UP, RETRIEVAL_PREFIXES, is_http_request_line, too_long
 from memcloud.protocol.limits import (
     AUTH_VALUE_MAX,
     KEY_MAX_LENGTH,
@@ -36,8 +39,9 @@ from memcloud.protocol.limits import (
     UINT64_MAX,
     VALUE_LENGTH_MAX,
 )
+from memcloud.protocol.numbers import signed, unsigned
 
-__all__ = ["NEED_DATA", "TextParser", "plain_get_key", "plain_set"]
+__all__ = ["NEED_DATA", "TextParser"]
 
 
 class _NeedData:
@@ -54,8 +58,6 @@ _CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
 # The same, for a whole command line: deleting them with translate and comparing lengths
 # is about three times faster than the regex on a multi-get's line.
 _CONTROL_BYTES: Final = bytes(range(0x20)) + b"\x7f"
-# Bytes that make a key other than plain: control characters and whitespace.
-_NOT_PLAIN: Final = re.compile(rb"[\x00-\x20\x7f]")
 _STORE_VERBS: Final = {
     b"set": StoreVerb.SET,
     b"add": StoreVerb.ADD,
@@ -64,15 +66,11 @@ _STORE_VERBS: Final = {
     b"prepend": StoreVerb.PREPEND,
     b"cas": StoreVerb.CAS,
 }
-_RETRIEVAL_PREFIXES: Final = (b"get ", b"gets ", b"gat ", b"gats ")
 _NOREPLY: Final = b"noreply"
 _INVALID_ERROR: Final = Invalid(replies.ERROR)
 _INVALID_FORMAT: Final = Invalid(replies.BAD_FORMAT)
 # What a refused command answers under `noreply`: nothing (memcached 1.6 stays silent too).
 _SILENT: Final = Invalid(b"")
-# An HTTP request line: closed without a word, as memcached does.
-_HANG_UP: Final = Close(b"")
-_HTTP: Final = b"HTTP/"
 # The commands memcloud implements besides the storage ones: a line of one of them with a
 # control character is a bad command line, not an unknown command.
 _OTHER_VERBS: Final = frozenset(
@@ -92,41 +90,6 @@ _OTHER_VERBS: Final = frozenset(
         b"quit",
     )
 )
-# memcached dispatches on a command's first byte: an unknown command starting with one of
-# these answers ERROR there before its HTTP/ check is reached (as do the 2-byte m* ones).
-_DISPATCHED_FIRST_BYTES: Final = frozenset(b"gsacidt")
-
-
-def _unsigned(token: bytes, limit: int) -> int | None:
-    """memcached's safe_strtoul/safe_strtoull on one token: digits with an optional `+`
-    (and `-0`); anything else, or a number over `limit`, is not a number."""
-    if not token.isdigit():
-        sign = token[:1]
-        token = token[1:]
-        if (sign != b"+" and sign != b"-") or not token.isdigit():
-            return None
-        if sign == b"-":
-            return 0 if token.count(b"0") == len(token) else None
-    if len(token) > 20:
-        token = token.lstrip(b"0") or b"0"
-        if len(token) > 20:
-            return None
-    number = int(token)
-    return number if number <= limit else None
-
-
-def _signed(token: bytes) -> int | None:
-    """memcached's safe_strtol on one token: an optional sign and at most 19 digits."""
-    sign = token[:1]
-    digits = token[1:] if sign == b"-" or sign == b"+" else token
-    if not digits.isdigit():
-        return None
-    if len(digits) > 19:
-        digits = digits.lstrip(b"0") or b"0"
-        if len(digits) > 19:
-            return None
-    number = int(digits)
-    return -number if sign == b"-" else number
 
 
 def _valid_key(key: bytes) -> bool:
@@ -219,10 +182,10 @@ class TextParser:
             return NEED_DATA if pos == len(buf) else self._partial_line(buf, pos)
         end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
         if end - pos > LINE_MAX and (
-            end - pos > RETRIEVAL_LINE_MAX or not buf.startswith(_RETRIEVAL_PREFIXES, pos)
+            end - pos > RETRIEVAL_LINE_MAX or not buf.startswith(RETRIEVAL_PREFIXES, pos)
         ):
             self._pos = eol + 1
-            return _too_long(buf, pos)
+            return too_long(buf, pos)
         line = buf[pos:end]
         tokens = line.split()
         if not tokens:
@@ -261,12 +224,12 @@ class TextParser:
 
     def _partial_line(self, buf: bytes, pos: int) -> Command | _NeedData:
         unread = len(buf) - pos
-        limit = RETRIEVAL_LINE_MAX if buf.startswith(_RETRIEVAL_PREFIXES, pos) else LINE_MAX
+        limit = RETRIEVAL_LINE_MAX if buf.startswith(RETRIEVAL_PREFIXES, pos) else LINE_MAX
         if unread > limit + 2:
             # Refuse the line now and drop the rest of it as it comes: memory stays bounded.
             self._discard_line = self._slow = True
             self._pos = len(buf)
-            return _too_long(buf, pos)
+            return too_long(buf, pos)
         if unread > LINE_WAIT_JOIN:
             # A long multi-get still arriving: keep its chunks apart until the line ends.
             self._pending = [buf[pos:]]
@@ -307,20 +270,20 @@ class TextParser:
             flags: int | None = int(flags_token)
             exptime: int | None = int(exptime_token)
         else:
-            signed_length = _signed(length_token)
+            signed_length = signed(length_token)
             if signed_length is None or signed_length < 0 or signed_length > VALUE_LENGTH_MAX:
                 # No length to skip: what follows is read as commands, as memcached does.
                 self._pos = data_start
                 return _SILENT if noreply else _INVALID_FORMAT
             length = signed_length
-            flags, exptime = _unsigned(flags_token, UINT32_MAX), _signed(exptime_token)
+            flags, exptime = unsigned(flags_token, UINT32_MAX), signed(exptime_token)
         if self.authenticating:
             # The login `set`: flags and exptime are not looked at (some clients send `_`).
             if length > AUTH_VALUE_MAX:
                 return self._refuse_value(data_start, length, replies.AUTH_FAILED)
             flags, exptime, cas_unique = 0, 0, 0
         elif is_cas:
-            cas_unique = _unsigned(tokens[5], UINT64_MAX)
+            cas_unique = unsigned(tokens[5], UINT64_MAX)
         if (
             flags is None
             or exptime is None
@@ -375,7 +338,7 @@ class TextParser:
             noreply = tokens[-1] == _NOREPLY
             if not _valid_key(tokens[1]):
                 return _SILENT if noreply else _INVALID_FORMAT
-            delta = _unsigned(tokens[2], UINT64_MAX)
+            delta = unsigned(tokens[2], UINT64_MAX)
             if delta is None:
                 return _SILENT if noreply else Invalid(replies.INVALID_DELTA)
             return Arith(tokens[1], delta, verb == b"incr", noreply)
@@ -385,7 +348,7 @@ class TextParser:
             noreply = tokens[-1] == _NOREPLY
             if not _valid_key(tokens[1]):
                 return _SILENT if noreply else _INVALID_FORMAT
-            exptime = _signed(tokens[2])
+            exptime = signed(tokens[2])
             if exptime is None:
                 return _SILENT if noreply else Invalid(replies.INVALID_EXPTIME)
             return Touch(tokens[1], exptime, noreply)
@@ -393,7 +356,7 @@ class TextParser:
             # `gat <exptime>` without keys answers END, as memcached does.
             if count < 2:
                 return _INVALID_ERROR
-            exptime = _signed(tokens[1])
+            exptime = signed(tokens[1])
             if exptime is None:
                 return Invalid(replies.INVALID_EXPTIME)
             keys = tokens[2:]
@@ -411,7 +374,7 @@ class TextParser:
             if count != 2 and count != 3:
                 return _INVALID_ERROR
             noreply = tokens[-1] == _NOREPLY
-            if _unsigned(tokens[1], UINT64_MAX) is None:
+            if unsigned(tokens[1], UINT64_MAX) is None:
                 return _SILENT if noreply else _INVALID_FORMAT
             return Verbosity(noreply)
         if verb == b"quit":
@@ -424,16 +387,8 @@ class TextParser:
         verb = tokens[0]
         if verb == b"ms":
             return self._meta_set(tokens, line_start)
-        if (
-            tokens[-1][:5] == _HTTP
-            and len(verb) > 1
-            and verb[0] not in _DISPATCHED_FIRST_BYTES
-            and not (len(verb) == 2 and verb[0] == 109)  # b"m"
-        ):
-            # memcached's cross-protocol guard, by its rule: an unknown command whose last
-            # token starts with `HTTP/` (case-sensitive) closes the connection, silently. A
-            # browser made to POST here sends its body, maybe `flush_all`, after this line.
-            return _HANG_UP
+        if is_http_request_line(tokens):
+            return HANG_UP  # silently, as memcached does
         return _INVALID_ERROR
 
     def _meta_set(self, tokens: list[bytes], line_start: int) -> Command | _NeedData:
@@ -443,7 +398,7 @@ class TextParser:
         count = len(tokens)
         if count < 3:
             return _INVALID_ERROR if count < 2 else _INVALID_FORMAT
-        length = _signed(tokens[2])
+        length = signed(tokens[2])
         if length is None or length < 0 or length > VALUE_LENGTH_MAX:
             # No length to skip: what follows is read as commands, as memcached does.
             return _INVALID_FORMAT
@@ -496,76 +451,8 @@ class TextParser:
         noreply = count > 1 and tokens[-1] == _NOREPLY
         delay = 0
         if count != (2 if noreply else 1):
-            parsed = _signed(tokens[1])
+            parsed = signed(tokens[1])
             if parsed is None:
                 return _SILENT if noreply else Invalid(replies.INVALID_EXPTIME)
             delay = parsed
         return FlushAll(delay, noreply)
-
-
-def _too_long(buf: bytes, pos: int) -> Command:
-    """The answer to a line over its limit, starting at buf[pos]. A retrieval line carries
-    only keys: refused, the connection kept. Any other may announce a data block that could
-    not then be found, or be an HTTP request line whose `HTTP/` token is out of sight:
-    refused, and the connection closes (memcached closes it without an answer)."""
-    if buf.startswith(_RETRIEVAL_PREFIXES, pos):
-        return Invalid(replies.LINE_TOO_LONG)
-    return Close(replies.LINE_TOO_LONG)
-
-
-# -- plain requests ------------------------------------------------------------------------
-# The most frequent requests, `get <key>` and `set <key> <flags> <exptime> <bytes>`, written
-# the plain way (one space between fields, short decimal numbers, a key of printable bytes,
-# the value whole and ended by CR LF) can be answered straight from the read, without the
-# parser's commands. Each function answers None for anything else, which then goes to
-# `TextParser` and gets the same answer there.
-
-
-def plain_get_key(data: bytes, pos: int, eol: int) -> bytes | None:
-    """The key of the `get <key>` line data[pos:eol] (without its CR LF), if plain."""
-    # eol < 0: no line end yet. (Compiled by mypyc, a slice whose end falls before its
-    # start raises SystemError instead of answering b"", so this is checked first.)
-    # (A slice compares faster than startswith with a position, which parses its arguments.)
-    if eol < pos + 5 or data[pos : pos + 4] != b"get ":
-        return None
-    key = data[pos + 4 : eol]
-    if not key or len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
-        return None
-    return key
-
-
-def plain_set(
-    data: bytes, pos: int, eol: int, item_size_max: int
-) -> tuple[bytes, int, int, int, int, bool] | None:
-    """key, flags, exptime, the value's start and end, and noreply of the `set` line
-    data[pos:eol], if plain and its value is whole in `data` and within `item_size_max`.
-    (pymemcache sends every set with `noreply` unless told otherwise.)"""
-    if eol < pos + 4 or data[pos : pos + 4] != b"set ":  # see plain_get_key
-        return None
-    fields = data[pos + 4 : eol].split(b" ")
-    noreply = len(fields) == 5 and fields[4] == b"noreply"
-    if len(fields) != 4 and not noreply:
-        return None
-    key, flags, exptime, length = fields[0], fields[1], fields[2], fields[3]
-    if not (
-        key
-        and len(key) <= KEY_MAX_LENGTH
-        and flags.isdigit()
-        and exptime.isdigit()
-        and length.isdigit()
-        and len(flags) < 10
-        and len(exptime) < 11
-        and len(length) < 9
-        and _NOT_PLAIN.search(key) is None
-    ):
-        return None
-    start = eol + 2
-    end = start + int(length)
-    if end + 2 > len(data) or data[end : end + 2] != b"\r\n":
-        return None
-    if end - start + len(key) > item_size_max:
-        return None
-    # Most sets carry flags 0 and exptime 0; int() of bytes is a slow generic call.
-    flags_value = 0 if flags == b"0" else int(flags)
-    exptime_value = 0 if exptime == b"0" else int(exptime)
-    return key, flags_value, exptime_value, start, end, noreply

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["BUMP_INTERVAL", "ITEM_OVERHEAD", "Item", "item_size"]
+__all__ = ["BUMP_INTERVAL", "ITEM_OVERHEAD", "Item"]
 
 # Bytes charged per item beyond key and value: what memcached's item header costs (48 bytes
 # on 64-bit with CAS) plus the CR LF it stores; documented in docs/storage.md.
@@ -14,10 +14,6 @@ ITEM_OVERHEAD: Final = 50
 # seconds, as memcached does (ITEM_UPDATE_INTERVAL): a hot item is not relinked on every
 # hit, and the order among items read within the last minute does not matter for eviction.
 BUMP_INTERVAL: Final = 60.0
-
-
-def item_size(key: bytes, value: bytes) -> int:
-    return len(key) + len(value) + ITEM_OVERHEAD
 
 
 class Item:

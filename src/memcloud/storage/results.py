@@ -8,7 +8,10 @@ __all__ = ["ArithResult", "DeleteResult", "StoreMode", "StoreResult"]
 
 
 class StoreMode(IntEnum):
-    """IntEnum: its hash is int's (C), which matters on the per-command path."""
+    """How `Cache.store` stores. The protocols name the same operations (`StoreVerb`); the
+    sessions pair them by member name, so keep the names alike.
+
+    IntEnum: its hash is int's (C), which matters on the per-command path."""
 
     SET = 1
     ADD = 2
