@@ -14,9 +14,9 @@ Two rules, both applied when a connection arrives or logs in, never per command:
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Final
 
+from memcloud.auth_throttle import client_network
 from memcloud.config import MIB, Settings
 
 __all__ = [
@@ -42,7 +42,6 @@ AUTHENTICATED_RESERVE_FRACTION: Final = 10
 # processes behind one NAT logs in within milliseconds, an attacker holds them for seconds.
 MIN_PER_ADDRESS: Final = 8
 PER_ADDRESS_FRACTION: Final = 100
-IPV6_PREFIX: Final = 64
 # The address key of a connection that is not held to the per-address bound: on an
 # --anonymous-cache server a connection is the anonymous cache's from its first byte, and a
 # client's pool of idle connections (opened, nothing sent yet) is as legitimate as with
@@ -64,18 +63,8 @@ def plan_connection_limit(plan: int, settings: Settings) -> int:
 
 
 def address_key(host: str) -> str:
-    """The client a connection counts against: its IPv4 address, or its IPv6 /64 (one host
-    or site holds a whole /64, so single IPv6 addresses would be no bound at all)."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped
-        if mapped is not None:
-            return str(mapped)
-        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
-    return str(address)
+    """The client a connection counts against: its IPv4 address, or its IPv6 /64."""
+    return client_network(host, 32)
 
 
 class Admission:

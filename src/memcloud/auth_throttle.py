@@ -54,6 +54,7 @@ __all__ = [
     "AuthThrottle",
     "address_of",
     "address_prefix",
+    "client_network",
     "retry_after",
     "sso_username",
 ]
@@ -231,9 +232,11 @@ def address_of(peer: str) -> str:
     return host if sep else peer
 
 
-def address_prefix(address: str) -> str:
-    """The network an address is counted in: its IPv4 /24 or IPv6 /64 (an IPv4-mapped IPv6
-    address counts as IPv4); anything that is no IP address counts as itself."""
+def client_network(address: str, ipv4_prefix: int) -> str:
+    """The network a client address is counted in: its IPv6 /64 (one host or site holds a
+    whole /64, so a single IPv6 address is no bound), or its IPv4 network of `ipv4_prefix`
+    bits (32: the address itself); IPv4-mapped IPv6 counts as IPv4, and anything that is no
+    IP address counts as itself. Shared by the login throttle and connection admission."""
     try:
         ip = ipaddress.ip_address(address.strip("[]").partition("%")[0])
     except ValueError:
@@ -243,7 +246,14 @@ def address_prefix(address: str) -> str:
         if mapped is None:
             return str(ipaddress.IPv6Network((ip, 64), strict=False))
         ip = mapped
-    return str(ipaddress.IPv4Network((ip, 24), strict=False))
+    if ipv4_prefix == 32:
+        return str(ip)
+    return str(ipaddress.IPv4Network((ip, ipv4_prefix), strict=False))
+
+
+def address_prefix(address: str) -> str:
+    """The network failed logins are counted in: IPv4 /24 or IPv6 /64."""
+    return client_network(address, 24)
 
 
 def retry_after(delay: float) -> str:
