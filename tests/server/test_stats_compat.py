@@ -107,6 +107,7 @@ def live(key: bytes) -> bytes:
     return b"set %s 0 0 1\r\nv\r\n" % key
 
 
+MEMCACHED_TICK_ATTEMPTS = 3
 TEXT_SCRIPTS: dict[str, bytes] = {
     "get expired": past(b"e1") + b"get e1\r\nget e1\r\n",
     "gets expired": past(b"e2") + b"gets e2\r\n",
@@ -131,7 +132,14 @@ TEXT_SCRIPTS: dict[str, bytes] = {
 @pytest.mark.parametrize("name", list(TEXT_SCRIPTS))
 def test_text_commands_count_as_memcached_does(ports: dict[str, int], name: str) -> None:
     script = TEXT_SCRIPTS[name]
-    ours, theirs = text_deltas(ports["memcloud"], script), text_deltas(ports["memcached"], script)
+    # memcached's clock ticks once a second and flush_all and expiry compare whole seconds:
+    # a script that straddles a tick can count one less there. Such a run is repeated (a
+    # few times at most); a real difference shows on every run.
+    for _ in range(MEMCACHED_TICK_ATTEMPTS):
+        ours = text_deltas(ports["memcloud"], script)
+        theirs = text_deltas(ports["memcached"], script)
+        if _compared(ours, name) == _compared(theirs, name):
+            break
     assert _compared(ours, name) == _compared(theirs, name)
     assert ours["get_expired"] + ours["get_flushed"] > 0  # every script finds something
 
