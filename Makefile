@@ -40,7 +40,7 @@ test: $(TESTING)
 	$(NATIVE) $(NATIVE_REQUIRED)
 	@if $(NATIVE) --check; then \
 		echo "== the data-plane tests on the pure Python sources (MEMCLOUD_PURE_PYTHON=1)"; \
-		MEMCLOUD_PURE_PYTHON=1 $(BIN)/pytest -q $(DATA_PLANE_TESTS); \
+		MEMCLOUD_PURE_PYTHON=1 $(BIN)/pytest -q $(DATA_PLANE_TESTS) || exit 1; \
 		echo "== the whole suite on the compiled data plane"; \
 	fi
 	$(BIN)/pytest $(PYTEST_ARGS)
