@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from memcloud.api.audit import FlushAuditor
+from memcloud.control.audit import FlushAuditor
 from memcloud.control.sqlite import SqliteStore
 from memcloud.service import FlushEvent
 from memcloud.testing import wait_for
