@@ -19,7 +19,7 @@ from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
 from memcloud.storage.stats import CacheStats
 
-__all__ = ["REPLY_BATCH_MAX", "FlushEvent", "Service", "Session"]
+__all__ = ["REPLY_BATCH_MAX", "Service", "Session"]
 
 log = logging.getLogger("memcloud.service")
 
@@ -215,8 +215,8 @@ class Service:
         self, cache_id: int, event: FlushEvent | None, delay: int = 0, now: float = 0.0
     ) -> bool:
         """Empty one cache, now or `delay` seconds after `now` (memcached's delayed
-        flush_all), and tell the audit listeners of `event` (None: the node that asked
-        records it); False if the cache is not here."""
+        flush_all), and hand `event` to the flush listeners (None: whoever asked records
+        it, as the deployment does); False if the cache is not here."""
         cache = self.registry.get(cache_id)
         if cache is None:
             return False
