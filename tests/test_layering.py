@@ -18,7 +18,8 @@ never above; and no two units import each other, directly or round a cycle:
      `Directory.load(store)` reads them); it imports nothing of the seam.
   3. the session seam and the node: `auth` (Directory, Principal), `auth_throttle`,
      `admission`, `service`, `text_session`, `binary_session`, `nodes`
-     (this node and the others, behind one interface), `bootstrap` (the first start).
+     (this node and the others, behind one interface), `deployment` (every node as one:
+     the single path for flush, stats and reset), `bootstrap` (the first start).
   4. `webauth`: sign-in on the HTTP paths (the login throttle's guard), shared by the API,
      the dashboard and provisioning.
   5. `dashboard`: its pages get everything through `DashboardContext`, never from the API.
@@ -75,6 +76,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.text_session",
                 "memcloud.binary_session",
                 "memcloud.nodes",
+                "memcloud.deployment",
                 "memcloud.bootstrap",
             }
         ),

@@ -1,11 +1,11 @@
-"""The nodes that serve a cache, as the HTTP API sees them: flush, read and reset stats.
+"""The nodes that serve a cache: empty it, read and reset its stats, count its unwritten
+flush log records.
 
-Today every process is one node and `LocalNode` wraps its in-process `Service`. A node in
-another process (or machine) only has to implement `Node` (say over the admin channel or
-HTTP) and be returned by `NodeSet.nodes_for`; the API code does not change. Operations on a
-cache go to every node serving it at once, and answer only after all of them finished; the
-nodes that failed are named in `NodesFailed`, which the API reports as
-`"Server error: host:port,..."`.
+Every process is one node; `LocalNode` wraps this process's `Service`, `RemoteNode` is
+another node process reached over its admin socket. A node on another machine only has to
+implement `Node` and be one of the `Deployment`'s nodes (memcloud.deployment), which sends
+an operation to every node of a cache and names those that failed in `NodesFailed` (the API
+reports them as `"Server error: host:port,..."`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from memcloud.service import FlushEvent, Service
+from memcloud.control.audit import FlushAuditor
+from memcloud.service import Service
 from memcloud.stats.report import node_stats
 from memcloud.storage.cache import Cache
 
@@ -26,7 +27,6 @@ __all__ = [
     "LocalNode",
     "Node",
     "NodeError",
-    "NodeSet",
     "NodesFailed",
     "RemoteNode",
 ]
@@ -37,8 +37,6 @@ log = logging.getLogger("memcloud.nodes")
 REMOTE_REPLY_LIMIT = 1024 * 1024
 # A node that has not answered by then is reported as failed.
 NODE_TIMEOUT_SECONDS = 10.0
-
-T = TypeVar("T")
 
 
 class NodeError(Exception):
@@ -59,8 +57,8 @@ class Node(Protocol):
         """ "host:port" of the node's memcache listener, as clients know it."""
         ...
 
-    async def flush(self, cache_id: int, event: FlushEvent) -> None:
-        """Empty the cache on this node (the node records `event` in the flush log)."""
+    async def flush(self, cache_id: int) -> None:
+        """Empty the cache on this node (the deployment records the flush, once)."""
         ...
 
     async def stats(self, cache_id: int) -> dict[str, int]:
@@ -76,11 +74,14 @@ class Node(Protocol):
 
 
 class LocalNode:
-    """The node of this process: its `Service`, called directly on the event loop."""
+    """The node of this process: its `Service`, called directly on the event loop, and its
+    flush log writer (None: none runs here; the deployment then hands its flushes to the
+    service's flush listeners)."""
 
-    def __init__(self, service: Service, address: str) -> None:
+    def __init__(self, service: Service, address: str, auditor: FlushAuditor | None = None) -> None:
         self.service = service
         self._address = address
+        self.auditor = auditor
 
     @property
     def address(self) -> str:
@@ -95,8 +96,12 @@ class LocalNode:
             raise self._not_served(cache_id)
         return cache
 
-    async def flush(self, cache_id: int, event: FlushEvent) -> None:
-        if not self.service.flush(cache_id, event):
+    async def flush(self, cache_id: int) -> None:
+        self.flush_now(cache_id)
+
+    def flush_now(self, cache_id: int) -> None:
+        """Synchronous flush, unaudited (whoever asked records it)."""
+        if not self.service.flush(cache_id, None):
             raise self._not_served(cache_id)
 
     def stats_now(self, cache_id: int) -> dict[str, int]:
@@ -110,8 +115,7 @@ class LocalNode:
         self._served(cache_id).stats.reset()
 
     async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
-        # The flush log writer runs beside the service (api.server starts it).
-        auditor = getattr(self.service.api, "auditor", None)
+        auditor = self.auditor
         if auditor is None:
             return {"pending": 0, "since": None, "error": ""}
         pending = auditor.pending(cache_id)
@@ -149,7 +153,7 @@ class RemoteNode:
             raise NodeError(f"{self.address}: {reply.get('error', 'refused')}")
         return reply
 
-    async def flush(self, cache_id: int, event: FlushEvent) -> None:
+    async def flush(self, cache_id: int) -> None:
         # The node that fans out records the flush once; this one only empties its share.
         await self._call({"op": "flush", "cache_id": cache_id, "audit": False})
 
@@ -168,75 +172,3 @@ class RemoteNode:
             "since": float(since) if since is not None else None,
             "error": str(reply.get("error") or ""),
         }
-
-
-class NodeSet:
-    """Every node this API can reach, and which of them serve a cache."""
-
-    def __init__(self, local: LocalNode, others: Sequence[Node] = ()) -> None:
-        self.local = local
-        self.others = list(others)
-
-    def nodes_for(self, cache_id: int) -> list[Node]:
-        # Every node serves every cache today; placement would narrow this list.
-        return [self.local, *self.others]
-
-    def addresses(self, cache_id: int) -> list[str]:
-        return [node.address for node in self.nodes_for(cache_id)]
-
-    async def _on_all(self, cache_id: int, call: Callable[[Node], Awaitable[T]]) -> dict[str, T]:
-        nodes = self.nodes_for(cache_id)
-        results = await asyncio.gather(
-            *(asyncio.wait_for(call(node), NODE_TIMEOUT_SECONDS) for node in nodes),
-            return_exceptions=True,
-        )
-        answers: dict[str, T] = {}
-        failed: list[str] = []
-        for node, result in zip(nodes, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result  # cancellation and the like are not node failures
-                log.warning("node %s failed for cache %d: %r", node.address, cache_id, result)
-                failed.append(node.address)
-            else:
-                answers[node.address] = result
-        if failed:
-            raise NodesFailed(failed)
-        return answers
-
-    async def flush(self, cache_id: int, event: FlushEvent) -> None:
-        """Flush on every node; returns once all have, or raises NodesFailed."""
-        await self._on_all(cache_id, lambda node: node.flush(cache_id, event))
-
-    async def stats(self, cache_id: int) -> dict[str, dict[str, int]]:
-        """Each node's stats, keyed by its address."""
-        return await self._on_all(cache_id, lambda node: node.stats(cache_id))
-
-    async def reset_stats(self, cache_id: int) -> None:
-        await self._on_all(cache_id, lambda node: node.reset_stats(cache_id))
-
-    async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
-        """Waiting flush log records of a cache over every node that answers (a node that
-        does not is only logged: this count must not fail the flush log it annotates)."""
-        nodes = self.nodes_for(cache_id)
-        results = await asyncio.gather(
-            *(
-                asyncio.wait_for(node.flush_log_pending(cache_id), NODE_TIMEOUT_SECONDS)
-                for node in nodes
-            ),
-            return_exceptions=True,
-        )
-        total, since, error = 0, None, ""
-        for node, result in zip(nodes, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                log.warning(
-                    "node %s: no flush log count for cache %d: %r", node.address, cache_id, result
-                )
-                continue
-            total += int(result["pending"])
-            if result["since"] is not None and (since is None or result["since"] < since):
-                since = result["since"]
-            error = error or str(result["error"])
-        return {"pending": total, "since": since, "error": error}

@@ -5,9 +5,7 @@ caches their credential may reach, and choose the wire replies from storage's re
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 from memcloud.admission import Admission
@@ -15,12 +13,13 @@ from memcloud.auth import Directory, Principal
 from memcloud.auth_throttle import AuthThrottle
 from memcloud.clock import Clock
 from memcloud.config import Settings
+from memcloud.control.audit import FlushEvent
 from memcloud.stats.report import cache_stats, items_stats, settings_stats, slabs_stats
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
 from memcloud.storage.stats import CacheStats
 
-__all__ = ["REPLY_BATCH_MAX", "FlushEvent", "Service", "Session"]
+__all__ = ["REPLY_BATCH_MAX", "Service", "Session"]
 
 log = logging.getLogger("memcloud.service")
 
@@ -33,18 +32,6 @@ REPLY_BATCH_MAX: Final = 1024 * 1024
 _NO_CACHE_ID: Final = 0
 # Where logins of unknown usernames are counted: nowhere anyone reads.
 _UNCOUNTED: Final = CacheStats()
-
-
-@dataclass(frozen=True, slots=True)
-class FlushEvent:
-    """One flush, for the audit log: who, from where, how, and what a deploy hook said."""
-
-    cache_id: int
-    source: str  # "text", "binary", "api", "deploy_hook", "webhook", "cli", "dashboard"
-    username: str
-    peer: str
-    at: float
-    details: dict[str, str] = field(default_factory=dict)
 
 
 class Session:
@@ -199,16 +186,13 @@ class Service:
         self.settings = settings
         self.started_at = clock.now()
         self.sessions: set[Session] = set()
-        self.connections: set[object] = set()  # open sockets, authenticated or not
+        # Where the data plane's own flushes (text flush_all, binary Flush) are handed to the
+        # flush log: the node's FlushAuditor.listener, which never blocks.
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
-        # Node processes the supervisor of this deployment had to restart (node 0 only).
-        self.node_restarts = 0
         # Failed logins per address prefix and username: every login path of this process.
         self.auth_throttle = AuthThrottle(settings.login_free_failures)
         # Connection slots: per-cache limits and unauthenticated connections (admission).
         self.admission = Admission(settings)
-        # The HTTP API and samplers running beside this service (api.server's to manage).
-        self.api: object | None = None
         self.directory = directory
         self.set_directory(directory)
 
@@ -231,8 +215,8 @@ class Service:
         self, cache_id: int, event: FlushEvent | None, delay: int = 0, now: float = 0.0
     ) -> bool:
         """Empty one cache, now or `delay` seconds after `now` (memcached's delayed
-        flush_all), and tell the audit listeners of `event` (None: the node that asked
-        records it); False if the cache is not here."""
+        flush_all), and hand `event` to the flush listeners (None: whoever asked records
+        it, as the deployment does); False if the cache is not here."""
         cache = self.registry.get(cache_id)
         if cache is None:
             return False
@@ -254,4 +238,4 @@ class Service:
 
     def flush_event(self, session: Session, cache_id: int, source: str) -> FlushEvent:
         username = session.principal.username if session.principal else ""
-        return FlushEvent(cache_id, source, username, session.peer, time.time())
+        return FlushEvent(cache_id, source, username, session.peer, self.clock.now())

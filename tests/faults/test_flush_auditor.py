@@ -7,15 +7,15 @@ this runs without a mount; tests/faults/test_flush_audit.py does it with a real 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
 
 import pytest
 
-from memcloud.api.audit import FlushAuditor
+from memcloud.control.audit import FlushAuditor, FlushEvent
 from memcloud.control.sqlite import SqliteStore
-from memcloud.service import FlushEvent
 from memcloud.testing import wait_for
 
 READ_ONLY = "attempt to write a readonly database"
@@ -84,3 +84,35 @@ def test_pending_records_are_bounded_and_the_excess_is_counted_and_logged(
         in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_recorded_returns_once_the_record_is_written_or_kept_pending(tmp_path: Path) -> None:
+    """`recorded` is the deployment's hand-off: its caller reads the log right after it.
+    The outer wait is far shorter than `recorded`'s own bound, so only the writer thread's
+    answer (not that bound running out) lets the waits below finish."""
+
+    async def hand_over(auditor: FlushAuditor, flush: FlushEvent) -> None:
+        await asyncio.wait_for(auditor.recorded(flush, timeout=600), 10)
+
+    with SqliteStore(tmp_path / "memcloud.db") as store:
+        cache = store.create_cache("shop", 1 << 20)
+        auditor = FlushAuditor(store, "127.0.0.1:11211")
+        auditor.start()
+        try:
+            asyncio.run(hand_over(auditor, event(cache.id, 1000.0)))
+            assert [r.at for r in store.flush_log(cache.id)] == [1000.0]
+            # A store that refuses writes: the record is kept pending, and the caller goes
+            # on (twice: the second hand-off comes while the writer waits to retry).
+            with store._lock:
+                store._conn.execute("PRAGMA query_only = ON")
+            asyncio.run(hand_over(auditor, event(cache.id, 2000.0)))
+            assert auditor.pending(cache.id).count == 1
+            assert auditor.last_error == f"control database: {READ_ONLY}"
+            asyncio.run(hand_over(auditor, event(cache.id, 3000.0)))
+            assert auditor.pending(cache.id).count == 2
+            with store._lock:
+                store._conn.execute("PRAGMA query_only = OFF")
+            assert wait_for(lambda: len(store.flush_log(cache.id)) == 3, timeout=10)
+            assert (auditor.written, auditor.dropped) == (3, 0)
+        finally:
+            auditor.stop()

@@ -4,13 +4,12 @@ dashboard and provisioning, each given only what it needs.
 
 Nothing but `api.server` (which serves it) imports this module, and the dashboard and
 provisioning import nothing of the API's package (tests/test_layering.py): the dashboard's
-context is built here from the API's. `ApiContext.nodes.flush` is the flush that reaches every
-node and the audit log.
+context is built here from the API's. `ApiContext.deployment.flush` is the flush that reaches
+every node and the audit log.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -32,16 +31,12 @@ from memcloud.dashboard.context import DashboardContext
 from memcloud.dashboard.sessions import Signer, load_key
 from memcloud.nodes import NodesFailed
 from memcloud.provisioning import install as install_provisioning
-from memcloud.service import FlushEvent
 from memcloud.stats.aggregate import aggregate_stats
 from memcloud.webauth import LoginGuard
 
-__all__ = ["AUDIT_WAIT_SECONDS", "NormalizePath", "create_app", "dashboard_context"]
+__all__ = ["NormalizePath", "create_app", "dashboard_context"]
 
 log = logging.getLogger("memcloud.api")
-
-# A dashboard flush waits this long at most for the flush log to hold it (see below).
-AUDIT_WAIT_SECONDS = 1.0
 
 _SLASHES = re.compile(r"/{2,}")
 _RAW_SLASHES = re.compile(rb"/{2,}")
@@ -156,32 +151,27 @@ def dashboard_context(api: ApiContext) -> DashboardContext:
 
     async def live_stats(cache_id: int) -> dict[str, int] | None:
         try:
-            return aggregate_stats(await api.nodes.stats(cache_id))
+            return aggregate_stats(await api.deployment.stats(cache_id))
         except NodesFailed:
             return None
 
-    async def flush(event: FlushEvent) -> bool:
-        written = api.auditor.written if api.auditor else 0
+    async def flush(cache_id: int, who: str, peer: str) -> bool:
+        # The deployment returns once the flush log writer has the record: the page shown
+        # next lists this flush.
         try:
-            await api.nodes.flush(event.cache_id, event)
+            await api.deployment.flush(cache_id, "dashboard", who, peer)
         except NodesFailed:
             return False
-        # The audit writer stores flushes from its own thread within milliseconds; wait
-        # (briefly) so the page shown next lists this flush.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + AUDIT_WAIT_SECONDS
-        while api.auditor and api.auditor.written <= written and loop.time() < deadline:
-            await asyncio.sleep(0.01)
         return True
 
     async def pending_flushes(cache_id: int) -> int:
-        return int((await api.nodes.flush_log_pending(cache_id))["pending"])
+        return int((await api.deployment.flush_log_pending(cache_id))["pending"])
 
     async def changed() -> None:
         await refresh_directory(api)
 
     def servers() -> str:
-        return ",".join(api.nodes.addresses(0))
+        return ",".join(api.deployment.addresses(0))
 
     return DashboardContext(
         store=api.store,

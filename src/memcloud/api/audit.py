@@ -1,250 +1,26 @@
-"""The flush audit log writer: a listener on every flush, and a thread that stores them.
+"""The flush log's HTTP headers: what the nodes hold because the store has not taken it yet.
 
-The data plane calls `FlushAuditor.listener` synchronously inside every flush (text
-`flush_all`, binary Flush, CLI, API, deploy hooks, webhooks); it only puts the event on a
-bounded queue, so a flush never waits for the database. A thread moves the events into a
-list of records waiting to be written and writes them, oldest first, in batches.
-
-A record the store cannot take (a full disk, a locked or damaged database) is kept and
-retried, with a growing pause, until it is written: a flush is never silently missing from
-the log. `pending()` says how many wait and since when (the flush log's readers show it).
-Memory stays bounded: beyond `MAX_PENDING` waiting records (or a full queue) new ones are
-dropped, counted and logged. Only a record the store refuses on its own (not for a fault of
-the disk or file) is given up, so that it cannot hold back every later one.
+The writer itself is `memcloud.control.audit.FlushAuditor`.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
-import queue
-import threading
-import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from memcloud.api.insight import format_time
-from memcloud.control.base import ControlStore, StoreRefused
-from memcloud.control.failures import FailureLog, describe
-from memcloud.control.models import FlushRecord
-from memcloud.service import FlushEvent
 
-__all__ = [
-    "MAX_PENDING",
-    "PENDING_HEADER",
-    "PENDING_SINCE_HEADER",
-    "QUEUE_CAPACITY",
-    "FlushAuditor",
-    "PendingFlushes",
-    "flush_record",
-    "pending_headers",
-]
+__all__ = ["PENDING_HEADER", "PENDING_SINCE_HEADER", "pending_headers"]
 
-log = logging.getLogger("memcloud.audit")
-
-# Flushes handed over by the data plane, not yet taken by the writer thread.
-QUEUE_CAPACITY = 10_000
-# Records waiting for the store (a few hundred bytes each: about 50 MB at most).
-MAX_PENDING = 100_000
-# Records written per transaction.
-BATCH_SIZE = 200
-# After a failed write the writer waits this long, doubling up to RETRY_MAX_SECONDS.
-RETRY_FIRST_SECONDS = 0.5
-RETRY_MAX_SECONDS = 30.0
-# Detail values are what deploy hooks send; longer ones are cut.
-MAX_DETAIL_CHARS = 256
-# Errors that say the record itself is refused: retrying it would only block the rest.
-_REFUSED = (StoreRefused, TypeError, ValueError)
 # `GET .../flush_log` says in these headers what waits to be written (the body stays a list).
 PENDING_HEADER = "Memcloud-Flush-Log-Pending"
 PENDING_SINCE_HEADER = "Memcloud-Flush-Log-Pending-Since"
-_STOP = object()
-
-
-def flush_record(event: FlushEvent, node: str) -> FlushRecord:
-    details = {k: v[:MAX_DETAIL_CHARS] for k, v in event.details.items()}
-    app = details.pop("app", None)
-    release = details.pop("release", None)
-    commit = details.pop("commit", None)
-    return FlushRecord(
-        cache_id=event.cache_id,
-        at=event.at,
-        source=event.source,
-        username=event.username,
-        peer=event.peer,
-        node=node,
-        app=app,
-        release=release,
-        commit=commit,
-        details=details,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PendingFlushes:
-    """Flush records of a cache this node holds because the store has not taken them yet."""
-
-    count: int
-    since: float | None  # time of the oldest one
-    error: str  # why the last write failed ("" once one succeeded)
 
 
 def pending_headers(pending: Mapping[str, Any]) -> dict[str, str]:
-    """The flush log's headers from `NodeSet.flush_log_pending`'s answer: how many of the
+    """The flush log's headers from `Deployment.flush_log_pending`'s answer: how many of the
     cache's flushes wait to be written, and the oldest one's time."""
     headers = {PENDING_HEADER: str(int(pending["pending"]))}
     if pending["since"] is not None:
         headers[PENDING_SINCE_HEADER] = format_time(float(pending["since"]))
     return headers
-
-
-class FlushAuditor:
-    def __init__(self, store: ControlStore, node: str, *, max_pending: int = MAX_PENDING) -> None:
-        self.store = store
-        self.node = node
-        self.max_pending = max_pending
-        self.dropped = 0
-        self.written = 0
-        self.given_up = 0
-        self.last_error = ""
-        self._queue: queue.Queue[object] = queue.Queue(QUEUE_CAPACITY)
-        # Oldest first; the writer thread appends and removes, readers count under the lock.
-        self._pending: deque[FlushRecord] = deque()
-        self._lock = threading.Lock()
-        self._failures = FailureLog(log, "writing the flush log")
-        self._delay = RETRY_FIRST_SECONDS
-        self._thread = threading.Thread(target=self._run, name="flush-audit", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def listener(self, event: FlushEvent) -> None:
-        """Called inside every flush on the event loop: never blocks."""
-        try:
-            self._queue.put_nowait(flush_record(event, self.node))
-        except queue.Full:
-            self._drop("the flush log queue is full")
-
-    def pending(self, cache_id: int) -> PendingFlushes:
-        with self._lock:
-            times = [r.at for r in self._pending if r.cache_id == cache_id]
-            error = self.last_error
-        return PendingFlushes(len(times), min(times) if times else None, error if times else "")
-
-    def pending_total(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then end the thread (blocking: call it from a thread)."""
-        if not self._thread.is_alive():
-            return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            log.warning("flush log writer did not drain; records may be lost")
-            return
-        self._thread.join(timeout)
-
-    # -- the writer thread ------------------------------------------------------------------
-
-    def _drop(self, why: str) -> None:
-        self.dropped += 1
-        if self.dropped == 1 or self.dropped % 1000 == 0:
-            log.error(
-                "%s: %d flush log records dropped so far (%s)",
-                why,
-                self.dropped,
-                self.last_error or "the writer is behind",
-            )
-
-    def _keep(self, item: object) -> bool:
-        """Move one queue item into the pending records; True for the stop marker."""
-        if item is _STOP:
-            return True
-        if isinstance(item, FlushRecord):
-            with self._lock:
-                full = len(self._pending) >= self.max_pending
-                if not full:
-                    self._pending.append(item)
-            if full:
-                self._drop(f"{self.max_pending} flush log records already wait to be written")
-        return False
-
-    def _take(self, wait: float | None) -> bool:
-        """Wait up to `wait` seconds (None: until one comes) for records, then take every
-        queued one; True if the stop marker came."""
-        try:
-            item = self._queue.get(timeout=wait)
-        except queue.Empty:
-            return False
-        stop = self._keep(item)
-        while not stop:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            stop = self._keep(item)
-        return stop
-
-    def _written(self, count: int) -> None:
-        """The oldest `count` pending records are in the store (or given up)."""
-        with self._lock:
-            for _ in range(count):
-                self._pending.popleft()
-            self.last_error = ""
-        self._failures.succeeded()
-        self._delay = RETRY_FIRST_SECONDS
-
-    def _write_pending(self) -> bool:
-        """Write every pending record, oldest first; False if the store failed."""
-        try:
-            while True:
-                with self._lock:
-                    batch = list(itertools.islice(self._pending, BATCH_SIZE))
-                if not batch:
-                    return True
-                try:
-                    self.store.record_flushes(batch)
-                    self.written += len(batch)
-                    self._written(len(batch))
-                except _REFUSED:
-                    # One record may be refused on its own: write them one by one.
-                    for record in batch:
-                        try:
-                            self.store.record_flushes([record])
-                            self.written += 1
-                        except _REFUSED as exc:
-                            self.given_up += 1
-                            log.error(
-                                "flush log record of cache %d refused: %s", record.cache_id, exc
-                            )
-                        self._written(1)
-        except Exception as exc:
-            with self._lock:
-                self.last_error = describe(exc)
-                waiting = len(self._pending)
-            self._failures.failed(exc, f"{waiting} flush log records kept, retried until written")
-            return False
-
-    def _run(self) -> None:
-        retry_at = 0.0
-        while True:
-            now = time.monotonic()
-            waiting = self.pending_total() > 0
-            stop = self._take(max(0.0, retry_at - now) if waiting else None)
-            due = stop or time.monotonic() >= retry_at
-            if due and self.pending_total() and not self._write_pending():
-                retry_at = time.monotonic() + self._delay
-                self._delay = min(self._delay * 2, RETRY_MAX_SECONDS)
-            if stop:
-                lost = self.pending_total()
-                if lost:
-                    log.error(
-                        "stopping with %d flush log records not written (%s): they are lost",
-                        lost,
-                        self.last_error,
-                    )
-                return

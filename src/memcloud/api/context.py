@@ -1,17 +1,18 @@
-"""What every route needs: the data plane, the control store, the nodes and the settings."""
+"""What every route needs: the data plane, the control store, the deployment (every node)
+and the settings."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from memcloud.api.audit import FlushAuditor
 from memcloud.auth import Directory
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
-from memcloud.nodes import NodeSet
+from memcloud.deployment import Deployment
 from memcloud.service import Service
 
 __all__ = ["ApiContext", "context", "refresh_directory"]
@@ -22,8 +23,10 @@ class ApiContext:
     service: Service
     store: ControlStore
     settings: Settings
-    nodes: NodeSet
-    auditor: FlushAuditor | None = None
+    # The one path to every node: flush (and its audit), stats, reset, addresses.
+    deployment: Deployment
+    # This node's open memcache connections (its listeners' set), for /metrics.
+    connections: Collection[object] = frozenset()
 
 
 def context(request: Request) -> ApiContext:

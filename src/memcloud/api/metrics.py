@@ -142,7 +142,7 @@ async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
     failed: set[str] = set()
     for record in list(ctx.service.directory.caches.values()):
         try:
-            per_node = await ctx.nodes.stats(record.id)
+            per_node = await ctx.deployment.stats(record.id)
         except NodesFailed as exc:
             failed.update(exc.addresses)
             continue
@@ -151,10 +151,10 @@ async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
     return MetricsSnapshot(
         caches=caches,
         failed_nodes=sorted(failed),
-        open_connections=len(service.connections),
+        open_connections=len(ctx.connections),
         uptime=max(0.0, time.time() - service.started_at),
-        flush_log_dropped=ctx.auditor.dropped if ctx.auditor else 0,
-        node_restarts=service.node_restarts,
+        flush_log_dropped=ctx.deployment.flush_log_dropped,
+        node_restarts=ctx.deployment.node_restarts,
     )
 
 

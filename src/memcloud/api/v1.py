@@ -33,7 +33,6 @@ from memcloud.api.shapes import (
     pick_stats,
     store_call,
 )
-from memcloud.service import FlushEvent
 
 __all__ = ["FLUSH_BODY_DOC", "flush_cache", "router"]
 
@@ -77,10 +76,11 @@ async def flush_cache(ctx: ApiContext, request: Request, cache_ref: str) -> None
     """Authorize, read what the body says (deploy hook, webhook), flush on every node."""
     principal = await authorize(ctx, request, cache_ref, flush=True)
     source, details = flush_details(parse_fields(await read_body(request)))
-    event = FlushEvent(
-        principal.cache_id, source, principal.username, peer_of(request), time.time(), details
+    await nodes_call(
+        ctx.deployment.flush(
+            principal.cache_id, source, principal.username, peer_of(request), details
+        )
     )
-    await nodes_call(ctx.nodes.flush(principal.cache_id, event))
 
 
 @router.get("/api/v1/login", responses=_V1_ERRORS, summary="The cache id of a credential")
@@ -97,7 +97,7 @@ async def login(request: Request) -> Response:
 async def stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    per_node = await nodes_call(ctx.nodes.stats(principal.cache_id))
+    per_node = await nodes_call(ctx.deployment.stats(principal.cache_id))
     return JSONResponse({address: pick_stats(s) for address, s in per_node.items()})
 
 

@@ -79,7 +79,7 @@ async def info(cache_id: str, request: Request) -> Response:
             "provider": "memcloud",
             "enabled": cache.enabled,
             "cluster_name": ctx.settings.advertised_host,
-            "servers": ctx.nodes.addresses(cache.id),
+            "servers": ctx.deployment.addresses(cache.id),
             "credentials": [credential_v2(r) for r in credentials],
             "can_switch": False,
             "can_manage_credentials": True,
@@ -156,7 +156,7 @@ async def flush(cache_id: str, request: Request) -> Response:
 async def reset_stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    await nodes_call(ctx.nodes.reset_stats(principal.cache_id))
+    await nodes_call(ctx.deployment.reset_stats(principal.cache_id))
     return Response(status_code=204)
 
 
@@ -164,7 +164,7 @@ async def reset_stats(cache_id: str, request: Request) -> Response:
 async def stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
-    per_node = await nodes_call(ctx.nodes.stats(principal.cache_id))
+    per_node = await nodes_call(ctx.deployment.stats(principal.cache_id))
     return JSONResponse(pick_stats(aggregate_stats(per_node)))
 
 
@@ -266,7 +266,7 @@ async def flush_log(
     records = await store_call(
         ctx.store.flush_log, principal.cache_id, limit, not_found=Problem.NO_CACHE
     )
-    headers = pending_headers(await ctx.nodes.flush_log_pending(principal.cache_id))
+    headers = pending_headers(await ctx.deployment.flush_log_pending(principal.cache_id))
     return JSONResponse([flush_json(r) for r in records], headers=headers)
 
 

@@ -1,7 +1,7 @@
 """What the dashboard and the provisioning API need from the running server, in one object.
 
 The composition root (`memcloud.api.app`) builds it from the HTTP API's context: flushes go
-through the API's node set (every node, audited once in the flush log), stats are the nodes'
+through the deployment (every node, audited once in the flush log), stats are the nodes'
 aggregated stats, and a change to the control store is applied on this node at once. Tests
 may build one from anything with the same shape. The dashboard and provisioning import
 nothing of the API's package (tests/test_layering.py): what they need arrives here.
@@ -19,7 +19,6 @@ from memcloud.auth import Principal
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.dashboard.sessions import Signer
-from memcloud.service import FlushEvent
 from memcloud.webauth import LoginGuard
 
 __all__ = ["DashboardContext", "dashboard_context"]
@@ -34,8 +33,9 @@ class DashboardContext:
     authenticate: Callable[[str, str], Principal | None]
     # A cache's stats over every node (None if no node has it).
     live_stats: Callable[[int], Awaitable[dict[str, int] | None]]
-    # Flush one cache on every node and audit it once; False if that failed somewhere.
-    flush: Callable[[FlushEvent], Awaitable[bool]]
+    # Flush one cache on every node and audit it once, as (cache id, who, peer) asked;
+    # False if that failed somewhere. Returns once the flush log writer holds the record.
+    flush: Callable[[int, str, str], Awaitable[bool]]
     # Apply a change just made to the control store on this node now (others poll).
     changed: Callable[[], Awaitable[None]]
     # MEMCACHIER_SERVERS for config vars and the connection help.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +27,6 @@ from memcloud.dashboard.web import (
     render,
     throttled,
 )
-from memcloud.service import FlushEvent
 
 __all__ = ["NOTICES", "router"]
 
@@ -419,8 +417,7 @@ async def flush(request: Request, cache_id: int) -> Response:
     if form.get("confirm") != "yes":
         return redirect(request, f"{base}?notice=confirm")
     peer = request.client.host if request.client else ""
-    event = FlushEvent(cache_id, "dashboard", viewer.who, peer, time.time())
-    done = await dashboard_context(request).flush(event)
+    done = await dashboard_context(request).flush(cache_id, viewer.who, peer)
     return redirect(request, f"{base}?notice={'flushed' if done else 'flush_failed'}")
 
 

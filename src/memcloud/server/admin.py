@@ -13,12 +13,11 @@ import asyncio
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-from memcloud.nodes import LocalNode, NodeError, NodeSet, NodesFailed
-from memcloud.service import FlushEvent, Service
+from memcloud.deployment import Deployment
+from memcloud.nodes import NodeError, NodesFailed
 from memcloud.stats.aggregate import aggregate_stats
 from memcloud.stats.report import cache_stats
 
@@ -28,7 +27,8 @@ log = logging.getLogger("memcloud.admin")
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-async def _answer(service: Service, nodes: NodeSet, request: dict[str, Any]) -> dict[str, Any]:
+async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, Any]:
+    service = deployment.local.service
     op = request.get("op")
     cache_id = request.get("cache_id")
     if not isinstance(cache_id, int):
@@ -39,16 +39,15 @@ async def _answer(service: Service, nodes: NodeSet, request: dict[str, Any]) -> 
     try:
         if op == "flush":
             if request.get("audit", True) is False:
-                service.flush(cache_id, None)  # the node that asked records it
+                deployment.local.flush_now(cache_id)  # the node that asked records it
                 return {"ok": True}
             actor = str(request.get("actor", "operator"))
-            event = FlushEvent(cache_id, "cli", actor, "local", time.time())
-            await nodes.flush(cache_id, event)
+            await deployment.flush(cache_id, "cli", actor, "local")
             return {"ok": True}
         if op == "stats":
-            if nodes.others:
-                per_node = await nodes.stats(cache_id)
-                stats = {**aggregate_stats(per_node), "node_restarts": service.node_restarts}
+            if deployment.others:
+                per_node = await deployment.stats(cache_id)
+                stats = {**aggregate_stats(per_node), "node_restarts": deployment.node_restarts}
                 return {"ok": True, "stats": stats, "nodes": per_node}
             lines = cache_stats(
                 cache,
@@ -58,13 +57,13 @@ async def _answer(service: Service, nodes: NodeSet, request: dict[str, Any]) -> 
             )
             return {"ok": True, "stats": dict(lines)}
         if op == "node_stats":
-            return {"ok": True, "stats": nodes.local.stats_now(cache_id)}
+            return {"ok": True, "stats": deployment.local.stats_now(cache_id)}
         if op == "reset_stats":
-            await nodes.local.reset_stats(cache_id)
+            await deployment.local.reset_stats(cache_id)
             return {"ok": True}
         if op == "flush_log_pending":
             # Node 0 sums its own and every other node's; another node answers its own.
-            return {"ok": True, **await nodes.flush_log_pending(cache_id)}
+            return {"ok": True, **await deployment.flush_log_pending(cache_id)}
     except NodesFailed as exc:
         return {"ok": False, "error": f"nodes failed: {','.join(exc.addresses)}"}
     except NodeError as exc:
@@ -72,13 +71,10 @@ async def _answer(service: Service, nodes: NodeSet, request: dict[str, Any]) -> 
     return {"ok": False, "error": f"unknown operation {op!r}"}
 
 
-async def start_admin_server(
-    service: Service, path: Path, nodes: NodeSet | None = None
-) -> asyncio.AbstractServer:
-    """Listen on `path` (mode 0600). `nodes` is the deployment as this node sees it."""
+async def start_admin_server(deployment: Deployment, path: Path) -> asyncio.AbstractServer:
+    """Listen on `path` (mode 0600), answering for `deployment` as this node sees it."""
     if path.exists():
         path.unlink()
-    node_set = nodes or NodeSet(LocalNode(service, "local"))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -90,7 +86,7 @@ async def start_admin_server(
                     request = json.loads(line)
                     if not isinstance(request, dict):
                         raise ValueError("not an object")
-                    reply = await _answer(service, node_set, request)
+                    reply = await _answer(deployment, request)
                 except ValueError:
                     reply = {"ok": False, "error": "request is not JSON"}
             writer.write(json.dumps(reply).encode() + b"\n")

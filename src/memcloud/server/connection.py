@@ -36,14 +36,18 @@ class MemcacheConnection(asyncio.Protocol):
         "_hold_timer",
         "_waiting",
         "_writing_paused",
+        "connections",
         "peer",
         "service",
         "session",
         "transport",
     )
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, connections: set[MemcacheConnection]) -> None:
         self.service = service
+        # The node's open connections, authenticated or not (its listeners own the set:
+        # admission counts it, shutdown closes what is in it).
+        self.connections = connections
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.peer = "?"
@@ -67,7 +71,7 @@ class MemcacheConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"{peer[0]}:{peer[1]}"
-        connections = self.service.connections
+        connections = self.connections
         connections.add(self)
         admission = self.service.admission
         # On an anonymous cache every connection is logged in from its first byte: an idle
@@ -91,7 +95,7 @@ class MemcacheConnection(asyncio.Protocol):
             admission = self.service.admission
             admission.wait(self, self._address)
             self._waiting = True
-            victim = admission.victim(len(self.service.connections))
+            victim = admission.victim(len(self.connections))
             if isinstance(victim, MemcacheConnection):
                 victim.shed()
         timeout = self.service.settings.auth_timeout
@@ -106,7 +110,7 @@ class MemcacheConnection(asyncio.Protocol):
 
     def shed(self) -> None:
         """Refuse or drop this connection for want of a slot, as memcached does."""
-        self.service.connections.discard(self)  # its slot is free from now on
+        self.connections.discard(self)  # its slot is free from now on
         self.service.admission.settled(self)
         self._waiting = False
         if self.transport is not None:
@@ -238,7 +242,7 @@ class MemcacheConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.service.connections.discard(self)
+        self.connections.discard(self)
         if self._waiting:
             self._waiting = False
             self.service.admission.settled(self)

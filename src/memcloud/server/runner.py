@@ -1,42 +1,40 @@
-"""`memcloud serve`: one process, one event loop, listeners for memcache and operators."""
+"""`memcloud serve`: one process, one event loop, listeners for memcache and operators.
+
+`Runtime` makes the node's parts and starts and stops them in order; each part has one job:
+`Listeners` (memcache, plain and TLS, and the open connections), `NodeAssembly` (this node
+and the supervised ones, as the one `Deployment`), the operator socket (server.admin),
+`ApiServer` (the HTTP API and the stats sampler), `NodeTasks` (directory poll, upkeep) and
+`StartupFiles` (server.json, the env file).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
-import os
 import signal
-import socket
-import ssl
 import sys
-from pathlib import Path
 
 import uvloop
 
 from memcloud import native
 from memcloud.adminlink import socket_path
-from memcloud.api.server import start_api_server, stop_api_server
+from memcloud.api.context import ApiContext
+from memcloud.api.server import ApiServer
 from memcloud.auth import Directory
-from memcloud.bootstrap import (
-    METRICS_TOKEN_FILENAME,
-    bootstrap,
-    ensure_admin_token,
-    ensure_metrics_token,
-    write_env_file,
-)
+from memcloud.bootstrap import bootstrap, ensure_admin_token, ensure_metrics_token
 from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
-from memcloud.control.failures import FailureLog
 from memcloud.control.open import open_store
-from memcloud.nodes import LocalNode, NodeSet, RemoteNode
 from memcloud.server.admin import start_admin_server
-from memcloud.server.connection import MemcacheConnection
+from memcloud.server.assembly import NodeAssembly
+from memcloud.server.background import DIRECTORY_POLL_SECONDS, UPKEEP_SECONDS, NodeTasks
 from memcloud.server.fdlimit import fit_open_files
-from memcloud.server.supervisor import Supervisor, node_info_path, node_socket_path
+from memcloud.server.listeners import Listeners
+from memcloud.server.startup import Addresses, StartupFiles, announce
+from memcloud.server.supervisor import node_socket_path
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
 from memcloud.tls import server_context
@@ -44,12 +42,6 @@ from memcloud.tls import server_context
 __all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "run"]
 
 log = logging.getLogger("memcloud")
-
-# How often the control store is asked whether anything changed (CLI changes reach a
-# running server within this), and how often expired and flushed items are reclaimed.
-DIRECTORY_POLL_SECONDS = 1.0
-UPKEEP_SECONDS = 0.5
-SERVER_INFO_FILENAME = "server.json"
 
 
 def _configure_logging(level: str) -> None:
@@ -66,31 +58,6 @@ def run(settings: Settings) -> int:
         return uvloop.run(_serve(settings))
     except KeyboardInterrupt:
         return 0
-
-
-async def _poll_directory(store: ControlStore, service: Service) -> None:
-    failures = FailureLog(log, "reading the control store")
-    while True:
-        await asyncio.sleep(DIRECTORY_POLL_SECONDS)
-        try:
-            revision = await asyncio.to_thread(store.revision)
-            if revision != service.directory.revision:
-                directory = await asyncio.to_thread(Directory.load, store)
-                service.set_directory(directory)
-                log.info("control plane changed: revision %d", directory.revision)
-        except Exception as exc:
-            failures.failed(exc, "keeping the last snapshot")
-        else:
-            failures.succeeded()
-
-
-async def _upkeep(service: Service) -> None:
-    registry = service.registry
-    while True:
-        # A flushed cache is freed slice by slice: while any is left, the next slice runs as
-        # soon as the loop has served what is waiting, so its memory comes back quickly.
-        await asyncio.sleep(0 if registry.graveyard else UPKEEP_SECONDS)
-        registry.upkeep(service.clock.now())
 
 
 class Runtime:
@@ -127,62 +94,65 @@ class Runtime:
             self.clock,
             settings,
         )
-        # The node's memcache port: the plain one, or with --tls-only the TLS one.
-        self.port = 0
-        self.tls_port: int | None = None
-        self.api_port: int | None = None
-        self.supervisor: Supervisor | None = None
-        self.node_addresses: list[str] = []
-        self.tls_addresses: list[str] = []
-        self._servers: list[asyncio.AbstractServer] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.listeners = Listeners(
+            self.service,
+            settings,
+            self.tls_context,
+            consecutive=settings.nodes if self.is_first else 1,
+        )
+        self.tasks = NodeTasks(self.store, self.service)
+        self.files = StartupFiles(settings)
+        self.assembly: NodeAssembly | None = None
+        self.api: ApiServer | None = None
+        self.addresses: Addresses | None = None
+        self._admin: asyncio.AbstractServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The node's memcache port: the plain one, or with --tls-only the TLS one."""
+        return self.listeners.port
+
+    @property
+    def tls_port(self) -> int | None:
+        return self.listeners.tls_port
+
+    @property
+    def api_port(self) -> int | None:
+        return self.api.port if self.api is not None else None
 
     @property
     def servers(self) -> str:
         """MEMCACHIER_SERVERS: every node of this deployment."""
-        return ",".join(self.node_addresses)
+        return self.addresses.servers if self.addresses is not None else ""
 
     @property
     def tls_servers(self) -> str | None:
         """MEMCLOUD_TLS_SERVERS: every node's TLS address (None without TLS)."""
-        return ",".join(self.tls_addresses) if self.tls_addresses else None
-
-    def _count_restart(self) -> None:
-        self.service.node_restarts += 1
+        return self.addresses.tls_servers if self.addresses is not None else None
 
     async def start(self) -> None:
         settings = self.settings
-        if not settings.tls_only:
-            self.port = await self._listen(settings.port, None)
-        if self.tls_context is not None:
-            self.tls_port = await self._listen(settings.tls_port, self.tls_context)
-            if settings.tls_only:
-                self.port = self.tls_port
+        await self.listeners.start()
         # Nodes are named by their bound memcache port (settings may say 0).
         bound = dataclasses.replace(settings, port=self.port, tls_port=self.tls_port or 0)
-        local = LocalNode(self.service, f"{settings.advertised_host}:{self.port}")
-        others: list[RemoteNode] = []
-        if self.is_first and settings.nodes > 1:
-            self.supervisor = Supervisor(bound, self._count_restart)
-            others = await self.supervisor.start()
-            self._tasks.append(asyncio.create_task(self.supervisor.watch()))
-        self.node_addresses = [local.address, *(node.address for node in others)]
-        if self.tls_port is not None:
-            children = self.supervisor.children if self.supervisor is not None else []
-            self.tls_addresses = [
-                f"{settings.advertised_host}:{port}"
-                for port in (self.tls_port, *(child.tls_port for child in children))
-            ]
-        socket = (
-            socket_path(settings.data_dir)
-            if self.is_first
-            else node_socket_path(settings.data_dir, settings.node_index)
-        )
-        nodes = NodeSet(local, others)
-        self._servers.append(await start_admin_server(self.service, socket, nodes))
-        self.api_port = await start_api_server(
-            self.service, self.store, bound, others, http=self.is_first
-        )
+        self.assembly = NodeAssembly(self.service, self.store, bound, supervise=self.is_first)
+        try:
+            deployment = await self.assembly.start()
+            admin = (
+                socket_path(settings.data_dir)
+                if self.is_first
+                else node_socket_path(settings.data_dir, settings.node_index)
+            )
+            self._admin = await start_admin_server(deployment, admin)
+            ctx = ApiContext(
+                self.service, self.store, bound, deployment, self.listeners.connections
+            )
+            self.api = ApiServer(ctx, http=self.is_first)
+            await self.api.start()
+        except BaseException:
+            await self.assembly.stop_nodes()
+            await self.assembly.stop_audit()
+            raise
         log.info(
             "memcache node %d listening on %s:%s (data plane: %s)",
             settings.node_index,
@@ -192,87 +162,49 @@ class Runtime:
         )
         if self.tls_port is not None:
             log.info("memcache over TLS on %s:%d", settings.host, self.tls_port)
-        self._tasks += [
-            asyncio.create_task(_poll_directory(self.store, self.service)),
-            asyncio.create_task(_upkeep(self.service)),
-        ]
-        if self.connection is not None:
-            lines = self.connection.lines(self.servers, self.tls_servers)
-            write_env_file(settings.data_dir, lines)
-        info = (
-            settings.data_dir / SERVER_INFO_FILENAME
-            if self.is_first
-            else node_info_path(settings.data_dir, settings.node_index)
+        self.tasks.start()
+        self.addresses = Addresses(
+            port=self.port,
+            tls_port=self.tls_port,
+            api_port=self.api_port,
+            nodes=self.assembly.node_addresses(),
+            tls_nodes=self.assembly.tls_addresses(self.tls_port),
         )
-        _write_server_info(
-            info, settings, self.port, self.tls_port, self.api_port, self.node_addresses
-        )
-
-    async def _listen(self, port: int, tls: ssl.SSLContext | None) -> int:
-        """Serve memcache on `port` (plain, or over TLS with `tls`); answer the bound port."""
-        settings = self.settings
-        if port == 0 and self.is_first and settings.nodes > 1:
-            port = free_port_range(settings.host, settings.nodes)
-        server = await asyncio.get_running_loop().create_server(
-            lambda: MemcacheConnection(self.service),
-            settings.host,
-            port,
-            reuse_address=True,
-            backlog=1024,
-            ssl=tls,
-            # A client that never finishes the handshake is not yet a connection (nothing
-            # counts it): it gets as long as a connected client has to log in.
-            ssl_handshake_timeout=settings.auth_timeout if tls is not None else None,
-        )
-        self._servers.append(server)
-        bound: int = server.sockets[0].getsockname()[1]
-        return bound
+        self.files.write(self.addresses, self.connection)
 
     def announce(self) -> None:
         """Print the MEMCACHIER_* values a hosted user would get as config vars."""
-        if not self.is_first:
+        if not self.is_first or self.addresses is None:
             return
-        if self.new_admin_token:
-            print(f"MEMCLOUD_ADMIN_TOKEN={self.settings.admin_token}", flush=True)
-            log.info("admin token generated; kept in %s", self.settings.data_dir / "admin-token")
-        if self.new_metrics_token:
-            print(f"MEMCLOUD_METRICS_TOKEN={self.settings.metrics_token}", flush=True)
-            log.info(
-                "metrics token generated; kept in %s",
-                self.settings.data_dir / METRICS_TOKEN_FILENAME,
-            )
-        if self.connection is not None:
-            print("\n".join(self.connection.lines(self.servers, self.tls_servers)), flush=True)
-        else:
-            print(f"MEMCACHIER_SERVERS={self.servers}", flush=True)
-            if self.tls_servers is not None:
-                print(f"MEMCLOUD_TLS_SERVERS={self.tls_servers}", flush=True)
-            log.info("credentials: see `memcloud credentials list CACHE`")
+        announce(
+            self.settings,
+            self.addresses,
+            self.connection,
+            new_admin_token=self.new_admin_token,
+            new_metrics_token=self.new_metrics_token,
+        )
 
     async def stop(self) -> None:
         log.info("node %d shutting down", self.settings.node_index)
-        for server in self._servers:
-            server.close()
-        for task in self._tasks:
-            task.cancel()
-        if self.supervisor is not None:
-            await self.supervisor.stop()
-        # Replies are written as each read is handled, so nothing is in flight: close at once.
-        for conn in list(self.service.connections):
-            if isinstance(conn, MemcacheConnection) and conn.transport is not None:
-                conn.transport.close()
+        self.listeners.close()
+        if self._admin is not None:
+            self._admin.close()
+        self.tasks.stop()
+        if self.assembly is not None:
+            await self.assembly.stop_nodes()
+        self.listeners.close_connections()
         await asyncio.sleep(0)
-        await stop_api_server(self.service)
-        for server in self._servers:
+        if self.api is not None:
+            await self.api.stop()
+        if self.assembly is not None:
+            # Last: every flush that could come has come; the store is still open.
+            await self.assembly.stop_audit()
+        await self.listeners.wait_closed()
+        if self._admin is not None:
             with contextlib.suppress(Exception):
-                await server.wait_closed()
+                await self._admin.wait_closed()
         self.store.close()
-        info = (
-            self.settings.data_dir / SERVER_INFO_FILENAME
-            if self.is_first
-            else node_info_path(self.settings.data_dir, self.settings.node_index)
-        )
-        info.unlink(missing_ok=True)
+        self.files.remove()
 
 
 async def _serve(settings: Settings) -> int:
@@ -290,52 +222,3 @@ async def _serve(settings: Settings) -> int:
     await stop.wait()
     await runtime.stop()
     return 0
-
-
-def free_port_range(host: str, count: int, attempts: int = 50) -> int:
-    """A port P such that P .. P+count-1 are free now (for `--port 0` with several nodes,
-    whose ports are consecutive)."""
-    for _ in range(attempts):
-        probes: list[socket.socket] = []
-        try:
-            first = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-            probes.append(first)
-            first.bind((host, 0))
-            base = int(first.getsockname()[1])
-            for offset in range(1, count):
-                probe = socket.socket(first.family)
-                probes.append(probe)
-                probe.bind((host, base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise OSError(f"no {count} consecutive free ports on {host}")
-
-
-def _write_server_info(
-    path: Path,
-    settings: Settings,
-    port: int,
-    tls_port: int | None,
-    api_port: int | None,
-    servers: list[str],
-) -> None:
-    """Written last at start: its presence says the node serves (tests and the supervisor
-    wait for it)."""
-    info = {
-        "pid": os.getpid(),
-        "host": settings.host,
-        "port": port,
-        "tls_port": tls_port,
-        "api_port": api_port,
-        "node_index": settings.node_index,
-        "servers": servers,
-        "data_plane": native.in_use(),  # compiled modules or their pure Python sources
-    }
-    # Renamed into place: a reader waiting for the file never sees it half written.
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps(info))
-    partial.replace(path)

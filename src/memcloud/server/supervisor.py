@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from memcloud.config import NODE_SETTINGS_ENV, Settings
@@ -102,10 +101,14 @@ class NodeProcess:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, on_restart: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.children = [NodeProcess(settings, i) for i in range(1, settings.nodes)]
-        self.on_restart = on_restart
         self._stopping = False
+
+    @property
+    def restarts(self) -> int:
+        """Node processes that died and were started again, since this one started."""
+        return sum(child.restarts for child in self.children)
 
     async def start(self) -> list[RemoteNode]:
         for child in self.children:
@@ -133,7 +136,6 @@ class Supervisor:
                     process.returncode,
                 )
                 child.restarts += 1
-                self.on_restart()
                 child.spawn()
                 try:
                     await child.wait_ready()

@@ -1,0 +1,150 @@
+"""The deployment: every node of this memcloud, built once at start, and the one path by
+which the HTTP API, the dashboard, the operator socket (CLI) and the stats sampler flush a
+cache, read or reset its stats and count its unwritten flush log records.
+
+A flush is stamped with the injected clock, sent to every node serving the cache at once,
+and recorded once in the flush log (by this node's `FlushAuditor`, awaited until the writer
+thread has the record, so that the flush log read next lists it). The data plane's own
+flushes (text `flush_all`, binary Flush) do not come here: they flush only their node,
+synchronously, and hand their event to the auditor's queue through `Service.flush`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from memcloud.clock import Clock
+from memcloud.control.audit import FlushEvent
+from memcloud.nodes import NODE_TIMEOUT_SECONDS, LocalNode, Node, NodesFailed
+
+__all__ = ["Deployment"]
+
+log = logging.getLogger("memcloud.deployment")
+
+T = TypeVar("T")
+
+
+def _no_restarts() -> int:
+    return 0
+
+
+class Deployment:
+    """This process's node and the others it reaches, as one.
+
+    `node_restarts` answers how many node processes had to be restarted (the supervisor of
+    node 0 counts them; other nodes supervise nothing).
+    """
+
+    def __init__(
+        self,
+        local: LocalNode,
+        others: Sequence[Node] = (),
+        *,
+        clock: Clock,
+        node_restarts: Callable[[], int] = _no_restarts,
+    ) -> None:
+        self.local = local
+        self.others = list(others)
+        self.clock = clock
+        self._node_restarts = node_restarts
+
+    @property
+    def node_restarts(self) -> int:
+        return self._node_restarts()
+
+    @property
+    def flush_log_dropped(self) -> int:
+        """Flush log records this node had to drop (its queue or pending list was full)."""
+        auditor = self.local.auditor
+        return auditor.dropped if auditor is not None else 0
+
+    def nodes_for(self, cache_id: int) -> list[Node]:
+        # Every node serves every cache today; placement would narrow this list.
+        return [self.local, *self.others]
+
+    def addresses(self, cache_id: int) -> list[str]:
+        return [node.address for node in self.nodes_for(cache_id)]
+
+    async def flush(
+        self,
+        cache_id: int,
+        source: str,
+        username: str,
+        peer: str,
+        details: Mapping[str, str] | None = None,
+    ) -> FlushEvent:
+        """Empty the cache on every node and record the flush once; answers its event once
+        all nodes have flushed, or raises NodesFailed (the flush is recorded all the same if
+        this node flushed its share)."""
+        event = FlushEvent(cache_id, source, username, peer, self.clock.now(), dict(details or {}))
+        try:
+            await self._on_all(cache_id, lambda node: node.flush(cache_id))
+        except NodesFailed as exc:
+            if self.local.address not in exc.addresses:
+                await self._record(event)
+            raise
+        await self._record(event)
+        return event
+
+    async def _record(self, event: FlushEvent) -> None:
+        auditor = self.local.auditor
+        if auditor is not None:
+            await auditor.recorded(event)
+        else:  # no flush log writer here: whatever listens to the node's flushes
+            self.local.service.record_flush(event)
+
+    async def stats(self, cache_id: int) -> dict[str, dict[str, int]]:
+        """Each node's stats, keyed by its address."""
+        return await self._on_all(cache_id, lambda node: node.stats(cache_id))
+
+    async def reset_stats(self, cache_id: int) -> None:
+        await self._on_all(cache_id, lambda node: node.reset_stats(cache_id))
+
+    async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
+        """Waiting flush log records of a cache over every node that answers (a node that
+        does not is only logged: this count must not fail the flush log it annotates)."""
+        nodes = self.nodes_for(cache_id)
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(node.flush_log_pending(cache_id), NODE_TIMEOUT_SECONDS)
+                for node in nodes
+            ),
+            return_exceptions=True,
+        )
+        total, since, error = 0, None, ""
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                log.warning(
+                    "node %s: no flush log count for cache %d: %r", node.address, cache_id, result
+                )
+                continue
+            total += int(result["pending"])
+            if result["since"] is not None and (since is None or result["since"] < since):
+                since = result["since"]
+            error = error or str(result["error"])
+        return {"pending": total, "since": since, "error": error}
+
+    async def _on_all(self, cache_id: int, call: Callable[[Node], Awaitable[T]]) -> dict[str, T]:
+        nodes = self.nodes_for(cache_id)
+        results = await asyncio.gather(
+            *(asyncio.wait_for(call(node), NODE_TIMEOUT_SECONDS) for node in nodes),
+            return_exceptions=True,
+        )
+        answers: dict[str, T] = {}
+        failed: list[str] = []
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation and the like are not node failures
+                log.warning("node %s failed for cache %d: %r", node.address, cache_id, result)
+                failed.append(node.address)
+            else:
+                answers[node.address] = result
+        if failed:
+            raise NodesFailed(failed)
+        return answers
