@@ -1,5 +1,6 @@
 """What every control store must do, run against each of them (SQLite in a temporary
-directory, in memory). A new backend (PostgreSQL) joins by adding itself to `STORES`.
+directory, in memory, PostgreSQL started by the test). A new backend joins by adding itself
+to `STORES`.
 
 The rules come from memcloud.control.rules, so the refusals' words are the same from every
 store; what only the SQLite file can show (its bytes, its schema) is in test_sqlite_store.py.
@@ -8,6 +9,7 @@ store; what only the SQLite file can show (its bytes, its schema) is in test_sql
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 from memcloud.control.base import Conflict, ControlError, ControlStore, NotFound
 from memcloud.control.memory import MemoryStore
 from memcloud.control.models import FlushRecord, StatsSample
+from memcloud.control.postgres import PostgresStore
 from memcloud.control.secrets import verify_password
 from memcloud.control.sqlite import SqliteStore
 from memcloud.control.telemetry import HOUR, MINUTE
@@ -24,15 +27,20 @@ from memcloud.control.telemetry import HOUR, MINUTE
 MB = 1024 * 1024
 PRIMARY_REFUSED = "cannot delete the primary credential; promote another credential first"
 
-STORES: dict[str, Callable[[Path], ControlStore]] = {
-    "sqlite": lambda tmp: SqliteStore(tmp / "memcloud.db"),
-    "memory": lambda tmp: MemoryStore(),
+_numbers = itertools.count()
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], ControlStore]] = {
+    "sqlite": lambda request, tmp: SqliteStore(tmp / "memcloud.db"),
+    "memory": lambda request, tmp: MemoryStore(),
+    # A database of its own per test, on one PostgreSQL server per test session.
+    "postgres": lambda request, tmp: PostgresStore(
+        request.getfixturevalue("postgres_server").fresh_database(f"contract_{next(_numbers)}")
+    ),
 }
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ControlStore]:
-    with STORES[request.param](tmp_path) as opened:
+    with STORES[request.param](request, tmp_path) as opened:
         yield opened
 
 
@@ -61,6 +69,25 @@ def test_find_cache_not_found_messages(store: ControlStore) -> None:
         store.find_cache("demo")  # names are case-sensitive
     with pytest.raises(NotFound, match="no cache with id 42"):
         store.find_cache("42")
+
+
+@pytest.mark.parametrize("ref", ["9" * 20, str(2**63), 2**64, -1, 0])
+def test_ids_no_store_can_hold_are_not_found(store: ControlStore, ref: str | int) -> None:
+    """Not a database's overflow error (SQLite raised OverflowError, PostgreSQL a DataError)."""
+    cache = store.create_cache("demo", MB)
+    with pytest.raises(NotFound, match="no cache with id"):
+        store.find_cache(ref)
+    with pytest.raises(NotFound):
+        store.update_cache(int(ref), plan=MB)
+    with pytest.raises(NotFound):
+        store.find_credential(cache.id, ref)
+    with pytest.raises(NotFound):
+        store.delete_credential(int(ref))
+
+
+def test_a_digit_that_is_no_number_is_a_name(store: ControlStore) -> None:
+    with pytest.raises(NotFound, match="no cache named '²'"):
+        store.find_cache("²")
 
 
 @pytest.mark.parametrize("name", ["", "a" * 65, "has space", "slash/", "ünï", "1234"])

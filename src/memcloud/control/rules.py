@@ -14,6 +14,7 @@ from memcloud.control.base import Conflict, ControlError, NotFound
 __all__ = [
     "CACHE_NAME_RE",
     "GENERATION_BYTES",
+    "MAX_ID",
     "PRIMARY_DELETE_REFUSED",
     "USERNAME_ATTEMPTS",
     "becomes_primary",
@@ -21,6 +22,7 @@ __all__ = [
     "capability_changes",
     "check_deletable",
     "is_id",
+    "may_exist",
     "no_cache_id",
     "no_cache_named",
     "no_credential",
@@ -30,6 +32,9 @@ __all__ = [
     "validate_capabilities",
     "validate_plan",
 ]
+
+# The largest id a store hands out (SQLite's INTEGER and PostgreSQL's BIGINT both hold it).
+MAX_ID = 2**63 - 1
 
 # Names appear in URLs, logs and shell commands: keep them to a safe, short alphabet.
 CACHE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -73,8 +78,15 @@ def capability_changes(
 
 
 def is_id(ref: str | int) -> bool:
-    """An int or an all-digit string refers to a cache by id (names cannot be all digits)."""
-    return isinstance(ref, int) or ref.isdigit()
+    """An int or an all-digit (ASCII) string refers to a cache by id (names cannot be all
+    digits; `isdigit` alone also takes "²", which is no number)."""
+    return isinstance(ref, int) or (ref.isascii() and ref.isdigit())
+
+
+def may_exist(record_id: int) -> bool:
+    """Whether a row can have this id: ids are positive 64-bit integers in every store, and
+    a larger one must be "not found", not a database's overflow error."""
+    return 0 < record_id <= MAX_ID
 
 
 def becomes_primary(asked: bool, cache_has_primary: bool) -> bool:
