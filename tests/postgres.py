@@ -96,18 +96,26 @@ class PostgresServer:
         password_file.unlink()
         for attempt in range(START_ATTEMPTS):
             self.port = _free_port()
-            options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"
             try:
-                self._run(
-                    str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
-                    "-l", str(self.root / "log"), "-w", "-t", "30", "start",
-                )  # fmt: skip
+                self.start_server()
                 break
             except subprocess.CalledProcessError:
                 if attempt == START_ATTEMPTS - 1:
                     raise
         with psycopg.connect(self.admin_url(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
+
+    def start_server(self) -> None:
+        """Start the initialized server on `self.port` (again, after `stop_server`)."""
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.root / "log"), "-w", "-t", "30", "start",
+        )  # fmt: skip
+
+    def stop_server(self) -> None:
+        """Stop the server, keeping its data (`start_server` brings it back)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def fresh_database(self, name: str) -> str:
         """The URL of a new, empty database on this server (one per test)."""
@@ -118,7 +126,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:
