@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -272,6 +273,46 @@ def test_passwords_verify_and_are_never_shown_again(store: ControlStore) -> None
 
 
 # -- the revision servers poll ---------------------------------------------------------------
+
+
+def _same_database(store: ControlStore) -> ControlStore:
+    """Another store on `store`'s database, as another process (a CLI, a node) opens it;
+    the memory store's database is the store itself."""
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path)
+    if isinstance(store, PostgresStore):
+        return PostgresStore(store.url)
+    return store
+
+
+def test_a_change_elsewhere_wakes_a_waiting_server(store: ControlStore) -> None:
+    other = _same_database(store)
+    woke: list[tuple[bool, float]] = []
+    store.wait_for_change(0.0)  # a first wait may set up what later waits listen on
+
+    def wait() -> None:
+        started = time.monotonic()
+        woke.append((store.wait_for_change(10.0), time.monotonic() - started))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)  # the waiter is waiting
+    before = store.revision()
+    other.create_cache("elsewhere", MB)
+    waiter.join(timeout=15)
+    if other is not store:
+        other.close()
+    [(changed, seconds)] = woke
+    assert changed and seconds < 2.0  # long before the timeout
+    assert store.revision() > before
+
+
+def test_waiting_without_a_change_ends_at_the_timeout(store: ControlStore) -> None:
+    started = time.monotonic()
+    changed = store.wait_for_change(0.3)
+    elapsed = time.monotonic() - started
+    assert not changed
+    assert 0.25 <= elapsed < 3.0
 
 
 def test_revision_changes_on_every_change_only(store: ControlStore) -> None:

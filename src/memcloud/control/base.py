@@ -67,6 +67,16 @@ class ControlStore(Protocol):
         """A number that changes whenever caches or credentials change (polled by servers)."""
         ...
 
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until the control plane may have changed, or `timeout` seconds passed.
+
+        True when woken by a possible change (PostgreSQL's NOTIFY, another SQLite connection's
+        commit, a change in this memory store), False at the timeout. Only a hint: callers
+        compare `revision()` afterwards, and poll it at the timeout anyway, so a lost wake-up
+        delays a change by one timeout at most.
+        """
+        ...
+
     def create_cache(self, name: str, plan: int) -> CacheRecord: ...
     def list_caches(self) -> list[CacheRecord]: ...
     def find_cache(self, ref: str | int) -> CacheRecord:

@@ -40,6 +40,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Notified at every revision bump (wait_for_change).
+        self._changed = threading.Condition(self._lock)
         self._revision = 0
         self._caches: dict[int, CacheRecord] = {}
         self._credentials: dict[int, CredentialRecord] = {}
@@ -63,6 +65,7 @@ class MemoryStore:
         with self._lock:
             yield
             self._revision += 1
+            self._changed.notify_all()
 
     def _get_cache(self, cache_id: int) -> CacheRecord:
         cache = self._caches.get(cache_id)
@@ -89,6 +92,11 @@ class MemoryStore:
                 )
 
     # -- caches -----------------------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float) -> bool:
+        with self._lock:
+            seen = self._revision
+            return self._changed.wait_for(lambda: self._revision != seen, timeout)
 
     def revision(self) -> int:
         with self._lock:

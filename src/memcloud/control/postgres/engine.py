@@ -1,16 +1,19 @@
 """PostgreSQL as the shared SQL store's engine (psycopg 3), for a deployment over machines.
 
 One connection per store, in autocommit mode with explicit transactions, guarded by a lock
-(the server calls the store from worker threads). A connection PostgreSQL dropped (a
-restart, a failover) is opened again on the next call; the call that found it broken fails
-with `StoreFailed`, and callers keep what they had (servers keep serving their snapshot).
-The schema is kept by yoyo-migrations, which locks its own table so that nodes starting at
-once apply each migration exactly once.
+(the server calls the store from worker threads). Every change also sends a NOTIFY on
+CHANNEL at commit; a server waiting for changes LISTENs on a second connection of its own,
+so a change reaches every node at once instead of at its next poll. A connection PostgreSQL
+dropped (a restart, a failover) is opened again on the next call; the call that found it
+broken fails with `StoreFailed`, and callers keep what they had (servers keep serving their
+snapshot). The schema is kept by yoyo-migrations, which locks its own table so that nodes
+starting at once apply each migration exactly once.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,7 @@ from memcloud.control.postgres.errors import database_errors
 from memcloud.control.sql.connection import Rows
 
 __all__ = [
+    "CHANNEL",
     "CONNECT_TIMEOUT_SECONDS",
     "MIGRATIONS",
     "PostgresConnection",
@@ -37,6 +41,8 @@ MIGRATIONS: Final = Path(__file__).with_name("migrations")
 # hanging a worker thread; the OS default is minutes.
 CONNECT_TIMEOUT_SECONDS: Final = 5
 SCHEMES: Final = ("postgresql", "postgres")
+# The NOTIFY channel of control-plane changes.
+CHANNEL: Final = "memcloud_control"
 
 
 def is_postgres_url(url: str) -> bool:
@@ -99,6 +105,9 @@ class PostgresEngine:
         with database_errors():
             migrate(url)
             self._connection: PostgresConnection | None = self._connect()
+        # Opened by the first wait_for_change (the CLI never waits, so never opens it).
+        self._listening: psycopg.Connection[Any] | None = None
+        self._listen_lock = threading.Lock()
 
     def _connect(self) -> PostgresConnection:
         raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
@@ -115,6 +124,43 @@ class PostgresEngine:
                 connection = self._connection = self._connect()
             yield connection
 
+    def announce(self, conn: PostgresConnection) -> None:
+        conn.execute(f"NOTIFY {CHANNEL}")
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait for a NOTIFY on CHANNEL. A listening connection that fails is opened again
+        at the next call, which answers True at once: a change may have been missed."""
+        deadline = time.monotonic() + timeout
+        with self._listen_lock:
+            try:
+                if self._listening is None or self._listening.broken:
+                    fresh = self._listening is not None
+                    self._listen()
+                    if fresh:
+                        return True
+                assert self._listening is not None
+                left = max(0.0, deadline - time.monotonic())
+                return any(True for _ in self._listening.notifies(timeout=left, stop_after=1))
+            except psycopg.Error:
+                self._close_listening()
+                # The database is away: wait out the timeout (the caller's revision read
+                # then fails and says so) rather than spin.
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                return True
+
+    def _listen(self) -> None:
+        self._close_listening()
+        listening = psycopg.connect(
+            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+        )
+        listening.execute(f"LISTEN {CHANNEL}")
+        self._listening = listening
+
+    def _close_listening(self) -> None:
+        if self._listening is not None:
+            self._listening.close()
+            self._listening = None
+
     def truncate(self, expression: str) -> str:
         return f"trunc({expression})"
 
@@ -123,6 +169,8 @@ class PostgresEngine:
             if self._connection is not None:
                 self._connection.raw.close()
                 self._connection = None
+        with self._listen_lock:
+            self._close_listening()
 
     def __repr__(self) -> str:
         return f"PostgresEngine({masked_url(self.url)!r})"

@@ -42,6 +42,15 @@ class Engine(Protocol):
         block; the database's errors inside leave as the store's `StoreFailed`."""
         ...
 
+    def announce(self, conn: Connection) -> None:
+        """Inside a transaction that changed the control plane: tell waiting servers at
+        commit (PostgreSQL's NOTIFY; nothing on SQLite, whose waiters watch the file)."""
+        ...
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """`ControlStore.wait_for_change`."""
+        ...
+
     def truncate(self, expression: str) -> str:
         """SQL for `expression` (a number) truncated toward zero to an integer."""
         ...

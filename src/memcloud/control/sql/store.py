@@ -69,6 +69,7 @@ class SqlStore:
         """One transaction that bumps the revision; rolled back on any exception."""
         with self.engine.session() as conn, conn.transaction():
             conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            self.engine.announce(conn)
             yield conn
 
     @staticmethod
@@ -99,6 +100,9 @@ class SqlStore:
         with self._locked() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
         return int(row[0])
+
+    def wait_for_change(self, timeout: float) -> bool:
+        return self.engine.wait_for_change(timeout)
 
     def create_cache(self, name: str, plan: int) -> CacheRecord:
         rules.validate_cache_name(name)

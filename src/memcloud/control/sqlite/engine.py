@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,8 @@ from memcloud.control.sqlite.transactions import transaction
 __all__ = ["BUSY_TIMEOUT_MS", "SqliteConnection", "SqliteEngine"]
 
 BUSY_TIMEOUT_MS = 5000
+# How often a waiting server looks whether another connection committed (one pragma read).
+CHANGE_CHECK_SECONDS = 0.05
 
 
 class SqliteConnection:
@@ -71,6 +74,25 @@ class SqliteEngine:
     def session(self) -> Iterator[SqliteConnection]:
         with self.lock, database_errors(self.path.parent):
             yield self.connection
+
+    def announce(self, conn: SqliteConnection) -> None:
+        """Nothing to send: waiters see the file's data_version move."""
+
+    def _data_version(self) -> int:
+        with self.session() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """`PRAGMA data_version` changes when another connection commits to the file (a CLI
+        command, another node): looked at every CHANGE_CHECK_SECONDS until `timeout`. A
+        flush log or stats write wakes it too; the caller's revision check sorts that out."""
+        deadline = time.monotonic() + timeout
+        seen = self._data_version()
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(CHANGE_CHECK_SECONDS, left))
+            if self._data_version() != seen:
+                return True
+        return False
 
     def truncate(self, expression: str) -> str:
         return f"CAST({expression} AS INTEGER)"
