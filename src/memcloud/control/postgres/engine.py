@@ -24,7 +24,7 @@ import psycopg
 from yoyo import get_backend, read_migrations
 
 from memcloud.control.postgres.errors import database_errors
-from memcloud.control.sql.connection import Rows
+from memcloud.control.sql.connection import Connection, Rows
 
 __all__ = [
     "CHANNEL",
@@ -124,7 +124,7 @@ class PostgresEngine:
                 connection = self._connection = self._connect()
             yield connection
 
-    def announce(self, conn: PostgresConnection) -> None:
+    def announce(self, conn: Connection) -> None:
         conn.execute(f"NOTIFY {CHANNEL}")
 
     def wait_for_change(self, timeout: float) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from memcloud.control.sql.connection import Rows
+from memcloud.control.sql.connection import Connection, Rows
 from memcloud.control.sqlite.errors import database_errors
 from memcloud.control.sqlite.migrations import migrate
 from memcloud.control.sqlite.transactions import transaction
@@ -75,7 +75,7 @@ class SqliteEngine:
         with self.lock, database_errors(self.path.parent):
             yield self.connection
 
-    def announce(self, conn: SqliteConnection) -> None:
+    def announce(self, conn: Connection) -> None:
         """Nothing to send: waiters see the file's data_version move."""
 
     def _data_version(self) -> int:
