@@ -549,3 +549,76 @@ def test_compaction_keeps_each_hours_last_sample_and_expires_the_oldest(
     # then the hour-1 sample, older than the hour cutoff (1).
     assert changed == 6
     assert store.compact_stats(day + HOUR + 40 * MINUTE, 2 * HOUR) == 0
+
+
+# -- clusters and nodes -----------------------------------------------------------------------
+
+
+def test_a_cache_lives_on_a_cluster_and_can_move(store: ControlStore) -> None:
+    plain = store.create_cache("plain", MB)
+    placed = store.create_cache("placed", MB, cluster="eu-1")
+    assert (plain.cluster, placed.cluster) == ("default", "eu-1")
+    before = store.revision()
+    moved = store.update_cache(plain.id, cluster="eu-1")
+    assert moved == dataclasses.replace(plain, cluster="eu-1")
+    assert store.find_cache("plain") == moved
+    assert store.revision() > before
+    for bad in ("", "has space", "x" * 65):
+        with pytest.raises(ControlError, match="invalid cluster name"):
+            store.update_cache(plain.id, cluster=bad)
+        with pytest.raises(ControlError, match="invalid cluster name"):
+            store.create_cache("other", MB, cluster=bad)
+    assert store.find_cache("plain").cluster == "eu-1"
+
+
+def test_nodes_register_heartbeat_and_leave(store: ControlStore) -> None:
+    before = store.revision()
+    one = store.register_node("10.0.0.1:11211", cluster="default", machine="m1")
+    two = store.register_node(
+        "[fd00::2]:11211", cluster="default", machine="m2", internal="[fd00::2]:11290"
+    )
+    assert store.revision() >= before + 2  # joining changes where keys live
+    assert [(n.id, n.address, n.cluster, n.machine, n.internal) for n in store.list_nodes()] == [
+        (one.id, "10.0.0.1:11211", "default", "m1", ""),
+        (two.id, "[fd00::2]:11211", "default", "m2", "[fd00::2]:11290"),
+    ]
+    assert all(0 <= n.heartbeat_age < 5 for n in store.list_nodes())
+    time.sleep(0.3)
+    revision = store.revision()
+    assert store.heartbeat(one.id)
+    ages = {n.id: n.heartbeat_age for n in store.list_nodes()}
+    assert ages[one.id] < 0.25 <= ages[two.id]  # the database's clock moved; one beat
+    assert store.revision() == revision  # heartbeats are not changes
+    store.remove_node(two.id)
+    assert [n.id for n in store.list_nodes()] == [one.id]
+    assert store.revision() > revision
+    assert not store.heartbeat(two.id)  # gone: it must register again
+    with pytest.raises(NotFound, match=f"no node with id {two.id}"):
+        store.remove_node(two.id)
+
+
+def test_a_node_rejoining_at_its_address_keeps_its_id(store: ControlStore) -> None:
+    first = store.register_node("10.0.0.1:11211", cluster="default", machine="m1")
+    again = store.register_node("10.0.0.1:11211", cluster="eu-1", machine="m9")
+    assert again.id == first.id
+    assert [(n.id, n.cluster, n.machine) for n in store.list_nodes()] == [(first.id, "eu-1", "m9")]
+
+
+@pytest.mark.parametrize(
+    ("address", "machine", "internal", "message"),
+    [
+        ("no-port", "m", "", "invalid node address"),
+        ("host:0", "m", "", "invalid node address"),
+        ("host:70000", "m", "", "invalid node address"),
+        ("a,b:1", "m", "", "invalid node address"),
+        ("host:1", "m", "bad", "invalid node internal address"),
+        ("host:1", "", "", "invalid machine name"),
+        ("host:1", "two words", "", "invalid machine name"),
+    ],
+)
+def test_invalid_nodes_are_refused(
+    store: ControlStore, address: str, machine: str, internal: str, message: str
+) -> None:
+    with pytest.raises(ControlError, match=message):
+        store.register_node(address, cluster="default", machine=machine, internal=internal)
+    assert store.list_nodes() == []

@@ -161,6 +161,9 @@ class PostgresEngine:
             self._listening.close()
             self._listening = None
 
+    # clock_timestamp(), not now(): now() is the transaction's start.
+    clock_sql = "extract(epoch from clock_timestamp())::double precision"
+
     def truncate(self, expression: str) -> str:
         return f"trunc({expression})"
 

@@ -51,6 +51,11 @@ class Engine(Protocol):
         """`ControlStore.wait_for_change`."""
         ...
 
+    @property
+    def clock_sql(self) -> str:
+        """SQL for the database's clock now, in epoch seconds (a float)."""
+        ...
+
     def truncate(self, expression: str) -> str:
         """SQL for `expression` (a number) truncated toward zero to an integer."""
         ...

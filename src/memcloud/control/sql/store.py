@@ -17,24 +17,33 @@ from typing import Any, Self
 
 from memcloud.control import rules
 from memcloud.control.models import (
+    DEFAULT_CLUSTER,
     CacheRecord,
     CredentialRecord,
     FlushRecord,
     NewCredential,
+    NodeRecord,
     StatsSample,
 )
 from memcloud.control.secrets import generate_password, generate_username, hash_password
-from memcloud.control.sql import revocations, telemetry
+from memcloud.control.sql import membership, revocations, telemetry
 from memcloud.control.sql.connection import Connection, Engine
 
 __all__ = ["SqlStore"]
 
-_CACHE_COLUMNS = "id, name, plan, enabled, generation"
+_CACHE_COLUMNS = "id, name, plan, enabled, generation, cluster"
 _CREDENTIAL_COLUMNS = "id, cache_id, username, salt, secret_hash, write, flush, api, is_primary"
 
 
 def _cache(row: Any) -> CacheRecord:
-    return CacheRecord(id=row[0], name=row[1], plan=row[2], enabled=bool(row[3]), generation=row[4])
+    return CacheRecord(
+        id=row[0],
+        name=row[1],
+        plan=row[2],
+        enabled=bool(row[3]),
+        generation=row[4],
+        cluster=row[5],
+    )
 
 
 def _credential(row: Any) -> CredentialRecord:
@@ -104,15 +113,17 @@ class SqlStore:
     def wait_for_change(self, timeout: float) -> bool:
         return self.engine.wait_for_change(timeout)
 
-    def create_cache(self, name: str, plan: int) -> CacheRecord:
+    def create_cache(self, name: str, plan: int, *, cluster: str = DEFAULT_CLUSTER) -> CacheRecord:
         rules.validate_cache_name(name)
         rules.validate_plan(plan)
+        rules.validate_cluster_name(cluster)
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM caches WHERE name = ?", (name,)).fetchone():
                 raise rules.cache_name_taken(name)
             row = conn.execute(
-                "INSERT INTO caches (name, plan, generation) VALUES (?, ?, ?) RETURNING id",
-                (name, plan, secrets.token_hex(rules.GENERATION_BYTES)),
+                "INSERT INTO caches (name, plan, generation, cluster) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
+                (name, plan, secrets.token_hex(rules.GENERATION_BYTES), cluster),
             ).fetchone()
             return self._get_cache(conn, int(row[0]))
 
@@ -134,16 +145,25 @@ class SqlStore:
         return _cache(row)
 
     def update_cache(
-        self, cache_id: int, *, plan: int | None = None, enabled: bool | None = None
+        self,
+        cache_id: int,
+        *,
+        plan: int | None = None,
+        enabled: bool | None = None,
+        cluster: str | None = None,
     ) -> CacheRecord:
         if plan is not None:
             rules.validate_plan(plan)
+        if cluster is not None:
+            rules.validate_cluster_name(cluster)
         with self._write() as conn:
             self._get_cache(conn, cache_id)
             if plan is not None:
                 conn.execute("UPDATE caches SET plan = ? WHERE id = ?", (plan, cache_id))
             if enabled is not None:
                 conn.execute("UPDATE caches SET enabled = ? WHERE id = ?", (enabled, cache_id))
+            if cluster is not None:
+                conn.execute("UPDATE caches SET cluster = ? WHERE id = ?", (cluster, cache_id))
             return self._get_cache(conn, cache_id)
 
     def delete_cache(self, cache_id: int) -> None:
@@ -305,6 +325,33 @@ class SqlStore:
     def session_revoked(self, session_hash: bytes, now: int) -> bool:
         with self._locked() as conn:
             return revocations.revoked(conn, "revoked_sessions", session_hash, now)
+
+    # -- the deployment's nodes (see memcloud.control.sql.membership) -----------------------
+
+    def register_node(
+        self, address: str, *, cluster: str, machine: str, internal: str = ""
+    ) -> NodeRecord:
+        rules.validate_node(address, machine, internal)
+        rules.validate_cluster_name(cluster)
+        clock = self.engine.clock_sql
+        with self._write() as conn:
+            node_id = membership.register(conn, clock, address, cluster, machine, internal)
+            return membership.get(conn, clock, node_id)
+
+    def heartbeat(self, node_id: int) -> bool:
+        if not rules.may_exist(node_id):
+            return False
+        with self._locked() as conn:
+            return membership.heartbeat(conn, self.engine.clock_sql, node_id)
+
+    def list_nodes(self) -> list[NodeRecord]:
+        with self._locked() as conn:
+            return membership.select(conn, self.engine.clock_sql)
+
+    def remove_node(self, node_id: int) -> None:
+        with self._write() as conn:
+            if not rules.may_exist(node_id) or not membership.delete(conn, node_id):
+                raise rules.no_node_id(node_id)
 
     # -- flush log and stats history (see memcloud.control.telemetry) ------------------------
 

@@ -94,6 +94,10 @@ class SqliteEngine:
                 return True
         return False
 
+    # julianday() is a float of days with millisecond precision; the Unix epoch is day
+    # 2440587.5.
+    clock_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+
     def truncate(self, expression: str) -> str:
         return f"CAST({expression} AS INTEGER)"
 
