@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from memcloud.testing import ServerProcess, ascii_login
+from postgres import PostgresServer
 
 
 def require_tool(name: str) -> str:
@@ -44,6 +45,13 @@ def api_status(api_port: int, username: str, password: str, path: str = "/api/v1
     with httpx.Client(transport=transport, timeout=10) as http:
         reply = http.get(f"http://127.0.0.1:{api_port}{path}", auth=(username, password))
     return reply.status_code
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the whole test run (tests take a database each)."""
+    with PostgresServer() as running:
+        yield running
 
 
 @pytest.fixture

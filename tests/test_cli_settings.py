@@ -127,6 +127,7 @@ def _unlike_the_defaults() -> Settings:
         tls_only=True,
         tls_client_ca=Path("ca.pem"),
         node_index=2,
+        control_url="postgresql://memcloud:db-secret@db.example.com:5433/memcloud",
     )
     default = Settings()
     same = [
@@ -167,7 +168,7 @@ def test_settings_json_that_is_not_settings_is_refused(text: str, fragment: str)
 def test_repr_never_shows_a_secret() -> None:
     settings = _unlike_the_defaults()
     text = repr(settings)
-    for secret in ("admin-secret", "provision-secret", "sso-secret"):
+    for secret in ("admin-secret", "provision-secret", "sso-secret", "db-secret"):
         assert secret not in text
     assert "admin_token=<secret>" in text and "sso_salt=<secret>" in text
     # What is not secret still shows: a key's path, the add-on user, an open /metrics ('').

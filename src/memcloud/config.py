@@ -126,9 +126,7 @@ def parse_plan_specs(text: str) -> tuple[Plan, ...]:
                 )
             connections = int(value)
             if not 0 < connections <= MAX_PLAN_CONNECTIONS:
-                raise ValueError(
-                    f"plan {slug!r}: connections must be 1 to {MAX_PLAN_CONNECTIONS}"
-                )
+                raise ValueError(f"plan {slug!r}: connections must be 1 to {MAX_PLAN_CONNECTIONS}")
         plans[slug] = Plan(slug, size, connections)
     if not plans:
         raise ValueError("no plans given")
@@ -193,6 +191,16 @@ class Settings:
     data_dir: Path = field(
         default_factory=lambda: Path("data"),
         metadata=serve_option("directory holding the control database", parse=Path),
+    )
+    # None: SQLite in the data dir (one machine). A URL: PostgreSQL, shared by machines.
+    control_url: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "PostgreSQL control store, postgresql://user:password@host:port/db (prefer the"
+            " env variable); without it the control store is SQLite in DATA_DIR",
+            words="SQLite in DATA_DIR",
+            secret=True,
+        ),
     )
     # Server-wide budget across every cache; 0 means the sum of the plans (no extra bound).
     memory: int = field(

@@ -1,5 +1,6 @@
 """What every control store must do, run against each of them (SQLite in a temporary
-directory, in memory). A new backend (PostgreSQL) joins by adding itself to `STORES`.
+directory, in memory, PostgreSQL started by the test). A new backend joins by adding itself
+to `STORES`.
 
 The rules come from memcloud.control.rules, so the refusals' words are the same from every
 store; what only the SQLite file can show (its bytes, its schema) is in test_sqlite_store.py.
@@ -8,7 +9,9 @@ store; what only the SQLite file can show (its bytes, its schema) is in test_sql
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pytest
 from memcloud.control.base import Conflict, ControlError, ControlStore, NotFound
 from memcloud.control.memory import MemoryStore
 from memcloud.control.models import FlushRecord, StatsSample
+from memcloud.control.postgres import PostgresStore
 from memcloud.control.secrets import verify_password
 from memcloud.control.sqlite import SqliteStore
 from memcloud.control.telemetry import HOUR, MINUTE
@@ -24,15 +28,20 @@ from memcloud.control.telemetry import HOUR, MINUTE
 MB = 1024 * 1024
 PRIMARY_REFUSED = "cannot delete the primary credential; promote another credential first"
 
-STORES: dict[str, Callable[[Path], ControlStore]] = {
-    "sqlite": lambda tmp: SqliteStore(tmp / "memcloud.db"),
-    "memory": lambda tmp: MemoryStore(),
+_numbers = itertools.count()
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], ControlStore]] = {
+    "sqlite": lambda request, tmp: SqliteStore(tmp / "memcloud.db"),
+    "memory": lambda request, tmp: MemoryStore(),
+    # A database of its own per test, on one PostgreSQL server per test session.
+    "postgres": lambda request, tmp: PostgresStore(
+        request.getfixturevalue("postgres_server").fresh_database(f"contract_{next(_numbers)}")
+    ),
 }
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ControlStore]:
-    with STORES[request.param](tmp_path) as opened:
+    with STORES[request.param](request, tmp_path) as opened:
         yield opened
 
 
@@ -61,6 +70,25 @@ def test_find_cache_not_found_messages(store: ControlStore) -> None:
         store.find_cache("demo")  # names are case-sensitive
     with pytest.raises(NotFound, match="no cache with id 42"):
         store.find_cache("42")
+
+
+@pytest.mark.parametrize("ref", ["9" * 20, str(2**63), 2**64, -1, 0])
+def test_ids_no_store_can_hold_are_not_found(store: ControlStore, ref: str | int) -> None:
+    """Not a database's overflow error (SQLite raised OverflowError, PostgreSQL a DataError)."""
+    cache = store.create_cache("demo", MB)
+    with pytest.raises(NotFound, match="no cache with id"):
+        store.find_cache(ref)
+    with pytest.raises(NotFound):
+        store.update_cache(int(ref), plan=MB)
+    with pytest.raises(NotFound):
+        store.find_credential(cache.id, ref)
+    with pytest.raises(NotFound):
+        store.delete_credential(int(ref))
+
+
+def test_a_digit_that_is_no_number_is_a_name(store: ControlStore) -> None:
+    with pytest.raises(NotFound, match="no cache named '²'"):
+        store.find_cache("²")
 
 
 @pytest.mark.parametrize("name", ["", "a" * 65, "has space", "slash/", "ünï", "1234"])
@@ -245,6 +273,46 @@ def test_passwords_verify_and_are_never_shown_again(store: ControlStore) -> None
 
 
 # -- the revision servers poll ---------------------------------------------------------------
+
+
+def _same_database(store: ControlStore) -> ControlStore:
+    """Another store on `store`'s database, as another process (a CLI, a node) opens it;
+    the memory store's database is the store itself."""
+    if isinstance(store, SqliteStore):
+        return SqliteStore(store.path)
+    if isinstance(store, PostgresStore):
+        return PostgresStore(store.url)
+    return store
+
+
+def test_a_change_elsewhere_wakes_a_waiting_server(store: ControlStore) -> None:
+    other = _same_database(store)
+    woke: list[tuple[bool, float]] = []
+    store.wait_for_change(0.0)  # a first wait may set up what later waits listen on
+
+    def wait() -> None:
+        started = time.monotonic()
+        woke.append((store.wait_for_change(10.0), time.monotonic() - started))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)  # the waiter is waiting
+    before = store.revision()
+    other.create_cache("elsewhere", MB)
+    waiter.join(timeout=15)
+    if other is not store:
+        other.close()
+    [(changed, seconds)] = woke
+    assert changed and seconds < 2.0  # long before the timeout
+    assert store.revision() > before
+
+
+def test_waiting_without_a_change_ends_at_the_timeout(store: ControlStore) -> None:
+    started = time.monotonic()
+    changed = store.wait_for_change(0.3)
+    elapsed = time.monotonic() - started
+    assert not changed
+    assert 0.25 <= elapsed < 3.0
 
 
 def test_revision_changes_on_every_change_only(store: ControlStore) -> None:
@@ -481,3 +549,76 @@ def test_compaction_keeps_each_hours_last_sample_and_expires_the_oldest(
     # then the hour-1 sample, older than the hour cutoff (1).
     assert changed == 6
     assert store.compact_stats(day + HOUR + 40 * MINUTE, 2 * HOUR) == 0
+
+
+# -- clusters and nodes -----------------------------------------------------------------------
+
+
+def test_a_cache_lives_on_a_cluster_and_can_move(store: ControlStore) -> None:
+    plain = store.create_cache("plain", MB)
+    placed = store.create_cache("placed", MB, cluster="eu-1")
+    assert (plain.cluster, placed.cluster) == ("default", "eu-1")
+    before = store.revision()
+    moved = store.update_cache(plain.id, cluster="eu-1")
+    assert moved == dataclasses.replace(plain, cluster="eu-1")
+    assert store.find_cache("plain") == moved
+    assert store.revision() > before
+    for bad in ("", "has space", "x" * 65):
+        with pytest.raises(ControlError, match="invalid cluster name"):
+            store.update_cache(plain.id, cluster=bad)
+        with pytest.raises(ControlError, match="invalid cluster name"):
+            store.create_cache("other", MB, cluster=bad)
+    assert store.find_cache("plain").cluster == "eu-1"
+
+
+def test_nodes_register_heartbeat_and_leave(store: ControlStore) -> None:
+    before = store.revision()
+    one = store.register_node("10.0.0.1:11211", cluster="default", machine="m1")
+    two = store.register_node(
+        "[fd00::2]:11211", cluster="default", machine="m2", internal="[fd00::2]:11290"
+    )
+    assert store.revision() >= before + 2  # joining changes where keys live
+    assert [(n.id, n.address, n.cluster, n.machine, n.internal) for n in store.list_nodes()] == [
+        (one.id, "10.0.0.1:11211", "default", "m1", ""),
+        (two.id, "[fd00::2]:11211", "default", "m2", "[fd00::2]:11290"),
+    ]
+    assert all(0 <= n.heartbeat_age < 5 for n in store.list_nodes())
+    time.sleep(0.3)
+    revision = store.revision()
+    assert store.heartbeat(one.id)
+    ages = {n.id: n.heartbeat_age for n in store.list_nodes()}
+    assert ages[one.id] < 0.25 <= ages[two.id]  # the database's clock moved; one beat
+    assert store.revision() == revision  # heartbeats are not changes
+    store.remove_node(two.id)
+    assert [n.id for n in store.list_nodes()] == [one.id]
+    assert store.revision() > revision
+    assert not store.heartbeat(two.id)  # gone: it must register again
+    with pytest.raises(NotFound, match=f"no node with id {two.id}"):
+        store.remove_node(two.id)
+
+
+def test_a_node_rejoining_at_its_address_keeps_its_id(store: ControlStore) -> None:
+    first = store.register_node("10.0.0.1:11211", cluster="default", machine="m1")
+    again = store.register_node("10.0.0.1:11211", cluster="eu-1", machine="m9")
+    assert again.id == first.id
+    assert [(n.id, n.cluster, n.machine) for n in store.list_nodes()] == [(first.id, "eu-1", "m9")]
+
+
+@pytest.mark.parametrize(
+    ("address", "machine", "internal", "message"),
+    [
+        ("no-port", "m", "", "invalid node address"),
+        ("host:0", "m", "", "invalid node address"),
+        ("host:70000", "m", "", "invalid node address"),
+        ("a,b:1", "m", "", "invalid node address"),
+        ("host:1", "m", "bad", "invalid node internal address"),
+        ("host:1", "", "", "invalid machine name"),
+        ("host:1", "two words", "", "invalid machine name"),
+    ],
+)
+def test_invalid_nodes_are_refused(
+    store: ControlStore, address: str, machine: str, internal: str, message: str
+) -> None:
+    with pytest.raises(ControlError, match=message):
+        store.register_node(address, cluster="default", machine=machine, internal=internal)
+    assert store.list_nodes() == []

@@ -38,7 +38,7 @@ _positive_int = argument_type(parse_positive_int)
 
 
 def _open(ns: argparse.Namespace, *, create: bool = False) -> ControlStore:
-    return open_store(ns.data_dir, create=create)
+    return open_store(ns.data_dir, create=create, control_url=ns.control_url)
 
 
 def cmd_cache_create(ns: argparse.Namespace) -> int:
@@ -227,6 +227,12 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data-dir", type=Path, default="data", help="directory holding the control database"
+    )
+    common.add_argument(
+        "--control-url",
+        default=None,
+        help="PostgreSQL control store (prefer MEMCLOUD_CONTROL_URL); without it, SQLite in"
+        " --data-dir",
     )
     common.add_argument("--json", action="store_true", default=False, help="print JSON")
     return common

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Protocol, Self
 
 from memcloud.control.models import (
+    DEFAULT_CLUSTER,
     CacheRecord,
     CredentialRecord,
     FlushRecord,
     NewCredential,
+    NodeRecord,
     StatsSample,
 )
 
@@ -67,15 +69,35 @@ class ControlStore(Protocol):
         """A number that changes whenever caches or credentials change (polled by servers)."""
         ...
 
-    def create_cache(self, name: str, plan: int) -> CacheRecord: ...
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until the control plane may have changed, or `timeout` seconds passed.
+
+        True when woken by a possible change (PostgreSQL's NOTIFY, another SQLite connection's
+        commit, a change in this memory store), False at the timeout. Only a hint: callers
+        compare `revision()` afterwards, and poll it at the timeout anyway, so a lost wake-up
+        delays a change by one timeout at most.
+        """
+        ...
+
+    def create_cache(
+        self, name: str, plan: int, *, cluster: str = DEFAULT_CLUSTER
+    ) -> CacheRecord: ...
     def list_caches(self) -> list[CacheRecord]: ...
     def find_cache(self, ref: str | int) -> CacheRecord:
         """By numeric id or by name; raises NotFound."""
         ...
 
     def update_cache(
-        self, cache_id: int, *, plan: int | None = None, enabled: bool | None = None
-    ) -> CacheRecord: ...
+        self,
+        cache_id: int,
+        *,
+        plan: int | None = None,
+        enabled: bool | None = None,
+        cluster: str | None = None,
+    ) -> CacheRecord:
+        """Change a cache's plan, whether it is enabled, or its cluster (a move)."""
+        ...
+
     def delete_cache(self, cache_id: int) -> None: ...
 
     def create_credential(
@@ -122,6 +144,24 @@ class ControlStore(Protocol):
         ...
 
     def session_revoked(self, session_hash: bytes, now: int) -> bool: ...
+
+    # The deployment's memcache nodes. Joining and leaving bump the revision (every node
+    # then places keys anew); heartbeats do not.
+    def register_node(
+        self, address: str, *, cluster: str, machine: str, internal: str = ""
+    ) -> NodeRecord:
+        """Join the deployment, or rejoin it at the same address (same id, fields renewed)."""
+        ...
+
+    def heartbeat(self, node_id: int) -> bool:
+        """The node is alive now; False if it is no longer registered (it must rejoin)."""
+        ...
+
+    def list_nodes(self) -> list[NodeRecord]:
+        """Every registered node, oldest first, each with its heartbeat's age."""
+        ...
+
+    def remove_node(self, node_id: int) -> None: ...
 
     # The flush audit log and the stats history: written often, so no revision bump.
     def record_flushes(self, records: list[FlushRecord]) -> None: ...

@@ -11,16 +11,19 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Self
 
 from memcloud.control import rules
 from memcloud.control.models import (
+    DEFAULT_CLUSTER,
     CacheRecord,
     CredentialRecord,
     FlushRecord,
     NewCredential,
+    NodeRecord,
     StatsSample,
 )
 from memcloud.control.secrets import generate_password, generate_username, hash_password
@@ -40,6 +43,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Notified at every revision bump (wait_for_change).
+        self._changed = threading.Condition(self._lock)
         self._revision = 0
         self._caches: dict[int, CacheRecord] = {}
         self._credentials: dict[int, CredentialRecord] = {}
@@ -48,8 +53,10 @@ class MemoryStore:
         self._revoked_sessions: dict[bytes, int] = {}
         self._flushes: list[FlushRecord] = []
         self._samples: list[_Sample] = []
+        # Each node with the time.monotonic() of its last heartbeat.
+        self._nodes: dict[int, tuple[NodeRecord, float]] = {}
         # The last id handed out of each kind: ids only grow.
-        self._last_id = {"cache": 0, "credential": 0, "flush": 0, "sample": 0}
+        self._last_id = {"cache": 0, "credential": 0, "flush": 0, "sample": 0, "node": 0}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -63,6 +70,7 @@ class MemoryStore:
         with self._lock:
             yield
             self._revision += 1
+            self._changed.notify_all()
 
     def _get_cache(self, cache_id: int) -> CacheRecord:
         cache = self._caches.get(cache_id)
@@ -90,13 +98,19 @@ class MemoryStore:
 
     # -- caches -----------------------------------------------------------------------------
 
+    def wait_for_change(self, timeout: float) -> bool:
+        with self._lock:
+            seen = self._revision
+            return self._changed.wait_for(lambda: self._revision != seen, timeout)
+
     def revision(self) -> int:
         with self._lock:
             return self._revision
 
-    def create_cache(self, name: str, plan: int) -> CacheRecord:
+    def create_cache(self, name: str, plan: int, *, cluster: str = DEFAULT_CLUSTER) -> CacheRecord:
         rules.validate_cache_name(name)
         rules.validate_plan(plan)
+        rules.validate_cluster_name(cluster)
         with self._write():
             if any(c.name == name for c in self._caches.values()):
                 raise rules.cache_name_taken(name)
@@ -105,6 +119,7 @@ class MemoryStore:
                 name=name,
                 plan=plan,
                 generation=secrets.token_hex(rules.GENERATION_BYTES),
+                cluster=cluster,
             )
             self._caches[cache.id] = cache
             return cache
@@ -123,16 +138,25 @@ class MemoryStore:
         raise rules.no_cache_named(str(ref))
 
     def update_cache(
-        self, cache_id: int, *, plan: int | None = None, enabled: bool | None = None
+        self,
+        cache_id: int,
+        *,
+        plan: int | None = None,
+        enabled: bool | None = None,
+        cluster: str | None = None,
     ) -> CacheRecord:
         if plan is not None:
             rules.validate_plan(plan)
+        if cluster is not None:
+            rules.validate_cluster_name(cluster)
         with self._write():
             cache = self._get_cache(cache_id)
             if plan is not None:
                 cache = dataclasses.replace(cache, plan=plan)
             if enabled is not None:
                 cache = dataclasses.replace(cache, enabled=bool(enabled))
+            if cluster is not None:
+                cache = dataclasses.replace(cache, cluster=cluster)
             self._caches[cache_id] = cache
             return cache
 
@@ -240,6 +264,40 @@ class MemoryStore:
         with self._write():
             rules.check_deletable(self._get_credential(credential_id).primary)
             del self._credentials[credential_id]
+
+    # -- the deployment's nodes -------------------------------------------------------------
+
+    def _aged(self, node_id: int) -> NodeRecord:
+        node, beat = self._nodes[node_id]
+        return dataclasses.replace(node, heartbeat_age=max(0.0, time.monotonic() - beat))
+
+    def register_node(
+        self, address: str, *, cluster: str, machine: str, internal: str = ""
+    ) -> NodeRecord:
+        rules.validate_node(address, machine, internal)
+        rules.validate_cluster_name(cluster)
+        with self._write():
+            known = [n.id for n, _ in self._nodes.values() if n.address == address]
+            node_id = known[0] if known else self._next_id("node")
+            node = NodeRecord(node_id, address, cluster, machine, internal, 0.0)
+            self._nodes[node_id] = (node, time.monotonic())
+            return self._aged(node_id)
+
+    def heartbeat(self, node_id: int) -> bool:
+        with self._lock:
+            if node_id not in self._nodes:
+                return False
+            self._nodes[node_id] = (self._nodes[node_id][0], time.monotonic())
+            return True
+
+    def list_nodes(self) -> list[NodeRecord]:
+        with self._lock:
+            return [self._aged(node_id) for node_id in sorted(self._nodes)]
+
+    def remove_node(self, node_id: int) -> None:
+        with self._write():
+            if self._nodes.pop(node_id, None) is None:
+                raise rules.no_node_id(node_id)
 
     # -- single sign-on ---------------------------------------------------------------------
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CacheRecord", "CredentialRecord", "FlushRecord", "NewCredential", "StatsSample"]
+__all__ = [
+    "DEFAULT_CLUSTER",
+    "CacheRecord",
+    "CredentialRecord",
+    "FlushRecord",
+    "NewCredential",
+    "NodeRecord",
+    "StatsSample",
+]
+
+# The cluster of caches created without one, and of nodes started without --cluster.
+DEFAULT_CLUSTER = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +28,24 @@ class CacheRecord:
     # made for a cache (sessions, connections, stored items) carries it and is refused
     # once it no longer matches, even if the id were ever handed out again.
     generation: str = ""
+    # The named set of nodes that serves the cache (the hosted service's "cluster").
+    cluster: str = DEFAULT_CLUSTER
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A memcache node of the deployment, as it registered itself.
+
+    `heartbeat_age` is how long ago its last heartbeat was, by the database's clock (so the
+    clocks of the machines never enter it); readers decide from it whether the node is up.
+    """
+
+    id: int
+    address: str  # "host:port" clients connect to (MEMCACHIER_SERVERS)
+    cluster: str
+    machine: str  # nodes of one machine fail together: replicas go to other machines
+    internal: str  # "host:port" of its node-to-node channel ("" if it has none)
+    heartbeat_age: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memcloud.control.base import ControlStore, DamagedStore, NotFound
+from memcloud.control.base import ControlError, ControlStore, DamagedStore, NotFound
+from memcloud.control.postgres import PostgresStore, is_postgres_url
 from memcloud.control.sqlite import SqliteStore, check_store
 
 __all__ = ["STORE_FILENAME", "DamagedStore", "check_store", "open_store", "store_path"]
@@ -16,14 +17,21 @@ def store_path(data_dir: Path) -> Path:
     return data_dir / STORE_FILENAME
 
 
-def open_store(data_dir: Path, *, create: bool = True, check: bool = False) -> ControlStore:
-    """Open the data directory's store; with `create`, make the directory (0700) and file.
+def open_store(
+    data_dir: Path, *, create: bool = True, check: bool = False, control_url: str | None = None
+) -> ControlStore:
+    """Open the control store: PostgreSQL at `control_url` if given, else the data
+    directory's SQLite file; with `create`, make the directory (0700) and file.
 
     Commands that only read or change existing caches pass `create=False`, so a typo in
     `--data-dir` is reported instead of silently creating an empty store somewhere. With
     `check` (`memcloud serve`), a damaged database is refused (`DamagedStore`). A database
     that cannot be opened raises `StoreFailed`.
     """
+    if control_url:
+        if not is_postgres_url(control_url):
+            raise ControlError("the control URL must start with postgresql:// or postgres://")
+        return PostgresStore(control_url)
     path = store_path(data_dir)
     if not path.exists():
         if not create:

@@ -14,6 +14,8 @@ from memcloud.control.base import Conflict, ControlError, NotFound
 __all__ = [
     "CACHE_NAME_RE",
     "GENERATION_BYTES",
+    "MAX_ID",
+    "NODE_FIELD_MAX",
     "PRIMARY_DELETE_REFUSED",
     "USERNAME_ATTEMPTS",
     "becomes_primary",
@@ -21,23 +23,57 @@ __all__ = [
     "capability_changes",
     "check_deletable",
     "is_id",
+    "may_exist",
     "no_cache_id",
     "no_cache_named",
     "no_credential",
     "no_credential_id",
+    "no_node_id",
     "no_unused_username",
     "validate_cache_name",
     "validate_capabilities",
+    "validate_cluster_name",
+    "validate_node",
     "validate_plan",
 ]
+
+# The largest id a store hands out (SQLite's INTEGER and PostgreSQL's BIGINT both hold it).
+MAX_ID = 2**63 - 1
 
 # Names appear in URLs, logs and shell commands: keep them to a safe, short alphabet.
 CACHE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # 24-bit usernames collide now and then; a few redraws make a collision practically impossible.
 USERNAME_ATTEMPTS = 20
+# A node's address, internal address and machine name: a host name and a port fit.
+NODE_FIELD_MAX = 300
 # A cache's generation: 16 random bytes, hex.
 GENERATION_BYTES = 16
 PRIMARY_DELETE_REFUSED = "cannot delete the primary credential; promote another credential first"
+
+
+def validate_cluster_name(name: str) -> None:
+    if not CACHE_NAME_RE.match(name):
+        raise ControlError(
+            f"invalid cluster name {name!r}: use 1-64 characters of letters, digits, '_', '.', '-'"
+        )
+
+
+def validate_node(address: str, machine: str, internal: str) -> None:
+    """A node's addresses are `host:port` (an IPv6 host in brackets), its machine a name."""
+    for what, value in (("address", address), ("internal address", internal)):
+        if value == "" and what == "internal address":
+            continue
+        host, _, port = value.rpartition(":")
+        if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ControlError(f"invalid node {what} {value!r}: use host:port")
+        if len(value) > NODE_FIELD_MAX or any(c.isspace() or c == "," for c in value):
+            raise ControlError(f"invalid node {what} {value!r}")
+    if not 0 < len(machine) <= NODE_FIELD_MAX or any(c.isspace() for c in machine):
+        raise ControlError(f"invalid machine name {machine!r}")
+
+
+def no_node_id(node_id: int) -> NotFound:
+    return NotFound(f"no node with id {node_id}")
 
 
 def validate_cache_name(name: str) -> None:
@@ -73,8 +109,15 @@ def capability_changes(
 
 
 def is_id(ref: str | int) -> bool:
-    """An int or an all-digit string refers to a cache by id (names cannot be all digits)."""
-    return isinstance(ref, int) or ref.isdigit()
+    """An int or an all-digit (ASCII) string refers to a cache by id (names cannot be all
+    digits; `isdigit` alone also takes "²", which is no number)."""
+    return isinstance(ref, int) or (ref.isascii() and ref.isdigit())
+
+
+def may_exist(record_id: int) -> bool:
+    """Whether a row can have this id: ids are positive 64-bit integers in every store, and
+    a larger one must be "not found", not a database's overflow error."""
+    return 0 < record_id <= MAX_ID
 
 
 def becomes_primary(asked: bool, cache_has_primary: bool) -> bool:

@@ -73,7 +73,9 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         settings = fit_open_files(settings)  # may serve fewer connections than asked
         # Node 0 checks the database once (every page) before the deployment uses it.
-        self.store: ControlStore = open_store(settings.data_dir, check=settings.node_index == 0)
+        self.store: ControlStore = open_store(
+            settings.data_dir, check=settings.node_index == 0, control_url=settings.control_url
+        )
         self.is_first = settings.node_index == 0
         self.connection = bootstrap(self.store, settings) if self.is_first else None
         self.new_admin_token = self.new_metrics_token = False

@@ -1,8 +1,8 @@
 """The control store on SQLite: the only code of memcloud that knows `sqlite3`.
 
-store.py is the `ControlStore`; migrations.py its schema; transactions.py, revocations.py
-and telemetry.py the SQL it runs; errors.py turns SQLite's errors into the store's own;
-check.py refuses a damaged file at start.
+engine.py runs the shared SQL store (memcloud.control.sql) on one SQLite file; store.py is
+that `ControlStore`; migrations.py its schema; transactions.py its transactions; errors.py
+turns SQLite's errors into the store's own; check.py refuses a damaged file at start.
 """
 
 from __future__ import annotations

@@ -141,6 +141,20 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX revoked_sessions_expires ON revoked_sessions (expires);
     """,
+    # 5: clusters and the deployment's nodes (issue 11). A cache lives on one cluster, a
+    # named set of nodes; each node registers itself and heartbeats (`heartbeat_at`, epoch
+    # seconds by the database's clock).
+    """
+    ALTER TABLE caches ADD COLUMN cluster TEXT NOT NULL DEFAULT 'default';
+    CREATE TABLE nodes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        address TEXT NOT NULL UNIQUE,
+        cluster TEXT NOT NULL,
+        machine TEXT NOT NULL,
+        internal TEXT NOT NULL DEFAULT '',
+        heartbeat_at REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -1,4 +1,4 @@
-"""SQL for the flush audit log and the stats history of the SQLite store.
+"""SQL for the flush audit log and the stats history, the same on every engine.
 
 Writing them never bumps the revision (see memcloud.control.telemetry for why, and for the
 rules every store follows). The caller holds the store's lock.
@@ -7,11 +7,10 @@ rules every store follows). The caller holds the store's lock.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from memcloud.control.models import FlushRecord, StatsSample
-from memcloud.control.sqlite.transactions import transaction
+from memcloud.control.sql.connection import Connection
 from memcloud.control.telemetry import HOUR, MINUTE, compaction_boundary
 
 __all__ = [
@@ -26,18 +25,16 @@ __all__ = [
 _FLUSH_COLUMNS = "id, cache_id, at, source, username, peer, node, app, release, commit_sha, details"
 
 
-def _transaction(
-    conn: sqlite3.Connection, statements: Iterable[tuple[str, tuple[object, ...]]]
-) -> int:
+def _transaction(conn: Connection, statements: Iterable[tuple[str, tuple[object, ...]]]) -> int:
     """Run statements in one transaction (no revision bump); answer the rows they changed."""
     changed = 0
-    with transaction(conn):
+    with conn.transaction():
         for sql, params in statements:
             changed += conn.execute(sql, params).rowcount
     return changed
 
 
-def insert_flushes(conn: sqlite3.Connection, records: Iterable[FlushRecord]) -> int:
+def insert_flushes(conn: Connection, records: Iterable[FlushRecord]) -> int:
     """Append flush log lines; lines of caches deleted meanwhile are skipped, not errors."""
     return _transaction(
         conn,
@@ -83,7 +80,7 @@ def _flush_record(row: tuple[object, ...]) -> FlushRecord:
     )
 
 
-def select_flushes(conn: sqlite3.Connection, cache_id: int, limit: int) -> list[FlushRecord]:
+def select_flushes(conn: Connection, cache_id: int, limit: int) -> list[FlushRecord]:
     """The newest `limit` flushes of a cache, newest first."""
     rows = conn.execute(
         f"SELECT {_FLUSH_COLUMNS} FROM flush_log WHERE cache_id = ?"
@@ -93,11 +90,11 @@ def select_flushes(conn: sqlite3.Connection, cache_id: int, limit: int) -> list[
     return [_flush_record(tuple(row)) for row in rows]
 
 
-def prune_flush_log(conn: sqlite3.Connection, before: float) -> int:
+def prune_flush_log(conn: Connection, before: float) -> int:
     return _transaction(conn, [("DELETE FROM flush_log WHERE at < ?", (before,))])
 
 
-def insert_samples(conn: sqlite3.Connection, samples: Iterable[StatsSample]) -> int:
+def insert_samples(conn: Connection, samples: Iterable[StatsSample]) -> int:
     return _transaction(
         conn,
         (
@@ -118,9 +115,7 @@ def insert_samples(conn: sqlite3.Connection, samples: Iterable[StatsSample]) -> 
     )
 
 
-def select_samples(
-    conn: sqlite3.Connection, cache_id: int, start: float, end: float
-) -> list[StatsSample]:
+def select_samples(conn: Connection, cache_id: int, start: float, end: float) -> list[StatsSample]:
     """A cache's samples with `start <= at <= end`, oldest first, of every resolution."""
     rows = conn.execute(
         "SELECT cache_id, server, at, resolution, stats FROM stats_history"
@@ -142,9 +137,16 @@ def select_samples(
     return samples
 
 
-def compact_stats(conn: sqlite3.Connection, minute_cutoff: float, hour_cutoff: float) -> int:
+def compact_stats(
+    conn: Connection,
+    minute_cutoff: float,
+    hour_cutoff: float,
+    truncate: Callable[[str], str],
+) -> int:
     """Downsample minute samples before `compaction_boundary(minute_cutoff)` to one per
-    hour, and delete samples of any resolution older than `hour_cutoff`."""
+    hour, and delete samples of any resolution older than `hour_cutoff`. `truncate` is the
+    engine's SQL for an integer part (SQLite's CAST rounds toward zero, PostgreSQL's to the
+    nearest)."""
     boundary = compaction_boundary(minute_cutoff)
     return _transaction(
         conn,
@@ -152,7 +154,7 @@ def compact_stats(conn: sqlite3.Connection, minute_cutoff: float, hour_cutoff: f
             (
                 "UPDATE stats_history SET resolution = ? WHERE id IN"
                 " (SELECT max(id) FROM stats_history WHERE resolution = ? AND at < ?"
-                "  GROUP BY cache_id, server, CAST(at / ? AS INTEGER))",
+                f"  GROUP BY cache_id, server, {truncate('at / ?')})",
                 (HOUR, MINUTE, boundary, HOUR),
             ),
             (

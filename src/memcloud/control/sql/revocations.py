@@ -9,9 +9,7 @@ the store's lock.
 
 from __future__ import annotations
 
-import sqlite3
-
-from memcloud.control.sqlite.transactions import transaction
+from memcloud.control.sql.connection import Connection
 
 __all__ = ["remember_once", "revoked"]
 
@@ -19,14 +17,12 @@ _TABLES = frozenset({"used_sso_tokens", "revoked_sessions"})
 _KEYS = {"used_sso_tokens": "token_hash", "revoked_sessions": "session_hash"}
 
 
-def remember_once(
-    conn: sqlite3.Connection, table: str, digest: bytes, expires: int, now: int
-) -> bool:
+def remember_once(conn: Connection, table: str, digest: bytes, expires: int, now: int) -> bool:
     """Remember `digest` in `table` until `expires`; False if it was remembered already
     (one transaction, so two servers racing with one token cannot both win)."""
     assert table in _TABLES  # a fixed name, never input
     key = _KEYS[table]
-    with transaction(conn):
+    with conn.transaction():
         conn.execute(f"DELETE FROM {table} WHERE expires < ?", (now,))
         cursor = conn.execute(
             f"INSERT INTO {table} ({key}, expires) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -35,7 +31,7 @@ def remember_once(
     return cursor.rowcount == 1
 
 
-def revoked(conn: sqlite3.Connection, table: str, digest: bytes, now: int) -> bool:
+def revoked(conn: Connection, table: str, digest: bytes, now: int) -> bool:
     """Whether `digest` is remembered in `table` and not yet expired (one primary-key read)."""
     assert table in _TABLES
     row = conn.execute(
