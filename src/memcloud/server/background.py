@@ -11,21 +11,30 @@ from memcloud.control.base import ControlStore
 from memcloud.control.failures import FailureLog
 from memcloud.service import Service
 
-__all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "NodeTasks"]
+__all__ = ["CHANGE_WAIT_SECONDS", "DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "NodeTasks"]
 
 log = logging.getLogger("memcloud")
 
-# How often the control store is asked whether anything changed (CLI changes reach a
-# running server within this), and how often expired and flushed items are reclaimed.
+# How often the control store is asked whether anything changed when nothing woke the node
+# (a change through PostgreSQL's NOTIFY or another SQLite connection wakes it at once), and
+# how often expired and flushed items are reclaimed.
 DIRECTORY_POLL_SECONDS = 1.0
 UPKEEP_SECONDS = 0.5
+# A wait for a change runs in a worker thread, in slices this long: the loop's executor is
+# joined when the node stops, so a longer wait would delay every stop by as much.
+CHANGE_WAIT_SECONDS = 0.25
 
 
 async def _poll_directory(store: ControlStore, service: Service) -> None:
     failures = FailureLog(log, "reading the control store")
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     while True:
-        await asyncio.sleep(DIRECTORY_POLL_SECONDS)
         try:
+            woken = await asyncio.to_thread(store.wait_for_change, CHANGE_WAIT_SECONDS)
+            if not woken and loop.time() - checked < DIRECTORY_POLL_SECONDS:
+                continue
+            checked = loop.time()
             revision = await asyncio.to_thread(store.revision)
             if revision != service.directory.revision:
                 directory = await asyncio.to_thread(Directory.load, store)
@@ -33,6 +42,7 @@ async def _poll_directory(store: ControlStore, service: Service) -> None:
                 log.info("control plane changed: revision %d", directory.revision)
         except Exception as exc:
             failures.failed(exc, "keeping the last snapshot")
+            await asyncio.sleep(DIRECTORY_POLL_SECONDS)
         else:
             failures.succeeded()
 
