@@ -128,6 +128,8 @@ def _unlike_the_defaults() -> Settings:
         tls_client_ca=Path("ca.pem"),
         node_index=2,
         control_url="postgresql://memcloud:db-secret@db.example.com:5433/memcloud",
+        cluster="eu-1",
+        machine="rack7",
     )
     default = Settings()
     same = [

@@ -266,6 +266,18 @@ class Settings:
             "host name to advertise in MEMCACHIER_SERVERS", words="the bind host"
         ),
     )
+    # The named set of nodes this node belongs to; caches are placed on a cluster.
+    cluster: str = field(
+        default="default",
+        metadata=serve_option("cluster this node joins (caches live on one cluster)"),
+    )
+    # Nodes of one machine fail together; None: this machine's host name.
+    machine: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "name of this machine in the node registry", words="the host name"
+        ),
+    )
     # None: a token generated at the first start (kept in the data dir); "": /metrics open.
     metrics_token: str | None = field(
         default=None,

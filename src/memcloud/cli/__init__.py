@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from memcloud import adminlink
+from memcloud.cli.cluster import add_cluster_commands
 from memcloud.cli.env import ENV_PREFIX, Parser, UsageError
 from memcloud.cli.manage import Handler, add_manage_commands
 from memcloud.cli.serve import add_serve_command
@@ -31,6 +32,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(commands)
     add_manage_commands(commands)
+    add_cluster_commands(commands)
     for sub_parser in _walk(parser):
         sub_parser.add_env_defaults()
     return parser

@@ -29,7 +29,13 @@ from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.open import open_store
 from memcloud.options import parse_positive_int
 
-__all__ = ["CAPABILITY_HELP", "Handler", "add_manage_commands"]
+__all__ = [
+    "CAPABILITY_HELP",
+    "Handler",
+    "add_manage_commands",
+    "common_options",
+    "open_store_of",
+]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,12 +43,13 @@ _positive_size = argument_type(parse_positive_size)
 _positive_int = argument_type(parse_positive_int)
 
 
-def _open(ns: argparse.Namespace, *, create: bool = False) -> ControlStore:
+def open_store_of(ns: argparse.Namespace, *, create: bool = False) -> ControlStore:
+    """The control store the command's --data-dir / --control-url name."""
     return open_store(ns.data_dir, create=create, control_url=ns.control_url)
 
 
 def cmd_cache_create(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns, create=True)) as store:
+    with contextlib.closing(open_store_of(ns, create=True)) as store:
         cache = store.create_cache(ns.name, ns.plan)
         new = store.create_credential(cache.id, primary=True)
     text = (
@@ -54,7 +61,7 @@ def cmd_cache_create(ns: argparse.Namespace) -> int:
 
 
 def cmd_cache_list(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         caches = store.list_caches()
         credentials = store.list_credentials()
     by_cache: dict[int, list[CredentialRecord]] = {}
@@ -68,7 +75,7 @@ def cmd_cache_list(ns: argparse.Namespace) -> int:
 
 
 def cmd_cache_delete(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         credentials = store.list_credentials(cache.id)
         store.delete_cache(cache.id)
@@ -78,7 +85,7 @@ def cmd_cache_delete(ns: argparse.Namespace) -> int:
 
 
 def cmd_cache_resize(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.update_cache(store.find_cache(ns.cache).id, plan=ns.plan)
         credentials = store.list_credentials(cache.id)
     text = f"Cache {cache.name} (id {cache.id}) now has a {format_size(cache.plan)} plan."
@@ -87,7 +94,7 @@ def cmd_cache_resize(ns: argparse.Namespace) -> int:
 
 
 def cmd_credentials_list(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         records = store.list_credentials(store.find_cache(ns.cache).id)
     text = credentials_table(records) if records else "No credentials."
     emit(ns, [credential_json(r) for r in records], text)
@@ -95,7 +102,7 @@ def cmd_credentials_list(ns: argparse.Namespace) -> int:
 
 
 def cmd_credentials_create(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         new = store.create_credential(cache.id, write=ns.write, flush=ns.flush, api=ns.api)
     text = (
@@ -111,7 +118,7 @@ def cmd_credentials_update(ns: argparse.Namespace) -> int:
         raise UsageError(
             "nothing to change: give --write/--no-write, --flush/--no-flush or --api/--no-api"
         )
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         record = store.find_credential(cache.id, ns.credential)
         record = store.update_credential(record.id, write=ns.write, flush=ns.flush, api=ns.api)
@@ -120,7 +127,7 @@ def cmd_credentials_update(ns: argparse.Namespace) -> int:
 
 
 def cmd_credentials_promote(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         record = store.promote_credential(store.find_credential(cache.id, ns.credential).id)
     text = f"{record.username} is now the primary credential of cache {cache.name}."
@@ -129,7 +136,7 @@ def cmd_credentials_promote(ns: argparse.Namespace) -> int:
 
 
 def cmd_credentials_delete(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         record = store.find_credential(cache.id, ns.credential)
         store.delete_credential(record.id)
@@ -138,7 +145,7 @@ def cmd_credentials_delete(ns: argparse.Namespace) -> int:
 
 
 def _find(ns: argparse.Namespace) -> CacheRecord:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         return store.find_cache(ns.cache)
 
 
@@ -160,7 +167,7 @@ def cmd_stats(ns: argparse.Namespace) -> int:
 
 
 def cmd_flush_log(ns: argparse.Namespace) -> int:
-    with contextlib.closing(_open(ns)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         records = store.flush_log(cache.id, ns.limit)
     rows = [
@@ -223,7 +230,8 @@ _READ_ONLY_NOTE = (
 )
 
 
-def _common() -> argparse.ArgumentParser:
+def common_options() -> argparse.ArgumentParser:
+    """--data-dir, --control-url and --json: every management command takes them."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data-dir", type=Path, default="data", help="directory holding the control database"
@@ -241,7 +249,7 @@ def _common() -> argparse.ArgumentParser:
 def _leaf(group: Any, name: str, handler: Handler, help_text: str) -> Parser:
     # A fresh parent each time: parents share their Action objects with every child, and
     # add_env_defaults() rewrites each action once per parser.
-    sub: Parser = group.add_parser(name, parents=[_common()], help=help_text)
+    sub: Parser = group.add_parser(name, parents=[common_options()], help=help_text)
     sub.set_defaults(handler=handler, leaf=sub)
     return sub
 

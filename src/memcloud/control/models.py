@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_CLUSTER",
+    "DOWN_AFTER_SECONDS",
     "CacheRecord",
     "CredentialRecord",
     "FlushRecord",
@@ -16,6 +17,9 @@ __all__ = [
 
 # The cluster of caches created without one, and of nodes started without --cluster.
 DEFAULT_CLUSTER = "default"
+# A node heartbeats every second: after three missed heartbeats it counts as down, so a
+# frozen or dead node is marked down within five seconds wherever the registry is read.
+DOWN_AFTER_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,10 @@ class NodeRecord:
     machine: str  # nodes of one machine fail together: replicas go to other machines
     internal: str  # "host:port" of its node-to-node channel ("" if it has none)
     heartbeat_age: float
+
+    @property
+    def up(self) -> bool:
+        return self.heartbeat_age <= DOWN_AFTER_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

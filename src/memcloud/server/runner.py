@@ -33,6 +33,7 @@ from memcloud.server.assembly import NodeAssembly
 from memcloud.server.background import DIRECTORY_POLL_SECONDS, UPKEEP_SECONDS, NodeTasks
 from memcloud.server.fdlimit import fit_open_files
 from memcloud.server.listeners import Listeners
+from memcloud.server.membership import NodeMembership, machine_name
 from memcloud.server.startup import Addresses, StartupFiles, announce
 from memcloud.server.supervisor import node_socket_path
 from memcloud.service import Service
@@ -106,6 +107,7 @@ class Runtime:
         self.files = StartupFiles(settings)
         self.assembly: NodeAssembly | None = None
         self.api: ApiServer | None = None
+        self.membership: NodeMembership | None = None
         self.addresses: Addresses | None = None
         self._admin: asyncio.AbstractServer | None = None
 
@@ -151,7 +153,17 @@ class Runtime:
             )
             self.api = ApiServer(ctx, http=self.is_first)
             await self.api.start()
+            # Last: the node joins the registry once it serves.
+            self.membership = NodeMembership(
+                self.store,
+                self.assembly.address,
+                cluster=settings.cluster,
+                machine=machine_name(settings.machine),
+            )
+            await self.membership.start()
         except BaseException:
+            if self.api is not None:
+                await self.api.stop()
             await self.assembly.stop_nodes()
             await self.assembly.stop_audit()
             raise
@@ -189,6 +201,9 @@ class Runtime:
     async def stop(self) -> None:
         log.info("node %d shutting down", self.settings.node_index)
         self.listeners.close()
+        if self.membership is not None:
+            # First: the other nodes (and the API) stop counting on this one at once.
+            await self.membership.stop()
         if self._admin is not None:
             self._admin.close()
         self.tasks.stop()

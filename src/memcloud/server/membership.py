@@ -1,0 +1,79 @@
+"""A node's entry in the deployment's node registry: registered at start, kept alive by a
+heartbeat every second, removed at a clean stop.
+
+A node whose heartbeat is older than `DOWN_AFTER_SECONDS` (by the database's clock) counts
+as down wherever the registry is read (`NodeRecord.up`), so a frozen or dead node is marked
+down within five seconds; its next heartbeat brings it back (a node the registry lost
+registers again). The
+store calls run in worker threads: the data plane never waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Final
+
+from memcloud.control.base import ControlStore
+from memcloud.control.failures import FailureLog
+from memcloud.control.models import NodeRecord
+
+__all__ = ["HEARTBEAT_SECONDS", "NodeMembership", "machine_name"]
+
+log = logging.getLogger("memcloud.membership")
+
+HEARTBEAT_SECONDS: Final = 1.0  # models.DOWN_AFTER_SECONDS is three missed ones
+
+
+def machine_name(given: str | None) -> str:
+    """`--machine`, or this machine's host name."""
+    return given or socket.gethostname() or "localhost"
+
+
+class NodeMembership:
+    def __init__(self, store: ControlStore, address: str, *, cluster: str, machine: str) -> None:
+        self.store = store
+        self.address = address
+        self.cluster = cluster
+        self.machine = machine
+        self.node: NodeRecord | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failures = FailureLog(log, "heartbeating to the node registry")
+
+    async def _register(self) -> None:
+        self.node = await asyncio.to_thread(
+            self.store.register_node, self.address, cluster=self.cluster, machine=self.machine
+        )
+
+    async def start(self) -> None:
+        """Register (a failure here stops the start: a node nobody can find is no use)."""
+        await self._register()
+        self._task = asyncio.create_task(self._beat(), name="memcloud-heartbeat")
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                assert self.node is not None
+                if not await asyncio.to_thread(self.store.heartbeat, self.node.id):
+                    log.warning("node %s was not in the registry; registering again", self.address)
+                    await self._register()
+            except Exception as exc:
+                self._failures.failed(exc, "other nodes will count this one down meanwhile")
+            else:
+                self._failures.succeeded()
+
+    async def stop(self) -> None:
+        """Leave the registry (best effort: a node that cannot say goodbye times out)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.node is not None:
+            try:
+                await asyncio.to_thread(self.store.remove_node, self.node.id)
+            except Exception as exc:
+                log.warning("node %s could not leave the registry: %s", self.address, exc)
+            self.node = None
