@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud",
                 "memcloud.native",
                 "memcloud.clock",
+                "memcloud.placement",
                 "memcloud.config",
                 "memcloud.options",
                 "memcloud.stats",
