@@ -65,9 +65,10 @@ def allowed(capabilities: int, spec: CommandSpec | None) -> int:
     value). Anything the table does not grant is refused: no spec, or a need not met."""
     if spec is None:
         return UNKNOWN
-    missing = spec.needs & ~capabilities
-    if missing == 0:
+    needs = spec.needs
+    if (needs & capabilities) == needs:
         return ALLOWED
+    missing = needs & ~capabilities
     if missing & NEEDS_LOGIN:
         return LOGIN if spec.login else UNAUTHENTICATED
     if missing & NEEDS_WRITE:
