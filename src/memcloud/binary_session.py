@@ -33,7 +33,7 @@ from memcloud.protocol.binary import (
     value_response,
 )
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
-from memcloud.protocol.specs import REJECTED, SPECS_BY_OPCODE
+from memcloud.protocol.specs import BINARY_SPECS, REJECTED, SPECS_BY_OPCODE
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache, absolute_exptime
@@ -55,6 +55,8 @@ _UNAUTHENTICATED: Final = b"Authentication required"
 
 # The storage mode of each storage opcode: its verb's, paired by name (see StoreVerb).
 _STORE_MODES: Final = {opcode: StoreMode[verb.name] for opcode, verb in STORE_VERBS.items()}
+# The row the single-request shortcut asks the gate for.
+_GET_SPEC: Final = BINARY_SPECS[Opcode.GET]
 # Quiet requests whose success is not answered.
 _QUIET: Final = frozenset(
     {
@@ -104,13 +106,14 @@ class BinarySession(Session):
         """Everything one read brings, answered as one block of bytes (at most about
         REPLY_BATCH_MAX of values; the rest of the input is the backlog)."""
         cache = self.cache
-        single = single_request(data) if self.parser.idle else None
-        if single is not None:
+        if self.parser.idle and allowed(self.capabilities, _GET_SPEC) == ALLOWED:
             # A read of exactly one get (the most frequent request), or of the Noop that
-            # libmemcached sends after its GetKQ, is answered straight, if the gate allows.
-            opcode, key, opaque = single
-            if allowed(self.capabilities, SPECS_BY_OPCODE[opcode]) == ALLOWED:
+            # libmemcached sends after its GetKQ, is answered straight. Every opcode
+            # single_request answers needs what Get needs (tests/protocol/test_command_specs).
+            single = single_request(data)
+            if single is not None:
                 assert cache is not None  # a session that may read is logged in to a cache
+                opcode, key, opaque = single
                 if opcode == NOOP:
                     reply = response(opcode, opaque)
                 else:

@@ -117,8 +117,13 @@ class TextSession(Session):
         parser = self.parser
         parser.receive_data(unparsed)
         if self._rest is not None:
+            # The rest of a multi-get: asked for again, as the principal may have changed.
             rest, self._rest = self._rest, None
-            self._retrieve_keys(rest, now, out)
+            verdict = allowed(self.capabilities, text_spec(rest))
+            if verdict == ALLOWED:
+                self._retrieve_keys(rest, now, out)
+            else:
+                self._refuse(rest, verdict, now, out)
         next_command = parser.next_command
         while not self.closing and not self.backlog:
             command = next_command()

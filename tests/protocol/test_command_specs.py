@@ -10,7 +10,15 @@ import pytest
 
 from command_needs import BINARY_NEEDS, META_NEEDS, TEXT_NEEDS
 from memcloud.protocol import replies
-from memcloud.protocol.binary import HEADER, REQUEST_MAGIC, BinaryParser, Opcode, Rejected, Status
+from memcloud.protocol.binary import (
+    HEADER,
+    REQUEST_MAGIC,
+    BinaryParser,
+    Opcode,
+    Rejected,
+    Status,
+    single_request,
+)
 from memcloud.protocol.commands import (
     Arith,
     Close,
@@ -173,3 +181,16 @@ def test_every_opcode_the_binary_parser_accepts_has_a_row() -> None:
         if not unknown:
             accepted.add(opcode)
     assert accepted == set(BINARY_SPECS)
+
+
+def test_what_the_single_request_shortcut_answers_needs_what_get_needs() -> None:
+    # The binary session asks the gate for Get's row once per read before the shortcut.
+    answered = set()
+    for opcode in range(256):
+        for key in (b"", b"k"):
+            frame = HEADER.pack(REQUEST_MAGIC, opcode, len(key), 0, 0, 0, len(key), 0, 0) + key
+            if single_request(frame) is not None:
+                answered.add(opcode)
+    assert answered == {Opcode.GET, Opcode.GETQ, Opcode.GETK, Opcode.GETKQ, Opcode.NOOP}
+    get = BINARY_SPECS[Opcode.GET]
+    assert {BINARY_SPECS[opcode].needs for opcode in answered} == {get.needs}
