@@ -4,7 +4,8 @@ answers (it is the code under test).
 
 The data plane is what one request passes through (DESIGN: the per-command path): every module
 of `memcloud.protocol` and `memcloud.storage`, the two protocol sessions and the seam they
-share, the login throttle and admission they consult, and the connection.
+share, the gate every command passes, the login throttle and admission they consult, and the
+connection.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _NAMED = (
     "memcloud.text_session",
     "memcloud.binary_session",
     "memcloud.service",
+    "memcloud.gate",
     "memcloud.auth_throttle",
     "memcloud.admission",
     "memcloud.server.connection",

@@ -16,7 +16,8 @@ never above; and no two units import each other, directly or round a cycle:
   2. `control`: the control store's interface, records, secrets and the SQLite store. It
      sits below the seam because the seam's `Directory` is built from its records (and
      `Directory.load(store)` reads them); it imports nothing of the seam.
-  3. the session seam and the node: `auth` (Directory, Principal), `auth_throttle`,
+  3. the session seam and the node: `auth` (Directory, Principal), `gate` (the one
+     command gate), `auth_throttle`,
      `admission`, `service`, `text_session`, `binary_session`, `nodes`
      (this node and the others, behind one interface), `deployment` (every node as one:
      the single path for flush, stats and reset), `bootstrap` (the first start).
@@ -71,6 +72,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "memcloud.auth",
+                "memcloud.gate",
                 "memcloud.auth_throttle",
                 "memcloud.admission",
                 "memcloud.service",

@@ -1,7 +1,8 @@
 """A binary-protocol connection: parse what arrived, execute every whole request against
 storage, answer all of them in one write (quiet requests answer only what memcached's do).
 
-Status choices where memcached has no equivalent (see docs/protocol-compat.md):
+Every request is asked for at the gate (memcloud.gate, the table in protocol/specs.py) before
+it runs. Status choices where memcached has no equivalent (see docs/protocol-compat.md):
 * a credential without the write capability gets 0x05 (not stored) for every request that
   would change the cache: set/add/replace/append/prepend, delete, incr/decr, touch, GAT*;
 * a credential without the flush capability gets 0x20 for Flush, as memcached answers
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Final
 
 from memcloud.auth_throttle import address_of
+from memcloud.gate import ALLOWED, NO_FLUSH, NO_WRITE, allowed
 from memcloud.protocol.binary import (
     NEED_DATA,
     NOOP,
@@ -31,6 +33,7 @@ from memcloud.protocol.binary import (
     value_response,
 )
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
+from memcloud.protocol.specs import BINARY_SPECS, REJECTED, SPECS_BY_OPCODE
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache, absolute_exptime
@@ -50,11 +53,10 @@ _READ_ONLY: Final = b"Not stored: this credential has no write capability"
 _NO_FLUSH: Final = b"Flush refused: this credential has no flush capability"
 _UNAUTHENTICATED: Final = b"Authentication required"
 
-_OPEN_BEFORE_AUTH: Final = frozenset(
-    {Opcode.SASL_LIST_MECHS, Opcode.SASL_AUTH, Opcode.SASL_STEP, Opcode.VERSION}
-)
 # The storage mode of each storage opcode: its verb's, paired by name (see StoreVerb).
 _STORE_MODES: Final = {opcode: StoreMode[verb.name] for opcode, verb in STORE_VERBS.items()}
+# The row the single-request shortcut asks the gate for.
+_GET_SPEC: Final = BINARY_SPECS[Opcode.GET]
 # Quiet requests whose success is not answered.
 _QUIET: Final = frozenset(
     {
@@ -104,11 +106,13 @@ class BinarySession(Session):
         """Everything one read brings, answered as one block of bytes (at most about
         REPLY_BATCH_MAX of values; the rest of the input is the backlog)."""
         cache = self.cache
-        if cache is not None and self.parser.idle:
+        if self.parser.idle and allowed(self.capabilities, _GET_SPEC) == ALLOWED:
             # A read of exactly one get (the most frequent request), or of the Noop that
-            # libmemcached sends after its GetKQ, is answered straight.
+            # libmemcached sends after its GetKQ, is answered straight. Every opcode
+            # single_request answers needs what Get needs (tests/protocol/test_command_specs).
             single = single_request(data)
             if single is not None:
+                assert cache is not None  # a session that may read is logged in to a cache
                 opcode, key, opaque = single
                 if opcode == NOOP:
                     reply = response(opcode, opaque)
@@ -135,19 +139,29 @@ class BinarySession(Session):
                 self._rejected(request, out)
                 continue
             assert isinstance(request, Request)
-            if self.principal is None and request.opcode not in _OPEN_BEFORE_AUTH:
-                if self.full:  # an anonymous cache at its connection limit
-                    out.append(error_response(request.opcode, request.opaque, Status.ETMPFAIL))
-                    self.closing = True
-                    break
-                out.append(
-                    error_response(
-                        request.opcode, request.opaque, Status.AUTH_ERROR, _UNAUTHENTICATED
-                    )
-                )
-                continue
-            handlers[request.opcode](self, request, now, out)
+            verdict = allowed(self.capabilities, SPECS_BY_OPCODE[request.opcode])
+            if verdict == ALLOWED:
+                handlers[request.opcode](self, request, now, out)
+            else:
+                self._refuse(request, verdict, out)
         return self.account(self.cache or cache, data, b"".join(out))
+
+    def _refuse(self, request: Request, verdict: int, out: list[bytes]) -> None:
+        """Answer a request the gate did not allow (see the module's docstring)."""
+        opcode, opaque = request.opcode, request.opaque
+        if verdict == NO_WRITE:
+            if opcode in _STORE_MODES:
+                cache = self.cache
+                assert cache is not None
+                cache.refuse_store()  # counted as a set, as the text protocol counts it
+            out.append(error_response(opcode, opaque, Status.NOT_STORED, _READ_ONLY))
+        elif verdict == NO_FLUSH:
+            out.append(error_response(opcode, opaque, Status.AUTH_ERROR, _NO_FLUSH))
+        elif self.full:  # not logged in: an anonymous cache at its connection limit
+            out.append(error_response(opcode, opaque, Status.ETMPFAIL))
+            self.closing = True
+        else:  # not logged in (or, deny by default, an opcode without a row)
+            out.append(error_response(opcode, opaque, Status.AUTH_ERROR, _UNAUTHENTICATED))
 
     def _rejected(self, rejected: Rejected, out: list[bytes]) -> None:
         if rejected.close:
@@ -155,11 +169,18 @@ class BinarySession(Session):
             if rejected.status is not None:
                 out.append(error_response(rejected.opcode, rejected.opaque, rejected.status))
             return
-        status = rejected.status if self.principal is not None else Status.AUTH_ERROR
+        # Before authentication a refused frame says only that (memcached's rule with SASL).
+        logged_in = allowed(self.capabilities, REJECTED) == ALLOWED
+        status = rejected.status if logged_in else Status.AUTH_ERROR
         assert status is not None
         cache = self.cache
-        if status is Status.E2BIG and cache is not None and self.principal is not None:
-            drops_old = self.principal.write and rejected.opcode in (Opcode.SET, Opcode.SETQ)
+        if status is Status.E2BIG and cache is not None:
+            # A too-large set is counted as one; it drops the old value if it may write.
+            spec = SPECS_BY_OPCODE[rejected.opcode]
+            drops_old = (
+                rejected.opcode in (Opcode.SET, Opcode.SETQ)
+                and allowed(self.capabilities, spec) == ALLOWED
+            )
             cache.refuse_too_large(rejected.key if drops_old else None)
         out.append(error_response(rejected.opcode, rejected.opaque, status))
 
@@ -202,7 +223,7 @@ class BinarySession(Session):
         """Drop the current identity before a new authentication (memcached allows re-auth;
         a failed one leaves the connection unauthenticated)."""
         if self.cache is not None:
-            self.cache.stats.curr_connections -= 1
+            self.cache.stats.disconnected()
             if self.logged_out is not None:
                 self.logged_out()
         self.cache = None
@@ -221,11 +242,8 @@ class BinarySession(Session):
     def _touch(self, request: Request, now: float, out: list[bytes]) -> None:
         """Touch, GAT, GATQ, GATK, GATKQ."""
         cache = self.cache
-        assert cache is not None and self.principal is not None
+        assert cache is not None
         opcode = request.opcode
-        if not self.principal.write:
-            out.append(error_response(opcode, request.opaque, Status.NOT_STORED, _READ_ONLY))
-            return
         (exptime,) = _EXPTIME.unpack(request.extras)
         is_get = opcode != Opcode.TOUCH
         touch = cache.gat if is_get else cache.touch
@@ -244,19 +262,9 @@ class BinarySession(Session):
 
     # -- writes --------------------------------------------------------------------------
 
-    def _read_only(self, request: Request, out: list[bytes]) -> bool:
-        assert self.principal is not None
-        if self.principal.write:
-            return False
-        out.append(error_response(request.opcode, request.opaque, Status.NOT_STORED, _READ_ONLY))
-        return True
-
     def _store(self, request: Request, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if self._read_only(request, out):
-            cache.refuse_store()
-            return
         opcode = request.opcode
         mode = _STORE_MODES[opcode]
         if request.extras:
@@ -281,8 +289,6 @@ class BinarySession(Session):
     def _delete(self, request: Request, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if self._read_only(request, out):
-            return
         result = cache.delete(request.key, now, request.cas)
         if result is DeleteResult.DELETED:
             if request.opcode != Opcode.DELETEQ:
@@ -294,8 +300,6 @@ class BinarySession(Session):
     def _arith(self, request: Request, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if self._read_only(request, out):
-            return
         opcode = request.opcode
         delta, initial, exptime = _ARITH_EXTRAS.unpack(request.extras)
         incr = opcode == Opcode.INCREMENT or opcode == Opcode.INCREMENTQ
@@ -321,10 +325,7 @@ class BinarySession(Session):
 
     def _flush(self, request: Request, now: float, out: list[bytes]) -> None:
         cache = self.cache
-        assert cache is not None and self.principal is not None
-        if not self.principal.flush:
-            out.append(error_response(request.opcode, request.opaque, Status.AUTH_ERROR, _NO_FLUSH))
-            return
+        assert cache is not None
         service = self.service
         delay = 0
         if request.extras:

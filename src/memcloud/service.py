@@ -1,5 +1,6 @@
-"""The one seam between protocols and storage: sessions execute parsed commands against the
-caches their credential may reach, and choose the wire replies from storage's results.
+"""Where protocols meet storage: sessions execute parsed commands against the caches their
+credential may reach (every command asked for at `memcloud.gate`, the one gate, first), and
+choose the wire replies from storage's results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from memcloud.auth_throttle import AuthThrottle
 from memcloud.clock import Clock
 from memcloud.config import Settings
 from memcloud.control.audit import FlushEvent
+from memcloud.gate import capabilities_of
 from memcloud.stats.report import cache_stats, items_stats, settings_stats, slabs_stats
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
@@ -41,7 +43,9 @@ class Session:
         self.service = service
         self.peer = peer
         self.close = close
-        self.principal: Principal | None = None
+        self._principal: Principal | None = None
+        # The principal's capabilities as the gate reads them (memcloud.gate), kept with it.
+        self.capabilities = 0
         self.cache: Cache | None = None
         self.closing = False
         # Seconds the connection holds this read's reply back (failed-login backoff).
@@ -61,6 +65,15 @@ class Session:
             # When the anonymous cache is at its limit (`full`), the connection may still log
             # in with a credential; anything else is answered "too many connections".
             self.login(anonymous)
+
+    @property
+    def principal(self) -> Principal | None:
+        return self._principal
+
+    @principal.setter
+    def principal(self, principal: Principal | None) -> None:
+        self._principal = principal
+        self.capabilities = capabilities_of(principal)
 
     @property
     def authenticated(self) -> bool:
@@ -84,9 +97,7 @@ class Session:
             return False
         self.principal = principal
         self.cache = cache
-        stats = cache.stats
-        stats.curr_connections += 1
-        stats.total_connections += 1
+        cache.stats.connected()
         return True
 
     def try_login(self, username: bytes, password: bytes) -> bool:
@@ -99,9 +110,7 @@ class Session:
         # the answer's timing does not tell whether the username exists.
         cache = self.service.registry.get(_NO_CACHE_ID if cache_id is None else cache_id)
         stats = _UNCOUNTED if cache is None else cache.stats
-        stats.auth_cmds += 1
-        if principal is None:
-            stats.auth_errors += 1
+        stats.authenticated(principal is not None)
         if principal is None or not self.login(principal):
             log.warning("authentication failed for %r from %s", _printable(username), self.peer)
             return False
@@ -111,9 +120,7 @@ class Session:
     def account(cache: Cache | None, data: bytes, reply: bytes) -> bytes:
         """Count a read and its reply in the cache's bytes_read / bytes_written."""
         if cache is not None:
-            stats = cache.stats
-            stats.bytes_read += len(data)
-            stats.bytes_written += len(reply)
+            cache.stats.transferred(len(data), len(reply))
         return reply
 
     def stats_lines(self, group: bytes, now: float) -> list[tuple[str, object]] | None:
@@ -166,7 +173,7 @@ class Session:
     def closed(self) -> None:
         self.service.sessions.discard(self)
         if self.cache is not None:
-            self.cache.stats.curr_connections -= 1
+            self.cache.stats.disconnected()
             self.cache = None
         self.principal = None
 
@@ -224,7 +231,6 @@ class Service:
             cache.flush(delay, now)
         else:
             cache.flush_now()
-        cache.stats.cmd_flush += 1
         if event is not None:
             self.record_flush(event)
         return True

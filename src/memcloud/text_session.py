@@ -9,6 +9,7 @@ from typing import Final
 
 from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
 from memcloud.auth_throttle import address_of
+from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
@@ -36,6 +37,7 @@ from memcloud.protocol.replies import (
     render_value,
     value_suffix,
 )
+from memcloud.protocol.specs import TEXT_SPECS, text_spec
 from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.stats.report import MEMCACHED_VERSION
@@ -59,6 +61,9 @@ _GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_S
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE: Final = 4096
 _VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
+# The rows the fast paths ask the gate for: a plain get's, and a plain (or too large) set's.
+_GET: Final = TEXT_SPECS[b"get"]
+_SET: Final = TEXT_SPECS[b"set"]
 
 
 class TextSession(Session):
@@ -90,9 +95,15 @@ class TextSession(Session):
         # A read that starts like this may hold plain requests (see _plain_requests). Two
         # comparisons: a set lookup would hash `head` on every read.
         plain = head == b"get " or head == b"set "
-        if plain and cache is not None and self._rest is None and self.parser.idle:
+        if (
+            plain
+            and self._rest is None
+            and self.parser.idle
+            and allowed(self.capabilities, _GET) == ALLOWED
+        ):
             # Plain gets and sets (the most frequent requests, alone or pipelined) are
             # answered straight from the read, up to the first line that is anything else.
+            assert cache is not None  # a session that may read is logged in to a cache
             eol = data.find(b"\r\n")
             key = plain_get_key(data, 0, eol) if head == b"get " else None
             if key is not None and eol == len(data) - 2:
@@ -106,17 +117,23 @@ class TextSession(Session):
         parser = self.parser
         parser.receive_data(unparsed)
         if self._rest is not None:
+            # The rest of a multi-get: asked for again, as the principal may have changed.
             rest, self._rest = self._rest, None
-            self._retrieve_keys(rest, now, out)
+            verdict = allowed(self.capabilities, text_spec(rest))
+            if verdict == ALLOWED:
+                self._retrieve_keys(rest, now, out)
+            else:
+                self._refuse(rest, verdict, now, out)
         next_command = parser.next_command
         while not self.closing and not self.backlog:
             command = next_command()
             if command is NEED_DATA:
                 break
-            if self.principal is None:
-                self._before_login(command, now, out)
-            else:
+            verdict = allowed(self.capabilities, text_spec(command))
+            if verdict == ALLOWED:
                 _HANDLERS[type(command)](self, command, now, out)
+            else:
+                self._refuse(command, verdict, now, out)
         return self.account(self.cache or cache, data, b"".join(out))
 
     def _plain_requests(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
@@ -124,7 +141,7 @@ class TextSession(Session):
         rest is left to the parser. Answers how many bytes were handled."""
         pos = 0
         size = len(data)
-        may_write = self.principal is not None and self.principal.write
+        may_write = allowed(self.capabilities, _SET) == ALLOWED
         item_size_max = cache.item_size_max
         # Only an anonymous connection has sets that may be logins (see _names_login).
         usernames = self._usernames
@@ -165,23 +182,33 @@ class TextSession(Session):
         if self._usernames is not None:
             self._usernames = directory.usernames
 
-    # -- authentication ------------------------------------------------------------------
+    # -- what the gate refuses -----------------------------------------------------------
 
-    def _before_login(self, command: Command | object, now: float, out: list[bytes]) -> None:
-        if isinstance(command, Store) and command.verb is StoreVerb.SET:
+    def _refuse(
+        self, command: Command | object, verdict: int, now: float, out: list[bytes]
+    ) -> None:
+        """Answer a command the gate did not allow, in memcached's words where it has them."""
+        if verdict == LOGIN:  # a `set` before authentication carries a credential
+            assert isinstance(command, Store)
             if self._answer_login(command, now, out):
                 self.parser.authenticating = False
-        elif isinstance(command, Quit):
-            self.closing = True
-        elif isinstance(command, Close):
-            self._close_after(command, now, out)
-        elif isinstance(command, Invalid):
-            if command.reply:
-                out.append(command.reply)
-        elif self.full:  # an anonymous cache at its connection limit
+        elif verdict == NO_WRITE:
+            if isinstance(command, Store):
+                # As memcached -Y answers a store it refuses; counted as a set.
+                cache = self.cache
+                assert cache is not None
+                cache.refuse_store()
+                if not command.noreply:
+                    out.append(replies.NOT_STORED)
+            elif isinstance(command, Retrieve) or not _noreply(command):  # gat has none
+                out.append(replies.NO_WRITE)
+        elif verdict == NO_FLUSH:
+            if not _noreply(command):
+                out.append(replies.NO_FLUSH)
+        elif self.full:  # not logged in: an anonymous cache at its connection limit
             out.append(replies.TOO_MANY_CONNECTIONS)
             self.closing = True
-        else:
+        else:  # not logged in (or, deny by default, a command without a row)
             out.append(replies.UNAUTHENTICATED)
 
     def _login_with(self, key: bytes, value: bytes, now: float) -> bool:
@@ -222,7 +249,7 @@ class TextSession(Session):
         if self._answer_login(command, now, out):
             self._usernames = None
             if anonymous_cache is not None:
-                anonymous_cache.stats.curr_connections -= 1
+                anonymous_cache.stats.disconnected()
 
     def _answer_login(self, command: Store, now: float, out: list[bytes]) -> bool:
         """Try a login `set` and answer it: STORED (unless noreply), memcached's refusal and
@@ -242,9 +269,7 @@ class TextSession(Session):
     # -- commands ------------------------------------------------------------------------
 
     def _retrieve(self, command: Retrieve, now: float, out: list[bytes]) -> None:
-        # gat/gats change expiry: they need the write capability.
-        if command.exptime is None or self._may_write(out):
-            self._retrieve_keys(command, now, out)
+        self._retrieve_keys(command, now, out)
 
     def _retrieve_keys(self, command: Retrieve, now: float, out: list[bytes]) -> None:
         cache = self.cache
@@ -288,18 +313,13 @@ class TextSession(Session):
 
     def _store(self, command: Store, now: float, out: list[bytes]) -> None:
         cache = self.cache
-        assert cache is not None and self.principal is not None
+        assert cache is not None
         if (
             self._usernames is not None
             and command.verb is StoreVerb.SET
             and self._names_login(command.key, command.value)
         ):
             self._login_set(command, now, out)
-            return
-        if not self.principal.write:
-            cache.refuse_store()
-            if not command.noreply:
-                out.append(replies.NOT_STORED)
             return
         verb, key, noreply = command.verb, command.key, command.noreply
         result, _ = cache.store(
@@ -321,19 +341,9 @@ class TextSession(Session):
             )
             out.append(table[result])
 
-    def _may_write(self, out: list[bytes], noreply: bool = False) -> bool:
-        assert self.principal is not None
-        if self.principal.write:
-            return True
-        if not noreply:
-            out.append(replies.NO_WRITE)
-        return False
-
     def _delete(self, command: Delete, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if not self._may_write(out, command.noreply):
-            return
         result = cache.delete(command.key, now)
         if not command.noreply:
             out.append(replies.DELETED if result is DeleteResult.DELETED else replies.NOT_FOUND)
@@ -341,8 +351,6 @@ class TextSession(Session):
     def _arith(self, command: Arith, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if not self._may_write(out, command.noreply):
-            return
         result = cache.arith(command.key, command.delta, command.incr, now)
         if command.noreply:
             return
@@ -356,19 +364,13 @@ class TextSession(Session):
     def _touch(self, command: Touch, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
-        if not self._may_write(out, command.noreply):
-            return
         item = cache.touch(command.key, command.exptime, now)
         if not command.noreply:
             out.append(replies.NOT_FOUND if item is None else replies.TOUCHED)
 
     def _flush_all(self, command: FlushAll, now: float, out: list[bytes]) -> None:
         cache = self.cache
-        assert cache is not None and self.principal is not None
-        if not self.principal.flush:
-            if not command.noreply:
-                out.append(replies.NO_FLUSH)
-            return
+        assert cache is not None
         service = self.service
         service.flush(cache.id, service.flush_event(self, cache.id, "text"), command.delay, now)
         if not command.noreply:
@@ -414,9 +416,11 @@ class TextSession(Session):
 
     def _invalid(self, command: Invalid, now: float, out: list[bytes]) -> None:
         if command.unlink is not None:
+            # A too-large `set`, counted as one; it drops the old value if it may write.
+            verdict = allowed(self.capabilities, _SET)
             cache = self.cache
-            assert cache is not None and self.principal is not None
-            cache.refuse_too_large(command.unlink if self.principal.write else None)
+            if cache is not None and verdict in (ALLOWED, NO_WRITE):
+                cache.refuse_too_large(command.unlink if verdict == ALLOWED else None)
         if command.reply:
             out.append(command.reply)
 
@@ -427,6 +431,11 @@ def _names_user(value: bytes, usernames: frozenset[bytes]) -> bool:
         return False
     space = value.find(b" ")
     return space > 0 and value[:space] in usernames
+
+
+def _noreply(command: object) -> bool:
+    """A refused command's noreply (only refusals read it: no per-command cost)."""
+    return isinstance(command, (Store, Delete, Arith, Touch, FlushAll)) and command.noreply
 
 
 def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:

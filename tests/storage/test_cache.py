@@ -8,7 +8,8 @@ import time
 import pytest
 
 from memcloud.clock import FakeClock
-from memcloud.storage.cache import MAX_RELATIVE_EXPTIME, Cache, parse_counter
+from memcloud.storage.cache import MAX_RELATIVE_EXPTIME, Cache
+from memcloud.storage.counter import parse_counter
 from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD
 from memcloud.storage.registry import FREE_SLICE, Registry
 from memcloud.storage.results import ArithResult, StoreMode, StoreResult

@@ -11,6 +11,7 @@ from memcloud.clock import FakeClock
 from memcloud.storage.cache import REAP_GRACE, Cache
 from memcloud.storage.registry import Registry
 from memcloud.storage.results import DeleteResult, StoreMode, StoreResult
+from memcloud.storage.stats import CacheStats
 
 MIB = 1024 * 1024
 
@@ -209,3 +210,35 @@ def test_a_refused_store_counts_a_set_and_changes_nothing(cache: Cache, clock: F
     assert cache.stats.cmd_set == 2 and cache.stats.total_items == 1
     item = cache.peek(b"k", clock.now())
     assert item is not None and item.value == b"v"
+
+
+def test_a_flush_counts_cmd_flush_once_and_a_due_one_not_again(
+    registry: Registry, cache: Cache, clock: FakeClock
+) -> None:
+    cache.flush(0, clock.now())
+    cache.flush_now()
+    assert cache.stats.cmd_flush == 2
+    store(cache, b"k", clock.now())
+    cache.flush(10, clock.now())  # counted when asked for, as memcached counts it
+    assert cache.stats.cmd_flush == 3
+    clock.advance(10)
+    assert cache.get(b"k", clock.now()) is None  # the delayed flush fell due
+    registry.upkeep(clock.now())
+    cache.empty()  # not a command
+    assert cache.stats.cmd_flush == 3
+
+
+def test_connections_logins_and_bytes_are_counted_by_the_stats_methods() -> None:
+    stats = CacheStats()
+    stats.connected()
+    stats.connected()
+    stats.disconnected()
+    stats.authenticated(True)
+    stats.authenticated(False)
+    stats.transferred(10, 200)
+    stats.transferred(5, 0)
+    assert (stats.curr_connections, stats.total_connections) == (1, 2)
+    assert (stats.auth_cmds, stats.auth_errors) == (2, 1)
+    assert (stats.bytes_read, stats.bytes_written) == (15, 200)
+    stats.reset()  # curr_connections is a gauge: a reset keeps it
+    assert (stats.curr_connections, stats.total_connections, stats.auth_cmds) == (1, 0, 0)

@@ -40,6 +40,7 @@ from memcloud.protocol.limits import (
     VALUE_LENGTH_MAX,
 )
 from memcloud.protocol.numbers import signed, unsigned
+from memcloud.protocol.specs import META_SPECS, TEXT_SPECS, CommandSpec
 
 __all__ = ["NEED_DATA", "TextParser"]
 
@@ -73,23 +74,21 @@ _INVALID_FORMAT: Final = Invalid(replies.BAD_FORMAT)
 _SILENT: Final = Invalid(b"")
 # The commands memcloud implements besides the storage ones: a line of one of them with a
 # control character is a bad command line, not an unknown command.
-_OTHER_VERBS: Final = frozenset(
-    (
-        b"get",
-        b"gets",
-        b"gat",
-        b"gats",
-        b"delete",
-        b"incr",
-        b"decr",
-        b"touch",
-        b"flush_all",
-        b"stats",
-        b"version",
-        b"verbosity",
-        b"quit",
-    )
-)
+_OTHER_VERBS: Final = frozenset(TEXT_SPECS) - frozenset(_STORE_VERBS)
+# The arity of each command: its row of the command table (protocol/specs.py).
+_STORE_SPECS: Final = {verb: TEXT_SPECS[name] for name, verb in _STORE_VERBS.items()}
+_GET_SPEC: Final = TEXT_SPECS[b"get"]
+_DELETE_SPEC: Final = TEXT_SPECS[b"delete"]
+_ARITH_SPEC: Final = TEXT_SPECS[b"incr"]
+_TOUCH_SPEC: Final = TEXT_SPECS[b"touch"]
+_GAT_SPEC: Final = TEXT_SPECS[b"gat"]
+_FLUSH_ALL_SPEC: Final = TEXT_SPECS[b"flush_all"]
+_VERBOSITY_SPEC: Final = TEXT_SPECS[b"verbosity"]
+_MS_SPEC: Final = META_SPECS[b"ms"]
+
+
+def _arity_ok(spec: CommandSpec, count: int) -> bool:
+    return spec.min_tokens <= count <= spec.max_tokens
 
 
 def _valid_key(key: bytes) -> bool:
@@ -250,11 +249,11 @@ class TextParser:
     def _store(self, verb: StoreVerb, tokens: list[bytes], data_start: int) -> Command | _NeedData:
         is_cas = verb is StoreVerb.CAS
         count = len(tokens)
-        base = 6 if is_cas else 5
-        if count != base and count != base + 1:
+        spec = _STORE_SPECS[verb]
+        if not _arity_ok(spec, count):
             self._pos = data_start
             return _INVALID_ERROR
-        noreply = count == base + 1 and tokens[-1] == _NOREPLY
+        noreply = count == spec.max_tokens and tokens[-1] == _NOREPLY
         key, flags_token, exptime_token, length_token = tokens[1], tokens[2], tokens[3], tokens[4]
         cas_unique: int | None = 0
         if (
@@ -323,7 +322,7 @@ class TextParser:
     def _other(self, verb: bytes, tokens: list[bytes], line_start: int) -> Command | _NeedData:
         count = len(tokens)
         if verb == b"get" or verb == b"gets":
-            if count < 2:
+            if not _arity_ok(_GET_SPEC, count):
                 return _INVALID_ERROR
             keys = tokens[1:]
             for key in keys:
@@ -333,7 +332,7 @@ class TextParser:
         if verb == b"delete":
             return self._delete(tokens)
         if verb == b"incr" or verb == b"decr":
-            if count != 3 and count != 4:
+            if not _arity_ok(_ARITH_SPEC, count):
                 return _INVALID_ERROR
             noreply = tokens[-1] == _NOREPLY
             if not _valid_key(tokens[1]):
@@ -343,7 +342,7 @@ class TextParser:
                 return _SILENT if noreply else Invalid(replies.INVALID_DELTA)
             return Arith(tokens[1], delta, verb == b"incr", noreply)
         if verb == b"touch":
-            if count != 3 and count != 4:
+            if not _arity_ok(_TOUCH_SPEC, count):
                 return _INVALID_ERROR
             noreply = tokens[-1] == _NOREPLY
             if not _valid_key(tokens[1]):
@@ -354,7 +353,7 @@ class TextParser:
             return Touch(tokens[1], exptime, noreply)
         if verb == b"gat" or verb == b"gats":
             # `gat <exptime>` without keys answers END, as memcached does.
-            if count < 2:
+            if not _arity_ok(_GAT_SPEC, count):
                 return _INVALID_ERROR
             exptime = signed(tokens[1])
             if exptime is None:
@@ -371,7 +370,7 @@ class TextParser:
         if verb == b"version":
             return Version()
         if verb == b"verbosity":
-            if count != 2 and count != 3:
+            if not _arity_ok(_VERBOSITY_SPEC, count):
                 return _INVALID_ERROR
             noreply = tokens[-1] == _NOREPLY
             if unsigned(tokens[1], UINT64_MAX) is None:
@@ -396,7 +395,8 @@ class TextParser:
         its data block is client data and is skipped (memcached's conn_swallow), with
         memcached's answers to a line whose block it would refuse."""
         count = len(tokens)
-        if count < 3:
+        if not _arity_ok(_MS_SPEC, count):
+            # A key without a length is a bad line; no key at all, an unknown command.
             return _INVALID_ERROR if count < 2 else _INVALID_FORMAT
         length = signed(tokens[2])
         if length is None or length < 0 or length > VALUE_LENGTH_MAX:
@@ -429,7 +429,7 @@ class TextParser:
     @staticmethod
     def _delete(tokens: list[bytes]) -> Command:
         count = len(tokens)
-        if count < 2 or count > 4:
+        if not _arity_ok(_DELETE_SPEC, count):
             return _INVALID_ERROR
         key = tokens[1]
         noreply = count > 2 and tokens[-1] == _NOREPLY
@@ -446,7 +446,7 @@ class TextParser:
         # memcached's rules: up to two arguments; unless the only one is `noreply`, the
         # first is the delay (a third token, if not `noreply`, is ignored).
         count = len(tokens)
-        if count > 3:
+        if not _arity_ok(_FLUSH_ALL_SPEC, count):
             return _INVALID_ERROR
         noreply = count > 1 and tokens[-1] == _NOREPLY
         delay = 0

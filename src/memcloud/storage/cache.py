@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import re
 from collections import OrderedDict
 from typing import Final
 
+from memcloud.storage.counter import UINT64_MASK, parse_counter
 from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
@@ -24,12 +24,10 @@ __all__ = [
     "Graveyard",
     "MemoryBudget",
     "absolute_exptime",
-    "parse_counter",
 ]
 
 # memcached: an exptime above 30 days is an absolute Unix time, not an offset.
 MAX_RELATIVE_EXPTIME: Final = 60 * 60 * 24 * 30
-UINT64_MASK: Final = (1 << 64) - 1
 # Stale expiry entries (overwritten or deleted items) are tolerated up to this many times the
 # number of live items before the heap is rebuilt.
 EXPIRY_HEAP_SLACK: Final = 2
@@ -39,34 +37,6 @@ EXPIRY_HEAP_SLACK: Final = 2
 REAP_GRACE: Final = 0.5
 
 _next_cas = itertools.count(1).__next__
-
-# What memcached's strtoull accepts as a counter: optional leading white space and sign,
-# digits, then white space or the end of the value.
-_COUNTER: Final = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)(?:[ \t\n\v\f\r]|\Z)")
-
-
-def parse_counter(value: bytes) -> int | None:
-    """The unsigned 64-bit number incr/decr read in `value`, or None (non-numeric)."""
-    if value.isdigit() and len(value) <= 20:
-        number = int(value)
-        return number if number <= UINT64_MASK else None
-    match = _COUNTER.match(value)
-    if match is None:
-        return None
-    sign, digits = match.groups()
-    digits = digits.lstrip(b"0") or b"0"
-    if len(digits) > 20:
-        return None
-    number = int(digits)
-    if number > UINT64_MASK:
-        return None
-    if sign == b"-" and number:
-        # strtoull negates in unsigned arithmetic; memcached refuses what looks negative.
-        number = (1 << 64) - number
-        if number >= 1 << 63:
-            return None
-    return number
-
 
 Graveyard = list[OrderedDict[bytes, Item]]
 
@@ -140,7 +110,7 @@ class Cache:
         every command, an item found flushed or expired is removed and counted
         (get_flushed, get_expired), and the command sees none."""
         if self.flush_at and now >= self.flush_at:
-            self.flush_now()
+            self.empty()
         item = self.items.get(key)
         if item is None:
             if self.flushed:
@@ -196,7 +166,7 @@ class Cache:
         `get`. Stops once the values found pass `budget` bytes; answers the hits and how
         many keys were looked at."""
         if self.flush_at and now >= self.flush_at:
-            self.flush_now()  # a delayed flush that is due happens first
+            self.empty()  # a delayed flush that is due happens first
         hits: list[tuple[bytes, Item]] = []
         lookup = self.items.get
         refresh = self.items.move_to_end
@@ -446,15 +416,22 @@ class Cache:
 
     def flush(self, delay: int, now: float) -> None:
         """flush_all: now, or at `delay` (memcached's delayed flush; the exptime rules
-        apply: over 30 days it is an absolute Unix time)."""
+        apply: over 30 days it is an absolute Unix time). Counted as cmd_flush."""
+        self.stats.cmd_flush += 1
         at = absolute_exptime(delay, now) if delay > 0 else 0.0
         if at > now:
             self.flush_at = at
         else:
-            self.flush_now()
+            self.empty()
 
     def flush_now(self) -> None:
-        """Empty the cache in O(1): the old dict is freed later, in slices, by the reaper."""
+        """flush_all without a delay. Counted as cmd_flush."""
+        self.stats.cmd_flush += 1
+        self.empty()
+
+    def empty(self) -> None:
+        """Empty the cache in O(1): the old dict is freed later, in slices, by the reaper.
+        Not a command (a delayed flush falling due, a removed cache): not counted."""
         if self.items:
             self.graveyard.append(self.items)
             self.flushed = self.items
@@ -475,7 +452,7 @@ class Cache:
         """Remove up to `budget` items nobody asked for that expired at least REAP_GRACE
         seconds ago; answers how many went."""
         if self.flush_at and now >= self.flush_at:
-            self.flush_now()
+            self.empty()
         heap = self._expiries
         items = self.items
         due = now - REAP_GRACE

@@ -62,7 +62,7 @@ class Registry:
         self.generations.pop(cache_id, None)
         cache = self.caches.pop(cache_id, None)
         if cache is not None:
-            cache.flush_now()
+            cache.empty()
 
     def upkeep(self, now: float) -> None:
         """One bounded slice of background work: reclaim expired items, free flushed ones."""

@@ -87,5 +87,27 @@ class CacheStats:
         for name in COUNTER_NAMES:
             setattr(self, name, 0)
 
+    # What happens around the commands, counted here as the cache's methods count theirs.
+
+    def connected(self) -> None:
+        """A connection logged in to the cache."""
+        self.curr_connections += 1
+        self.total_connections += 1
+
+    def disconnected(self) -> None:
+        """A logged-in connection closed, or left the cache to log in again."""
+        self.curr_connections -= 1
+
+    def authenticated(self, ok: bool) -> None:
+        """A login naming a credential of the cache, and whether it succeeded."""
+        self.auth_cmds += 1
+        if not ok:
+            self.auth_errors += 1
+
+    def transferred(self, read: int, written: int) -> None:
+        """Bytes a logged-in connection read and the bytes of its replies."""
+        self.bytes_read += read
+        self.bytes_written += written
+
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTER_NAMES}
