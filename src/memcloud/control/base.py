@@ -1,4 +1,4 @@
-"""The interface every control-plane store implements (SQLite now, PostgreSQL later)."""
+"""The interface every control-plane store implements (SQLite, PostgreSQL, memory)."""
 
 from __future__ import annotations
 
@@ -60,9 +60,10 @@ class DamagedStore(ControlError):
 
 
 class ControlStore(Protocol):
-    """Every caller reaches the control plane through this; each backend (SQLite, memory)
-    checks memcloud.control.rules and raises only `ControlError`s, `StoreFailed` for its
-    database's own failures. tests/control/test_store_contract.py says what each must do.
+    """Every caller reaches the control plane through this; each backend (SQLite,
+    PostgreSQL, memory) checks memcloud.control.rules and raises only `ControlError`s,
+    `StoreFailed` for its database's own failures. tests/control/test_store_contract.py
+    says what each must do.
     """
 
     def revision(self) -> int:

@@ -1,4 +1,4 @@
-"""Where the control store lives in a data directory, and opening it."""
+"""Opening the control store: PostgreSQL at a `--control-url`, else SQLite in the data dir."""
 
 from __future__ import annotations
 
