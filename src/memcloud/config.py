@@ -274,9 +274,7 @@ class Settings:
     # Nodes of one machine fail together; None: this machine's host name.
     machine: str | None = field(
         default=None,
-        metadata=serve_option(
-            "name of this machine in the node registry", words="the host name"
-        ),
+        metadata=serve_option("name of this machine in the node registry", words="the host name"),
     )
     # None: a token generated at the first start (kept in the data dir); "": /metrics open.
     metrics_token: str | None = field(
