@@ -117,7 +117,7 @@ def test_live_point_is_differenced_against_the_last_point() -> None:
 def _axis_top(svg: str) -> str:
     """The value label at the top of the y axis (the labels left of the plot, bottom up)."""
     x = charts.LEFT - 6
-    labels = re.findall(rf'<text class="axis" x="{x}" [^>]*>([^<]+)</text>', svg)
+    labels: list[str] = re.findall(rf'<text class="axis" x="{x}" [^>]*>([^<]+)</text>', svg)
     return labels[-1]
 
 
