@@ -186,3 +186,7 @@ def test_buckets_without_a_sample_are_zeros() -> None:
     [per_server] = processed_series(samples, names, T0, T0 + 600, per_server=True)
     assert rows(per_server) == rows(series)
     assert processed_series([], names, T0, T0 + 600)[0]["values"] == []
+    # A gap at the start of the range, after a sample before it, is padded too.
+    [late] = processed_series(samples, names, T0 + 120, T0 + 600)
+    assert [row[0] for row in rows(late)] == [format_time(T0 + 60 * i) for i in range(2, 6)]
+    assert rows(late)[0][1:] == [0, 0, 0] and rows(late)[-1][1:] == [1.0, 1.0, 4]

@@ -17,8 +17,9 @@ A ratio with no operations in the bucket is `null`, as is every rate of a node's
 Across nodes (`stats.aggregate.merge_buckets`) every node's counters are differenced against
 that node's own previous sample, then added up (each node holds its share of the plan and of
 the keys), except a flush, which every node counts and which counts once. A bucket between
-the series' first and last sample that holds no sample (the server was down) is a row of
-zeros, as the hosted service pads its series.
+the series' first sample (or the range's start, if the history reaches back before it) and
+its last that holds no sample (the server was down) is a row of zeros, as the hosted service
+pads its series.
 """
 
 from __future__ import annotations
@@ -130,19 +131,18 @@ def _row(bucket: Bucket, names: Sequence[str]) -> list[Value]:
 def _rows(
     readings: Sequence[Reading], names: Sequence[str], step: int, first: int, end: float
 ) -> list[list[Value | str]]:
-    """The rows of one series: one per bucket in [first, end] from its first sample to its
-    last, a bucket without a sample padded with zeros."""
-    buckets = {
-        int(b.at): b
-        for b in merge_buckets(readings, lambda at: at // step * step)
-        if first <= b.at <= end
-    }
+    """The rows of one series: one per bucket in [first, end] from its first sample (or from
+    `first`, if the series has samples before it) to its last, a bucket without a sample
+    padded with zeros."""
+    merged = merge_buckets(readings, lambda at: at // step * step)
+    buckets = {int(b.at): b for b in merged if first <= b.at <= end}
     if not buckets:
         return []
+    earlier = any(b.at < first for b in merged)
     zeros: list[Value] = [0] * len(names)
     return [
         [format_time(at), *(_row(buckets[at], names) if at in buckets else zeros)]
-        for at in range(min(buckets), max(buckets) + 1, step)
+        for at in range(first if earlier else min(buckets), max(buckets) + 1, step)
     ]
 
 
