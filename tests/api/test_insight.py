@@ -138,3 +138,55 @@ def test_hook_bodies() -> None:
     assert parse_fields(b"{broken") is None
     source, details = flush_details({"resource": "release", "data": {"version": "x"}})
     assert (source, details) == ("webhook", {"release": "vx"})
+
+
+def test_nodes_are_differenced_on_their_own_before_they_add_up() -> None:
+    # Node b missed the sample of T0 + 60: its next one is differenced against its own
+    # sample of T0, not against a's; items of that bucket are a's alone (b said nothing).
+    samples = [
+        sample(T0, "a:1", total_connections=0, cmd_get=0, curr_items=5),
+        sample(T0, "b:2", total_connections=6000, cmd_get=9000, curr_items=5),
+        sample(T0 + 60, "a:1", total_connections=60, cmd_get=60, curr_items=5),
+        sample(T0 + 120, "a:1", total_connections=120, cmd_get=120, curr_items=5),
+        sample(T0 + 120, "b:2", total_connections=6240, cmd_get=9240, curr_items=5),
+    ]
+    names = ["connection_rate", "get_rate", "items"]
+    [series] = processed_series(samples, names, T0, T0 + 180)
+    assert [row[1:] for row in rows(series)] == [[None, None, 10], [1.0, 1.0, 5], [3.0, 3.0, 10]]
+
+
+def test_a_flush_every_node_counted_is_one_flush() -> None:
+    samples = []
+    for server in ("a:1", "b:2"):
+        samples.append(sample(T0, server, cmd_flush=0, cmd_get=0))
+        samples.append(sample(T0 + 60, server, cmd_flush=1, cmd_get=1))
+    names = ["flush_rate", "flush_fraction", "request_rate"]
+    [series] = processed_series(samples, names, T0, T0 + 120)
+    # one flush and two gets in 60 s: requests 3, the flush a third of them
+    assert rows(series)[-1][1:] == [round(1 / 60, 6), round(1 / 3, 6), round(3 / 60, 6)]
+
+
+def test_buckets_without_a_sample_are_zeros() -> None:
+    # The server was stopped from T0 + 120 to T0 + 240: no samples in those buckets.
+    samples = [
+        sample(T0, cmd_get=0, curr_items=4),
+        sample(T0 + 60, cmd_get=60, curr_items=4),
+        sample(T0 + 300, cmd_get=300, curr_items=4),
+    ]
+    names = ["get_rate", "get_fraction", "items"]
+    [series] = processed_series(samples, names, T0, T0 + 600)
+    assert rows(series) == [
+        [format_time(T0), None, None, 4],
+        [format_time(T0 + 60), 1.0, 1.0, 4],
+        [format_time(T0 + 120), 0, 0, 0],
+        [format_time(T0 + 180), 0, 0, 0],
+        [format_time(T0 + 240), 0, 0, 0],
+        [format_time(T0 + 300), 1.0, 1.0, 4],
+    ]
+    [per_server] = processed_series(samples, names, T0, T0 + 600, per_server=True)
+    assert rows(per_server) == rows(series)
+    assert processed_series([], names, T0, T0 + 600)[0]["values"] == []
+    # A gap at the start of the range, after a sample before it, is padded too.
+    [late] = processed_series(samples, names, T0 + 120, T0 + 600)
+    assert [row[0] for row in rows(late)] == [format_time(T0 + 60 * i) for i in range(2, 6)]
+    assert rows(late)[0][1:] == [0, 0, 0] and rows(late)[-1][1:] == [1.0, 1.0, 4]

@@ -37,7 +37,9 @@ def test_history_shape(api: Api) -> None:
     for sample in samples:
         assert set(sample) == {"memcachier_id", "server", "stats", "timestamp"}
         assert sample["memcachier_id"] == str(api.main.cache_id)
-        assert sample["server"] == "127.0.0.1"  # no port
+        # With its port, as /stats names it (issue 12: without it, nodes of one machine
+        # could not be told apart).
+        assert sample["server"] == f"127.0.0.1:{api.proc.port}"
         assert re.fullmatch(r"\d{13}", sample["timestamp"])
         assert list(sample["stats"]) == list(API_STAT_NAMES)
         assert abs(int(sample["timestamp"]) // 1000 - sample["stats"]["time"]) <= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +75,72 @@ def test_charts_are_svg_without_inline_styles() -> None:
     assert "Memory &lt;used&gt;" in svg
     assert "No samples" in str(charts.line_chart("x", [], 0.0, 1.0))
     assert "style=" not in str(charts.bars([("get", 3, 1)])) + str(charts.donut(40, "good"))
+
+
+def test_points_of_two_nodes_either_side_of_the_minute_are_one() -> None:
+    # Stamped a few milliseconds either side of the tick (samples of old versions, a late
+    # node): both are the tick's point, and each node is differenced against itself.
+    samples = []
+    for tick in range(4):
+        at = 600.0 + 60 * tick
+        for server, skew, base in (("a:1", -0.002, 0), ("b:2", 0.003, 9000)):
+            stats = {
+                "curr_items": 2700,
+                "get_hits": base + 90 * tick,
+                "get_misses": base + 10 * tick,
+                "total_connections": base + 21 * tick,
+            }
+            samples.append((at + skew, server, stats))
+    points = metrics.merge_samples(samples, 60.0)
+    assert [(p.at, p.nodes) for p in points] == [(600.0 + 60 * t, 2) for t in range(4)]
+    lines = metrics.series(points)
+    assert {v for _, v in lines["items"]} == {5400.0}
+    assert [v for _, v in lines["hit_rate"]] == [90.0] * 3
+    assert [round(v or 0, 3) for _, v in lines["new_connections"]] == [0.7] * 3
+
+
+def test_a_tick_not_every_node_wrote_yet_is_left_out() -> None:
+    full = metrics.Point(60.0, {"curr_items": 10}, merged=True, nodes=2)
+    partial = metrics.Point(120.0, {"curr_items": 5}, merged=True, nodes=1)
+    assert metrics.complete([full, partial]) == [full]
+    assert metrics.complete([full, full]) == [full, full]
+    assert metrics.complete([partial]) == [partial]
+
+
+def test_live_point_is_differenced_against_the_last_point() -> None:
+    last = metrics.Point(60.0, {"get_hits": 10, "get_misses": 0}, merged=True, nodes=2)
+    live = metrics.Point(70.0, {"get_hits": 13, "get_misses": 1, "total_connections": 0})
+    lines = metrics.series([last, live])
+    assert lines["hit_rate"] == [(70.0, 75.0)]
+
+
+def _axis_top(svg: str) -> str:
+    """The value label at the top of the y axis (the labels left of the plot, bottom up)."""
+    x = charts.LEFT - 6
+    labels: list[str] = re.findall(rf'<text class="axis" x="{x}" [^>]*>([^<]+)</text>', svg)
+    return labels[-1]
+
+
+def test_memory_axis_fits_usage_and_the_current_plan() -> None:
+    mb, gb = 1 << 20, 1 << 30
+    # The plan was 10 GB for ten minutes earlier in the hour, 100 MB before and since.
+    limit = [(t * 60.0, float(10 * gb if 20 <= t < 30 else 100 * mb)) for t in range(61)]
+    used = [(t * 60.0, float(40 * mb)) for t in range(61)]
+    svg = str(charts.memory_chart(used, limit, 0.0, 3600.0))
+    assert _axis_top(svg) == "110 MB"
+    assert "limit (up to 10.0 GB)" in svg
+    # Once the resize is out of the range, nothing is said about it.
+    svg = str(charts.memory_chart(used, limit, 1800.0, 3600.0))
+    assert _axis_top(svg) == "110 MB" and "up to" not in svg
+    # Usage above the plan (a resize down) still fits.
+    svg = str(charts.memory_chart([(0.0, float(300 * mb))], [(0.0, float(100 * mb))], 0, 60))
+    assert _axis_top(svg) == "330 MB"
+
+
+def test_axes_count_only_the_points_in_range() -> None:
+    line = charts.Line("items", "c1", [(-100.0, 9000.0), (10.0, 40.0), (20.0, 45.0)])
+    svg = str(charts.line_chart("Items", [line], 0.0, 30.0))
+    assert _axis_top(svg) == "50"
 
 
 def test_plans() -> None:

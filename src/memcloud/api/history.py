@@ -7,7 +7,9 @@
   per hour (the hour's last: counters are cumulative, so it carries the hour's totals),
   kept for `HOUR_RETENTION` (30 days). Flush log lines are kept `FLUSH_LOG_RETENTION` (90
   days). Compaction runs at start and every `COMPACT_SECONDS`.
-- Each node samples only itself; with several nodes each stores its own rows (`server`).
+- Each node samples only itself; with several nodes each stores its own rows (`server`,
+  its `host:port`), every node's sample of a tick stamped with the tick's time
+  (`stats.sampling.tick_time`), so that they merge into one point.
 
 `MEMCLOUD_STATS_SAMPLE_SECONDS` overrides the interval (tests use a fraction of a second).
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 from memcloud.control.base import ControlStore
@@ -24,11 +25,13 @@ from memcloud.control.failures import FailureLog
 from memcloud.control.models import StatsSample
 from memcloud.control.telemetry import HOUR, MINUTE
 from memcloud.nodes import LocalNode, NodeError
+from memcloud.stats.sampling import INTERVAL_ENV, SAMPLE_SECONDS, sample_interval, tick_time
 
 __all__ = [
     "COMPACT_SECONDS",
     "FLUSH_LOG_RETENTION",
     "HOUR_RETENTION",
+    "INTERVAL_ENV",
     "MINUTE_RETENTION",
     "SAMPLE_SECONDS",
     "StatsSampler",
@@ -37,24 +40,10 @@ __all__ = [
 
 log = logging.getLogger("memcloud.history")
 
-SAMPLE_SECONDS = float(MINUTE)
 MINUTE_RETENTION = 24 * HOUR
 HOUR_RETENTION = 30 * 24 * HOUR
 FLUSH_LOG_RETENTION = 90 * 24 * HOUR
 COMPACT_SECONDS = float(HOUR)
-INTERVAL_ENV = "MEMCLOUD_STATS_SAMPLE_SECONDS"
-# The shortest interval the override accepts: below that, sampling would load the loop.
-MIN_SAMPLE_SECONDS = 0.1
-
-
-def sample_interval() -> float:
-    raw = os.environ.get(INTERVAL_ENV, "")
-    try:
-        value = float(raw) if raw else SAMPLE_SECONDS
-    except ValueError:
-        log.warning("%s=%r is not a number; sampling every %ss", INTERVAL_ENV, raw, SAMPLE_SECONDS)
-        return SAMPLE_SECONDS
-    return max(value, MIN_SAMPLE_SECONDS)
 
 
 class StatsSampler:
@@ -82,7 +71,7 @@ class StatsSampler:
 
     async def tick(self) -> None:
         now = self.node.service.clock.now()
-        samples = self.sample(now)
+        samples = self.sample(tick_time(now, self.interval))
         if samples:
             await asyncio.to_thread(self.store.add_stats_samples, samples)
         if now - self._last_compaction >= COMPACT_SECONDS:

@@ -14,17 +14,21 @@ value is derived from the difference to the node's previous bucket:
 
 A ratio with no operations in the bucket is `null`, as is every rate of a node's first bucket
 (nothing to difference against). A counter that went down (restart, reset_stats) counts from 0.
-Across nodes everything adds up: each node holds its share of the plan and of the keys.
+Across nodes (`stats.aggregate.merge_buckets`) every node's counters are differenced against
+that node's own previous sample, then added up (each node holds its share of the plan and of
+the keys), except a flush, which every node counts and which counts once. A bucket between
+the series' first sample (or the range's start, if the history reaches back before it) and
+its last that holds no sample (the server was down) is a row of zeros, as the hosted service
+pads its series.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from memcloud.control.models import StatsSample
-from memcloud.stats.aggregate import counter_deltas
+from memcloud.stats.aggregate import Bucket, Reading, merge_buckets
 from memcloud.stats.names import COMMAND_COUNTERS, HIT_COUNTERS, REQUEST_COMMANDS
 
 __all__ = [
@@ -96,33 +100,6 @@ def default_range(now: float) -> tuple[float, float]:
     return now - _DAY, now
 
 
-@dataclass(slots=True)
-class _Bucket:
-    at: int
-    deltas: dict[str, int]  # counter differences to the previous bucket (empty: no previous)
-    seconds: float  # time between the two samples
-    gauges: dict[str, int]
-
-
-def _node_buckets(samples: Sequence[StatsSample], step: int) -> list[_Bucket]:
-    last: dict[int, StatsSample] = {}
-    for sample in samples:  # oldest first: the last one of each bucket wins
-        last[int(sample.at) // step * step] = sample
-    buckets: list[_Bucket] = []
-    previous: StatsSample | None = None
-    for at in sorted(last):
-        sample = last[at]
-        deltas: dict[str, int] = {}
-        seconds = 0.0
-        if previous is not None and sample.at > previous.at:
-            seconds = sample.at - previous.at
-            deltas = counter_deltas(sample.stats, previous.stats)
-        gauges = {out: sample.stats.get(src, 0) for out, src in _GAUGES.items()}
-        buckets.append(_Bucket(at, deltas, seconds, gauges))
-        previous = sample
-    return buckets
-
-
 def _sum(deltas: Mapping[str, float], names: Iterable[str]) -> float:
     return sum(deltas.get(name, 0) for name in names)
 
@@ -131,21 +108,14 @@ def _ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 6) if whole > 0 else None
 
 
-def _row(buckets: Sequence[_Bucket], names: Sequence[str]) -> list[Value]:
-    """One output row from the same bucket of one or more nodes."""
-    have_deltas = [b for b in buckets if b.seconds > 0]
-    deltas: dict[str, float] = {}
-    rates: dict[str, float] = {}
-    for bucket in have_deltas:
-        for name, value in bucket.deltas.items():
-            deltas[name] = deltas.get(name, 0) + value
-            rates[name] = rates.get(name, 0.0) + value / bucket.seconds
+def _row(bucket: Bucket, names: Sequence[str]) -> list[Value]:
+    """One output row from a bucket of one or more nodes."""
+    deltas, rates = bucket.deltas, bucket.rates
     values: list[Value] = []
     for name in names:
         if name in _GAUGES:
-            column = [b.gauges[name] for b in buckets]
-            values.append(sum(column))
-        elif not have_deltas:
+            values.append(bucket.stats.get(_GAUGES[name], 0))
+        elif not bucket.has_deltas:
             values.append(None)
         elif name in _PLAIN_RATES:
             values.append(round(_sum(rates, _PLAIN_RATES[name]), 6))
@@ -156,6 +126,24 @@ def _row(buckets: Sequence[_Bucket], names: Sequence[str]) -> list[Value]:
             hits, both = _HIT_RATES[name]
             values.append(_ratio(_sum(deltas, hits), _sum(deltas, both)))
     return values
+
+
+def _rows(
+    readings: Sequence[Reading], names: Sequence[str], step: int, first: int, end: float
+) -> list[list[Value | str]]:
+    """The rows of one series: one per bucket in [first, end] from its first sample (or from
+    `first`, if the series has samples before it) to its last, a bucket without a sample
+    padded with zeros."""
+    merged = merge_buckets(readings, lambda at: at // step * step)
+    buckets = {int(b.at): b for b in merged if first <= b.at <= end}
+    if not buckets:
+        return []
+    earlier = any(b.at < first for b in merged)
+    zeros: list[Value] = [0] * len(names)
+    return [
+        [format_time(at), *(_row(buckets[at], names) if at in buckets else zeros)]
+        for at in range(first if earlier else min(buckets), max(buckets) + 1, step)
+    ]
 
 
 def processed_series(
@@ -171,35 +159,26 @@ def processed_series(
     `samples` should reach back one bucket before `start`, so the first row has rates.
     """
     step = granularity(end - start)
-    by_node: dict[str, list[StatsSample]] = {}
-    for sample in samples:
-        by_node.setdefault(sample.server, []).append(sample)
-    node_buckets = {server: _node_buckets(rows, step) for server, rows in sorted(by_node.items())}
     first = int(start) // step * step
     columns = ["time", *names]
-
-    def rows(groups: dict[int, list[_Bucket]]) -> list[list[Value | str]]:
-        return [
-            [format_time(at), *_row(groups[at], names)]
-            for at in sorted(groups)
-            if first <= at <= end
-        ]
-
+    readings = [Reading(s.at, s.server, s.stats) for s in samples]
     if per_server:
-        series: list[dict[str, object]] = []
-        for server, buckets in node_buckets.items():
-            groups = {b.at: [b] for b in buckets}
-            series.append(
-                {
-                    "name": "processed_stats",
-                    "tags": {"server": server},
-                    "columns": columns,
-                    "values": rows(groups),
-                }
-            )
-        return series
-    merged: dict[int, list[_Bucket]] = {}
-    for buckets in node_buckets.values():
-        for bucket in buckets:
-            merged.setdefault(bucket.at, []).append(bucket)
-    return [{"name": "processed_stats", "columns": columns, "values": rows(merged)}]
+        by_node: dict[str, list[Reading]] = {}
+        for reading in readings:
+            by_node.setdefault(reading.server, []).append(reading)
+        return [
+            {
+                "name": "processed_stats",
+                "tags": {"server": server},
+                "columns": columns,
+                "values": _rows(rows, names, step, first, end),
+            }
+            for server, rows in sorted(by_node.items())
+        ]
+    return [
+        {
+            "name": "processed_stats",
+            "columns": columns,
+            "values": _rows(readings, names, step, first, end),
+        }
+    ]

@@ -112,7 +112,9 @@ async def history(cache_id: str, request: Request) -> Response:
         [
             {
                 "memcachier_id": str(sample.cache_id),
-                "server": sample.server.rsplit(":", 1)[0],
+                # host:port, as the stats route keys its servers: with several nodes on a
+                # machine, the host alone would not tell their samples apart.
+                "server": sample.server,
                 "stats": pick_stats(sample.stats),
                 "timestamp": str(int(sample.at * 1000)),
             }

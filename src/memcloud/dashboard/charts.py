@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-__all__ = ["Line", "bars", "donut", "format_bytes", "format_number", "line_chart"]
+__all__ = [
+    "Line",
+    "bars",
+    "donut",
+    "format_bytes",
+    "format_number",
+    "line_chart",
+    "memory_chart",
+    "shown",
+]
 
 WIDTH = 600
 HEIGHT = 190
@@ -45,6 +54,15 @@ class Line:
     points: Sequence[tuple[float, float | None]]
 
 
+# Room above the memory chart's plan line: how full the cache is shows at a glance.
+PLAN_HEADROOM = 1.1
+
+
+def shown(points: Sequence[tuple[float, float | None]], start: float, end: float) -> list[float]:
+    """The values a chart over [start, end] draws of `points`."""
+    return [v for at, v in points if v is not None and start <= at <= end]
+
+
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
@@ -69,8 +87,10 @@ def line_chart(
     fmt: Callable[[float], str] = format_number,
     y_max: float | None = None,
 ) -> Markup:
-    """A responsive line chart of `lines` over [start, end]; gaps where a value is None."""
-    values = [v for line in lines for _, v in line.points if v is not None]
+    """A responsive line chart of `lines` over [start, end]; gaps where a value is None. The
+    axis reaches `y_max`, or the largest value drawn (points outside [start, end] are not
+    drawn, so they do not stretch it); a value above `y_max` is drawn on the top edge."""
+    values = [v for line in lines for v in shown(line.points, start, end)]
     top = y_max if y_max is not None else _nice_max(max(values, default=0.0))
     span = max(end - start, 1.0)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -106,7 +126,7 @@ def line_chart(
         segment: list[str] = []
         segments: list[list[str]] = []
         for at, value in line.points:
-            if value is None or at < start:
+            if value is None or not start <= at <= end:
                 if segment:
                     segments.append(segment)
                 segment = []
@@ -134,6 +154,32 @@ def line_chart(
     return Markup(
         f'<figure class="graph"><figcaption>{escape(title)} {legend}</figcaption>'
         f"{''.join(parts)}</figure>"
+    )
+
+
+def memory_chart(
+    used: Sequence[tuple[float, float | None]],
+    limit: Sequence[tuple[float, float | None]],
+    start: float,
+    end: float,
+) -> Markup:
+    """Memory used against the plan. The axis fits the bytes used and the plan as it is now
+    (the newest limit drawn), with room above: a plan that was larger for a while earlier in
+    the range (a temporary resize) does not flatten today's usage into the bottom edge. Such
+    a limit is drawn on the top edge, and the legend says how high it went."""
+    limits = shown(limit, start, end)
+    current = limits[-1] if limits else 0.0
+    top = PLAN_HEADROOM * max(max(shown(used, start, end), default=0.0), current)
+    label = "limit"
+    if limits and max(limits) > top:
+        label = f"limit (up to {format_bytes(max(limits))})"
+    return line_chart(
+        "Memory",
+        [Line("used", "c1", used), Line(label, "limit", limit)],
+        start,
+        end,
+        fmt=format_bytes,
+        y_max=top or None,
     )
 
 

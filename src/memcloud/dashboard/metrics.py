@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from memcloud.control.telemetry import HOUR
-from memcloud.stats.aggregate import aggregate_stats, counter_delta
+from memcloud.stats.aggregate import Reading, counter_delta, counter_deltas, merge_buckets
 
 __all__ = [
     "HIT_RATE_GOOD",
@@ -21,6 +21,7 @@ __all__ = [
     "RANGES",
     "Overview",
     "Point",
+    "complete",
     "hit_rate_class",
     "merge_samples",
     "overview",
@@ -34,7 +35,7 @@ HIT_RATE_WARN = 50.0
 # reuse connections).
 NEW_CONNECTIONS_WARN = 10.0
 RANGES: dict[str, int] = {"hour": HOUR, "day": 24 * HOUR, "week": 7 * 24 * HOUR}
-# Samples of several nodes closer together than this are one point in time.
+# How far before the hour the overview's base point may be (one sample interval late).
 BUCKET_SECONDS = 30
 
 Stats = Mapping[str, int]
@@ -42,22 +43,42 @@ Stats = Mapping[str, int]
 
 @dataclass(frozen=True, slots=True)
 class Point:
+    """The cache at one moment.
+
+    A point of the history (`merged`) carries the counters' increases since the previous point
+    (`deltas`, and per second `rates`), each node differenced against its own previous sample
+    before they were combined (`stats.aggregate.merge_buckets`); None when no node of the
+    point had an earlier sample. Any other point (the live one, read now) is differenced as a
+    whole against the previous point.
+    """
+
     at: float
     stats: Stats
+    deltas: Mapping[str, float] | None = None
+    rates: Mapping[str, float] | None = None
+    merged: bool = False
+    nodes: int = 0  # how many nodes' samples the point holds (merged points)
 
 
-def merge_samples(samples: Iterable[tuple[float, str, Stats]]) -> list[Point]:
-    """One point per moment: the nodes' samples `(at, server, stats)` aggregated."""
-    buckets: dict[int, tuple[float, dict[str, Stats]]] = {}
-    for at, server, stats in samples:
-        key = int(at // BUCKET_SECONDS)
-        latest, per_node = buckets.get(key, (at, {}))
-        per_node[server] = stats
-        buckets[key] = (max(latest, at), per_node)
+def merge_samples(samples: Iterable[tuple[float, str, Stats]], step: float = 60.0) -> list[Point]:
+    """One point per sampling tick: the nodes' samples `(at, server, stats)` of the same
+    tick (the sampler stamps every node's with the tick's time; a sample up to half a `step`
+    off joins the nearest tick) aggregated, their counters differenced per node."""
+    readings = (Reading(at, server, stats) for at, server, stats in samples)
     return [
-        Point(at, aggregate_stats(per_node))
-        for at, per_node in (buckets[key] for key in sorted(buckets))
+        Point(b.at, b.stats, b.deltas, b.rates, merged=True, nodes=b.nodes)
+        if b.has_deltas
+        else Point(b.at, b.stats, merged=True, nodes=b.nodes)
+        for b in merge_buckets(readings, lambda at: round(at / step) * step)
     ]
+
+
+def complete(points: Sequence[Point]) -> list[Point]:
+    """`points` without a newest tick that not every node has written yet (they store their
+    samples a few milliseconds apart): read then, it would show part of the cache."""
+    if len(points) >= 2 and points[-1].nodes < points[-2].nodes:
+        return list(points[:-1])
+    return list(points)
 
 
 def hit_rate_class(rate: float | None) -> str:
@@ -130,6 +151,22 @@ def overview(live: Stats, history: Sequence[Point], now: float, started: float) 
 Series = list[tuple[float, float | None]]
 
 
+Increases = tuple[Mapping[str, float], Mapping[str, float]]
+
+
+def _increases(point: Point, previous: Point) -> Increases | None:
+    """How much each counter grew into `point`, in all and per second (None: unknown)."""
+    if point.merged:
+        if point.deltas is None or point.rates is None:
+            return None
+        return point.deltas, point.rates
+    if point.at <= previous.at:
+        return None
+    seconds = max(point.at - previous.at, 1.0)
+    deltas = counter_deltas(point.stats, previous.stats)
+    return deltas, {name: value / seconds for name, value in deltas.items()}
+
+
 def series(points: Sequence[Point]) -> dict[str, Series]:
     """Graph series: gauges at each point, rates over each interval (at its end)."""
     out: dict[str, Series] = {
@@ -151,14 +188,13 @@ def series(points: Sequence[Point]) -> dict[str, Series]:
         out["limit"].append((point.at, float(s.get("limit_maxbytes", 0))))
         out["items"].append((point.at, float(s.get("curr_items", 0))))
         out["connections"].append((point.at, float(s.get("curr_connections", 0))))
-        if previous is not None:
-            seconds = max(point.at - previous.at, 1.0)
-            hits = counter_delta(s, previous.stats, "get_hits")
-            gets = hits + counter_delta(s, previous.stats, "get_misses")
+        increases = _increases(point, previous) if previous is not None else None
+        if increases is not None:
+            deltas, rates = increases
+            hits = deltas.get("get_hits", 0)
+            gets = hits + deltas.get("get_misses", 0)
             out["hit_rate"].append((point.at, 100.0 * hits / gets if gets else None))
-            new = counter_delta(s, previous.stats, "total_connections")
-            out["new_connections"].append((point.at, new / seconds))
-            evicted = counter_delta(s, previous.stats, "evictions")
-            out["evictions"].append((point.at, float(evicted)))
+            out["new_connections"].append((point.at, float(rates.get("total_connections", 0))))
+            out["evictions"].append((point.at, float(deltas.get("evictions", 0))))
         previous = point
     return out

@@ -27,6 +27,7 @@ from memcloud.dashboard.web import (
     render,
     throttled,
 )
+from memcloud.stats.sampling import sample_interval
 
 __all__ = ["NOTICES", "router"]
 
@@ -191,7 +192,8 @@ async def overview(request: Request, cache_id: int) -> Response:
     samples = await asyncio.to_thread(
         ctx.store.stats_samples, cache_id, now - max(span, metrics.HOUR) - 60, now
     )
-    history = metrics.merge_samples((s.at, s.server, s.stats) for s in samples)
+    readings = [(s.at, s.server, s.stats) for s in samples]
+    history = metrics.complete(metrics.merge_samples(readings, sample_interval()))
     live = await ctx.live_stats(cache_id) or {"limit_maxbytes": viewer.cache.plan}
     started = getattr(request.app.state, "dashboard_started", now)
     card = metrics.overview(live, history, now, started)
@@ -199,18 +201,7 @@ async def overview(request: Request, cache_id: int) -> Response:
     lines = metrics.series(points)
     start = now - span
     graphs = [
-        charts.line_chart(
-            "Memory",
-            [
-                charts.Line("used", "c1", lines["bytes"]),
-                charts.Line("limit", "limit", lines["limit"]),
-            ],
-            start,
-            now,
-            fmt=charts.format_bytes,
-            # The plan line sits just below the top: how full the cache is shows at a glance.
-            y_max=1.1 * max((v or 0.0 for _, v in lines["limit"]), default=0.0) or None,
-        ),
+        charts.memory_chart(lines["bytes"], lines["limit"], start, now),
         charts.line_chart(
             "Hit rate (%)",
             [charts.Line("hit rate", "c2", lines["hit_rate"])],
