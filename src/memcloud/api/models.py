@@ -263,5 +263,9 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Prometheus' text exposition format",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     },
-    **errors("other", e401="a valid bearer token is required (--metrics-token)"),
+    # Its own content: the route's media type is text/plain, the refusal's is JSON.
+    401: {
+        "description": "a valid bearer token is required (--metrics-token)",
+        "content": {"application/json": {"schema": ErrorDetail.model_json_schema()}},
+    },
 }
