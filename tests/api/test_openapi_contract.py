@@ -136,7 +136,7 @@ def test_document_passes_openapi_spec_validator(doc: dict[str, Any]) -> None:
 
 
 def test_every_operation_has_its_own_operation_id(doc: dict[str, Any]) -> None:
-    ids = [op.get("operationId") for _, _, op in operations(doc)]
+    ids = [str(op.get("operationId") or "") for _, _, op in operations(doc)]
     assert all(ids), ids
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
     assert {
@@ -154,8 +154,7 @@ def test_every_answer_is_typed(doc: dict[str, Any]) -> None:
         for status, response in op["responses"].items():
             for media, content in response.get("content", {}).items():
                 assert content.get("schema"), (method, path, status, media)
-        for status in ("204",):
-            assert "content" not in op["responses"].get(status, {}), (method, path)
+        assert "content" not in op["responses"].get("204", {}), (method, path)
 
 
 def test_no_422_where_the_api_answers_400(doc: dict[str, Any]) -> None:
