@@ -60,8 +60,11 @@ _V1_ERRORS = errors(
 # Routes that change credentials may also refuse the request itself (a capability that is
 # not a boolean, deleting the primary while others remain).
 _V1_CHANGE_ERRORS = {**errors("v1", e400="what is wrong with the request"), **_V1_ERRORS}
-# Routes that read a body: above its limit, 413 before it is read.
-_V1_BODY_ERRORS = {**_V1_CHANGE_ERRORS, **errors("v1", e413="Request body too large.")}
+# Routes that read a body: above its limit, 413 before it is read. A flush ignores a body
+# it cannot read (it only feeds the flush log), so it never answers 400.
+_TOO_LARGE = errors("v1", e413="Request body too large.")
+_V1_FLUSH_ERRORS = {**_V1_ERRORS, **_TOO_LARGE}
+_V1_BODY_ERRORS = {**_V1_CHANGE_ERRORS, **_TOO_LARGE}
 # Documents (for /openapi.json) the bodies flush accepts; the route reads the raw body.
 FLUSH_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -168,7 +171,7 @@ async def history(cache_id: str, request: Request) -> Response:
     "/api/v1/{cache_id}/flush",
     operation_id="v1_flush",
     response_model=V1Done,
-    responses=_V1_BODY_ERRORS,
+    responses=_V1_FLUSH_ERRORS,
     openapi_extra=FLUSH_BODY_DOC,
     summary="Flush the cache (deploy hooks POST their form here)",
 )
