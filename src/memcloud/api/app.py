@@ -17,15 +17,16 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memcloud import __version__
-from memcloud.api import v1, v2
+from memcloud.api import docs, v1, v2
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
 from memcloud.api.limits import BodyLimit
 from memcloud.api.metrics import metrics_endpoint
+from memcloud.api.models import METRICS_RESPONSES
 from memcloud.dashboard import install as install_dashboard
 from memcloud.dashboard.context import DashboardContext
 from memcloud.dashboard.sessions import Signer, load_key
@@ -117,7 +118,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
             "capability. See docs/http-api.md."
         ),
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # /docs and /redoc from bundled assets, not a CDN (api/docs.py).
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -130,6 +132,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         summary="Prometheus metrics per cache and server",
         tags=["metrics"],
         response_model=None,
+        operation_id="metrics",
+        response_class=PlainTextResponse,
+        responses=METRICS_RESPONSES,
     )
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -143,6 +148,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # sign-on (/heroku, /sso), which open dashboard sessions and read its context.
     install_dashboard(app, dashboard_context(ctx))
     install_provisioning(app)
+    docs.install(app)
     return app
 
 

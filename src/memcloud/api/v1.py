@@ -24,6 +24,17 @@ from memcloud.api.context import ApiContext, context
 from memcloud.api.credential_ops import CAPABILITY_FIELDS, capabilities_body
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.hooks import flush_details, parse_fields, read_body
+from memcloud.api.models import (
+    Capabilities,
+    V1Credential,
+    V1CredentialList,
+    V1Done,
+    V1HistoryList,
+    V1Login,
+    V1NewCredential,
+    V1StatsByServer,
+    errors,
+)
 from memcloud.api.shapes import (
     capabilities_json,
     credential_v1,
@@ -38,11 +49,22 @@ __all__ = ["FLUSH_BODY_DOC", "flush_cache", "router"]
 
 router = APIRouter(tags=["v1"])
 
-_V1_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"description": '"You are not authorized to perform this action."'},
-    404: {"description": '"No cache found."'},
-    500: {"description": '"Server error: host:port,..." (the servers that failed)'},
-}
+# What every route may answer besides its success (api/errors.py's v1 table), as JSON strings.
+_V1_ERRORS = errors(
+    "v1",
+    e403="You are not authorized to perform this action. (no, bad or unfit credentials)",
+    e404="No cache found. (or No credential found.)",
+    e429="Too many failed logins. Try again later. (see Retry-After)",
+    e500="Server error: host:port,... (the servers that failed)",
+)
+# Routes that change credentials may also refuse the request itself (a capability that is
+# not a boolean, deleting the primary while others remain).
+_V1_CHANGE_ERRORS = {**errors("v1", e400="what is wrong with the request"), **_V1_ERRORS}
+# Routes that read a body: above its limit, 413 before it is read. A flush ignores a body
+# it cannot read (it only feeds the flush log), so it never answers 400.
+_TOO_LARGE = errors("v1", e413="Request body too large.")
+_V1_FLUSH_ERRORS = {**_V1_ERRORS, **_TOO_LARGE}
+_V1_BODY_ERRORS = {**_V1_CHANGE_ERRORS, **_TOO_LARGE}
 # Documents (for /openapi.json) the bodies flush accepts; the route reads the raw body.
 FLUSH_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -83,8 +105,20 @@ async def flush_cache(ctx: ApiContext, request: Request, cache_ref: str) -> None
     )
 
 
-@router.get("/api/v1/login", responses=_V1_ERRORS, summary="The cache id of a credential")
-@router.get("/api/login", responses=_V1_ERRORS, summary="Same as /api/v1/login")
+@router.get(
+    "/api/v1/login",
+    operation_id="v1_login",
+    response_model=V1Login,
+    responses=_V1_ERRORS,
+    summary="The cache id of a credential",
+)
+@router.get(
+    "/api/login",
+    operation_id="v1_login_documented",
+    response_model=V1Login,
+    responses=_V1_ERRORS,
+    summary="Same as /api/v1/login (the v1 documentation's request line)",
+)
 async def login(request: Request) -> Response:
     ctx = context(request)
     principal = authenticate(ctx, request)
@@ -93,7 +127,13 @@ async def login(request: Request) -> Response:
     return JSONResponse({"cache_id": principal.cache_id})
 
 
-@router.get("/api/v1/{cache_id}/stats", responses=_V1_ERRORS, summary="Stats per server")
+@router.get(
+    "/api/v1/{cache_id}/stats",
+    operation_id="v1_stats",
+    response_model=V1StatsByServer,
+    responses=_V1_ERRORS,
+    summary="Stats per server",
+)
 async def stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -101,7 +141,13 @@ async def stats(cache_id: str, request: Request) -> Response:
     return JSONResponse({address: pick_stats(s) for address, s in per_node.items()})
 
 
-@router.get("/api/v1/{cache_id}/history", responses=_V1_ERRORS, summary="Sampled stats")
+@router.get(
+    "/api/v1/{cache_id}/history",
+    operation_id="v1_history",
+    response_model=V1HistoryList,
+    responses=_V1_ERRORS,
+    summary="Sampled stats",
+)
 async def history(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -125,7 +171,9 @@ async def history(cache_id: str, request: Request) -> Response:
 
 @router.post(
     "/api/v1/{cache_id}/flush",
-    responses=_V1_ERRORS,
+    operation_id="v1_flush",
+    response_model=V1Done,
+    responses=_V1_FLUSH_ERRORS,
     openapi_extra=FLUSH_BODY_DOC,
     summary="Flush the cache (deploy hooks POST their form here)",
 )
@@ -134,7 +182,13 @@ async def flush(cache_id: str, request: Request) -> Response:
     return JSONResponse("")
 
 
-@router.get("/api/v1/{cache_id}/credentials", responses=_V1_ERRORS, summary="List credentials")
+@router.get(
+    "/api/v1/{cache_id}/credentials",
+    operation_id="v1_list_credentials",
+    response_model=V1CredentialList,
+    responses=_V1_ERRORS,
+    summary="List credentials (without passwords)",
+)
 async def list_credentials(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -142,7 +196,13 @@ async def list_credentials(cache_id: str, request: Request) -> Response:
     return JSONResponse([credential_v1(r) for r in records])
 
 
-@router.post("/api/v1/{cache_id}/credentials", responses=_V1_ERRORS, summary="Create a credential")
+@router.post(
+    "/api/v1/{cache_id}/credentials",
+    operation_id="v1_create_credential",
+    response_model=V1NewCredential,
+    responses=_V1_CHANGE_ERRORS,
+    summary="Create a credential (its password is shown this once)",
+)
 async def create_credential(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -160,12 +220,34 @@ async def _capability_changes(request: Request) -> dict[str, bool]:
     }
 
 
-@router.api_route(
+_V1_CAPABILITIES_BODY = capabilities_body({"oneOf": [{"type": "boolean"}, {"type": "string"}]})
+
+
+# One route per method, so each has its own operationId (the documentation's request line
+# says POST, its example PATCH; PUT is accepted too).
+@router.post(
     "/api/v1/{cache_id}/credentials/{credential}",
-    methods=["POST", "PATCH", "PUT"],
-    responses=_V1_ERRORS,
+    operation_id="v1_update_credential",
+    response_model=Capabilities,
+    responses=_V1_BODY_ERRORS,
     summary="Update a credential's capabilities (by username or id)",
-    openapi_extra=capabilities_body({"oneOf": [{"type": "boolean"}, {"type": "string"}]}),
+    openapi_extra=_V1_CAPABILITIES_BODY,
+)
+@router.patch(
+    "/api/v1/{cache_id}/credentials/{credential}",
+    operation_id="v1_update_credential_patch",
+    response_model=Capabilities,
+    responses=_V1_BODY_ERRORS,
+    summary="Update a credential's capabilities (as the documentation's example does)",
+    openapi_extra=_V1_CAPABILITIES_BODY,
+)
+@router.put(
+    "/api/v1/{cache_id}/credentials/{credential}",
+    operation_id="v1_update_credential_put",
+    response_model=Capabilities,
+    responses=_V1_BODY_ERRORS,
+    summary="Update a credential's capabilities (same as POST)",
+    openapi_extra=_V1_CAPABILITIES_BODY,
 )
 async def update_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
@@ -177,7 +259,9 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
 
 @router.post(
     "/api/v1/{cache_id}/credentials/primary/{credential}",
-    responses=_V1_ERRORS,
+    operation_id="v1_promote_credential",
+    response_model=V1Credential,
+    responses=_V1_CHANGE_ERRORS,
     summary="Make a credential the primary one",
 )
 async def promote_credential(cache_id: str, credential: str, request: Request) -> Response:
@@ -195,7 +279,9 @@ async def _delete(ctx: ApiContext, request: Request, cache_id: str, credential: 
 
 @router.delete(
     "/api/v1/{cache_id}/credentials/{credential}",
-    responses=_V1_ERRORS,
+    operation_id="v1_delete_credential",
+    response_model=V1Done,
+    responses=_V1_CHANGE_ERRORS,
     summary="Delete a credential (not the primary)",
 )
 async def delete_credential(cache_id: str, credential: str, request: Request) -> Response:
@@ -204,7 +290,9 @@ async def delete_credential(cache_id: str, credential: str, request: Request) ->
 
 @router.delete(
     "/api/v1/{cache_id}/credentials/primary/{credential}",
-    responses=_V1_ERRORS,
+    operation_id="v1_delete_credential_documented",
+    response_model=V1Done,
+    responses=_V1_CHANGE_ERRORS,
     summary="Delete a credential (the path the v1 documentation's example uses)",
 )
 async def delete_credential_documented(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from memcloud.admission import plan_connection_limit
 from memcloud.api import credential_ops
-from memcloud.api.audit import pending_headers
+from memcloud.api.audit import PENDING_HEADER, PENDING_SINCE_HEADER, pending_headers
 from memcloud.api.auth import authorize
 from memcloud.api.context import context, refresh_directory
 from memcloud.api.credential_ops import CAPABILITY_FIELDS, capabilities_body
@@ -32,6 +32,19 @@ from memcloud.api.insight import (
     granularity,
     parse_time,
     processed_series,
+)
+from memcloud.api.models import (
+    Capabilities,
+    ServerStats,
+    V2Cache,
+    V2Credential,
+    V2CredentialList,
+    V2DeleteDone,
+    V2EnableDone,
+    V2FlushLogList,
+    V2ProcessedSeriesList,
+    V2RotateDone,
+    errors,
 )
 from memcloud.api.shapes import (
     capabilities_json,
@@ -52,16 +65,37 @@ PREFIX = "/api/v2/caches/{cache_id}"
 router = APIRouter(prefix=PREFIX, tags=["v2"])
 FLUSH_LOG_LIMIT = 1000
 
-_COMMON: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The specified cache ID is invalid (not a number)."},
-    401: {"description": "Unauthorized to access cache with this ID. / Bad user"},
-    403: {"description": "Forbidden to access cache with this ID."},
-    404: {"description": "Cache not found."},
-    500: {"description": "Unexpected error. / Server error: host:port,..."},
+# What every route may answer besides its success (api/errors.py's v2 table).
+_COMMON = errors(
+    "v2",
+    e400="The specified cache ID is invalid (not a number).",
+    e401="Unauthorized to access cache with this ID. / Bad user",
+    e403="Forbidden to access cache with this ID.",
+    e404="Cache not found. (or Credential not found.)",
+    e429="Too many failed logins. Try again later. (see Retry-After)",
+    e500="Unexpected error. / Server error: host:port,...",
+)
+# Routes that read a body: above its limit, 413 before it is read.
+_BODY_ERRORS = {**_COMMON, **errors("v2", e413="Request Entity Too Large")}
+_PENDING_HEADERS = {
+    PENDING_HEADER: {
+        "description": "flushes of the cache the nodes hold, not yet in the log",
+        "schema": {"type": "string"},
+    },
+    PENDING_SINCE_HEADER: {
+        "description": "RFC 3339 time of the oldest of them (absent when none waits)",
+        "schema": {"type": "string"},
+    },
 }
 
 
-@router.get("/info", responses=_COMMON, summary="The cache, its servers and credentials")
+@router.get(
+    "/info",
+    operation_id="v2_info",
+    response_model=V2Cache,
+    responses=_COMMON,
+    summary="The cache, its servers and credentials",
+)
 async def info(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -88,7 +122,13 @@ async def info(cache_id: str, request: Request) -> Response:
     )
 
 
-@router.get("/credentials", responses=_COMMON, summary="List credentials")
+@router.get(
+    "/credentials",
+    operation_id="v2_list_credentials",
+    response_model=V2CredentialList,
+    responses=_COMMON,
+    summary="List credentials",
+)
 async def list_credentials(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -96,7 +136,14 @@ async def list_credentials(cache_id: str, request: Request) -> Response:
     return JSONResponse([credential_v2(r) for r in records])
 
 
-@router.post("/credentials", status_code=201, responses=_COMMON, summary="Create a credential")
+@router.post(
+    "/credentials",
+    operation_id="v2_create_credential",
+    status_code=201,
+    response_model=V2Credential,
+    responses=_COMMON,
+    summary="Create a credential (its password is shown this once)",
+)
 async def create_credential(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -104,12 +151,25 @@ async def create_credential(cache_id: str, request: Request) -> Response:
     return JSONResponse(credential_v2(new.record, new.password), status_code=201)
 
 
-@router.api_route(
+_CAPABILITIES_BODY = capabilities_body({"type": "boolean"})
+
+
+# One route per method, so each has its own operationId.
+@router.patch(
     "/credentials/{credential}",
-    methods=["PATCH", "PUT"],
-    responses=_COMMON,
+    operation_id="v2_update_credential",
+    response_model=Capabilities,
+    responses=_BODY_ERRORS,
     summary="Set a credential's capabilities (omitted ones become false)",
-    openapi_extra=capabilities_body({"type": "boolean"}),
+    openapi_extra=_CAPABILITIES_BODY,
+)
+@router.put(
+    "/credentials/{credential}",
+    operation_id="v2_update_credential_put",
+    response_model=Capabilities,
+    responses=_BODY_ERRORS,
+    summary="Same as PATCH",
+    openapi_extra=_CAPABILITIES_BODY,
 )
 async def update_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
@@ -124,7 +184,13 @@ async def update_credential(cache_id: str, credential: str, request: Request) ->
     return JSONResponse(capabilities_json(record))
 
 
-@router.delete("/credentials/{credential}", responses=_COMMON, summary="Delete a credential")
+@router.delete(
+    "/credentials/{credential}",
+    operation_id="v2_delete_credential",
+    response_model=V2DeleteDone,
+    responses=_COMMON,
+    summary="Delete a credential (not the primary while others remain)",
+)
 async def delete_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -132,7 +198,13 @@ async def delete_credential(cache_id: str, credential: str, request: Request) ->
     return JSONResponse("Delete successful")
 
 
-@router.post("/credentials/primary/{credential}", responses=_COMMON, summary="Promote to primary")
+@router.post(
+    "/credentials/primary/{credential}",
+    operation_id="v2_promote_credential",
+    response_model=V2Credential,
+    responses=_COMMON,
+    summary="Promote to primary",
+)
 async def promote_credential(cache_id: str, credential: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -142,8 +214,10 @@ async def promote_credential(cache_id: str, credential: str, request: Request) -
 
 @router.post(
     "/flush",
+    operation_id="v2_flush",
     status_code=204,
-    responses=_COMMON,
+    response_class=Response,
+    responses=_BODY_ERRORS,
     openapi_extra=FLUSH_BODY_DOC,
     summary="Flush the cache (release webhooks POST their JSON here)",
 )
@@ -152,7 +226,14 @@ async def flush(cache_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/reset_stats", status_code=204, responses=_COMMON, summary="Zero the counters")
+@router.post(
+    "/reset_stats",
+    operation_id="v2_reset_stats",
+    status_code=204,
+    response_class=Response,
+    responses=_COMMON,
+    summary="Zero the counters",
+)
 async def reset_stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -160,7 +241,13 @@ async def reset_stats(cache_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/stats", responses=_COMMON, summary="Stats over all servers")
+@router.get(
+    "/stats",
+    operation_id="v2_stats",
+    response_model=ServerStats,
+    responses=_COMMON,
+    summary="Stats over all servers",
+)
 async def stats(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
@@ -168,7 +255,13 @@ async def stats(cache_id: str, request: Request) -> Response:
     return JSONResponse(pick_stats(aggregate_stats(per_node)))
 
 
-@router.post("/enable_cache", responses=_COMMON, summary="Re-enable a disabled cache")
+@router.post(
+    "/enable_cache",
+    operation_id="v2_enable_cache",
+    response_model=V2EnableDone,
+    responses=_COMMON,
+    summary="Re-enable a disabled cache",
+)
 async def enable_cache(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id, disabled_ok=True)
@@ -229,11 +322,17 @@ class InsightQuery:
 
 _INSIGHT_ERRORS = {
     **_COMMON,
-    400: {"description": "query parameter names is required, or invalid cache ID or times"},
+    **errors("v2", e400="query parameter names is required, or invalid cache ID or times"),
 }
 
 
-@router.get("/insight/processed_stats", responses=_INSIGHT_ERRORS, summary="Derived stats")
+@router.get(
+    "/insight/processed_stats",
+    operation_id="v2_processed_stats",
+    response_model=V2ProcessedSeriesList,
+    responses=_INSIGHT_ERRORS,
+    summary="Derived stats",
+)
 async def processed_stats(
     cache_id: str, request: Request, query: Annotated[InsightQuery, Depends()]
 ) -> Response:
@@ -242,6 +341,8 @@ async def processed_stats(
 
 @router.get(
     "/insight/processed_stats/per_server",
+    operation_id="v2_processed_stats_per_server",
+    response_model=V2ProcessedSeriesList,
     responses=_INSIGHT_ERRORS,
     summary="Derived stats, one series per server",
 )
@@ -253,7 +354,13 @@ async def processed_stats_per_server(
 
 @router.get(
     "/flush_log",
-    responses=_COMMON,
+    operation_id="v2_flush_log",
+    response_model=V2FlushLogList,
+    responses={
+        **_COMMON,
+        **errors("v2", e400="invalid cache ID, or limit is not a number from 1 to 1000"),
+        200: {"headers": _PENDING_HEADERS},
+    },
     summary="Recent flushes, newest first (memcloud extension)",
 )
 async def flush_log(
@@ -272,6 +379,9 @@ async def flush_log(
 
 @router.post(
     "/rotate_sso",
+    operation_id="v2_rotate_sso",
+    response_model=V2RotateDone,
+    responses=_COMMON,
     summary="Rotate the dashboard SSO secret (refuses earlier SSO tokens and sessions)",
 )
 async def rotate_sso(cache_id: str, request: Request) -> Response:

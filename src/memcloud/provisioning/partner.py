@@ -33,6 +33,7 @@ from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_password
 from memcloud.dashboard.context import DashboardContext, dashboard_context
+from memcloud.provisioning.models import PARTNER_ERRORS, PlanChanged, Provisioned, partner_errors
 
 __all__ = ["RESOURCES", "UUID_RE", "provision_password", "router"]
 
@@ -143,7 +144,25 @@ def _unknown_plan(ctx: DashboardContext, slug: object) -> JSONResponse:
     return _error(422, f"unknown plan {slug!r}; plans: {names}")
 
 
-@router.post(RESOURCES, summary="Provision a cache for a platform resource")
+_BODY_ERRORS = {
+    **PARTNER_ERRORS,
+    **partner_errors(
+        e400="the body is not JSON / must be a JSON object",
+        e413="request body too large",
+    ),
+}
+
+
+@router.post(
+    RESOURCES,
+    operation_id="partner_provision",
+    response_model=Provisioned,
+    responses={
+        **_BODY_ERRORS,
+        **partner_errors(e422="no valid uuid, an unknown plan, or the credential was rotated"),
+    },
+    summary="Provision a cache for a platform resource",
+)
 async def provision(request: Request) -> Response:
     checked = await _authorized_body(request)
     if isinstance(checked, Response):
@@ -188,7 +207,16 @@ async def provision(request: Request) -> Response:
     return JSONResponse({"id": uuid, "config": config, "message": message})
 
 
-@router.put(RESOURCES + "/{uuid}", summary="Change a resource's plan")
+@router.put(
+    RESOURCES + "/{uuid}",
+    operation_id="partner_change_plan",
+    response_model=PlanChanged,
+    responses={
+        **_BODY_ERRORS,
+        **partner_errors(e404="no resource <uuid>", e422="unknown plan"),
+    },
+    summary="Change a resource's plan",
+)
 async def change_plan(request: Request, uuid: str) -> Response:
     checked = await _authorized_body(request)
     if isinstance(checked, Response):
@@ -214,7 +242,14 @@ async def change_plan(request: Request, uuid: str) -> Response:
     return JSONResponse({"config": config, "message": message})
 
 
-@router.delete(RESOURCES + "/{uuid}", summary="Deprovision a resource")
+@router.delete(
+    RESOURCES + "/{uuid}",
+    operation_id="partner_deprovision",
+    status_code=204,
+    response_class=Response,
+    responses=PARTNER_ERRORS,
+    summary="Deprovision a resource (also when it is already gone)",
+)
 async def deprovision(request: Request, uuid: str) -> Response:
     ctx = dashboard_context(request)
     refused = _authorized(ctx, request)
