@@ -228,13 +228,18 @@ async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
     caches: list[CacheSnapshot] = []
     failed: set[str] = set()
     service = ctx.service
-    for record in list(service.directory.caches.values()):
-        per_node: dict[str, dict[str, int]] | None
+    records = list(service.directory.caches.values())
+
+    async def stats_of(cache_id: int) -> dict[str, dict[str, int]] | None:
         try:
-            per_node = await ctx.deployment.stats(record.id)
+            return await ctx.deployment.stats(cache_id)
         except NodesFailed as exc:
             failed.update(exc.addresses)
-            per_node = None
+            return None
+
+    # All caches at once: a node that does not answer costs one timeout, not one per cache.
+    answers = await asyncio.gather(*(stats_of(record.id) for record in records))
+    for record, per_node in zip(records, answers, strict=True):
         limit = plan_connection_limit(record.plan, ctx.settings)
         caches.append(CacheSnapshot(record.id, record.name, record.plan, per_node, limit))
     auditor = ctx.deployment.local.auditor
