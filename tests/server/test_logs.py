@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -43,6 +44,14 @@ def _find(proc: ServerProcess, **wanted: object) -> list[dict[str, Any]]:
     return [r for r in _records(proc) if all(r.get(k) == v for k, v in wanted.items())]
 
 
+def _form(http: httpx.Client, page: str, path: str = "", **fields: str) -> httpx.Response:
+    """Post a dashboard form with the CSRF token of the page that shows it."""
+    shown = http.get(page)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', shown.text)
+    assert csrf is not None, shown.text
+    return http.post(path or page, data={"csrf": csrf[1], **fields})
+
+
 def _has(proc: ServerProcess, **wanted: object) -> bool:
     return bool(_find(proc, **wanted))
 
@@ -53,6 +62,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     env = {
         "MEMCLOUD_ADMIN_TOKEN": ADMIN_TOKEN,
         "MEMCLOUD_METRICS_TOKEN": METRICS_TOKEN,
+        "MEMCLOUD_PROVISION_USER": "partner",
         "MEMCLOUD_PROVISION_PASSWORD": PROVISION_PASSWORD,
         "MEMCLOUD_SSO_SALT": SSO_SALT,
     }
@@ -118,6 +128,17 @@ def test_a_scenario_logs_who_did_what_and_never_a_secret(served: ServerProcess) 
     assert hook.status_code == 200, hook.text
     metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert metrics.status_code == 200
+    # The operator makes a cache on the dashboard; a platform provisions one.
+    with httpx.Client(base_url=base) as operator:
+        assert _form(operator, "/dashboard/admin/login", token=ADMIN_TOKEN).status_code == 303
+        made_cache = _form(operator, "/dashboard/admin", "/dashboard/admin/caches", name="blog")
+        assert made_cache.status_code == 200, made_cache.text
+    provisioned = httpx.post(
+        f"{base}/heroku/resources",
+        auth=("partner", PROVISION_PASSWORD),
+        json={"uuid": "app-0123456789", "plan": "dev"},
+    )
+    assert provisioned.status_code == 200, provisioned.text
     # The node that made the change logged who made it (below); the other node learns it
     # from the control store and says what changed, naming itself.
     [other] = [node for node in served.servers if node != f"127.0.0.1:{served.port}"]
@@ -137,6 +158,12 @@ def test_a_scenario_logs_who_did_what_and_never_a_secret(served: ServerProcess) 
     [created] = _find(served, change="credential created")
     assert (created["cache"], created["credential"]) == ("default", new_user)
     assert (created["who"], created["via"], created["peer"]) == (user, "api", "127.0.0.1")
+    [operator_made] = _find(served, change="cache created")
+    assert (operator_made["cache"], operator_made["who"]) == ("blog", "operator")
+    assert (operator_made["via"], operator_made["peer"]) == ("dashboard", "127.0.0.1")
+    [platform_made] = _find(served, change="cache provisioned")
+    assert (platform_made["cache"], platform_made["who"]) == ("app-0123456789", "partner")
+    assert platform_made["via"] == "provisioning"
     [flush] = _find(served, event="flush")
     assert (flush["cache"], flush["via"], flush["who"]) == ("default", "deploy_hook", user)
     assert (flush["app"], flush["release"]) == ("shop", "v42")
