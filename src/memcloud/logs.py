@@ -6,7 +6,7 @@ JSON records carry `time` (RFC 3339, UTC), `level`, `logger`, `message` and ever
 structured field a call passes in `extra=` (python-json-logger renders them; the stdlib has
 no JSON formatter). Text records show the same fields after the message as `key=value`, so
 both formats say the same thing. Nothing here may receive a secret: callers pass names,
-addresses and ids only (tests/test_logs.py greps a whole scenario's logs for its secrets).
+addresses and ids only (tests/server/test_logs.py greps a whole scenario's logs for its secrets).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """`GET /metrics`: live per-cache, per-node stats in Prometheus' text format.
 
 A custom collector renders a snapshot taken through the nodes at scrape time (no background
-state). It names every tenant and its counters, so it needs `Authorization: Bearer <token>`:
+state): memcloud's own `memcloud_*` families here, memcached_exporter's `memcached_*` ones in
+api/memcached_metrics.py (docs/metrics.md lists them all). It names every tenant and its
+counters, so it needs `Authorization: Bearer <token>`:
 the `--metrics-token` (`MEMCLOUD_METRICS_TOKEN`) given, else the one `memcloud serve`
 generated at its first start (`<data-dir>/metrics-token`). Only an explicitly empty
 `--metrics-token ''` opens it; a token never resolved (None) refuses every scrape.
@@ -70,7 +72,6 @@ class MetricsSnapshot:
     carry it); `nodes` is every node of the deployment, up or not."""
 
     caches: list[CacheSnapshot]
-    failed_nodes: list[str]
     open_connections: int
     uptime: float
     flush_log_dropped: int
@@ -248,7 +249,6 @@ async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
     throttle = service.auth_throttle
     return MetricsSnapshot(
         caches=caches,
-        failed_nodes=sorted(failed),
         open_connections=len(ctx.connections),
         uptime=max(0.0, time.time() - service.started_at),
         flush_log_dropped=ctx.deployment.flush_log_dropped,
