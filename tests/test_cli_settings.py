@@ -104,6 +104,7 @@ def _unlike_the_defaults() -> Settings:
         memory=0,
         anonymous_cache="anon",
         log_level="DEBUG",
+        log_format="json",
         auth_timeout=2.5,
         item_size_max=2 * MB,
         default_plan=50 * MB,

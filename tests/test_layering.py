@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.stats",
                 "memcloud.adminlink",
                 "memcloud.tls",
+                "memcloud.logs",
             }
         ),
     ),

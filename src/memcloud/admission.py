@@ -77,6 +77,7 @@ class Admission:
         "_waiting",
         "max_connections",
         "per_address",
+        "refusals",
         "settings",
         "unauthenticated_max",
     )
@@ -93,6 +94,9 @@ class Admission:
         self._waiting: dict[object, str] = {}
         self._by_address: dict[str, int] = {}
         self._limits: dict[int, int] = {}  # plan bytes -> this node's limit
+        # Connections turned away (or shed) since start, by reason: `/metrics`
+        # memcloud_connection_refusals_total. Bumped only where a connection is refused.
+        self.refusals: dict[str, int] = {"address": 0, "full": 0, "shed": 0}
 
     def cache_limit(self, plan: int) -> int:
         """The connections this node admits into a cache of `plan` bytes."""
@@ -108,8 +112,12 @@ class Admission:
         its address holds its share of unauthenticated slots, or the node is full of
         logged-in connections (nothing unauthenticated left to shed)."""
         if address and self._by_address.get(address, 0) >= self.per_address:
+            self.refusals["address"] += 1
             return True
-        return open_count > self.max_connections and not self._waiting
+        if open_count > self.max_connections and not self._waiting:
+            self.refusals["full"] += 1
+            return True
+        return False
 
     def wait(self, conn: object, address: str) -> None:
         """Count a new connection as unauthenticated until `settled`; an empty `address`
@@ -128,6 +136,7 @@ class Admission:
             return None
         oldest = next(iter(waiting))
         self.settled(oldest)
+        self.refusals["shed"] += 1
         return oldest
 
     def settled(self, conn: object) -> None:

@@ -61,6 +61,11 @@ class Directory:
         self.usernames = frozenset(cred.username.encode() for cred in credentials)
         self._by_id = {cred.id: cred for cred in credentials}
 
+    @property
+    def credentials(self) -> dict[int, CredentialRecord]:
+        """Every credential of the snapshot, by id."""
+        return self._by_id
+
     @classmethod
     def load(cls, store: ControlStore) -> Directory:
         """A snapshot of the store's caches and credentials (blocking: call it in a thread

@@ -151,6 +151,10 @@ class AuthThrottle:
         self.username_free_failures = free_failures * USERNAME_FREE_FAILURES // FREE_FAILURES
         self._prefixes: OrderedDict[str, _Record] = OrderedDict()
         self._usernames: OrderedDict[str, _Record] = OrderedDict()
+        # Attempts slowed down (held before their answer) and refused unchecked, since start:
+        # `/metrics` memcloud_throttled_logins_total.
+        self.held = 0
+        self.refused = 0
 
     def _bounds(self, address: str, username: str, now: float) -> list[tuple[_Record, float]]:
         """The records that slow this attempt down, each with its step."""
@@ -176,9 +180,12 @@ class AuthThrottle:
         for record, step in bounds:
             slot = max(slot, now + step, record.next_slot)
         if slot - now > MAX_QUEUE_WAIT:
+            self.refused += 1
             return Admission(MAX_QUEUE_WAIT, False)
         for record, step in bounds:
             record.next_slot = slot + step
+        if slot > now:
+            self.held += 1
         return Admission(slot - now, True)
 
     def admit_now(self, address: str, now: float, username: str = "") -> Admission:
@@ -188,6 +195,7 @@ class AuthThrottle:
         for record, _ in bounds:
             slot = max(slot, record.next_slot)
         if slot > now:
+            self.refused += 1
             return Admission(slot - now, False)
         for record, step in bounds:
             record.next_slot = now + step

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_ITEM_SIZE_MAX",
     "DEFAULT_PLANS",
     "DEFAULT_PLAN_BYTES",
+    "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_PLAN_CONNECTIONS",
     "NODE_SETTINGS_ENV",
@@ -164,6 +165,8 @@ def plan_bytes(plans: tuple[tuple[str, int], ...], slug: str) -> int | None:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# How log lines look (memcloud.logs renders both).
+LOG_FORMATS = ("text", "json")
 # The environment variable that carries a child node's Settings (as JSON) from the supervisor.
 NODE_SETTINGS_ENV = "MEMCLOUD_NODE_SETTINGS"
 
@@ -218,6 +221,12 @@ class Settings:
     log_level: str = field(
         default="INFO",
         metadata=serve_option("log level", parse=str.upper, choices=LOG_LEVELS),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=serve_option(
+            "log lines as text, or one JSON object per line", parse=str.lower, choices=LOG_FORMATS
+        ),
     )
     auth_timeout: float = field(
         default=5.0,

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memcloud import __version__
 from memcloud.api import docs, v1, v2
+from memcloud.api.access_log import AccessLog
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
 from memcloud.api.limits import BodyLimit
@@ -144,6 +145,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # Every body is bounded before it is read (the partner API's and the dashboard's too).
     app.add_middleware(BodyLimit)
     app.add_middleware(NormalizePath)
+    app.add_middleware(AccessLog)  # outermost: every request, as the client sent it
     # The dashboard for people (/dashboard), then the platform partner API and single
     # sign-on (/heroku, /sso), which open dashboard sessions and read its context.
     install_dashboard(app, dashboard_context(ctx))

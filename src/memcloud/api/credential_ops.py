@@ -11,9 +11,11 @@ from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import Problem
 from memcloud.api.shapes import store_call
 from memcloud.control.models import CredentialRecord, NewCredential
+from memcloud.logs import log_change
 
 __all__ = [
     "CAPABILITY_FIELDS",
+    "cache_name",
     "capabilities_body",
     "create",
     "delete",
@@ -38,6 +40,11 @@ def capabilities_body(value_schema: dict[str, object]) -> dict[str, object]:
     return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
 
 
+def cache_name(ctx: ApiContext, cache_id: int) -> str:
+    record = ctx.service.directory.caches.get(cache_id)
+    return record.name if record is not None else f"#{cache_id}"
+
+
 async def list_records(ctx: ApiContext, cache_id: int) -> list[CredentialRecord]:
     """The cache's credentials (`NO_CACHE` if the cache is gone)."""
     return await store_call(ctx.store.list_credentials, cache_id, not_found=Problem.NO_CACHE)
@@ -46,6 +53,9 @@ async def list_records(ctx: ApiContext, cache_id: int) -> list[CredentialRecord]
 async def create(ctx: ApiContext, cache_id: int) -> NewCredential:
     """A new credential with every capability (`NO_CACHE` if the cache is gone)."""
     new = await store_call(ctx.store.create_credential, cache_id, not_found=Problem.NO_CACHE)
+    log_change(
+        "credential created", cache=cache_name(ctx, cache_id), credential=new.record.username
+    )
     await refresh_directory(ctx)
     return new
 
@@ -66,6 +76,14 @@ async def update_capabilities(
             flush=changes.get("flush"),
             api=changes.get("api"),
         )
+        log_change(
+            "credential capabilities changed",
+            cache=cache_name(ctx, cache_id),
+            credential=record.username,
+            write=record.write,
+            flush=record.flush,
+            api=record.api,
+        )
         await refresh_directory(ctx)
     return record
 
@@ -74,6 +92,7 @@ async def promote(ctx: ApiContext, cache_id: int, ref: str) -> CredentialRecord:
     """Make the credential the cache's primary one; the promoted record."""
     record = await store_call(ctx.store.find_credential, cache_id, ref)
     record = await store_call(ctx.store.promote_credential, record.id)
+    log_change("credential promoted", cache=cache_name(ctx, cache_id), credential=record.username)
     await refresh_directory(ctx)
     return record
 
@@ -82,4 +101,5 @@ async def delete(ctx: ApiContext, cache_id: int, ref: str) -> None:
     """Delete the credential (the store refuses the primary while others remain)."""
     record = await store_call(ctx.store.find_credential, cache_id, ref)
     await store_call(ctx.store.delete_credential, record.id)
+    log_change("credential deleted", cache=cache_name(ctx, cache_id), credential=record.username)
     await refresh_directory(ctx)

@@ -1,7 +1,9 @@
 """`GET /metrics`: live per-cache, per-node stats in Prometheus' text format.
 
 A custom collector renders a snapshot taken through the nodes at scrape time (no background
-state). It names every tenant and its counters, so it needs `Authorization: Bearer <token>`:
+state): memcloud's own `memcloud_*` families here, memcached_exporter's `memcached_*` ones in
+api/memcached_metrics.py (docs/metrics.md lists them all). It names every tenant and its
+counters, so it needs `Authorization: Bearer <token>`:
 the `--metrics-token` (`MEMCLOUD_METRICS_TOKEN`) given, else the one `memcloud serve`
 generated at its first start (`<data-dir>/metrics-token`). Only an explicitly empty
 `--metrics-token ''` opens it; a token never resolved (None) refuses every scrape.
@@ -9,11 +11,12 @@ generated at its first start (`<data-dir>/metrics-token`). Only an explicitly em
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,19 +24,26 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from memcloud.admission import plan_connection_limit
 from memcloud.api.context import ApiContext, context
+from memcloud.api.memcached_metrics import MemcachedView, memcached_families
+from memcloud.control.base import ControlError
+from memcloud.logs import running_version
 from memcloud.nodes import NodesFailed
 from memcloud.stats.names import COMMAND_COUNTERS, HIT_COUNTERS
 
-__all__ = ["MetricsSnapshot", "SnapshotCollector", "metrics_endpoint"]
+__all__ = ["FLUSH_SOURCES", "MetricsSnapshot", "SnapshotCollector", "metrics_endpoint"]
 
 _LABELS = ["cache", "cache_id", "server"]
+# Counters are named apart from the gauges of the same stat (`memcloud_cache_items` the
+# gauge, `memcloud_cache_stored_items_total` the counter): OpenMetrics reads a counter
+# `x_total` and a gauge `x` as one family `x`.
 _COUNTERS = (
     ("evictions", "evictions", "Items evicted to make room"),
     ("expired", "expired", "Items found expired"),
     ("flushes", "cmd_flush", "Flushes of the cache"),
-    ("connections", "total_connections", "Connections authenticated to the cache"),
-    ("items", "total_items", "Items stored"),
+    ("opened_connections", "total_connections", "Connections authenticated to the cache"),
+    ("stored_items", "total_items", "Items stored"),
     ("read_bytes", "bytes_read", "Bytes received from clients"),
     ("written_bytes", "bytes_written", "Bytes sent to clients"),
     ("auth_commands", "auth_cmds", "Authentication attempts"),
@@ -52,17 +62,26 @@ class CacheSnapshot:
     cache_id: int
     name: str
     plan: int
-    per_node: dict[str, dict[str, int]]
+    per_node: dict[str, dict[str, int]] | None  # None: a node did not answer for it
+    max_connections: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
+    """What one scrape reports. `server` is the node that answers it (process-wide series
+    carry it); `nodes` is every node of the deployment, up or not."""
+
     caches: list[CacheSnapshot]
-    failed_nodes: list[str]
     open_connections: int
     uptime: float
     flush_log_dropped: int
     node_restarts: int
+    server: str = ""
+    version: str = ""
+    nodes: dict[str, bool] = field(default_factory=dict)
+    flushes: dict[str, int] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)
+    throttled: dict[str, int] = field(default_factory=dict)
 
 
 class SnapshotCollector(Collector):
@@ -93,7 +112,7 @@ class SnapshotCollector(Collector):
         )
         for cache in snap.caches:
             plan.add_metric([cache.name, str(cache.cache_id)], cache.plan)
-            for server, stats in sorted(cache.per_node.items()):
+            for server, stats in sorted((cache.per_node or {}).items()):
                 labels = [cache.name, str(cache.cache_id), server]
                 for command, (hit_names, all_names) in HIT_COUNTERS.items():
                     hit = sum(stats.get(name, 0) for name in hit_names)
@@ -108,53 +127,138 @@ class SnapshotCollector(Collector):
                 for name, source, _ in _GAUGES:
                     gauges[name].add_metric(labels, stats.get(source, 0))
         yield from (hits, misses, commands, *counters.values(), *gauges.values(), plan)
-        yield GaugeMetricFamily(
-            "memcloud_caches", "Caches served by this node", value=len(snap.caches)
+        yield from self._process(snap)
+        yield from memcached_families(
+            [
+                MemcachedView(c.name, c.per_node, snap.uptime, c.max_connections)
+                for c in snap.caches
+            ],
+            snap.version,
         )
-        yield GaugeMetricFamily(
-            "memcloud_open_connections",
-            "Open memcache connections, authenticated or not",
-            value=snap.open_connections,
+
+    @staticmethod
+    def _process(snap: MetricsSnapshot) -> Iterator[Metric]:
+        """This node's and the deployment's own series (process-wide ones say `server`)."""
+        here = [snap.server]
+        info = GaugeMetricFamily(
+            "memcloud_build_info", "The memcloud version serving, always 1", labels=["version"]
         )
-        yield GaugeMetricFamily(
-            "memcloud_uptime_seconds", "Seconds since this node started", value=snap.uptime
+        info.add_metric([snap.version], 1)
+        yield info
+        for name, text, value in (
+            ("memcloud_caches", "Caches served by this node", len(snap.caches)),
+            (
+                "memcloud_open_connections",
+                "Open memcache connections, authenticated or not",
+                snap.open_connections,
+            ),
+            ("memcloud_uptime_seconds", "Seconds since this node started", snap.uptime),
+        ):
+            gauge = GaugeMetricFamily(name, text, labels=["server"])
+            gauge.add_metric(here, value)
+            yield gauge
+        up = GaugeMetricFamily(
+            "memcloud_node_up",
+            "1 if the node heartbeats and answered this scrape, else 0; every node of the "
+            "deployment",
+            labels=["server"],
         )
-        failed = GaugeMetricFamily(
-            "memcloud_node_up", "1 if the node answered this scrape", labels=["server"]
-        )
-        for server in snap.failed_nodes:
-            failed.add_metric([server], 0)
-        yield failed
-        yield CounterMetricFamily(
+        for server, is_up in sorted(snap.nodes.items()):
+            up.add_metric([server], 1 if is_up else 0)
+        yield up
+        dropped = CounterMetricFamily(
             "memcloud_flush_log_dropped",
             "Flush log records dropped because the writer fell behind",
-            value=snap.flush_log_dropped,
+            labels=["server"],
         )
+        dropped.add_metric(here, snap.flush_log_dropped)
+        yield dropped
         yield CounterMetricFamily(
             "memcloud_node_restarts",
             "Node processes that died and were restarted by the supervisor",
             value=snap.node_restarts,
         )
+        for name, text, label, counts in (
+            (
+                "memcloud_flushes",
+                "Flushes recorded by this node's flush log writer, by source",
+                "source",
+                snap.flushes,
+            ),
+            (
+                "memcloud_connection_refusals",
+                "Memcache connections refused (address: its share of unauthenticated slots "
+                "is taken; full: the node is full) or shed (the oldest unauthenticated one)",
+                "reason",
+                snap.refusals,
+            ),
+            (
+                "memcloud_throttled_logins",
+                "Login attempts slowed down (held) or refused unchecked (refused) by the "
+                "failed-login throttle",
+                "outcome",
+                snap.throttled,
+            ),
+        ):
+            counter = CounterMetricFamily(name, text, labels=["server", label])
+            for key, count in sorted(counts.items()):
+                counter.add_metric([snap.server, key], count)
+            yield counter
+
+
+# Flush sources always shown (0 until one happens), so that rate() has a series at once.
+FLUSH_SOURCES = ("text", "binary", "api", "deploy_hook", "webhook", "cli", "dashboard")
+
+
+async def _node_health(ctx: ApiContext, failed: set[str]) -> dict[str, bool]:
+    """Every node of the deployment: registered ones by their heartbeat, this deployment's
+    own by whether they answered; one that failed this scrape is down."""
+    nodes = {address: True for address in ctx.deployment.addresses(0)}
+    try:
+        registered = await asyncio.to_thread(ctx.store.list_nodes)
+    except ControlError:
+        registered = []
+    for node in registered:
+        nodes[node.address] = node.up and nodes.get(node.address, True)
+    for address in failed:
+        nodes[address] = False
+    return nodes
 
 
 async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
     caches: list[CacheSnapshot] = []
     failed: set[str] = set()
-    for record in list(ctx.service.directory.caches.values()):
+    service = ctx.service
+    records = list(service.directory.caches.values())
+
+    async def stats_of(cache_id: int) -> dict[str, dict[str, int]] | None:
         try:
-            per_node = await ctx.deployment.stats(record.id)
+            return await ctx.deployment.stats(cache_id)
         except NodesFailed as exc:
             failed.update(exc.addresses)
-            continue
-        caches.append(CacheSnapshot(record.id, record.name, record.plan, per_node))
-    service = ctx.service
+            return None
+
+    # All caches at once: a node that does not answer costs one timeout, not one per cache.
+    answers = await asyncio.gather(*(stats_of(record.id) for record in records))
+    for record, per_node in zip(records, answers, strict=True):
+        limit = plan_connection_limit(record.plan, ctx.settings)
+        caches.append(CacheSnapshot(record.id, record.name, record.plan, per_node, limit))
+    auditor = ctx.deployment.local.auditor
+    flushes = dict.fromkeys(FLUSH_SOURCES, 0)
+    flushes.update(auditor.flushes_by_source() if auditor is not None else {})
+    throttle = service.auth_throttle
     return MetricsSnapshot(
         caches=caches,
-        failed_nodes=sorted(failed),
         open_connections=len(ctx.connections),
         uptime=max(0.0, time.time() - service.started_at),
         flush_log_dropped=ctx.deployment.flush_log_dropped,
         node_restarts=ctx.deployment.node_restarts,
+        server=ctx.deployment.local.address,
+        version=running_version(),
+        nodes=await _node_health(ctx, failed),
+        flushes=flushes,
+        refusals=dict(service.admission.refusals),
+        throttled={"held": throttle.held, "refused": throttle.refused},
     )
 
 

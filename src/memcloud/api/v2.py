@@ -57,6 +57,7 @@ from memcloud.api.shapes import (
 )
 from memcloud.api.v1 import FLUSH_BODY_DOC, flush_cache
 from memcloud.control.telemetry import HOUR
+from memcloud.logs import log_change
 from memcloud.stats.aggregate import aggregate_stats
 
 __all__ = ["FLUSH_LOG_LIMIT", "router"]
@@ -268,6 +269,7 @@ async def enable_cache(cache_id: str, request: Request) -> Response:
     await store_call(
         ctx.store.update_cache, principal.cache_id, enabled=True, not_found=Problem.NO_CACHE
     )
+    log_change("cache enabled", cache=credential_ops.cache_name(ctx, principal.cache_id))
     await refresh_directory(ctx)
     return JSONResponse("Enabled cache successfully")
 
@@ -388,4 +390,5 @@ async def rotate_sso(cache_id: str, request: Request) -> Response:
     ctx = context(request)
     principal = await authorize(ctx, request, cache_id)
     await asyncio.to_thread(ctx.store.rotate_sso, principal.cache_id, int(time.time()))
+    log_change("single sign-on rotated", cache=credential_ops.cache_name(ctx, principal.cache_id))
     return JSONResponse("SSO rotation successful")

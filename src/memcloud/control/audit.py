@@ -26,6 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from memcloud.control.base import ControlStore, StoreRefused
@@ -126,11 +127,26 @@ def _set_done(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _no_name(cache_id: int) -> str | None:
+    return None
+
+
 class FlushAuditor:
-    def __init__(self, store: ControlStore, node: str, *, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self,
+        store: ControlStore,
+        node: str,
+        *,
+        max_pending: int = MAX_PENDING,
+        cache_name: Callable[[int], str | None] = _no_name,
+    ) -> None:
         self.store = store
         self.node = node
         self.max_pending = max_pending
+        # The name a flush's log line gives its cache (read in the writer thread).
+        self.cache_name = cache_name
+        # Flushes taken by the writer, by source (`/metrics` memcloud_flushes_total).
+        self.by_source: dict[str, int] = {}
         self.dropped = 0
         self.written = 0
         self.given_up = 0
@@ -175,6 +191,11 @@ class FlushAuditor:
             error = self.last_error
         return PendingFlushes(len(times), min(times) if times else None, error if times else "")
 
+    def flushes_by_source(self) -> dict[str, int]:
+        """How many flushes this node's writer took, by source, since it started."""
+        with self._lock:
+            return dict(self.by_source)
+
     def pending_total(self) -> int:
         with self._lock:
             return len(self._pending)
@@ -209,6 +230,7 @@ class FlushAuditor:
         waiter = item if isinstance(item, _Waiter) else None
         record = waiter.record if waiter is not None else item
         if isinstance(record, FlushRecord):
+            self._announce(record)
             with self._lock:
                 full = len(self._pending) >= self.max_pending
                 if not full:
@@ -218,6 +240,38 @@ class FlushAuditor:
             if waiter is not None:
                 self._waiters.append(waiter)
         return False
+
+    def _announce(self, record: FlushRecord) -> None:
+        """Count and log one flush: in the writer thread, never on the data plane's path."""
+        with self._lock:
+            self.by_source[record.source] = self.by_source.get(record.source, 0) + 1
+        name = self.cache_name(record.cache_id) or f"#{record.cache_id}"
+        deploy = {
+            k: v
+            for k, v in (
+                ("app", record.app),
+                ("release", record.release),
+                ("commit", record.commit),
+            )
+            if v
+        }
+        log.info(
+            "flush of cache %s by %s via %s from %s",
+            name,
+            record.username or "-",
+            record.source,
+            record.peer or "-",
+            extra={
+                "event": "flush",
+                "cache": name,
+                "cache_id": record.cache_id,
+                "who": record.username,
+                "via": record.source,
+                "peer": record.peer,
+                "node": record.node,
+                **deploy,
+            },
+        )
 
     def _resolve_waiters(self) -> None:
         """Every record taken so far is written, or kept pending after a failed write (or

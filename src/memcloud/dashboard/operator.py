@@ -24,6 +24,7 @@ from memcloud.dashboard.web import (
     render,
     throttled,
 )
+from memcloud.logs import log_change
 
 __all__ = ["ADMIN", "router"]
 
@@ -140,6 +141,7 @@ async def admin_create(request: Request) -> Response:
     try:
         cache = await asyncio.to_thread(ctx.store.create_cache, name, plan)
         created = await asyncio.to_thread(ctx.store.create_credential, cache.id, primary=True)
+        log_change("cache created", cache=cache.name, plan=plan, credential=created.record.username)
         await ctx.changed()
     except StoreFailed:
         raise  # the database failed: a server error, not a refused request
@@ -159,7 +161,8 @@ async def admin_resize(request: Request, cache_id: int) -> Response:
     if plan is None:
         return redirect(request, f"{ADMIN}?notice=bad_plan")
     try:
-        await asyncio.to_thread(ctx.store.update_cache, cache_id, plan=plan)
+        resized = await asyncio.to_thread(ctx.store.update_cache, cache_id, plan=plan)
+        log_change("cache plan changed", cache=resized.name, plan=plan)
         await ctx.changed()
     except StoreFailed:
         raise  # the database failed: a server error, not a refused request
@@ -179,6 +182,7 @@ async def admin_delete(request: Request, cache_id: int) -> Response:
         if form.get("confirm_name", "").strip() != cache.name:
             return redirect(request, f"{ADMIN}?notice=confirm")
         await asyncio.to_thread(ctx.store.delete_cache, cache_id)
+        log_change("cache deleted", cache=cache.name)
         await ctx.changed()
     except StoreFailed:
         raise  # the database failed: a server error, not a refused request

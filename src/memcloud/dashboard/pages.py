@@ -27,6 +27,7 @@ from memcloud.dashboard.web import (
     render,
     throttled,
 )
+from memcloud.logs import log_change
 from memcloud.stats.sampling import sample_interval
 
 __all__ = ["NOTICES", "router"]
@@ -292,6 +293,7 @@ async def create_credential(request: Request, cache_id: int) -> Response:
         flush="flush" in form,
         api="api" in form,
     )
+    log_change("credential created", cache=viewer.cache.name, credential=created.record.username)
     await ctx.changed()
     # Rendered here, not redirected: the password is shown once and is stored nowhere.
     return await _settings_page(request, viewer, (created.record, created.password))
@@ -339,6 +341,7 @@ async def _credential_action(
             # Promoted by someone else since it was read: the store refuses it as primary.
             return redirect(request, f"{base}?notice=primary_delete")
         notice = "deleted"
+    log_change(f"credential {notice}", cache=viewer.cache.name, credential=record.username)
     await ctx.changed()
     return redirect(request, f"{base}?notice={notice}")
 
@@ -369,9 +372,10 @@ async def enable(request: Request, cache_id: int) -> Response:
     posted = await _form_post(request, cache_id)
     if isinstance(posted, Response):
         return posted
-    _, _, base = posted
+    _, viewer, base = posted
     ctx = dashboard_context(request)
     await asyncio.to_thread(ctx.store.update_cache, cache_id, enabled=True)
+    log_change("cache enabled", cache=viewer.cache.name)
     await ctx.changed()
     return redirect(request, f"{base}?notice=enabled")
 

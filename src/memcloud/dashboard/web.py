@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from memcloud.dashboard.charts import format_bytes, format_number
 from memcloud.dashboard.context import dashboard_context
 from memcloud.dashboard.sessions import COOKIE_NAME, SESSION_SECONDS, DashboardSession
+from memcloud.logs import act_as
 
 __all__ = [
     "PREFIX",
@@ -86,6 +87,9 @@ async def load_session(request: Request) -> None:
     if await asyncio.to_thread(ctx.store.session_revoked, session.digest, int(ctx.now())):
         request.state.dashboard_session = DashboardSession.anonymous(ctx.now())
         request.state.dashboard_session_new = True
+        return
+    # What this request changes is logged under the signed-in name (memcloud.logs).
+    act_as(who=session.username or ("operator" if session.kind == "admin" else session.via))
 
 
 async def end_session(request: Request) -> None:

@@ -19,7 +19,6 @@ import base64
 import binascii
 import hmac
 import json
-import logging
 import re
 from typing import Any
 
@@ -33,11 +32,11 @@ from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_password
 from memcloud.dashboard.context import DashboardContext, dashboard_context
+from memcloud.logs import log_change
 from memcloud.provisioning.models import PARTNER_ERRORS, PlanChanged, Provisioned, partner_errors
 
 __all__ = ["RESOURCES", "UUID_RE", "provision_password", "router"]
 
-log = logging.getLogger("memcloud.provisioning")
 router = APIRouter(tags=["provisioning"])
 RESOURCES = "/heroku/resources"
 # Resource ids are UUIDs; they become the cache's name (which must fit the name alphabet).
@@ -201,7 +200,7 @@ async def provision(request: Request) -> Response:
             422, "this resource is provisioned, but its original credential was rotated away"
         )
     if created:
-        log.info("provisioned cache %s (%s)", uuid, format_size(size))
+        log_change("cache provisioned", cache=uuid, plan=size)
     plan = format_size(cache.plan)
     message = f"Your {plan} cache is ready." if created else f"Your {plan} cache is ready (again)."
     return JSONResponse({"id": uuid, "config": config, "message": message})
@@ -235,6 +234,7 @@ async def change_plan(request: Request, uuid: str) -> Response:
         credentials = await asyncio.to_thread(store.list_credentials, cache.id)
     except NotFound:
         return _error(404, f"no resource {uuid}")
+    log_change("cache plan changed", cache=uuid, plan=size, previous_plan=old)
     await ctx.changed()
     config = _config(ctx, uuid, credentials) or {"MEMCACHIER_SERVERS": ctx.servers()}
     change = "kept every item" if size >= old else "evicted the least recently used items"
@@ -259,8 +259,8 @@ async def deprovision(request: Request, uuid: str) -> Response:
         try:
             cache = await asyncio.to_thread(ctx.store.find_cache, uuid)
             await asyncio.to_thread(ctx.store.delete_cache, cache.id)
+            log_change("cache deprovisioned", cache=uuid)
             await ctx.changed()
-            log.info("deprovisioned cache %s", uuid)
         except NotFound:
             pass  # already gone: a retried deprovision succeeds too
     return Response(status_code=204)

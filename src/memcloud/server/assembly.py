@@ -51,7 +51,7 @@ class NodeAssembly:
             self.supervisor = Supervisor(self.settings)
             others = await self.supervisor.start()
             self._watch = asyncio.create_task(self.supervisor.watch())
-        auditor = FlushAuditor(self.store, self.address)
+        auditor = FlushAuditor(self.store, self.address, cache_name=self._cache_name)
         auditor.start()
         self.auditor = auditor
         # The data plane's own flushes (text flush_all, binary Flush) reach it from here.
@@ -64,6 +64,10 @@ class NodeAssembly:
             node_restarts=(lambda: supervisor.restarts) if supervisor is not None else _none,
         )
         return self.deployment
+
+    def _cache_name(self, cache_id: int) -> str | None:
+        record = self.service.directory.caches.get(cache_id)
+        return record.name if record is not None else None
 
     def node_addresses(self) -> list[str]:
         """MEMCACHIER_SERVERS' entries: every node's memcache address, this one first."""

@@ -9,9 +9,16 @@ import logging
 from memcloud.auth import Directory
 from memcloud.control.base import ControlStore
 from memcloud.control.failures import FailureLog
+from memcloud.control.models import CredentialRecord
 from memcloud.service import Service
 
-__all__ = ["CHANGE_WAIT_SECONDS", "DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "NodeTasks"]
+__all__ = [
+    "CHANGE_WAIT_SECONDS",
+    "DIRECTORY_POLL_SECONDS",
+    "UPKEEP_SECONDS",
+    "NodeTasks",
+    "describe_changes",
+]
 
 log = logging.getLogger("memcloud")
 
@@ -25,7 +32,59 @@ UPKEEP_SECONDS = 0.5
 CHANGE_WAIT_SECONDS = 0.25
 
 
-async def _poll_directory(store: ControlStore, service: Service) -> None:
+# A change line lists this many changes at most, then says how many more there were.
+MAX_CHANGES_LISTED = 10
+
+
+def _capabilities(cred: CredentialRecord) -> str:
+    given = [name for name in ("write", "flush", "api") if getattr(cred, name)]
+    return "+".join(given) or "read-only"
+
+
+def describe_changes(old: Directory, new: Directory) -> list[str]:
+    """What changed between two snapshots, in words (names and ids, never a secret)."""
+    said: list[str] = []
+    for cache_id, cache in new.caches.items():
+        before = old.caches.get(cache_id)
+        if before is None:
+            said.append(f"cache {cache.name} created")
+            continue
+        if before.plan != cache.plan:
+            said.append(f"cache {cache.name} plan {before.plan} -> {cache.plan} bytes")
+        if before.enabled != cache.enabled:
+            said.append(f"cache {cache.name} {'enabled' if cache.enabled else 'disabled'}")
+        if before.cluster != cache.cluster:
+            said.append(f"cache {cache.name} moved to cluster {cache.cluster}")
+    said.extend(
+        f"cache {cache.name} deleted" for cid, cache in old.caches.items() if cid not in new.caches
+    )
+
+    def cache_of(cred: CredentialRecord) -> str:
+        cache = new.caches.get(cred.cache_id) or old.caches.get(cred.cache_id)
+        return cache.name if cache is not None else f"#{cred.cache_id}"
+
+    for cred_id, cred in new.credentials.items():
+        was = old.credentials.get(cred_id)
+        if was is None:
+            said.append(f"credential {cred.username} created in cache {cache_of(cred)}")
+        elif (was.write, was.flush, was.api) != (cred.write, cred.flush, cred.api):
+            said.append(
+                f"credential {cred.username} of cache {cache_of(cred)} now {_capabilities(cred)}"
+            )
+        elif cred.primary and not was.primary:
+            said.append(f"credential {cred.username} of cache {cache_of(cred)} made primary")
+    said.extend(
+        f"credential {cred.username} deleted from cache {cache_of(cred)}"
+        for cred_id, cred in old.credentials.items()
+        if cred_id not in new.credentials
+    )
+    if len(said) > MAX_CHANGES_LISTED:
+        more = len(said) - MAX_CHANGES_LISTED
+        said = [*said[:MAX_CHANGES_LISTED], f"and {more} more"]
+    return said
+
+
+async def _poll_directory(store: ControlStore, service: Service, node: str) -> None:
     failures = FailureLog(log, "reading the control store")
     loop = asyncio.get_running_loop()
     checked = loop.time()
@@ -38,8 +97,16 @@ async def _poll_directory(store: ControlStore, service: Service) -> None:
             revision = await asyncio.to_thread(store.revision)
             if revision != service.directory.revision:
                 directory = await asyncio.to_thread(Directory.load, store)
+                previous = service.directory
                 service.set_directory(directory)
-                log.info("control plane changed: revision %d", directory.revision)
+                changes = describe_changes(previous, directory)
+                log.info(
+                    "control plane changed: revision %d on node %s: %s",
+                    directory.revision,
+                    node,
+                    "; ".join(changes) or "no cache or credential changed",
+                    extra={"revision": directory.revision, "node": node, "changes": changes},
+                )
         except Exception as exc:
             failures.failed(exc, "keeping the last snapshot")
             await asyncio.sleep(DIRECTORY_POLL_SECONDS)
@@ -64,9 +131,10 @@ class NodeTasks:
         self.service = service
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
+    def start(self, node: str) -> None:
+        """Start both; `node` (this node's address) names it in the change lines."""
         self._tasks = [
-            asyncio.create_task(_poll_directory(self.store, self.service)),
+            asyncio.create_task(_poll_directory(self.store, self.service, node)),
             asyncio.create_task(_upkeep(self.service)),
         ]
 

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import sys
 
 import uvloop
 
@@ -28,6 +27,7 @@ from memcloud.clock import Clock, SystemClock
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.control.open import open_store
+from memcloud.logs import configure_logging, running_version
 from memcloud.server.admin import start_admin_server
 from memcloud.server.assembly import NodeAssembly
 from memcloud.server.background import DIRECTORY_POLL_SECONDS, UPKEEP_SECONDS, NodeTasks
@@ -45,16 +45,8 @@ __all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "run"]
 log = logging.getLogger("memcloud")
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def run(settings: Settings) -> int:
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return uvloop.run(_serve(settings))
     except KeyboardInterrupt:
@@ -136,6 +128,14 @@ class Runtime:
 
     async def start(self) -> None:
         settings = self.settings
+        if self.is_first:
+            log.info(
+                "memcloud %s starting %d node(s) (data plane: %s)",
+                running_version(),
+                settings.nodes,
+                native.in_use(),
+                extra={"version": running_version(), "nodes": settings.nodes},
+            )
         await self.listeners.start()
         # Nodes are named by their bound memcache port (settings may say 0).
         bound = dataclasses.replace(settings, port=self.port, tls_port=self.tls_port or 0)
@@ -167,16 +167,8 @@ class Runtime:
             await self.assembly.stop_nodes()
             await self.assembly.stop_audit()
             raise
-        log.info(
-            "memcache node %d listening on %s:%s (data plane: %s)",
-            settings.node_index,
-            settings.host,
-            "-" if settings.tls_only else self.port,
-            native.in_use(),
-        )
-        if self.tls_port is not None:
-            log.info("memcache over TLS on %s:%d", settings.host, self.tls_port)
-        self.tasks.start()
+        self._log_start()
+        self.tasks.start(self.assembly.address)
         self.addresses = Addresses(
             port=self.port,
             tls_port=self.tls_port,
@@ -185,6 +177,42 @@ class Runtime:
             tls_nodes=self.assembly.tls_addresses(self.tls_port),
         )
         self.files.write(self.addresses, self.connection)
+
+    def _log_start(self) -> None:
+        """What an operator reads first: the version, every listener, the dashboard, and
+        what is open to anyone who reaches a port."""
+        settings = self.settings
+        if not settings.tls_only:
+            log.info(
+                "memcache node %d listening on %s:%d",
+                settings.node_index,
+                settings.host,
+                self.port,
+                extra={"listener": "memcache", "node_index": settings.node_index},
+            )
+        if self.tls_port is not None:
+            log.info(
+                "memcache over TLS on %s:%d",
+                settings.host,
+                self.tls_port,
+                extra={"listener": "memcache-tls", "node_index": settings.node_index},
+            )
+        if not self.is_first:
+            return
+        if self._admin is not None:
+            log.info("operator socket at %s", socket_path(settings.data_dir))
+        if self.api_port is not None:
+            scheme = "https" if settings.tls else "http"
+            url = f"{scheme}://{settings.advertised_host}:{self.api_port}/dashboard"
+            log.info("dashboard at %s", url, extra={"dashboard_url": url})
+        if settings.anonymous_cache:
+            log.warning(
+                "--anonymous-cache %s is on: anyone who reaches %s can read, write and "
+                "flush that cache without a password",
+                settings.anonymous_cache,
+                ",".join(self.assembly.node_addresses()) if self.assembly else self.port,
+                extra={"anonymous_cache": settings.anonymous_cache},
+            )
 
     def announce(self) -> None:
         """Print the MEMCACHIER_* values a hosted user would get as config vars."""
