@@ -81,7 +81,10 @@ class Deployment:
         this node flushed its share)."""
         event = FlushEvent(cache_id, source, username, peer, self.clock.now(), dict(details or {}))
         try:
-            await self._on_all(cache_id, lambda node: node.flush(cache_id))
+            # One flush, counted once: by this node, which took it.
+            await self._on_all(
+                cache_id, lambda node: node.flush(cache_id, counted=node is self.local)
+            )
         except NodesFailed as exc:
             if self.local.address not in exc.addresses:
                 await self._record(event)

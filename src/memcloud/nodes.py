@@ -57,8 +57,9 @@ class Node(Protocol):
         """ "host:port" of the node's memcache listener, as clients know it."""
         ...
 
-    async def flush(self, cache_id: int) -> None:
-        """Empty the cache on this node (the deployment records the flush, once)."""
+    async def flush(self, cache_id: int, *, counted: bool = True) -> None:
+        """Empty the cache on this node (the deployment records the flush, once). Only the
+        node that took the flush counts it (`counted`); the others empty their share."""
         ...
 
     async def stats(self, cache_id: int) -> dict[str, int]:
@@ -96,12 +97,13 @@ class LocalNode:
             raise self._not_served(cache_id)
         return cache
 
-    async def flush(self, cache_id: int) -> None:
-        self.flush_now(cache_id)
+    async def flush(self, cache_id: int, *, counted: bool = True) -> None:
+        self.flush_now(cache_id, counted=counted)
 
-    def flush_now(self, cache_id: int) -> None:
-        """Synchronous flush, unaudited (whoever asked records it)."""
-        if not self.service.flush(cache_id, None):
+    def flush_now(self, cache_id: int, *, counted: bool = True) -> None:
+        """Synchronous flush, unaudited (whoever asked records it); `counted`: see
+        Service.flush."""
+        if not self.service.flush(cache_id, None, counted=counted):
             raise self._not_served(cache_id)
 
     def stats_now(self, cache_id: int) -> dict[str, int]:
@@ -153,9 +155,11 @@ class RemoteNode:
             raise NodeError(f"{self.address}: {reply.get('error', 'refused')}")
         return reply
 
-    async def flush(self, cache_id: int) -> None:
+    async def flush(self, cache_id: int, *, counted: bool = True) -> None:
         # The node that fans out records the flush once; this one only empties its share.
-        await self._call({"op": "flush", "cache_id": cache_id, "audit": False})
+        await self._call(
+            {"op": "flush", "cache_id": cache_id, "audit": False, "counted": counted}
+        )
 
     async def stats(self, cache_id: int) -> dict[str, int]:
         reply = await self._call({"op": "node_stats", "cache_id": cache_id})

@@ -219,15 +219,27 @@ class Service:
             session.refresh(directory)
 
     def flush(
-        self, cache_id: int, event: FlushEvent | None, delay: int = 0, now: float = 0.0
+        self,
+        cache_id: int,
+        event: FlushEvent | None,
+        delay: int = 0,
+        now: float = 0.0,
+        *,
+        counted: bool = True,
     ) -> bool:
         """Empty one cache, now or `delay` seconds after `now` (memcached's delayed
         flush_all), and hand `event` to the flush listeners (None: whoever asked records
-        it, as the deployment does); False if the cache is not here."""
+        it, as the deployment does); False if the cache is not here.
+
+        Without `counted` the flush is another node's share of one flush (the deployment's
+        fan-out): the node that took the command counts its cmd_flush, so the cache-wide
+        sum counts every flush once."""
         cache = self.registry.get(cache_id)
         if cache is None:
             return False
-        if delay > 0:
+        if not counted:
+            cache.empty()
+        elif delay > 0:
             cache.flush(delay, now)
         else:
             cache.flush_now()

@@ -14,13 +14,13 @@ from memcloud.stats.aggregate import (
 from memcloud.stats.sampling import tick_time
 
 
-def test_a_flush_that_reached_every_node_counts_once() -> None:
-    per_node = {"a:1": {"cmd_flush": 3, "cmd_get": 5}, "b:2": {"cmd_flush": 3, "cmd_get": 7}}
-    assert aggregate_stats(per_node) == {"cmd_flush": 3, "cmd_get": 12}
-    # A flush_all sent to one server alone is still seen.
-    assert aggregate_stats({"a:1": {"cmd_flush": 1}, "b:2": {"cmd_flush": 0}})["cmd_flush"] == 1
+def test_flushes_add_up_like_every_counter() -> None:
+    """The node that took a flush counts it, the others only empty their share: so flush_alls
+    sent to two different servers are two flushes, not one."""
+    per_node = {"a:1": {"cmd_flush": 3, "cmd_get": 5}, "b:2": {"cmd_flush": 1, "cmd_get": 7}}
+    assert aggregate_stats(per_node) == {"cmd_flush": 4, "cmd_get": 12}
     assert combine_counts([{"cmd_flush": 1, "cmd_get": 2}, {"cmd_flush": 1, "cmd_get": 3}]) == {
-        "cmd_flush": 1,
+        "cmd_flush": 2,
         "cmd_get": 5,
     }
 

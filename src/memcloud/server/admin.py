@@ -39,7 +39,8 @@ async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, 
     try:
         if op == "flush":
             if request.get("audit", True) is False:
-                deployment.local.flush_now(cache_id)  # the node that asked records it
+                # The node that asked records the flush and counts it (unless told to).
+                deployment.local.flush_now(cache_id, counted=request.get("counted") is True)
                 return {"ok": True}
             actor = str(request.get("actor", "operator"))
             await deployment.flush(cache_id, "cli", actor, "local")

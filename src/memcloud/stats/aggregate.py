@@ -3,9 +3,9 @@ counter into how much it grew (across resets), and the nodes' sampled history in
 series of buckets.
 
 - Per-node stats add up (each node holds its share of the plan and of the keys), except the
-  cache-wide ones (`CACHE_WIDE_STATS`, the latest is taken) and the ones counted once per
-  cache (`ONCE_PER_CACHE`): a flush reaches every node and each counts it, so the cache-wide
-  `cmd_flush` is the highest any node counted, not their sum.
+  cache-wide ones (`CACHE_WIDE_STATS`, the latest is taken). A flush that reaches every node
+  (the deployment's fan-out) is counted by the node that took it only, so `cmd_flush` adds
+  up like every other counter: once per flush.
 - History is merged per bucket: each node's last reading in a bucket stands for it, its
   counters are differenced against that node's own previous reading (never another node's),
   and only then are the nodes' increases combined.
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from memcloud.stats.names import CACHE_WIDE_STATS, COUNTER_NAMES
 
 __all__ = [
-    "ONCE_PER_CACHE",
     "Bucket",
     "Reading",
     "aggregate_stats",
@@ -31,21 +30,17 @@ __all__ = [
 ]
 
 _COUNTERS = frozenset(COUNTER_NAMES)
-# Counters every node counts for one and the same event: a flush from the API, the dashboard
-# or a client's flush_all sent to every server is one flush of the cache. (A flush_all sent
-# to only one of the servers is counted by that node alone; the highest count still shows it.)
-ONCE_PER_CACHE = frozenset({"cmd_flush"})
 
 Stats = Mapping[str, int]
 
 
 def aggregate_stats(per_node: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
     """One cache-wide view: per-node values summed, cache-wide ones taken once (the
-    latest), flushes counted once (the highest count)."""
+    latest)."""
     total: dict[str, int] = {}
     for stats in per_node.values():
         for name, value in stats.items():
-            if name in CACHE_WIDE_STATS or name in ONCE_PER_CACHE:
+            if name in CACHE_WIDE_STATS:
                 total[name] = max(total.get(name, value), value)
             else:
                 total[name] = total.get(name, 0) + value
@@ -53,15 +48,11 @@ def aggregate_stats(per_node: Mapping[str, Mapping[str, int]]) -> dict[str, int]
 
 
 def combine_counts(per_node: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """Nodes' increases (or rates) of the same interval as the cache's: summed, except the
-    ones counted once per cache (the highest)."""
+    """Nodes' increases (or rates) of the same interval as the cache's: summed."""
     total: dict[str, float] = {}
     for counts in per_node:
         for name, value in counts.items():
-            if name in ONCE_PER_CACHE:
-                total[name] = max(total.get(name, value), value)
-            else:
-                total[name] = total.get(name, 0) + value
+            total[name] = total.get(name, 0) + value
     return total
 
 
