@@ -96,7 +96,8 @@ class Admission:
         self._limits: dict[int, int] = {}  # plan bytes -> this node's limit
         # Connections turned away (or shed) since start, by reason: `/metrics`
         # memcloud_connection_refusals_total. Bumped only where a connection is refused.
-        self.refusals: dict[str, int] = {"address": 0, "full": 0, "shed": 0}
+        # "cache": a login refused because its cache is at its connection limit.
+        self.refusals: dict[str, int] = {"address": 0, "full": 0, "shed": 0, "cache": 0}
 
     def cache_limit(self, plan: int) -> int:
         """The connections this node admits into a cache of `plan` bytes."""

@@ -93,6 +93,7 @@ class Session:
         limit = self.service.admission.cache_limit(plan)
         self.full = cache.stats.curr_connections >= limit
         if self.full:
+            self.service.admission.refusals["cache"] += 1
             log.info("cache %d is at its %d connections; refusing %s", cache.id, limit, self.peer)
             return False
         self.principal = principal

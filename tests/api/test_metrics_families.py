@@ -233,6 +233,27 @@ def test_connection_refusals_are_counted(tmp_path: Path) -> None:
                 sock.close()
 
 
+def test_logins_refused_at_a_caches_connection_limit_are_counted(tmp_path: Path) -> None:
+    plans = "dev=25MB:connections=1"  # the default cache (25 MB) holds one connection
+    with ServerProcess(tmp_path / "data", "--metrics-token", "", "--plans", plans) as proc:
+        first = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+        second = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+        try:
+            login = b"set %s 0 0 %d\r\n%s\r\n" % (
+                proc.username.encode(),
+                len(proc.password),
+                proc.password.encode(),
+            )
+            first.sendall(login)
+            assert first.recv(100) == b"STORED\r\n"
+            second.sendall(login)
+            assert second.recv(100).startswith(b"SERVER_ERROR")
+            assert _value(_scrape(proc), "memcloud_connection_refusals_total", reason="cache") == 1
+        finally:
+            first.close()
+            second.close()
+
+
 def test_node_up_is_one_or_zero_for_every_node(served: ServerProcess) -> None:
     text = _scrape(served)
     ups = {s.labels["server"]: s.value for s in _samples(text, "memcloud_node_up")}
