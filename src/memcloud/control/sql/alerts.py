@@ -82,9 +82,10 @@ class SqlAlerts:
 
     @staticmethod
     def _cache_exists(conn: Connection, cache_id: int) -> None:
-        if not may_exist(cache_id) or conn.execute(
-            "SELECT 1 FROM caches WHERE id = ?", (cache_id,)
-        ).fetchone() is None:
+        if (
+            not may_exist(cache_id)
+            or conn.execute("SELECT 1 FROM caches WHERE id = ?", (cache_id,)).fetchone() is None
+        ):
             raise no_cache_id(cache_id)
 
     @staticmethod
