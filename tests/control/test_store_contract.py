@@ -694,7 +694,7 @@ def test_alert_updates_are_partial_and_validated(store: ControlStore) -> None:
         ({"description": "x" * 501}, "at most 500"),
     ):
         with pytest.raises(ControlError, match=words):
-            store.update_alert(cache.id, alert.id, **kwargs)  # type: ignore[arg-type]
+            store.update_alert(cache.id, alert.id, **kwargs)
     assert store.find_alert(cache.id, alert.id) == changed
     with pytest.raises(ControlError, match="requires slack_url"):
         store.create_delivery_config(cache.id, delivery_type="slack")
