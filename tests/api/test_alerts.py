@@ -10,7 +10,7 @@ from memcloud.control.open import open_store
 
 from .conftest import Api, Cred
 
-SLACK = {
+SLACK: dict[str, object] = {
     "delivery_type": "slack",
     "slack_url": "https://hooks.slack.com/services/T000/B000/XXXX",
     "slack_channel": "#alerts",
