@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "SendFailed",
     "Senders",
     "SmtpServer",
+    "new_signing_secret",
     "parse_smtp_url",
     "sign",
 ]
@@ -41,6 +43,7 @@ SEND_TIMEOUT_SECONDS: Final = 10.0
 SIGNATURE_HEADER: Final = "X-Memcloud-Signature-256"
 DELIVERY_HEADER: Final = "X-Memcloud-Delivery"
 USER_AGENT: Final = "memcloud-alerts"
+SECRET_BYTES: Final = 32
 # Subjects stay on one line (RFC 5322's 998-character limit) instead of being folded at 78.
 _MAIL_POLICY: Final = policy.SMTP.clone(max_line_length=998)
 
@@ -73,6 +76,11 @@ def parse_smtp_url(url: str) -> SmtpServer:
         username=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
     )
+
+
+def new_signing_secret() -> str:
+    """A webhook's signing secret: 32 random bytes, shown to the tenant once at creation."""
+    return "whsec_" + secrets.token_urlsafe(SECRET_BYTES)
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from memcloud.alerts.senders import new_signing_secret
 from memcloud.alerts.targets import TargetRefused, check_email, check_url
 from memcloud.api.alerts_models import (
     Alert,
@@ -55,8 +55,6 @@ _ALERT_FIELDS = (
     "description",
     "enabled",
 )
-# Of a webhook's signing secret: 32 random bytes, URL-safe.
-SECRET_BYTES = 32
 
 
 def _errors(text: str) -> dict[int | str, dict[str, Any]]:
@@ -162,7 +160,7 @@ async def create_config(cache_id: str, request: Request) -> Response:
         raise ApiError(Problem.BAD_REQUEST, f"{_CONFIG_NOT_ADDED} {exc}.") from None
     secret = ""
     if fields["delivery_type"] == "webhook":
-        secret = "whsec_" + secrets.token_urlsafe(SECRET_BYTES)
+        secret = new_signing_secret()
     config = await _store(
         _CONFIG_NOT_ADDED,
         ctx.store.create_delivery_config,
