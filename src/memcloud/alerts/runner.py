@@ -30,7 +30,7 @@ from memcloud.clock import Clock
 from memcloud.config import Settings
 from memcloud.control.alert_records import AlertRecord, DeliveryRecord
 from memcloud.control.base import ControlStore, NotFound
-from memcloud.control.failures import FailureLog
+from memcloud.control.failures import FailureLog, describe
 from memcloud.control.models import CacheRecord
 from memcloud.deployment import Deployment
 from memcloud.nodes import NodesFailed
@@ -195,6 +195,10 @@ class Sender:
             error = "the delivery config no longer exists"
         except SendFailed as exc:
             error = str(exc) or "failed"
+        except Exception as exc:
+            # Anything else is this attempt's failure too: the delivery must not stay
+            # leased and retried forever without an attempt counted.
+            error = describe(exc)
         at = self.clock.now()
         retry_at = None
         if error and delivery.attempts < len(RETRY_DELAYS):
@@ -213,6 +217,8 @@ class Sender:
 
     async def run(self) -> None:
         while True:
+            # Cleared before the tick: a delivery queued during it wakes the next one.
+            self.queued.clear()
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -221,6 +227,5 @@ class Sender:
                 self._failures.failed(exc, "alerts are not delivered")
             else:
                 self._failures.succeeded()
-            self.queued.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queued.wait(), SEND_POLL_SECONDS)

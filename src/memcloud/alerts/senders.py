@@ -135,7 +135,7 @@ class Senders:
             raise SendFailed(str(exc)) from None
         except TimeoutError:
             raise SendFailed(f"no answer within {SEND_TIMEOUT_SECONDS:g} s") from None
-        except (OSError, smtplib.SMTPException, httpx.HTTPError) as exc:
+        except (OSError, smtplib.SMTPException, httpx.HTTPError, httpx.InvalidURL) as exc:
             raise SendFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
 
     async def _send(

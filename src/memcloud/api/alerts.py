@@ -126,6 +126,15 @@ def _target(data: dict[str, Any]) -> dict[str, str]:
         if not isinstance(value, str):
             raise TargetRefused(f"{name} must be a string")
     kind = fields["delivery_type"]
+    # Only the type's own fields are kept (the others answer ""), each checked.
+    used = {
+        "email": ("email",),
+        "slack": ("slack_url", "slack_channel"),
+        "webhook": ("webhook_url",),
+    }
+    for name in ("email", "slack_url", "slack_channel", "webhook_url"):
+        if name not in used.get(kind, ()):
+            fields[name] = ""
     if kind == "email":
         check_email(fields["email"])
     elif kind == "slack":
