@@ -152,3 +152,24 @@ def test_email_is_sent_without_a_password_on_plain_smtp() -> None:
     assert (sender, to) == ("alerts@memcloud.test", ["ops@example.test"])
     assert message["Subject"] == "[memcloud] hit rate is 3%, under 50%"
     assert store.list_deliveries(cache_id)[0].status == "delivered"
+
+
+def test_a_cache_sends_a_bounded_number_of_messages_an_hour(hook: HttpReceiver) -> None:
+    store, clock = MemoryStore(), FakeClock(1_700_000_000.0 - 1_700_000_000.0 % 3600)
+    cache_id, _ = _queued(store, clock, delivery_type="webhook", webhook_url=hook.url())
+    alert = store.list_alerts(cache_id)[0]
+    for n, firing in enumerate((False, True, False), start=1):
+        store.observe_alert(alert.id, value=float(n), firing=firing, at=clock.now(), payload={})
+    senders = Senders(smtp=None, smtp_from="alerts@memcloud.test", allow_private=True)
+    sender = Sender(store, senders, clock, sends_per_hour=2)
+    assert asyncio.run(sender.tick()) == 4
+    assert len(hook.received("/hook")) == 2
+    waiting = [d for d in store.list_deliveries(cache_id) if d.status == "pending"]
+    assert len(waiting) == 2
+    assert all(d.last_error == "more than 2 messages this hour: postponed" for d in waiting)
+    clock.advance(3599)
+    assert asyncio.run(sender.tick()) == 0  # not before the next hour
+    clock.advance(1)
+    assert asyncio.run(sender.tick()) == 2
+    assert len(hook.received("/hook")) == 4
+    assert {d.status for d in store.list_deliveries(cache_id)} == {"delivered"}

@@ -8,7 +8,8 @@ next to the stats sampler, never on the data plane's path.
 - `Sender.tick` (every `SEND_POLL_SECONDS`, and at once when the evaluator queued one):
   claims due deliveries and sends each; a failure is retried after `RETRY_DELAYS` (30 s
   doubling to 30 min, seven attempts in about an hour), then marked failed. Attempts and
-  errors show in the API and the dashboard.
+  errors show in the API and the dashboard. A cache sends at most `SENDS_PER_HOUR` (60)
+  messages an hour; more wait for the next hour.
 
 Time is the injected clock's, so tests advance a FakeClock; `MEMCLOUD_ALERT_SECONDS`
 shortens the evaluation interval for tests of a whole server.
@@ -58,8 +59,13 @@ RETRY_DELAYS: Final = (30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 # A claimed delivery is another sender's again after this (the claimer died mid-send).
 LEASE_SECONDS: Final = 120.0
 SEND_BATCH: Final = 20
-# Deliveries done (delivered or failed) are kept this long, then pruned.
-DELIVERY_RETENTION: Final = 30 * 24 * 3600.0
+# Deliveries done (delivered or failed) are kept this long, then pruned: an alert flapping
+# every minute leaves at most 50 alerts x 1440 rows a day per cache.
+DELIVERY_RETENTION: Final = 7 * 24 * 3600.0
+# Messages a cache may send an hour. A tenant could make an alert flap every minute with an
+# email or URL of someone else's: the operator's SMTP server and network must not become a
+# spammer's. Past it a delivery is postponed to the next hour (a counted attempt).
+SENDS_PER_HOUR: Final = 60
 
 
 def evaluate_interval() -> float:
@@ -162,13 +168,28 @@ class Sender:
         clock: Clock,
         *,
         queued: asyncio.Event | None = None,
+        sends_per_hour: int = SENDS_PER_HOUR,
     ) -> None:
         self.store = store
         self.senders = senders
         self.clock = clock
         self.queued = queued or asyncio.Event()
+        self.sends_per_hour = sends_per_hour
         self._failures = FailureLog(log, "delivering alerts")
         self._last_prune = 0.0
+        # (hour, cache id) -> sends this hour; only the current hour is kept.
+        self._sent: dict[tuple[int, int], int] = {}
+
+    def _budget(self, cache_id: int, now: float) -> float | None:
+        """None if the cache may send now (counted), else when its next hour starts."""
+        hour = int(now // 3600)
+        if any(h != hour for h, _ in self._sent):
+            self._sent = {k: v for k, v in self._sent.items() if k[0] == hour}
+        used = self._sent.get((hour, cache_id), 0)
+        if used >= self.sends_per_hour:
+            return (hour + 1) * 3600.0
+        self._sent[(hour, cache_id)] = used + 1
+        return None
 
     async def tick(self) -> int:
         """Send every delivery due now; answer how many were attempted."""
@@ -184,6 +205,16 @@ class Sender:
         return len(due)
 
     async def _attempt(self, delivery: DeliveryRecord) -> None:
+        postponed = self._budget(delivery.cache_id, self.clock.now())
+        if postponed is not None:
+            await asyncio.to_thread(
+                self.store.finish_delivery,
+                delivery.id,
+                at=self.clock.now(),
+                error=f"more than {self.sends_per_hour} messages this hour: postponed",
+                retry_at=postponed if delivery.attempts < len(RETRY_DELAYS) else None,
+            )
+            return
         error = ""
         try:
             config = await asyncio.to_thread(
