@@ -131,6 +131,9 @@ def _unlike_the_defaults() -> Settings:
         control_url="postgresql://memcloud:db-secret@db.example.com:5433/memcloud",
         cluster="eu-1",
         machine="rack7",
+        smtp_url="smtp://mailer:smtp-secret@mail.example.com:587",
+        smtp_from="alerts@example.com",
+        alert_private_targets=True,
     )
     default = Settings()
     same = [
@@ -171,9 +174,10 @@ def test_settings_json_that_is_not_settings_is_refused(text: str, fragment: str)
 def test_repr_never_shows_a_secret() -> None:
     settings = _unlike_the_defaults()
     text = repr(settings)
-    for secret in ("admin-secret", "provision-secret", "sso-secret", "db-secret"):
+    for secret in ("admin-secret", "provision-secret", "sso-secret", "db-secret", "smtp-secret"):
         assert secret not in text
     assert "admin_token=<secret>" in text and "sso_salt=<secret>" in text
+    assert "smtp_url=<secret>" in text
     # What is not secret still shows: a key's path, the add-on user, an open /metrics ('').
     assert "tls_key=PosixPath('key.pem')" in text and "provision_user='heroku'" in text
     assert "metrics_token=''" in text

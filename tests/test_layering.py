@@ -21,6 +21,7 @@ never above; and no two units import each other, directly or round a cycle:
      `admission`, `service`, `text_session`, `binary_session`, `nodes`
      (this node and the others, behind one interface), `deployment` (every node as one:
      the single path for flush, stats and reset), `bootstrap` (the first start).
+  3a. `alerts`: evaluating alerts over the deployment's stats, and delivering them.
   4. `webauth`: sign-in on the HTTP paths (the login throttle's guard), shared by the API,
      the dashboard and provisioning.
   5. `dashboard`: its pages get everything through `DashboardContext`, never from the API.
@@ -85,6 +86,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             }
         ),
     ),
+    ("alerts", frozenset({"memcloud.alerts"})),
     ("webauth", frozenset({"memcloud.webauth"})),
     ("dashboard", frozenset({"memcloud.dashboard"})),
     ("provisioning", frozenset({"memcloud.provisioning"})),

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from memcloud.options import (
     Option,
@@ -176,6 +177,14 @@ def _spread_plans(plans: tuple[Plan, ...]) -> dict[str, object]:
         "plans": tuple((plan.slug, plan.size) for plan in plans),
         "plan_connections": plan_connections(plans),
     }
+
+
+def _smtp_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("use smtp://user:password@host:port (or smtps://...)")
+    parts.port  # noqa: B018 -- raises ValueError for a port that is no number
+    return text
 
 
 def _cores() -> str:
@@ -381,6 +390,32 @@ class Settings:
             "require memcache clients to show a certificate signed by this CA (PEM)",
             parse=Path,
             metavar="FILE",
+            words="off",
+        ),
+    )
+    # Alert delivery (memcloud.alerts): the SMTP server email alerts go through, their
+    # From address, and whether tenants' Slack and webhook URLs may point at loopback or
+    # private addresses (off: a tenant cannot aim deliveries at the operator's network).
+    smtp_url: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "SMTP server for email alerts, smtp://user:password@host:port (STARTTLS when"
+            " offered; smtps:// for TLS from the start; prefer the env variable)",
+            parse=_smtp_url,
+            words="email alerts off",
+            secret=True,
+        ),
+    )
+    smtp_from: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "From address of email alerts", metavar="ADDRESS", words="memcloud@PUBLIC_HOST"
+        ),
+    )
+    alert_private_targets: bool = field(
+        default=False,
+        metadata=serve_option(
+            "let alert webhooks and Slack URLs reach loopback and private addresses",
             words="off",
         ),
     )

@@ -622,3 +622,174 @@ def test_invalid_nodes_are_refused(
     with pytest.raises(ControlError, match=message):
         store.register_node(address, cluster="default", machine=machine, internal=internal)
     assert store.list_nodes() == []
+
+
+# -- alerts, delivery configs and deliveries --------------------------------------------------
+
+
+def _slack(store: ControlStore, cache_id: int) -> int:
+    return store.create_delivery_config(
+        cache_id, delivery_type="slack", slack_url="https://hooks.example/x", slack_channel="#a"
+    ).id
+
+
+def test_alerts_and_configs_belong_to_their_cache(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    other = store.create_cache("other", MB)
+    revision = store.revision()
+    config = _slack(store, cache.id)
+    hook = store.create_delivery_config(
+        cache.id, delivery_type="webhook", webhook_url="https://h.example/", webhook_secret="s3"
+    )
+    assert "s3" not in repr(hook)
+    assert store.find_delivery_config(cache.id, hook.id).webhook_secret == "s3"
+    alert = store.create_alert(
+        cache.id, trigger_type="hit_rate", trigger_threshold=80, delivery_config_id=config
+    )
+    assert (alert.trigger_type, alert.trigger_threshold, alert.enabled, alert.firing) == (
+        "hit_rate",
+        80.0,
+        True,
+        False,
+    )
+    assert store.list_alerts(cache.id) == [alert] == store.list_alerts()
+    assert store.list_alerts(other.id) == []
+    assert [c.id for c in store.list_delivery_configs(cache.id)] == [config, hook.id]
+    # Another cache's ids are nobody's: not found, never changed.
+    with pytest.raises(NotFound, match=f"no alert with id {alert.id} in cache {other.id}"):
+        store.find_alert(other.id, alert.id)
+    with pytest.raises(NotFound):
+        store.update_alert(other.id, alert.id, enabled=False)
+    with pytest.raises(NotFound):
+        store.delete_alert(other.id, alert.id)
+    with pytest.raises(NotFound, match="no alert delivery config"):
+        store.create_alert(
+            other.id, trigger_type="hit_rate", trigger_threshold=1, delivery_config_id=config
+        )
+    with pytest.raises(NotFound):
+        store.delete_delivery_config(other.id, config)
+    assert store.revision() == revision  # nothing a node reads changed
+
+
+def test_alert_updates_are_partial_and_validated(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    config = _slack(store, cache.id)
+    alert = store.create_alert(
+        cache.id,
+        trigger_type="evictions",
+        trigger_threshold=5000,
+        delivery_config_id=config,
+        description="too many",
+    )
+    changed = store.update_alert(cache.id, alert.id, enabled=False)
+    assert (changed.enabled, changed.trigger_threshold, changed.description) == (
+        False,
+        5000.0,
+        "too many",
+    )
+    for kwargs, words in (
+        ({"trigger_type": "nope"}, "trigger_type must be one of"),
+        ({"trigger_threshold": 101.0, "trigger_type": "hit_rate"}, "from 0 to 100"),
+        ({"trigger_threshold": float("nan")}, "trigger_threshold"),
+        ({"description": "x" * 501}, "at most 500"),
+    ):
+        with pytest.raises(ControlError, match=words):
+            store.update_alert(cache.id, alert.id, **kwargs)
+    assert store.find_alert(cache.id, alert.id) == changed
+    with pytest.raises(ControlError, match="requires slack_url"):
+        store.create_delivery_config(cache.id, delivery_type="slack")
+    with pytest.raises(ControlError, match="delivery_type must be one of"):
+        store.create_delivery_config(cache.id, delivery_type="pager")
+
+
+def test_an_alert_fires_and_resolves_once_each(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    config = _slack(store, cache.id)
+    alert = store.create_alert(
+        cache.id, trigger_type="hit_rate", trigger_threshold=50, delivery_config_id=config
+    )
+    ok = store.observe_alert(alert.id, value=90.0, firing=False, at=10.0, payload={"n": 0})
+    fired = store.observe_alert(alert.id, value=10.0, firing=True, at=70.0, payload={"n": 1})
+    again = store.observe_alert(alert.id, value=5.0, firing=True, at=130.0, payload={"n": 2})
+    assert ok is None and again is None and fired is not None
+    assert (fired.event, fired.payload, fired.status, fired.config_id) == (
+        "fired",
+        {"n": 1},
+        "pending",
+        config,
+    )
+    now = store.find_alert(cache.id, alert.id)
+    assert (now.firing, now.value, now.changed_at) == (True, 5.0, 70.0)
+    resolved = store.observe_alert(alert.id, value=95.0, firing=False, at=190.0, payload={})
+    assert resolved is not None and resolved.event == "resolved"
+    assert [d.event for d in store.list_deliveries(cache.id)] == ["resolved", "fired"]
+    # A disabled alert measures but never fires, and is no longer firing.
+    store.update_alert(cache.id, alert.id, enabled=False)
+    assert store.observe_alert(alert.id, value=1.0, firing=True, at=250.0, payload={}) is None
+    assert store.find_alert(cache.id, alert.id).firing is False
+
+
+def test_deliveries_are_claimed_once_retried_and_finished(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    config = _slack(store, cache.id)
+    alert = store.create_alert(
+        cache.id, trigger_type="memory_usage", trigger_threshold=90, delivery_config_id=config
+    )
+    made = store.observe_alert(alert.id, value=95.0, firing=True, at=100.0, payload={})
+    assert made is not None
+    assert store.claim_deliveries(99.0, 200.0, 10) == []  # not due yet
+    (claimed,) = store.claim_deliveries(100.0, 160.0, 10)
+    assert claimed.id == made.id
+    assert _same_database(store).claim_deliveries(120.0, 180.0, 10) == []  # leased
+    store.finish_delivery(made.id, at=101.0, error="HTTP 500", retry_at=130.0)
+    (pending,) = store.list_deliveries(cache.id)
+    assert (pending.status, pending.attempts, pending.last_error) == ("pending", 1, "HTTP 500")
+    (retry,) = store.claim_deliveries(130.0, 190.0, 10)
+    store.finish_delivery(retry.id, at=131.0)
+    (done,) = store.list_deliveries(cache.id)
+    assert (done.status, done.attempts, done.delivered_at, done.last_error) == (
+        "delivered",
+        2,
+        131.0,
+        "",
+    )
+    assert store.claim_deliveries(1000.0, 1100.0, 10) == []
+    assert store.prune_deliveries(100.5) == 1
+    assert store.list_deliveries(cache.id) == []
+
+
+def test_a_config_in_use_is_not_deleted_and_a_deleted_cache_takes_its_alerts(
+    store: ControlStore,
+) -> None:
+    cache = store.create_cache("demo", MB)
+    config = _slack(store, cache.id)
+    alert = store.create_alert(
+        cache.id, trigger_type="latency", trigger_threshold=2000, delivery_config_id=config
+    )
+    store.observe_alert(alert.id, value=3000.0, firing=True, at=1.0, payload={})
+    with pytest.raises(Conflict, match="is used by an alert"):
+        store.delete_delivery_config(cache.id, config)
+    store.delete_cache(cache.id)
+    assert store.list_alerts() == []
+    assert store.claim_deliveries(1e9, 1e9, 10) == []
+    # The ids are not handed out again: nothing made for the deleted cache reaches a new one.
+    new = store.create_cache("demo", MB)
+    new_config = _slack(store, new.id)
+    assert new_config > config
+    with pytest.raises(NotFound):
+        store.find_alert(new.id, alert.id)
+    with pytest.raises(NotFound):
+        store.list_alerts(cache.id)
+
+
+def test_a_cache_has_a_bounded_number_of_alerts(store: ControlStore) -> None:
+    cache = store.create_cache("demo", MB)
+    config = _slack(store, cache.id)
+    for _ in range(50):
+        store.create_alert(
+            cache.id, trigger_type="hit_rate", trigger_threshold=1, delivery_config_id=config
+        )
+    with pytest.raises(Conflict, match="at most 50 alerts"):
+        store.create_alert(
+            cache.id, trigger_type="hit_rate", trigger_threshold=1, delivery_config_id=config
+        )

@@ -1,9 +1,10 @@
 """Run the HTTP API inside `memcloud serve`'s event loop, next to the memcache listeners.
 
-`ApiServer.start` starts this node's stats sampler and, on node 0, binds the API port (0:
-chosen by the OS) and starts uvicorn as a task in the running loop (without its signal
-handlers: the runner owns shutdown). `stop` undoes both. What they serve (the deployment,
-the store, the settings) is given, in the `ApiContext`; nothing is assembled here.
+`ApiServer.start` starts this node's stats sampler and, on node 0, the alert evaluator and
+sender (memcloud.alerts), binds the API port (0: chosen by the OS) and starts uvicorn as a
+task in the running loop (without its signal handlers: the runner owns shutdown). `stop`
+undoes it all. What they serve (the deployment, the store, the settings) is given, in the
+`ApiContext`; nothing is assembled here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from memcloud.alerts import AlertTasks
 from memcloud.api.app import create_app
 from memcloud.api.context import ApiContext
 from memcloud.api.history import StatsSampler
@@ -68,6 +70,7 @@ class ApiServer:
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._alerts: AlertTasks | None = None
 
     async def start(self) -> int | None:
         """Start serving; answer the bound API port (None without `http`)."""
@@ -78,6 +81,9 @@ class ApiServer:
         )
         if not self.http:
             return None
+        # Alerts are evaluated and delivered once per deployment machine, by node 0.
+        self._alerts = AlertTasks(ctx.store, ctx.deployment, settings, ctx.deployment.clock)
+        self._alerts.start()
         sock = _bind(settings.host, settings.api_port)
         limits = HttpLimits(
             max_connections=settings.api_max_connections,
@@ -132,6 +138,9 @@ class ApiServer:
 
     async def stop(self) -> None:
         sampler, self._sampler = self._sampler, None
+        alerts, self._alerts = self._alerts, None
+        if alerts is not None:
+            await alerts.stop()
         server, task = self._server, self._task
         self._server = self._task = None
         if sampler is not None:

@@ -3,8 +3,8 @@
 Implemented: info, credentials (list, create, update, delete, promote), flush (also the
 body of a release webhook), reset_stats, stats, enable_cache, insight/processed_stats
 (aggregate and per server), rotate_sso (the dashboard's single sign-on: provisioning/sso.py),
-and memcloud's `flush_log`. Alerts, introspection, latency and switch_cluster are not
-implemented (404).
+and memcloud's `flush_log`; alerts are memcloud.api.alerts. Introspection, latency and
+switch_cluster are not implemented (404).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
+from memcloud.control.alert_records import AlertRecord, DeliveryConfigRecord, DeliveryRecord
 from memcloud.control.models import (
     DEFAULT_CLUSTER,
     CacheRecord,
@@ -174,6 +175,76 @@ class ControlStore(Protocol):
     def add_stats_samples(self, samples: list[StatsSample]) -> None: ...
     def stats_samples(self, cache_id: int, start: float, end: float) -> list[StatsSample]: ...
     def compact_stats(self, minute_cutoff: float, hour_cutoff: float) -> int: ...
+
+    # Alerts, their delivery configs and deliveries (memcloud.control.alerts has the rules):
+    # a tenant's rows, checked and bounded; no revision bump. Ids are looked up within one
+    # cache, so another cache's id is NotFound.
+    def create_alert(
+        self,
+        cache_id: int,
+        *,
+        trigger_type: str,
+        trigger_threshold: float,
+        delivery_config_id: int,
+        description: str = "",
+        enabled: bool = True,
+    ) -> AlertRecord: ...
+    def list_alerts(self, cache_id: int | None = None) -> list[AlertRecord]:
+        """One cache's alerts, oldest first (NotFound if no such cache), or all (None)."""
+        ...
+
+    def find_alert(self, cache_id: int, alert_id: int) -> AlertRecord: ...
+    def update_alert(
+        self,
+        cache_id: int,
+        alert_id: int,
+        *,
+        trigger_type: str | None = None,
+        trigger_threshold: float | None = None,
+        delivery_config_id: int | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> AlertRecord:
+        """Change the given fields; a new trigger or disabling resets it to not firing."""
+        ...
+
+    def delete_alert(self, cache_id: int, alert_id: int) -> None: ...
+    def observe_alert(
+        self, alert_id: int, *, value: float, firing: bool, at: float, payload: dict[str, Any]
+    ) -> DeliveryRecord | None:
+        """Record a measurement; on a change of state of an enabled alert (compare-and-set,
+        so only one of several evaluators wins) queue and answer one delivery."""
+        ...
+
+    def create_delivery_config(
+        self,
+        cache_id: int,
+        *,
+        delivery_type: str,
+        email: str = "",
+        slack_url: str = "",
+        slack_channel: str = "",
+        webhook_url: str = "",
+        webhook_secret: str = "",
+    ) -> DeliveryConfigRecord: ...
+    def list_delivery_configs(self, cache_id: int) -> list[DeliveryConfigRecord]: ...
+    def find_delivery_config(self, cache_id: int, config_id: int) -> DeliveryConfigRecord: ...
+    def delete_delivery_config(self, cache_id: int, config_id: int) -> None:
+        """Refused (Conflict) while an alert uses it."""
+        ...
+
+    def claim_deliveries(self, now: float, lease_until: float, limit: int) -> list[DeliveryRecord]:
+        """Take the pending deliveries due by `now`, leased until `lease_until`."""
+        ...
+
+    def finish_delivery(
+        self, delivery_id: int, *, at: float, error: str = "", retry_at: float | None = None
+    ) -> None:
+        """An attempt's outcome: delivered, retried at `retry_at`, or failed for good."""
+        ...
+
+    def list_deliveries(self, cache_id: int, limit: int = 50) -> list[DeliveryRecord]: ...
+    def prune_deliveries(self, before: float) -> int: ...
 
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...

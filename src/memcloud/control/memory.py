@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Self
 
 from memcloud.control import rules
+from memcloud.control.memory_alerts import MemoryAlerts
 from memcloud.control.models import (
     DEFAULT_CLUSTER,
     CacheRecord,
@@ -38,8 +39,9 @@ class _Sample:
     sample: StatsSample
 
 
-class MemoryStore:
-    """A `ControlStore` held in dicts (ids, like SQLite's AUTOINCREMENT, never reused)."""
+class MemoryStore(MemoryAlerts):
+    """A `ControlStore` held in dicts (ids, like SQLite's AUTOINCREMENT, never reused);
+    alerts: memcloud.control.memory_alerts."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -57,6 +59,7 @@ class MemoryStore:
         self._nodes: dict[int, tuple[NodeRecord, float]] = {}
         # The last id handed out of each kind: ids only grow.
         self._last_id = {"cache": 0, "credential": 0, "flush": 0, "sample": 0, "node": 0}
+        self._init_alerts()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -170,6 +173,7 @@ class MemoryStore:
                 del self._credentials[record.id]
             self._flushes = [r for r in self._flushes if r.cache_id != cache_id]
             self._samples = [s for s in self._samples if s.sample.cache_id != cache_id]
+            self._drop_alerts(cache_id)
 
     # -- credentials ------------------------------------------------------------------------
 

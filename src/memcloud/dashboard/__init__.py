@@ -1,5 +1,6 @@
-"""The dashboard for people: a cache's overview, credentials, flush and deploy-hook helper,
-and the operator's view of every cache. Server-rendered HTML with a small hand-written script.
+"""The dashboard for people: a cache's overview, credentials, alerts, flush and deploy-hook
+helper, and the operator's view of every cache. Server-rendered HTML with a small hand-written
+script.
 
 `install(app, context)` attaches the pages and their static files to a FastAPI app; the
 composition root (`memcloud.api.app`) builds the context and installs provisioning after it.
@@ -13,7 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from memcloud.dashboard import operator, pages
+from memcloud.dashboard import alerts, operator, pages
 from memcloud.dashboard.context import DashboardContext
 from memcloud.dashboard.web import PREFIX, STATIC_DIR, FormExpired, load_session, render
 
@@ -29,6 +30,7 @@ def install(app: FastAPI, context: DashboardContext) -> None:
     signed = [Depends(load_session)]
     app.include_router(operator.router, dependencies=signed)
     app.include_router(pages.router, dependencies=signed)
+    app.include_router(alerts.router, dependencies=signed)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     _install_error_pages(app)
 

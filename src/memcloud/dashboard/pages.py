@@ -30,7 +30,7 @@ from memcloud.dashboard.web import (
 from memcloud.logs import log_change
 from memcloud.stats.sampling import sample_interval
 
-__all__ = ["NOTICES", "router"]
+__all__ = ["NOTICES", "cache_pages", "router"]
 
 router = APIRouter()
 
@@ -57,11 +57,12 @@ FLUSH_LOG_LIMIT = 50
 COMMANDS = ("get", "delete", "incr", "decr", "cas", "touch")
 
 
-def _pages(cache_id: int) -> list[Page]:
+def cache_pages(cache_id: int) -> list[Page]:
     base = f"{PREFIX}/caches/{cache_id}"
     return [
         Page("overview", "Overview", base),
         Page("settings", "Settings", f"{base}/settings"),
+        Page("alerts", "Alerts", f"{base}/alerts"),
         Page("flush", "Flush", f"{base}/flush"),
         Page("deploy", "Deploy hook", f"{base}/deploy"),
     ]
@@ -101,7 +102,7 @@ def _page(request: Request, viewer: Viewer, key: str, template: str, **values: A
         template,
         viewer=viewer,
         cache=viewer.cache,
-        pages=_pages(viewer.cache.id),
+        pages=cache_pages(viewer.cache.id),
         active=key,
         notice=_notice(request),
         **values,

@@ -27,6 +27,7 @@ from memcloud.control.models import (
 )
 from memcloud.control.secrets import generate_password, generate_username, hash_password
 from memcloud.control.sql import membership, revocations, telemetry
+from memcloud.control.sql.alerts import SqlAlerts
 from memcloud.control.sql.connection import Connection, Engine
 
 __all__ = ["SqlStore"]
@@ -60,8 +61,8 @@ def _credential(row: Any) -> CredentialRecord:
     )
 
 
-class SqlStore:
-    """A `ControlStore` over one SQL engine's connection."""
+class SqlStore(SqlAlerts):
+    """A `ControlStore` over one SQL engine's connection (alerts: memcloud.control.sql.alerts)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -169,7 +170,7 @@ class SqlStore:
     def delete_cache(self, cache_id: int) -> None:
         with self._write() as conn:
             self._get_cache(conn, cache_id)
-            # Credentials go with it (ON DELETE CASCADE).
+            # Credentials, alerts and all go with it (ON DELETE CASCADE).
             conn.execute("DELETE FROM caches WHERE id = ?", (cache_id,))
 
     def create_credential(

@@ -155,6 +155,50 @@ MIGRATIONS: tuple[str, ...] = (
         heartbeat_at REAL NOT NULL
     );
     """,
+    # 6: alerts, where they are delivered, and each delivery with its attempts (issue 12).
+    # Written by the API and the alert evaluator; no revision bump (no node reads them).
+    """
+    CREATE TABLE alert_configs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        delivery_type TEXT NOT NULL,
+        email TEXT NOT NULL DEFAULT '',
+        slack_url TEXT NOT NULL DEFAULT '',
+        slack_channel TEXT NOT NULL DEFAULT '',
+        webhook_url TEXT NOT NULL DEFAULT '',
+        webhook_secret TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX alert_configs_cache_id ON alert_configs (cache_id);
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        trigger_type TEXT NOT NULL,
+        trigger_threshold REAL NOT NULL,
+        delivery_config_id INTEGER NOT NULL REFERENCES alert_configs (id),
+        description TEXT NOT NULL DEFAULT '',
+        enabled INTEGER NOT NULL DEFAULT 1,
+        firing INTEGER NOT NULL DEFAULT 0,
+        value REAL,
+        changed_at REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX alerts_cache_id ON alerts (cache_id);
+    CREATE TABLE alert_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        alert_id INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        config_id INTEGER NOT NULL REFERENCES alert_configs (id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        delivered_at REAL
+    );
+    CREATE INDEX alert_deliveries_cache ON alert_deliveries (cache_id, created_at);
+    CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at);
+    """,
 )
 
 
