@@ -24,6 +24,7 @@ from memcloud import __version__
 from memcloud.api import v1, v2
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
+from memcloud.api.health import install as install_health
 from memcloud.api.limits import BodyLimit
 from memcloud.api.metrics import metrics_endpoint
 from memcloud.dashboard import install as install_dashboard
@@ -121,6 +122,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    install_health(app)  # /healthz, /readyz: unauthenticated, cheap
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.add_api_route(
