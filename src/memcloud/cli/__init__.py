@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from memcloud import adminlink
+from memcloud import __version__, adminlink
 from memcloud.cli.cluster import add_cluster_commands
 from memcloud.cli.env import ENV_PREFIX, Parser, UsageError
 from memcloud.cli.manage import Handler, add_manage_commands
@@ -29,6 +29,7 @@ PROG = "memcloud"
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Self-hostable, multi-tenant memcache service.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(commands)
     add_manage_commands(commands)

@@ -18,7 +18,7 @@ import sys
 
 import uvloop
 
-from memcloud import native
+from memcloud import __version__, native
 from memcloud.adminlink import socket_path
 from memcloud.api.context import ApiContext
 from memcloud.api.server import ApiServer
@@ -55,6 +55,8 @@ def _configure_logging(level: str) -> None:
 
 def run(settings: Settings) -> int:
     _configure_logging(settings.log_level)
+    if settings.node_index == 0:
+        log.info("memcloud %s starting (data dir %s)", __version__, settings.data_dir)
     try:
         return uvloop.run(_serve(settings))
     except KeyboardInterrupt:
