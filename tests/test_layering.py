@@ -60,6 +60,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.options",
                 "memcloud.stats",
                 "memcloud.adminlink",
+                "memcloud.locate",
                 "memcloud.tls",
             }
         ),

@@ -47,6 +47,7 @@ def test_readyz_names_the_control_store_while_its_postgresql_is_down(tmp_path: P
             try:
                 assert wait_for(lambda: _ready(server)[0] == 503, timeout=10)
                 status, body = _ready(server)
+                assert status == 503
                 assert body == {"status": "unready", "reasons": ["control store unreachable"]}
                 # The database's own error (hosts, ports) is not shown to anyone who asks.
                 assert str(pg.port) not in json.dumps(body)
@@ -65,6 +66,7 @@ def test_readyz_names_a_frozen_node(tmp_path: Path) -> None:
         try:
             assert wait_for(lambda: _ready(server)[0] == 503, timeout=10)
             status, body = _ready(server)
+            assert status == 503
             assert body == {
                 "status": "unready",
                 "reasons": [f"node {server.servers[1]} did not answer"],
