@@ -22,9 +22,11 @@ from memcloud.cli.output import (
     credentials_table,
     emit,
     password_note,
+    stats_text,
     table,
 )
 from memcloud.config import format_size, parse_positive_size
+from memcloud.control.base import ControlStore
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.options import parse_positive_int
 
@@ -41,15 +43,30 @@ _positive_size = argument_type(parse_positive_size)
 _positive_int = argument_type(parse_positive_int)
 
 
+def _servers(store: ControlStore, cache: CacheRecord) -> list[str]:
+    """MEMCACHIER_SERVERS of the cache: the up nodes of its cluster, by address (node 0,
+    the lowest port, first); empty when no server runs on this control store."""
+    nodes = [n for n in store.list_nodes() if n.up and n.cluster == cache.cluster]
+
+    def order(address: str) -> tuple[str, int]:
+        host, _, port = address.rpartition(":")
+        return (host, int(port) if port.isdigit() else 0)
+
+    return sorted((n.address for n in nodes), key=order)
+
+
 def cmd_cache_create(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
         cache = store.create_cache(ns.name, ns.plan)
         new = store.create_credential(cache.id, primary=True)
+        servers = _servers(store, cache)
+    note = password_note(new.record.username, new.password, servers, cache.cluster)
     text = (
         f"Created cache {cache.name} (id {cache.id}, plan {format_size(cache.plan)}).\n\n"
-        f"{credentials_table([new.record])}\n{password_note(new.record.username, new.password)}"
+        f"{credentials_table([new.record])}\n{note}"
     )
-    emit(ns, cache_json(cache, [new.record], {new.record.id: new.password}), text)
+    data = cache_json(cache, [new.record], {new.record.id: new.password})
+    emit(ns, {**data, "servers": servers}, text)  # as the v2 API's `info`
     return 0
 
 
@@ -98,9 +115,11 @@ def cmd_credentials_create(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         new = store.create_credential(cache.id, write=ns.write, flush=ns.flush, api=ns.api)
+        servers = _servers(store, cache)
+    note = password_note(new.record.username, new.password, servers, cache.cluster)
     text = (
         f"Created credential {new.record.username} for cache {cache.name}.\n\n"
-        f"{credentials_table([new.record])}\n{password_note(new.record.username, new.password)}"
+        f"{credentials_table([new.record])}\n{note}"
     )
     emit(ns, credential_json(new.record, new.password), text)
     return 0
@@ -153,9 +172,7 @@ def cmd_stats(ns: argparse.Namespace) -> int:
     cache = _find(ns)
     reply = adminlink.call(data_dir_of(ns), "stats", cache_id=cache.id)
     stats: dict[str, Any] = reply.get("stats", {})
-    width = max((len(name) for name in stats), default=0)
-    text = "\n".join(f"{name.ljust(width)}  {value}" for name, value in stats.items())
-    emit(ns, stats, text)
+    emit(ns, stats, stats_text(cache, stats))
     return 0
 
 
