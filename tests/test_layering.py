@@ -61,6 +61,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.stats",
                 "memcloud.adminlink",
                 "memcloud.locate",
+                "memcloud.ports",
                 "memcloud.tls",
             }
         ),

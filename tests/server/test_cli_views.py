@@ -29,15 +29,13 @@ def test_cache_create_prints_the_three_config_vars_of_every_node(tmp_path: Path)
         assert list(values) == ["MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD"]
         assert values["MEMCACHIER_SERVERS"] == ",".join(server.servers)
         # They are what an app needs: every listed server lets the new credential in.
-        for address in values["MEMCACHIER_SERVERS"].split(","):
-            port = int(address.rpartition(":")[2])
-            assert wait_for(
-                lambda port=port: (
-                    try_login(port, values["MEMCACHIER_USERNAME"], values["MEMCACHIER_PASSWORD"])
-                    == b"STORED\r\n"
-                ),
-                timeout=5,
-            )
+        user, password = values["MEMCACHIER_USERNAME"], values["MEMCACHIER_PASSWORD"]
+
+        def logs_in(port: int) -> bool:
+            return try_login(port, user, password) == b"STORED\r\n"
+
+        ports = [int(a.rpartition(":")[2]) for a in values["MEMCACHIER_SERVERS"].split(",")]
+        assert wait_for(lambda: all(logs_in(port) for port in ports), timeout=5)
         # The JSON carries them as the v2 API's `info` does.
         again = server.cli_json("cache", "create", "other")
         assert again["servers"] == server.servers
