@@ -106,3 +106,25 @@ def test_records_follow_the_users_directories(tmp_path: Path, variable: str) -> 
     }
     assert where == expected[variable]
     assert locate.records_dir({"HOME": "relative"}) is None
+
+
+def test_only_records_nobody_else_can_write_count(tmp_path: Path) -> None:
+    env = {"XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    # A server in this very process: alive, and its server.json names it.
+    (data_dir / "server.json").write_text(json.dumps({"pid": os.getpid()}))
+    records = locate.records_dir(env)
+    assert records is not None
+    records.mkdir(parents=True, mode=0o700)
+    record = records / "1.json"
+    record.write_text(json.dumps({"pid": os.getpid(), "data_dir": str(data_dir)}))
+    record.chmod(0o600)
+    assert locate.running_data_dirs(env) == [data_dir]
+    record.chmod(0o622)  # another account could have written it
+    assert locate.running_data_dirs(env) == []
+    record.chmod(0o600)
+    records.chmod(0o777)  # or planted it
+    assert locate.running_data_dirs(env) == []
+    records.chmod(0o700)
+    assert locate.running_data_dirs(env) == [data_dir]

@@ -6,7 +6,8 @@ user's run directory, `$XDG_RUNTIME_DIR/memcloud/servers/` (else
 `${XDG_STATE_HOME:-~/.local/state}/memcloud/servers/`), mode 0700, and removes it at stop. A
 record counts only while its server runs: its process is alive and the data dir's
 `server.json` names that same process (a record left by a killed server, or by a process
-whose id was reused, is ignored and removed).
+whose id was reused, is ignored and removed). Only a directory and records of this user's,
+writable by nobody else, are read: no other account can plant a data dir for commands.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -84,13 +86,24 @@ def _serving(data_dir: Path, pid: int) -> bool:
     return isinstance(info, dict) and info.get("pid") == pid and _alive(pid)
 
 
+def _ours(path: Path) -> bool:
+    """Owned by this user and writable by nobody else."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def running_data_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
     """The data dirs of this user's running servers, oldest record first."""
     directory = records_dir(environ)
-    if directory is None or not directory.is_dir():
+    if directory is None or not directory.is_dir() or not _ours(directory):
         return []
     found: list[tuple[float, Path]] = []
     for path in directory.glob("*.json"):
+        if not _ours(path):
+            continue
         try:
             entry = json.loads(path.read_text())
             pid, data_dir = int(entry["pid"]), Path(str(entry["data_dir"]))
