@@ -33,4 +33,4 @@ def test_start_log_names_the_version_and_clients_still_see_memcached(tmp_path: P
     assert reply == b"VERSION 1.6.21\r\n"
     assert "STAT version 1.6.21\r\n" in stats
     assert f"STAT libevent memcloud-{version('memcloud')}\r\n" in stats
-    assert f"memcloud {version('memcloud')} starting" in server.stderr
+    assert f"memcloud {version('memcloud')} serving (data dir" in server.stderr

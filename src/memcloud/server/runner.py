@@ -55,8 +55,6 @@ def _configure_logging(level: str) -> None:
 
 def run(settings: Settings) -> int:
     _configure_logging(settings.log_level)
-    if settings.node_index == 0:
-        log.info("memcloud %s starting (data dir %s)", __version__, settings.data_dir)
     try:
         return uvloop.run(_serve(settings))
     except KeyboardInterrupt:
@@ -233,6 +231,9 @@ async def _serve(settings: Settings) -> int:
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    if settings.node_index == 0:
+        # Once it serves: a start that fails says only why (one line).
+        log.info("memcloud %s serving (data dir %s)", __version__, settings.data_dir)
     runtime.announce()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
