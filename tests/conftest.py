@@ -47,6 +47,21 @@ def api_status(api_port: int, username: str, password: str, path: str = "/api/v1
     return reply.status_code
 
 
+@pytest.fixture(scope="session", autouse=True)
+def server_records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where this run's servers record their data dirs for commands (memcloud.locate): a
+    directory of the run's own, never the user's, and blind to servers run elsewhere."""
+    runtime = tmp_path_factory.mktemp("xdg-runtime")
+    runtime.chmod(0o700)
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    yield runtime / "memcloud" / "servers"
+    if saved is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL for the whole test run (tests take a database each)."""

@@ -16,7 +16,7 @@ import pytest
 from pymemcache.client.base import Client as PymemcacheClient
 
 from memcloud.cli import main
-from memcloud.testing import ServerProcess
+from memcloud.testing import ServerProcess, control_database
 
 MB = 1024 * 1024
 
@@ -34,7 +34,8 @@ class Run:
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+    """A data dir whose control database a (stopped) `memcloud serve` made."""
+    return control_database(tmp_path / "data")
 
 
 def memcloud(*args: str, data_dir: Path | None = None, env: dict[str, str] | None = None) -> Run:
@@ -136,7 +137,7 @@ def test_credentials_update_needs_a_flag(data_dir: Path) -> None:
 
 
 def test_env_data_dir_and_flag_precedence(tmp_path: Path) -> None:
-    env_dir, flag_dir = tmp_path / "env", tmp_path / "flag"
+    env_dir, flag_dir = control_database(tmp_path / "env"), control_database(tmp_path / "flag")
     env = {"MEMCLOUD_DATA_DIR": str(env_dir)}
     assert memcloud("cache", "create", "from-env", "--json", env=env).code == 0
     assert (env_dir / "memcloud.db").exists()
@@ -186,8 +187,13 @@ def test_duplicate_cache_is_an_error(data_dir: Path) -> None:
     assert_one_line_error(run, 1, "already exists")
 
 
-def test_commands_other_than_create_do_not_make_a_data_dir(data_dir: Path) -> None:
+def test_commands_other_than_create_do_not_make_a_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
     assert_one_line_error(memcloud("cache", "list", data_dir=data_dir), 1, "no memcloud data")
+    assert not data_dir.exists()
+    # Nor does `cache create`: only `memcloud serve` makes a control database.
+    run = memcloud("cache", "create", "demo", data_dir=data_dir)
+    assert_one_line_error(run, 1, f"no memcloud data in {data_dir}: `memcloud serve")
     assert not data_dir.exists()
 
 

@@ -63,6 +63,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.options",
                 "memcloud.stats",
                 "memcloud.adminlink",
+                "memcloud.locate",
+                "memcloud.ports",
                 "memcloud.tls",
                 "memcloud.logs",
             }

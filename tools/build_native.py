@@ -8,6 +8,11 @@
 The extension modules land beside their sources in src/ (git-ignored); the C files and
 objects under build/native/. Nothing is rebuilt while the build is newer than every source.
 Without a C compiler or Python's headers the service runs its pure Python sources.
+
+A build says first what it does and about how long it takes (the last build's time, kept in
+build/native/last-build-seconds), then one line per step: mypyc's C generation, each
+extension module as the C compiler builds it, and a note every few seconds while one step
+(the shared library, which holds every module's code) is still running.
 """
 
 from __future__ import annotations
@@ -19,13 +24,23 @@ import shlex
 import shutil
 import sys
 import sysconfig
+import threading
+import time
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from memcloud import native
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build" / "native"
+# What a first build took on the 2-core machines this is developed on, before one ran here.
+TYPICAL_SECONDS = 25
+# A step still running after this many seconds says so (and again as often).
+STILL_RUNNING_SECONDS = 5.0
+LAST_BUILD = "last-build-seconds"
 
 
 def missing_toolchain() -> str | None:
@@ -41,8 +56,8 @@ def missing_toolchain() -> str | None:
     return None
 
 
-def clean(root: Path) -> None:
-    for module in native.COMPILED_MODULES:
+def clean(root: Path, modules: Sequence[str] = native.COMPILED_MODULES) -> None:
+    for module in modules:
         for path in native.compiled_files(module, root):
             path.unlink()
     # The runtime library mypyc shares between the modules it compiled together.
@@ -50,30 +65,104 @@ def clean(root: Path) -> None:
         path.unlink()
 
 
-def build(root: Path) -> None:
+def say(text: str) -> None:
+    print(f"memcloud: {text}", flush=True)
+
+
+@contextmanager
+def still_running(what: str, started: float) -> Iterator[None]:
+    """While the body runs, every STILL_RUNNING_SECONDS a line that it still does."""
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(STILL_RUNNING_SECONDS):
+            say(f"  ... still {what} ({time.monotonic() - started:.0f} s so far)")
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+
+
+def _progress_build_ext(started: float) -> type[Any]:
+    """setuptools' build_ext, naming each extension module as it builds it."""
+    from setuptools.command.build_ext import build_ext
+
+    class ProgressBuildExt(build_ext):  # type: ignore[misc]
+        built = 0
+
+        def build_extension(self, ext: Any) -> None:
+            type(self).built += 1
+            total = len(self.extensions)
+            shared = "__mypyc" in ext.name
+            label = "shared library (every module's code; the long step)" if shared else ext.name
+            say(f"  [{type(self).built}/{total}] compiling {label}")
+            what = f"compiling {'the shared library' if shared else ext.name}"
+            with still_running(what, started):
+                super().build_extension(ext)
+
+    return ProgressBuildExt
+
+
+def build(
+    root: Path,
+    modules: Sequence[str] = native.COMPILED_MODULES,
+    project: Path = ROOT,
+    build_dir: Path = BUILD_DIR,
+) -> float:
+    """Compile `modules` (found under `root`, inside `project`); answers the seconds taken."""
     from mypyc.build import mypycify
     from setuptools import setup
 
+    started = time.monotonic()
     # setuptools reads pyproject.toml from the working directory and calls its own table beta.
     warnings.filterwarnings("ignore", message=".*is still \\*beta\\*")
-    clean(root)
-    sources = [
-        str(native.source_file(module, root).relative_to(ROOT))
-        for module in native.COMPILED_MODULES
-    ]
-    os.chdir(ROOT)
-    extensions = mypycify(sources, opt_level="3", target_dir=str(BUILD_DIR / "c"))
+    clean(root, modules)
+    sources = [str(native.source_file(module, root).relative_to(project)) for module in modules]
+    os.chdir(project)
+    say(f"  [mypyc] type-checking {len(modules)} modules and writing their C code")
+    with still_running("generating C", started):
+        extensions = mypycify(sources, opt_level="3", target_dir=str(build_dir / "c"))
     setup(
         name="memcloud-native",
         ext_modules=extensions,
-        package_dir={"": str(root.relative_to(ROOT))},
-        script_args=["--quiet", "build_ext", "--inplace", "--build-temp", str(BUILD_DIR / "obj")],
+        package_dir={"": str(root.relative_to(project))},
+        cmdclass={"build_ext": _progress_build_ext(started)},
+        script_args=["--quiet", "build_ext", "--inplace", "--build-temp", str(build_dir / "obj")],
     )
     # build_ext copies a module it did not need to relink with its old time; the build's
     # time is what `native.build_state` compares with the sources.
-    for module in native.COMPILED_MODULES:
+    for module in modules:
         for path in native.compiled_files(module, root):
             path.touch()
+    seconds = time.monotonic() - started
+    build_dir.mkdir(parents=True, exist_ok=True)
+    (build_dir / LAST_BUILD).write_text(f"{seconds:.0f}\n")
+    return seconds
+
+
+def expected_seconds(build_dir: Path = BUILD_DIR) -> tuple[int, str]:
+    """About how long a build takes here, and where the figure comes from."""
+    try:
+        return int((build_dir / LAST_BUILD).read_text().strip()), "the last build here"
+    except (OSError, ValueError):
+        return TYPICAL_SECONDS, "on 2 cores"
+
+
+def announce(state: str, build_dir: Path = BUILD_DIR) -> str:
+    """The line that opens a build: what and why, and about how long, in words that do not
+    read like a failure."""
+    seconds, basis = expected_seconds(build_dir)
+    if state == "not built":
+        why = "once, for speed (the first start after install)"
+    elif state.startswith("stale build: "):
+        why = "again: " + state.removeprefix("stale build: ")
+    else:
+        why = "again: " + state.removeprefix("incomplete build: ")
+    return f"compiling the data plane with mypyc {why}; this takes about {seconds} s ({basis})"
 
 
 def main() -> int:
@@ -97,16 +186,19 @@ def main() -> int:
     if obstacle is not None:
         print(f"memcloud: not compiling the data plane: {obstacle}; it runs as pure Python")
         return 1 if options.required else 0
-    print(f"memcloud: compiling the data plane with mypyc ({state}) ...", flush=True)
+    say(announce(state))
     try:
-        build(root)
+        seconds = build(root)
     except (Exception, SystemExit) as error:
         clean(root)
-        print(f"memcloud: the mypyc build failed ({error}); the data plane runs as pure Python")
+        say(f"the mypyc build failed ({error}); the data plane runs as pure Python")
         return 1 if options.required else 0
     state = native.build_state()
-    print(f"memcloud: data plane {state}")
-    return 0 if state == "compiled" or not options.required else 1
+    if state == "compiled":
+        say(f"data plane compiled with mypyc in {seconds:.0f} s")
+        return 0
+    say(f"data plane not usable after the build ({state}); it runs as pure Python")
+    return 1 if options.required else 0
 
 
 if __name__ == "__main__":

@@ -106,6 +106,21 @@ class Deployment:
     async def reset_stats(self, cache_id: int) -> None:
         await self._on_all(cache_id, lambda node: node.reset_stats(cache_id))
 
+    async def unanswered(self, timeout: float) -> list[str]:
+        """The addresses of this deployment's nodes that do not answer a ping within
+        `timeout` seconds (/readyz): a frozen or dead node process, a full admin socket."""
+        nodes = [self.local, *self.others]
+        results = await asyncio.gather(
+            *(asyncio.wait_for(node.ping(), timeout) for node in nodes), return_exceptions=True
+        )
+        silent: list[str] = []
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                silent.append(node.address)
+        return silent
+
     async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
         """Waiting flush log records of a cache over every node that answers (a node that
         does not is only logged: this count must not fail the flush log it annotates)."""

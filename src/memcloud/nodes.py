@@ -68,6 +68,10 @@ class Node(Protocol):
 
     async def reset_stats(self, cache_id: int) -> None: ...
 
+    async def ping(self) -> None:
+        """Return once the node answers (its event loop runs); /readyz bounds the wait."""
+        ...
+
     async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
         """`{"pending": n, "since": t | None, "error": str}`: the cache's flush log records
         this node holds because the control store did not take them yet."""
@@ -115,6 +119,9 @@ class LocalNode:
 
     async def reset_stats(self, cache_id: int) -> None:
         self._served(cache_id).stats.reset()
+
+    async def ping(self) -> None:
+        return None  # this process's loop runs this very call: the node answers
 
     async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
         auditor = self.auditor
@@ -167,6 +174,9 @@ class RemoteNode:
 
     async def reset_stats(self, cache_id: int) -> None:
         await self._call({"op": "reset_stats", "cache_id": cache_id})
+
+    async def ping(self) -> None:
+        await self._call({"op": "ping"})
 
     async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
         reply = await self._call({"op": "flush_log_pending", "cache_id": cache_id})

@@ -23,12 +23,27 @@ import uvloop
 
 from memcloud.clock import FakeClock
 from memcloud.config import Settings
+from memcloud.control.open import open_store
 from memcloud.server.runner import Runtime
 
-__all__ = ["InProcessServer", "ServerProcess", "ascii_login", "read_env_file", "wait_for"]
+__all__ = [
+    "InProcessServer",
+    "ServerProcess",
+    "ascii_login",
+    "control_database",
+    "read_env_file",
+    "wait_for",
+]
 
 T = TypeVar("T")
 START_TIMEOUT = 20.0
+
+
+def control_database(data_dir: Path) -> Path:
+    """An empty control database in `data_dir`, as `memcloud serve` makes it (without the
+    first start's `default` cache), for commands run with no server."""
+    open_store(data_dir, create=True).close()
+    return data_dir
 
 
 def read_env_file(data_dir: Path) -> dict[str, str]:

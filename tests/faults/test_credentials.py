@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import api_status
-from memcloud.testing import ServerProcess, wait_for
+from memcloud.testing import ServerProcess, control_database, wait_for
 
 REFUSED = "cannot delete the primary credential; promote another credential first"
 
@@ -33,7 +33,7 @@ def basic(username: str, password: str) -> dict[str, str]:
 
 
 def test_cli_refuses_to_delete_the_only_primary_credential(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = control_database(tmp_path / "data")
     created = cli(data_dir, "cache", "create", "shop", "--json")
     assert created.returncode == 0, created.stderr
     primary = json.loads(created.stdout)["credentials"][0]["sasl_username"]

@@ -20,7 +20,7 @@ import pytest
 
 from memcloud.control.base import StoreFailed
 from memcloud.control.sqlite import SqliteStore
-from memcloud.testing import ServerProcess
+from memcloud.testing import ServerProcess, control_database
 
 from .conftest import SmallDisk
 
@@ -61,7 +61,7 @@ def test_store_full_database_raises_sqlite_full_not_rollback(tmp_path: Path) -> 
 
 def test_cli_cache_create_on_full_disk_names_the_cause(small_disk: SmallDisk) -> None:
     # method: tmpfs mount
-    data_dir = small_disk.path / "data"
+    data_dir = control_database(small_disk.path / "data")
     assert cli(data_dir, "cache", "create", "first").returncode == 0
     # A reader keeps the WAL open, as a running server does, so the write fails inside the
     # transaction (where the rollback used to fail) rather than while opening the file.
@@ -103,7 +103,7 @@ def test_api_credential_create_on_full_disk_is_a_500_naming_the_cause(
 def test_cli_on_full_disk_without_a_server_names_the_full_disk(small_disk: SmallDisk) -> None:
     # method: tmpfs mount. With no process holding the database, SQLite fails to create its
     # -wal file at open and says only "disk I/O error": the CLI adds what it found.
-    data_dir = small_disk.path / "data"
+    data_dir = control_database(small_disk.path / "data")
     assert cli(data_dir, "cache", "create", "first").returncode == 0
     small_disk.fill()
     run = cli(data_dir, "cache", "list")

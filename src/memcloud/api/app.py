@@ -25,6 +25,7 @@ from memcloud.api import alerts, docs, v1, v2
 from memcloud.api.access_log import AccessLog
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
+from memcloud.api.health import install as install_health
 from memcloud.api.limits import BodyLimit
 from memcloud.api.metrics import metrics_endpoint
 from memcloud.api.models import METRICS_RESPONSES
@@ -124,6 +125,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    install_health(app)  # /healthz, /readyz: unauthenticated, cheap
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(alerts.router)

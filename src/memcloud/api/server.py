@@ -22,6 +22,7 @@ from memcloud.api.app import create_app
 from memcloud.api.context import ApiContext
 from memcloud.api.history import StatsSampler
 from memcloud.api.limits import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, HttpLimits, guarded_protocol
+from memcloud.ports import PortInUse, is_in_use
 
 __all__ = ["ApiServer"]
 
@@ -50,6 +51,11 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
         sock.listen(1024)
         sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if is_in_use(exc):
+            raise PortInUse("api", host, port) from None
+        raise
     except BaseException:
         sock.close()
         raise

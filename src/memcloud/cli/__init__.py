@@ -15,8 +15,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from memcloud import adminlink
+from memcloud import __version__, adminlink
 from memcloud.cli.cluster import add_cluster_commands
+from memcloud.cli.datadir import NoDataDir
 from memcloud.cli.env import ENV_PREFIX, Parser, UsageError
 from memcloud.cli.manage import Handler, add_manage_commands
 from memcloud.cli.serve import add_serve_command
@@ -29,6 +30,7 @@ PROG = "memcloud"
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Self-hostable, multi-tenant memcache service.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(commands)
     add_manage_commands(commands)
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return handler(ns)
     except UsageError as exc:
         return _fail(str(exc), 2)
-    except (ControlError, adminlink.AdminLinkError) as exc:
+    except (ControlError, adminlink.AdminLinkError, NoDataDir) as exc:
         return _fail(str(exc), 1)
     except BrokenPipeError:
         # The reader went away (`memcloud cache list | head`): nothing left to tell anyone.

@@ -6,7 +6,8 @@ import argparse
 import contextlib
 from typing import Any
 
-from memcloud.cli.manage import Handler, common_options, open_store_of
+from memcloud.cli.datadir import open_store_of
+from memcloud.cli.manage import Handler, common_options
 from memcloud.cli.output import emit, table
 from memcloud.control.models import DOWN_AFTER_SECONDS, NodeRecord
 

@@ -1,5 +1,5 @@
 """The management commands: caches, credentials, and (through the running server's operator
-socket) flush, stats and the flush log. Each opens the control store of `--data-dir`."""
+socket) flush, stats and the flush log. Which data dir and store each uses: cli/datadir.py."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from memcloud import adminlink
 from memcloud.api.insight import format_time
 from memcloud.api.record_json import flush_json
+from memcloud.cli.datadir import NoDataDir, data_dir_of, open_store_of
 from memcloud.cli.env import Parser, UsageError, argument_type
 from memcloud.cli.output import (
     cache_json,
@@ -21,12 +22,12 @@ from memcloud.cli.output import (
     credentials_table,
     emit,
     password_note,
+    stats_text,
     table,
 )
 from memcloud.config import format_size, parse_positive_size
 from memcloud.control.base import ControlStore
 from memcloud.control.models import CacheRecord, CredentialRecord
-from memcloud.control.open import open_store
 from memcloud.options import parse_positive_int
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "Handler",
     "add_manage_commands",
     "common_options",
-    "open_store_of",
 ]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -43,20 +43,30 @@ _positive_size = argument_type(parse_positive_size)
 _positive_int = argument_type(parse_positive_int)
 
 
-def open_store_of(ns: argparse.Namespace, *, create: bool = False) -> ControlStore:
-    """The control store the command's --data-dir / --control-url name."""
-    return open_store(ns.data_dir, create=create, control_url=ns.control_url)
+def _servers(store: ControlStore, cache: CacheRecord) -> list[str]:
+    """MEMCACHIER_SERVERS of the cache: the up nodes of its cluster, by address (node 0,
+    the lowest port, first); empty when no server runs on this control store."""
+    nodes = [n for n in store.list_nodes() if n.up and n.cluster == cache.cluster]
+
+    def order(address: str) -> tuple[str, int]:
+        host, _, port = address.rpartition(":")
+        return (host, int(port) if port.isdigit() else 0)
+
+    return sorted((n.address for n in nodes), key=order)
 
 
 def cmd_cache_create(ns: argparse.Namespace) -> int:
-    with contextlib.closing(open_store_of(ns, create=True)) as store:
+    with contextlib.closing(open_store_of(ns)) as store:
         cache = store.create_cache(ns.name, ns.plan)
         new = store.create_credential(cache.id, primary=True)
+        servers = _servers(store, cache)
+    note = password_note(new.record.username, new.password, servers, cache.cluster)
     text = (
         f"Created cache {cache.name} (id {cache.id}, plan {format_size(cache.plan)}).\n\n"
-        f"{credentials_table([new.record])}\n{password_note(new.record.username, new.password)}"
+        f"{credentials_table([new.record])}\n{note}"
     )
-    emit(ns, cache_json(cache, [new.record], {new.record.id: new.password}), text)
+    data = cache_json(cache, [new.record], {new.record.id: new.password})
+    emit(ns, {**data, "servers": servers}, text)  # as the v2 API's `info`
     return 0
 
 
@@ -105,9 +115,11 @@ def cmd_credentials_create(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         new = store.create_credential(cache.id, write=ns.write, flush=ns.flush, api=ns.api)
+        servers = _servers(store, cache)
+    note = password_note(new.record.username, new.password, servers, cache.cluster)
     text = (
         f"Created credential {new.record.username} for cache {cache.name}.\n\n"
-        f"{credentials_table([new.record])}\n{password_note(new.record.username, new.password)}"
+        f"{credentials_table([new.record])}\n{note}"
     )
     emit(ns, credential_json(new.record, new.password), text)
     return 0
@@ -151,18 +163,16 @@ def _find(ns: argparse.Namespace) -> CacheRecord:
 
 def cmd_flush(ns: argparse.Namespace) -> int:
     cache = _find(ns)
-    reply = adminlink.call(ns.data_dir, "flush", cache_id=cache.id)
+    reply = adminlink.call(data_dir_of(ns), "flush", cache_id=cache.id)
     emit(ns, reply, f"Flushed cache {cache.name} (id {cache.id}).")
     return 0
 
 
 def cmd_stats(ns: argparse.Namespace) -> int:
     cache = _find(ns)
-    reply = adminlink.call(ns.data_dir, "stats", cache_id=cache.id)
+    reply = adminlink.call(data_dir_of(ns), "stats", cache_id=cache.id)
     stats: dict[str, Any] = reply.get("stats", {})
-    width = max((len(name) for name in stats), default=0)
-    text = "\n".join(f"{name.ljust(width)}  {value}" for name, value in stats.items())
-    emit(ns, stats, text)
+    emit(ns, stats, stats_text(cache, stats))
     return 0
 
 
@@ -184,7 +194,7 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
     ]
     header = ("time", "source", "credential", "peer", "app", "release", "commit")
     text = table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
-    note = _pending_note(ns.data_dir, cache.id)
+    note = _pending_note(ns, cache.id)
     if note and not ns.json:
         text = f"{text}\n\n{note}"
     emit(ns, [flush_json(r) for r in records], text)
@@ -193,11 +203,11 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _pending_note(data_dir: Path, cache_id: int) -> str:
+def _pending_note(ns: argparse.Namespace, cache_id: int) -> str:
     """What the running server holds of the cache's flushes but could not store yet."""
     try:
-        reply = adminlink.call(data_dir, "flush_log_pending", cache_id=cache_id)
-    except adminlink.AdminLinkError:
+        reply = adminlink.call(data_dir_of(ns), "flush_log_pending", cache_id=cache_id)
+    except (adminlink.AdminLinkError, NoDataDir):
         return ""  # no server running: none waits in memory
     count = int(reply.get("pending") or 0)
     if count == 0:
@@ -234,7 +244,10 @@ def common_options() -> argparse.ArgumentParser:
     """--data-dir, --control-url and --json: every management command takes them."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--data-dir", type=Path, default="data", help="directory holding the control database"
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the server's data dir (default: that of the memcloud server you run)",
     )
     common.add_argument(
         "--control-url",

@@ -18,7 +18,9 @@ __all__ = [
     "credential_json",
     "credentials_table",
     "emit",
+    "human_bytes",
     "password_note",
+    "stats_text",
     "table",
 ]
 
@@ -83,8 +85,67 @@ def emit(ns: argparse.Namespace, data: object, text: str) -> None:
         print(text)
 
 
-def password_note(username: str, password: str) -> str:
+def password_note(username: str, password: str, servers: Sequence[str], cluster: str) -> str:
+    """The new password, then the three config vars a hosted add-on hands an app. Without a
+    server up (none known to the control store), the SERVERS line is a comment saying so."""
+    if servers:
+        servers_line = f"MEMCACHIER_SERVERS={','.join(servers)}"
+    else:
+        servers_line = (
+            f"# MEMCACHIER_SERVERS: no memcloud server of cluster {cluster} is up; `memcloud"
+            " serve` prints it at start (and `memcloud nodes` lists the servers)"
+        )
     return (
         f"\nPassword of {username} (shown only now, store it safely):\n  {password}\n"
-        f"\nMEMCACHIER_USERNAME={username}\nMEMCACHIER_PASSWORD={password}"
+        f"\n{servers_line}\nMEMCACHIER_USERNAME={username}\nMEMCACHIER_PASSWORD={password}"
+    )
+
+
+def human_bytes(size: float) -> str:
+    """A size for people, in the binary units plans are given in: `1.5 MB`, `25 MB`."""
+    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if abs(size) >= factor:
+            value = size / factor
+            return f"{value:.1f} {unit}".replace(".0 ", " ")
+    return f"{size:.0f} B"
+
+
+def _count(stats: Mapping[str, object], name: str) -> int:
+    try:
+        return int(str(stats.get(name, 0)))
+    except ValueError:
+        return 0
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def stats_text(cache: CacheRecord, stats: Mapping[str, object]) -> str:
+    """What an operator reads first (hit rate, memory against the plan, connections,
+    evictions), then every counter under memcached's names."""
+    hits, misses = _count(stats, "get_hits"), _count(stats, "get_misses")
+    gets = hits + misses
+    used, limit = _count(stats, "bytes"), _count(stats, "limit_maxbytes") or cache.plan
+    hit_rate = (
+        f"{_percent(hits, gets)} ({hits:,} hits, {misses:,} misses)" if gets else "no gets yet"
+    )
+    summary = [
+        ("hit rate", hit_rate),
+        ("memory", f"{human_bytes(used)} of {human_bytes(limit)} ({_percent(used, limit)})"),
+        ("items", f"{_count(stats, 'curr_items'):,}"),
+        (
+            "connections",
+            f"{_count(stats, 'curr_connections'):,} open,"
+            f" {_count(stats, 'total_connections'):,} since start",
+        ),
+        ("evictions", f"{_count(stats, 'evictions'):,}"),
+    ]
+    head = f"Cache {cache.name} (id {cache.id}, plan {format_size(cache.plan)})"
+    width = max(len(name) for name, _ in summary)
+    lines = [head, *(f"  {name.ljust(width)}  {value}" for name, value in summary)]
+    counter_width = max((len(name) for name in stats), default=0)
+    counters = [f"  {name.ljust(counter_width)}  {value}" for name, value in stats.items()]
+    return "\n".join(
+        [*lines, "", "Counters (memcached's names; --json prints them raw):", *counters]
     )

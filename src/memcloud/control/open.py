@@ -23,8 +23,8 @@ def open_store(
     """Open the control store: PostgreSQL at `control_url` if given, else the data
     directory's SQLite file; with `create`, make the directory (0700) and file.
 
-    Commands that only read or change existing caches pass `create=False`, so a typo in
-    `--data-dir` is reported instead of silently creating an empty store somewhere. With
+    Every command but `memcloud serve` passes `create=False`, so a typo in `--data-dir` is
+    reported instead of silently creating an empty store no server reads. With
     `check` (`memcloud serve`), a damaged database is refused (`DamagedStore`). A database
     that cannot be opened raises `StoreFailed`.
     """
@@ -36,7 +36,8 @@ def open_store(
     if not path.exists():
         if not create:
             raise NotFound(
-                f"no memcloud data in {data_dir} (create a cache first, or pass --data-dir)"
+                f"no memcloud data in {data_dir}: `memcloud serve --data-dir {data_dir}` creates"
+                " it (or give the data dir your server uses)"
             )
         # Owner-only: the directory holds credential hashes and the admin socket.
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ Node 0 answers the CLI on `control.sock`; every other node process answers node 
 `node-<i>.sock`. Operations: `flush` (every node of the deployment when asked on node 0),
 `stats` (memcached's list; summed over the nodes on node 0), `node_stats` and `reset_stats`
 (this node only; what `nodes.RemoteNode` calls), `flush_log_pending` (flush log records this
-node could not write yet).
+node could not write yet), `ping` (the node answers: /readyz).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ MAX_REQUEST_BYTES = 64 * 1024
 async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, Any]:
     service = deployment.local.service
     op = request.get("op")
+    if op == "ping":
+        return {"ok": True}
     cache_id = request.get("cache_id")
     if not isinstance(cache_id, int):
         return {"ok": False, "error": "cache_id must be a number"}

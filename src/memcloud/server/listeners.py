@@ -8,6 +8,7 @@ import socket
 import ssl
 
 from memcloud.config import Settings
+from memcloud.ports import PortInUse, first_taken, is_in_use
 from memcloud.server.connection import MemcacheConnection
 from memcloud.service import Service
 
@@ -46,6 +47,7 @@ class Listeners:
 
     async def start(self) -> None:
         settings = self.settings
+        self._check_node_ports()
         if not settings.tls_only:
             self.port = await self._listen(settings.port, None)
         if self.tls_context is not None:
@@ -53,22 +55,45 @@ class Listeners:
             if settings.tls_only:
                 self.port = self.tls_port
 
+    def _check_node_ports(self) -> None:
+        """Node 0 of `--nodes N` with a fixed port: the other nodes' ports are free, or the
+        start stops here naming the taken one (rather than as "node 1 exited")."""
+        settings = self.settings
+        roles = [("memcache", settings.port)] if not settings.tls_only else []
+        if self.tls_context is not None:
+            roles.append(("tls", settings.tls_port))
+        for role, base in roles:
+            if base == 0 or self.consecutive < 2:
+                continue
+            taken = first_taken(settings.host, range(base + 1, base + self.consecutive))
+            if taken is not None:
+                raise PortInUse(
+                    role, settings.host, taken, node=taken - base, nodes=self.consecutive
+                )
+
     async def _listen(self, port: int, tls: ssl.SSLContext | None) -> int:
         """Serve memcache on `port` (plain, or over TLS with `tls`); answer the bound port."""
         settings = self.settings
         if port == 0 and self.consecutive > 1:
             port = free_port_range(settings.host, self.consecutive)
-        server = await asyncio.get_running_loop().create_server(
-            lambda: MemcacheConnection(self.service, self.connections),
-            settings.host,
-            port,
-            reuse_address=True,
-            backlog=LISTEN_BACKLOG,
-            ssl=tls,
-            # A client that never finishes the handshake is not yet a connection (nothing
-            # counts it): it gets as long as a connected client has to log in.
-            ssl_handshake_timeout=settings.auth_timeout if tls is not None else None,
-        )
+        try:
+            server = await asyncio.get_running_loop().create_server(
+                lambda: MemcacheConnection(self.service, self.connections),
+                settings.host,
+                port,
+                reuse_address=True,
+                backlog=LISTEN_BACKLOG,
+                ssl=tls,
+                # A client that never finishes the handshake is not yet a connection (nothing
+                # counts it): it gets as long as a connected client has to log in.
+                ssl_handshake_timeout=settings.auth_timeout if tls is not None else None,
+            )
+        except OSError as exc:
+            if not is_in_use(exc):
+                raise
+            role = "memcache" if tls is None else "tls"
+            node, nodes = settings.node_index, settings.nodes
+            raise PortInUse(role, settings.host, port, node=node, nodes=nodes) from None
         self._servers.append(server)
         bound: int = server.sockets[0].getsockname()[1]
         return bound

@@ -17,7 +17,7 @@ import signal
 
 import uvloop
 
-from memcloud import native
+from memcloud import __version__, native
 from memcloud.adminlink import socket_path
 from memcloud.api.context import ApiContext
 from memcloud.api.server import ApiServer
@@ -259,6 +259,9 @@ async def _serve(settings: Settings) -> int:
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    if settings.node_index == 0:
+        # Once it serves: a start that fails says only why (one line).
+        log.info("memcloud %s serving (data dir %s)", __version__, settings.data_dir)
     runtime.announce()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,5 +1,6 @@
 """What a node tells the world once it serves: `server.json` (node 0) or `node-<i>.json`
-(the others), the env file with the MEMCACHIER_* values, and what node 0 prints at start.
+(the others), the env file with the MEMCACHIER_* values, what node 0 prints at start, and
+(node 0) the record by which commands run anywhere find its data dir (memcloud.locate).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from memcloud import native
+from memcloud import locate, native
 from memcloud.bootstrap import METRICS_TOKEN_FILENAME, Connection, write_env_file
 from memcloud.config import Settings
 from memcloud.server.supervisor import node_info_path
@@ -19,7 +20,7 @@ __all__ = ["SERVER_INFO_FILENAME", "Addresses", "StartupFiles", "announce"]
 
 log = logging.getLogger("memcloud")
 
-SERVER_INFO_FILENAME = "server.json"
+SERVER_INFO_FILENAME = locate.SERVER_INFO_FILENAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class StartupFiles:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        first = settings.node_index == 0
+        first = self.first = settings.node_index == 0
         self.info = (
             settings.data_dir / SERVER_INFO_FILENAME
             if first
@@ -60,8 +61,20 @@ class StartupFiles:
             lines = connection.lines(addresses.servers, addresses.tls_servers)
             write_env_file(self.settings.data_dir, lines)
         _write_server_info(self.info, self.settings, addresses)
+        if self.first:
+            try:
+                locate.record(self.settings.data_dir)
+            except OSError as exc:
+                log.warning(
+                    "cannot record the data dir for memcloud commands (%s): give them"
+                    " --data-dir %s or MEMCLOUD_DATA_DIR",
+                    exc,
+                    self.settings.data_dir,
+                )
 
     def remove(self) -> None:
+        if self.first:
+            locate.forget()
         self.info.unlink(missing_ok=True)
 
 
