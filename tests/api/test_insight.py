@@ -155,11 +155,12 @@ def test_nodes_are_differenced_on_their_own_before_they_add_up() -> None:
     assert [row[1:] for row in rows(series)] == [[None, None, 10], [1.0, 1.0, 5], [3.0, 3.0, 10]]
 
 
-def test_a_flush_every_node_counted_is_one_flush() -> None:
+def test_a_flush_the_deployment_sent_to_every_node_is_one_flush() -> None:
+    """The node that took the flush counts it; the others only emptied their share."""
     samples = []
-    for server in ("a:1", "b:2"):
+    for server, flushes in (("a:1", 1), ("b:2", 0)):
         samples.append(sample(T0, server, cmd_flush=0, cmd_get=0))
-        samples.append(sample(T0 + 60, server, cmd_flush=1, cmd_get=1))
+        samples.append(sample(T0 + 60, server, cmd_flush=flushes, cmd_get=1))
     names = ["flush_rate", "flush_fraction", "request_rate"]
     [series] = processed_series(samples, names, T0, T0 + 120)
     # one flush and two gets in 60 s: requests 3, the flush a third of them

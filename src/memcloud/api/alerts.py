@@ -36,6 +36,7 @@ from memcloud.api.auth import authorize
 from memcloud.api.context import context
 from memcloud.api.errors import ApiError, Problem
 from memcloud.api.hooks import read_body
+from memcloud.api.models import errors
 from memcloud.api.shapes import store_call
 from memcloud.control.base import ControlError
 
@@ -57,14 +58,22 @@ _ALERT_FIELDS = (
 )
 
 
-def _errors(text: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        400: {"description": f"{text} / The specified cache ID is invalid (not a number)."},
-        401: {"description": "Unauthorized to access cache with this ID."},
-        403: {"description": "Forbidden to access cache with this ID."},
-        404: {"description": "Cache not found."},
-        500: {"description": "Unexpected error."},
-    }
+def _errors(text: str, *, body: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The refusals an alert route answers, in v2's error object (as the other v2 routes
+    document them): the route's own 400, the login throttle's 429, and 413 where it reads a
+    body."""
+    rows = errors(
+        "v2",
+        e400=f"{text} / The specified cache ID is invalid (not a number).",
+        e401="Unauthorized to access cache with this ID.",
+        e403="Forbidden to access cache with this ID.",
+        e404="Cache not found.",
+        e429="Too many failed logins. Try again later. (see Retry-After)",
+        e500="Unexpected error.",
+    )
+    if body:
+        rows.update(errors("v2", e413="Request Entity Too Large"))
+    return rows
 
 
 def _id(text: str, message: str) -> int:
@@ -149,7 +158,8 @@ def _target(data: dict[str, Any]) -> dict[str, str]:
     status_code=201,
     response_model=str | NewWebhookConfig,
     responses=_errors(
-        "The alert delivery config could not be added. An alert delivery config requires a type."
+        "The alert delivery config could not be added. An alert delivery config requires a type.",
+        body=True,
     ),
     summary="Add an alert delivery config (a webhook's answer shows its signing secret once)",
     operation_id="v2_create_alert_config",
@@ -257,7 +267,7 @@ def _alert_fields(data: dict[str, Any]) -> dict[str, Any]:
     "",
     status_code=201,
     response_model=str,
-    responses=_errors(f"{_NOT_ADDED} An alert requires a type."),
+    responses=_errors(f"{_NOT_ADDED} An alert requires a type.", body=True),
     summary="Add an alert",
     operation_id="v2_create_alert",
     openapi_extra=body_doc(AlertBody),
@@ -286,7 +296,10 @@ async def create_alert(cache_id: str, request: Request) -> Response:
 @router.get(
     "/{alert_id}",
     response_model=Alert,
-    responses={**_errors(_BAD_ALERT_ID), 404: {"description": "Alert not found."}},
+    responses={
+        **_errors(_BAD_ALERT_ID),
+        **errors("v2", e404="Alert not found. / Cache not found."),
+    },
     summary="Get an alert",
     operation_id="v2_get_alert",
 )
@@ -308,7 +321,8 @@ async def get_alert(cache_id: str, alert_id: str, request: Request) -> Response:
     status_code=201,
     response_model=str,
     responses=_errors(
-        "The specified alert ID is invalid (not a number), or the alert could not be updated."
+        "The specified alert ID is invalid (not a number), or the alert could not be updated.",
+        body=True,
     ),
     summary="Update an alert (only the fields given change)",
     operation_id="v2_update_alert",
