@@ -164,9 +164,7 @@ class RemoteNode:
 
     async def flush(self, cache_id: int, *, counted: bool = True) -> None:
         # The node that fans out records the flush once; this one only empties its share.
-        await self._call(
-            {"op": "flush", "cache_id": cache_id, "audit": False, "counted": counted}
-        )
+        await self._call({"op": "flush", "cache_id": cache_id, "audit": False, "counted": counted})
 
     async def stats(self, cache_id: int) -> dict[str, int]:
         reply = await self._call({"op": "node_stats", "cache_id": cache_id})

@@ -149,14 +149,7 @@ class Evaluator:
     async def run(self, interval: float | None = None) -> None:
         every = interval or evaluate_interval()
         while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failures.failed(exc, "alerts are not evaluated")
-            else:
-                self._failures.succeeded()
+            await self._failures.attempt(self.tick, "alerts are not evaluated")
             await asyncio.sleep(every)
 
 
@@ -250,13 +243,6 @@ class Sender:
         while True:
             # Cleared before the tick: a delivery queued during it wakes the next one.
             self.queued.clear()
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failures.failed(exc, "alerts are not delivered")
-            else:
-                self._failures.succeeded()
+            await self._failures.attempt(self.tick, "alerts are not delivered")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queued.wait(), SEND_POLL_SECONDS)

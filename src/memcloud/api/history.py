@@ -81,13 +81,6 @@ class StatsSampler:
     async def run(self) -> None:
         """Sample now, then on every interval boundary (whole minutes by default)."""
         while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failures.failed(exc, "the stats history has a gap")
-            else:
-                self._failures.succeeded()
+            await self._failures.attempt(self.tick, "the stats history has a gap")
             delay = self.interval - (time.time() % self.interval)
             await asyncio.sleep(delay if delay > 0.01 else self.interval)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from memcloud.control.base import ControlError
@@ -92,3 +92,15 @@ class FailureLog:
         if self.failures:
             self.logger.warning("%s works again after %d failures", self.task, self.failures)
             self.failures = 0
+
+    async def attempt(self, work: Callable[[], Awaitable[object]], consequence: str = "") -> bool:
+        """One round of a repeated task (a sampler's or an alert runner's tick): a failure is
+        logged as `failed` and the task goes on, a success as `succeeded`; cancellation is no
+        Exception and passes through. True if the round succeeded."""
+        try:
+            await work()
+        except Exception as exc:
+            self.failed(exc, consequence)
+            return False
+        self.succeeded()
+        return True
