@@ -100,7 +100,10 @@ async def _poll_directory(store: ControlStore, service: Service, node: str) -> N
                 previous = service.directory
                 service.set_directory(directory)
                 changes = describe_changes(previous, directory)
-                log.info(
+                # A revision with no cache or credential change (a node joined or left the
+                # registry) is no news for the operator: every node would log it at start.
+                log.log(
+                    logging.INFO if changes else logging.DEBUG,
                     "control plane changed: revision %d on node %s: %s",
                     directory.revision,
                     node,
