@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from memcloud.auth_throttle import address_of
+from memcloud.binary_forwarding import BinaryForwarding, miss_reply, touch_miss_reply
 from memcloud.gate import ALLOWED, NO_FLUSH, NO_WRITE, allowed
 from memcloud.protocol.binary import (
     NEED_DATA,
     NOOP,
     STORE_VERBS,
-    BinaryParser,
     Opcode,
     Rejected,
     Request,
@@ -32,9 +32,11 @@ from memcloud.protocol.binary import (
     single_request,
     value_response,
 )
+from memcloud.protocol.binary import request as binary_request
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
 from memcloud.protocol.specs import BINARY_SPECS, REJECTED, SPECS_BY_OPCODE
-from memcloud.service import REPLY_BATCH_MAX, Service, Session
+from memcloud.routing import FORWARDED, PROTOCOL_BINARY, SERVE
+from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache, absolute_exptime
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
@@ -96,11 +98,11 @@ _ARITH_ERRORS: Final = {
 _Handler = Callable[["BinarySession", Request, float, list[bytes]], None]
 
 
-class BinarySession(Session):
-    def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
-        super().__init__(service, peer, close)
-        self.parser = BinaryParser(service.settings.item_size_max)
-        self._batch = 0  # value and stats bytes answered in this call
+class BinarySession(BinaryForwarding):
+    def __init__(
+        self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
+    ) -> None:
+        super().__init__(service, peer, close, forwarded=forwarded)
 
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
@@ -111,7 +113,10 @@ class BinarySession(Session):
             # libmemcached sends after its GetKQ, is answered straight. Every opcode
             # single_request answers needs what Get needs (tests/protocol/test_command_specs).
             single = single_request(data)
-            if single is not None:
+            route = self.route
+            if single is not None and (
+                route is None or single[0] == NOOP or route.is_local(self._cache_id(), single[1])
+            ):
                 assert cache is not None  # a session that may read is logged in to a cache
                 opcode, key, opaque = single
                 if opcode == NOOP:
@@ -125,7 +130,6 @@ class BinarySession(Session):
         parser.receive_data(data)
         out: list[bytes] = []
         now = self.service.clock.now()
-        handlers = _HANDLERS
         self._batch = 0
         self.backlog = False
         while not self.closing:
@@ -135,16 +139,24 @@ class BinarySession(Session):
             request = parser.next_command()
             if request is NEED_DATA:
                 break
-            if type(request) is Rejected:
-                self._rejected(request, out)
-                continue
-            assert isinstance(request, Request)
-            verdict = allowed(self.capabilities, SPECS_BY_OPCODE[request.opcode])
-            if verdict == ALLOWED:
-                handlers[request.opcode](self, request, now, out)
-            else:
-                self._refuse(request, verdict, out)
+            self._run(cast("Request | Rejected", request), now, out)
+        if self.forwards is not None:
+            # Some replies come from other nodes: the connection completes `out`.
+            self.take_forwards(out)
+            return self.account(self.cache or cache, data, b"")
         return self.account(self.cache or cache, data, b"".join(out))
+
+    def _run(self, request: Request | Rejected, now: float, out: list[bytes]) -> None:
+        """One parsed request: asked for at the gate, then executed or refused."""
+        if type(request) is Rejected:
+            self._rejected(request, out)
+            return
+        assert isinstance(request, Request)
+        verdict = allowed(self.capabilities, SPECS_BY_OPCODE[request.opcode])
+        if verdict == ALLOWED:
+            _HANDLERS[request.opcode](self, request, now, out)
+        else:
+            self._refuse(request, verdict, out)
 
     def _refuse(self, request: Request, verdict: int, out: list[bytes]) -> None:
         """Answer a request the gate did not allow (see the module's docstring)."""
@@ -234,6 +246,10 @@ class BinarySession(Session):
     def _get(self, request: Request, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
+        if self.route is not None and self._forwarded_elsewhere(
+            request, out, miss_reply(request.opcode, request.key, request.opaque)
+        ):
+            return
         reply = _retrieval(cache, request.opcode, request.key, request.opaque, now)
         if reply:
             self._batch += len(reply)
@@ -244,6 +260,13 @@ class BinarySession(Session):
         cache = self.cache
         assert cache is not None
         opcode = request.opcode
+        if self.route is not None:
+            where = self._route_change(
+                request, out, touch_miss_reply(opcode, request.key, request.opaque)
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         (exptime,) = _EXPTIME.unpack(request.extras)
         is_get = opcode != Opcode.TOUCH
         touch = cache.gat if is_get else cache.touch
@@ -266,6 +289,13 @@ class BinarySession(Session):
         cache = self.cache
         assert cache is not None
         opcode = request.opcode
+        if self.route is not None:
+            where = self._route_change(
+                request, out, error_response(opcode, request.opaque, Status.NOT_STORED)
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         mode = _STORE_MODES[opcode]
         if request.extras:
             flags, exptime = _STORE_EXTRAS.unpack(request.extras)
@@ -289,6 +319,13 @@ class BinarySession(Session):
     def _delete(self, request: Request, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
+        if self.route is not None:
+            where = self._route_change(
+                request, out, error_response(request.opcode, request.opaque, Status.KEY_ENOENT)
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         result = cache.delete(request.key, now, request.cas)
         if result is DeleteResult.DELETED:
             if request.opcode != Opcode.DELETEQ:
@@ -301,6 +338,13 @@ class BinarySession(Session):
         cache = self.cache
         assert cache is not None
         opcode = request.opcode
+        if self.route is not None:
+            where = self._route_change(
+                request, out, error_response(opcode, request.opaque, Status.KEY_ENOENT)
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         delta, initial, exptime = _ARITH_EXTRAS.unpack(request.extras)
         incr = opcode == Opcode.INCREMENT or opcode == Opcode.INCREMENTQ
         key = request.key
@@ -333,9 +377,20 @@ class BinarySession(Session):
             if exptime:
                 seconds = absolute_exptime(_signed32(exptime), now) - now
                 delay = max(1, round(seconds)) if seconds > 0 else 0
-        service.flush(cache.id, service.flush_event(self, cache.id, "binary"), delay, now)
-        if request.opcode != Opcode.FLUSHQ:
+        if self.forwarded:
+            # Another node took this Flush: it counts and records it, this node empties
+            # its share (at the same moment, for a delayed one).
+            service.flush(cache.id, None, delay, now, counted=False)
             out.append(response(request.opcode, request.opaque))
+            return
+        service.flush(cache.id, service.flush_event(self, cache.id, "binary"), delay, now)
+        reply = b"" if request.opcode == Opcode.FLUSHQ else response(request.opcode, request.opaque)
+        if self.route is not None:
+            # Every other node of the cluster empties its share before the client hears.
+            packet = binary_request(Opcode.FLUSH, extras=_EXPTIME.pack(delay))
+            self.forwards_to_all(PROTOCOL_BINARY, packet, out, lambda parts: reply)
+        elif reply:
+            out.append(reply)
 
     # -- the rest ------------------------------------------------------------------------
 
@@ -353,6 +408,9 @@ class BinarySession(Session):
     def _stat(self, request: Request, now: float, out: list[bytes]) -> None:
         group = request.key
         opcode, opaque = request.opcode, request.opaque
+        if self.route is not None and (group == b"" or group == b"reset"):
+            self._cluster_stat(group, opcode, opaque, now, out)
+            return
         lines = self.stats_lines(group, now)
         if lines is None:
             out.append(error_response(opcode, opaque, Status.KEY_ENOENT))

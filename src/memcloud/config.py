@@ -35,6 +35,7 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_PLAN_CONNECTIONS",
+    "MAX_REPLICAS",
     "NODE_SETTINGS_ENV",
     "Plan",
     "Settings",
@@ -46,6 +47,7 @@ __all__ = [
     "parse_size",
     "plan_bytes",
     "plan_connections",
+    "plan_replicas",
     "settings_options",
 ]
 
@@ -92,20 +94,25 @@ DEFAULT_PLANS: tuple[tuple[str, int], ...] = (
 
 # A plan's own connection limit is at most this (far above any one node's file limit).
 MAX_PLAN_CONNECTIONS = 1_000_000
+# Copies of each key a plan may ask for (every write goes to each).
+MAX_REPLICAS = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """One `--plans` entry: `slug=size` or `slug=size:connections=N`."""
+    """One `--plans` entry: `slug=size`, optionally `:connections=N` and `:replicas=N`."""
 
     slug: str
     size: int
     connections: int | None = None  # None: the size rule (memcloud.admission)
+    # Nodes (of different machines where there are) holding each key: docs/cluster.md.
+    replicas: int = 1
 
 
 def parse_plan_specs(text: str) -> tuple[Plan, ...]:
-    """`dev=25MB,pro=1GB:connections=2000`: comma-separated slug=size pairs (sizes as for
-    parse_size), each optionally followed by `:connections=N`."""
+    """`dev=25MB,pro=1GB:connections=2000:replicas=2`: comma-separated slug=size pairs
+    (sizes as for parse_size), each optionally followed by `:connections=N` and
+    `:replicas=N`."""
     plans: dict[str, Plan] = {}
     for part in text.split(","):
         if not part.strip():
@@ -119,17 +126,24 @@ def parse_plan_specs(text: str) -> tuple[Plan, ...]:
         if size <= 0:
             raise ValueError(f"plan {slug!r} must be larger than zero")
         connections: int | None = None
+        replicas = 1
         for option in options:
             name, _, value = option.partition("=")
-            if name.strip() != "connections" or not value.strip().isdigit():
+            name = name.strip()
+            if name not in ("connections", "replicas") or not value.strip().isdigit():
                 raise ValueError(
                     f"not a plan option: {option.strip()!r} in plan {slug!r} "
-                    "(use connections=N, e.g. dev=25MB:connections=50)"
+                    "(use connections=N or replicas=N, e.g. dev=25MB:connections=50)"
                 )
+            if name == "replicas":
+                replicas = int(value)
+                if not 1 <= replicas <= MAX_REPLICAS:
+                    raise ValueError(f"plan {slug!r}: replicas must be 1 to {MAX_REPLICAS}")
+                continue
             connections = int(value)
             if not 0 < connections <= MAX_PLAN_CONNECTIONS:
                 raise ValueError(f"plan {slug!r}: connections must be 1 to {MAX_PLAN_CONNECTIONS}")
-        plans[slug] = Plan(slug, size, connections)
+        plans[slug] = Plan(slug, size, connections, replicas)
     if not plans:
         raise ValueError("no plans given")
     return tuple(plans.values())
@@ -149,6 +163,11 @@ def format_plans(
         f"{slug}={format_size(size)}" + (f":connections={limits[size]}" if size in limits else "")
         for slug, size in plans
     )
+
+
+def plan_replicas(plans: tuple[Plan, ...]) -> tuple[tuple[int, int], ...]:
+    """(plan bytes, replicas) of the plans that keep more than one copy of each key."""
+    return tuple((p.size, p.replicas) for p in plans if p.replicas > 1)
 
 
 def plan_connections(plans: tuple[Plan, ...]) -> tuple[tuple[int, int], ...]:
@@ -176,6 +195,7 @@ def _spread_plans(plans: tuple[Plan, ...]) -> dict[str, object]:
     return {
         "plans": tuple((plan.slug, plan.size) for plan in plans),
         "plan_connections": plan_connections(plans),
+        "plan_replicas": plan_replicas(plans),
     }
 
 
@@ -289,6 +309,15 @@ class Settings:
         default="default",
         metadata=serve_option("cluster this node joins (caches live on one cluster)"),
     )
+    # The node-to-node channel (forwarded commands, the API's flushes and stats): mutual
+    # TLS on this port of the bind host; 0: one the OS picks (every node registers its own).
+    internal_port: int = field(
+        default=0,
+        metadata=serve_option(
+            "port of the node-to-node channel (0: any free port, told to the registry)",
+            parse=parse_port,
+        ),
+    )
     # Nodes of one machine fail together; None: this machine's host name.
     machine: str | None = field(
         default=None,
@@ -345,6 +374,9 @@ class Settings:
     # (plan bytes, connections) from `--plans` entries that name a connection limit; caches
     # of any other size get the size rule (memcloud.admission.plan_connection_limit).
     plan_connections: tuple[tuple[int, int], ...] = ()
+    # (plan bytes, replicas) from `--plans` entries that keep more than one copy of each key;
+    # caches of any other size keep one (`replicas_of`).
+    plan_replicas: tuple[tuple[int, int], ...] = ()
     # Data-plane processes of this deployment, and which one this process is (0 runs the
     # HTTP API and supervises the others). Each node holds 1/nodes of every plan.
     nodes: int = field(
@@ -421,6 +453,13 @@ class Settings:
     )
     # Set by the supervisor for the node processes it starts; not for people.
     node_index: int = field(default=0, metadata=serve_option("", parse=int, hidden=True))
+
+    def replicas_of(self, plan: int) -> int:
+        """Copies of each key a cache of this plan keeps (1 unless `--plans` says more)."""
+        for size, replicas in self.plan_replicas:
+            if size == plan:
+                return replicas
+        return 1
 
     def plan_share(self, plan: int) -> int:
         """What one node holds of a plan: clients spread keys evenly over the nodes."""

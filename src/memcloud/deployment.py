@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from memcloud.clock import Clock
 from memcloud.control.audit import FlushEvent
 from memcloud.nodes import NODE_TIMEOUT_SECONDS, LocalNode, Node, NodesFailed
 
-__all__ = ["Deployment"]
+__all__ = ["ClusterView", "Deployment"]
 
 log = logging.getLogger("memcloud.deployment")
 
@@ -29,6 +29,16 @@ T = TypeVar("T")
 
 def _no_restarts() -> int:
     return 0
+
+
+class ClusterView(Protocol):
+    """The node registry as this node last read it (memcloud.server.peering)."""
+
+    def nodes_of(self, cache_id: int) -> tuple[list[Node], list[str]] | None:
+        """The live nodes of the cache's cluster (this node's LocalNode among them when it
+        is one), and the addresses of that cluster's registered nodes that are down; None
+        until the registry was read."""
+        ...
 
 
 class Deployment:
@@ -45,9 +55,12 @@ class Deployment:
         *,
         clock: Clock,
         node_restarts: Callable[[], int] = _no_restarts,
+        view: ClusterView | None = None,
     ) -> None:
         self.local = local
         self.others = list(others)
+        # The registry's nodes once known (every machine's); before that, `others`.
+        self.view = view
         self.clock = clock
         self._node_restarts = node_restarts
 
@@ -62,8 +75,14 @@ class Deployment:
         return auditor.dropped if auditor is not None else 0
 
     def nodes_for(self, cache_id: int) -> list[Node]:
-        # Every node serves every cache today; placement would narrow this list.
-        return [self.local, *self.others]
+        """The live nodes serving the cache: its cluster's."""
+        known = self.view.nodes_of(cache_id) if self.view is not None else None
+        return known[0] if known is not None else [self.local, *self.others]
+
+    def down_for(self, cache_id: int) -> list[str]:
+        """The cache's cluster's registered nodes that are down (heartbeat too old)."""
+        known = self.view.nodes_of(cache_id) if self.view is not None else None
+        return known[1] if known is not None else []
 
     def addresses(self, cache_id: int) -> list[str]:
         return [node.address for node in self.nodes_for(cache_id)]
@@ -76,15 +95,22 @@ class Deployment:
         peer: str,
         details: Mapping[str, str] | None = None,
     ) -> FlushEvent:
-        """Empty the cache on every node and record the flush once; answers its event once
-        all nodes have flushed, or raises NodesFailed (the flush is recorded all the same if
-        this node flushed its share)."""
+        """Empty the cache on every live node and record the flush once; answers its event
+        once all have flushed, or raises NodesFailed naming the nodes that failed or are
+        down, as the hosted service names them (the flush is recorded all the same if this
+        node flushed its share)."""
         event = FlushEvent(cache_id, source, username, peer, self.clock.now(), dict(details or {}))
         try:
-            # One flush, counted once: by this node, which took it.
+            # One flush, counted once: by this node, which took it (or, when the cache lives
+            # on another cluster, by the first of its nodes).
+            nodes = self.nodes_for(cache_id)
+            counting = self.local if self.local in nodes or not nodes else nodes[0]
             await self._on_all(
-                cache_id, lambda node: node.flush(cache_id, counted=node is self.local)
+                cache_id, lambda node: node.flush(cache_id, counted=node is counting)
             )
+            down = self.down_for(cache_id)
+            if down:
+                raise NodesFailed(down)
         except NodesFailed as exc:
             if self.local.address not in exc.addresses:
                 await self._record(event)

@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from memcloud.control.audit import FlushAuditor
+from memcloud.routing import Link
 from memcloud.service import Service
 from memcloud.stats.report import node_stats
 from memcloud.storage.cache import Cache
 
 __all__ = [
+    "NODE_OPERATION",
     "NODE_TIMEOUT_SECONDS",
+    "ChannelNode",
     "LocalNode",
     "Node",
     "NodeError",
@@ -37,6 +40,8 @@ log = logging.getLogger("memcloud.nodes")
 REMOTE_REPLY_LIMIT = 1024 * 1024
 # A node that has not answered by then is reported as failed.
 NODE_TIMEOUT_SECONDS = 10.0
+# The node-to-node channel's frame kind of the operations above (JSON, as on the socket).
+NODE_OPERATION = 2
 
 
 class NodeError(Exception):
@@ -184,3 +189,25 @@ class RemoteNode:
             "since": float(since) if since is not None else None,
             "error": str(reply.get("error") or ""),
         }
+
+
+class ChannelNode(RemoteNode):
+    """A node of the deployment reached over the node-to-node channel (another machine, or
+    another process of this one): the same operations as over the admin socket."""
+
+    def __init__(self, address: str, link: Link) -> None:
+        super().__init__(address, Path())
+        self.link = link
+
+    async def _call(self, request: dict[str, object]) -> dict[str, Any]:
+        try:
+            answer = await self.link.call(NODE_OPERATION, json.dumps(request).encode())
+        except Exception as exc:
+            raise NodeError(f"{self.address} unreachable: {exc}") from exc
+        try:
+            reply: dict[str, Any] = json.loads(answer)
+        except ValueError as exc:
+            raise NodeError(f"{self.address} answered nothing usable") from exc
+        if not reply.get("ok"):
+            raise NodeError(f"{self.address}: {reply.get('error', 'refused')}")
+        return reply

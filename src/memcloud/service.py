@@ -16,6 +16,16 @@ from memcloud.clock import Clock
 from memcloud.config import Settings
 from memcloud.control.audit import FlushEvent
 from memcloud.gate import capabilities_of
+from memcloud.routing import (
+    COPY,
+    FORWARD_COMMANDS_MAX,
+    FORWARDED,
+    SERVE,
+    Combine,
+    Forwards,
+    Route,
+)
+from memcloud.stats.names import CLUSTER_SUMMED_STATS
 from memcloud.stats.report import cache_stats, items_stats, settings_stats, slabs_stats
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
@@ -39,7 +49,9 @@ _UNCOUNTED: Final = CacheStats()
 class Session:
     """What every protocol's connection state shares: identity, cache and accounting."""
 
-    def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
+    def __init__(
+        self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
+    ) -> None:
         self.service = service
         self.peer = peer
         self.close = close
@@ -59,6 +71,19 @@ class Session:
         # Set by the connection: called when a logged-in session drops its identity to
         # authenticate again, so that the connection counts as unauthenticated once more.
         self.logged_out: Callable[[], None] | None = None
+        # True on the node that owns the keys: the session that runs what another node's
+        # session forwarded (memcloud.forwarded); it never forwards again.
+        self.forwarded = forwarded
+        # Where this node's cluster keeps its keys (None: this node alone holds them all),
+        # and the commands this read sends on to their owners (memcloud.routing).
+        self.route: Route | None = None if forwarded else service.route
+        self.forwards: Forwards | None = None
+        # Nodes holding each key of the session's cache (its plan's replicas).
+        self.copies = 1
+        # A read's forwards once it is parsed, for the connection to complete.
+        self.forwards_taken: Forwards | None = None
+        if forwarded:
+            return  # not a connection: no slot, no login, not refreshed
         service.sessions.add(self)
         anonymous = service.anonymous_principal()
         if anonymous is not None:
@@ -98,6 +123,7 @@ class Session:
             return False
         self.principal = principal
         self.cache = cache
+        self.copies = self.service.copies_of(cache.id)
         cache.stats.connected()
         return True
 
@@ -116,6 +142,111 @@ class Session:
             log.warning("authentication failed for %r from %s", _printable(username), self.peer)
             return False
         return True
+
+    def forward(
+        self,
+        protocol: int,
+        owner: int,
+        command: bytes,
+        out: list[bytes],
+        *,
+        strip: bytes = b"",
+        unreachable: bytes = b"",
+    ) -> None:
+        """Send `command` on to the node that owns its key (see memcloud.routing); its
+        reply takes the next place in `out`. At FORWARD_COMMANDS_MAX the read stops and
+        the rest waits as the backlog."""
+        forwards = self.forwards
+        if forwards is None:
+            forwards = self.forwards = self._new_forwards(protocol)
+        forwards.add(owner, command, out, strip=strip, unreachable=unreachable)
+        if forwards.count >= FORWARD_COMMANDS_MAX:
+            self.backlog = True
+
+    def _new_forwards(self, protocol: int) -> Forwards:
+        cache, route = self.cache, self.route
+        assert cache is not None and route is not None
+        principal = self.principal
+        generation = principal.generation if principal is not None else ""
+        return Forwards(route, cache.id, generation, protocol, self.capabilities)
+
+    def route_write(
+        self, protocol: int, key: bytes, command: bytes, out: list[bytes], unreachable: bytes
+    ) -> int:
+        """Where a change of `key` runs in a cluster (routing.SERVE, FORWARDED or COPY):
+        `command` (the change as the client sent it) goes to the key's owner and to every
+        replica of its plan that is not this node; when the owner is another node, its reply
+        (`unreachable` if it cannot be reached) takes the change's place in `out`."""
+        route, cache = self.route, self.cache
+        if route is None or cache is None:
+            return SERVE
+        local = route.local
+        if self.copies <= 1:
+            owner = route.owner(cache.id, key)
+            if owner == local:
+                return SERVE
+            self.forward(protocol, owner, command, out, unreachable=unreachable)
+            return FORWARDED
+        owners = route.ring.owners(cache.id, key, self.copies)
+        forwards = self.forwards
+        if forwards is None:
+            forwards = self.forwards = self._new_forwards(protocol)
+        for replica in owners[1:]:
+            if replica != local:
+                forwards.replicate(replica, command)
+        if owners[0] == local:
+            return SERVE
+        self.forward(protocol, owners[0], command, out, unreachable=unreachable)
+        return COPY if local in owners else FORWARDED
+
+    def forwards_to_all(
+        self, protocol: int, command: bytes, out: list[bytes], combine: Combine
+    ) -> None:
+        """Send `command` to every other node of the cluster (flush_all, stats); `combine`
+        makes this command's reply from theirs (see Forwards.add_to_all)."""
+        forwards = self.forwards
+        if forwards is None:
+            forwards = self.forwards = self._new_forwards(protocol)
+        forwards.add_to_all(command, out, combine)
+        if forwards.count >= FORWARD_COMMANDS_MAX:
+            self.backlog = True
+
+    def cluster_stats(
+        self, now: float, others: list[dict[bytes, bytes] | None]
+    ) -> list[tuple[str, object]]:
+        """`stats` of this session's cache on a node of a cluster: this node's lines, with
+        the cache-wide ones (CLUSTER_SUMMED_STATS) summed over every node that answered
+        (`others`: their `stats` as name -> value) and `limit_maxbytes` the plan."""
+        lines = self.stats_lines(b"", now) or []
+        cache = self.cache
+        assert cache is not None
+        record = self.service.directory.caches.get(cache.id)
+        totals: dict[str, int] = {}
+        for name in CLUSTER_SUMMED_STATS:
+            total = 0
+            for numbers in others:
+                if numbers is not None:
+                    number = numbers.get(name.encode(), b"0")
+                    total += int(number) if number.isdigit() else 0
+            totals[name] = total
+        result: list[tuple[str, object]] = []
+        copies = max(1, min(self.copies, len(others) + 1))  # each key is held this often
+        for name, shown in lines:
+            if name in totals and isinstance(shown, int):
+                shown = (shown + totals[name]) // copies
+            elif name == "limit_maxbytes" and record is not None:
+                shown = record.plan
+            result.append((name, shown))
+        return result
+
+    def take_forwards(self, out: list[bytes]) -> None:
+        """Hand the read's forwards, holding its replies `out`, to the connection
+        (`forwards_taken`: it completes them, memcloud.routing.Forwards.complete)."""
+        forwards = self.forwards
+        if forwards is not None:
+            self.forwards = None
+            forwards.out = out
+            self.forwards_taken = forwards
 
     @staticmethod
     def account(cache: Cache | None, data: bytes, reply: bytes) -> bytes:
@@ -165,11 +296,12 @@ class Session:
         principal = directory.refresh(self.principal)
         registry = self.service.registry
         cache = registry.current(principal.cache_id, principal.generation) if principal else None
-        if principal is None or cache is not self.cache:
+        if principal is None or cache is None or cache is not self.cache:
             self.closing = True
             self.close()
             return
         self.principal = principal
+        self.copies = self.service.copies_of(cache.id)
 
     def closed(self) -> None:
         self.service.sessions.discard(self)
@@ -194,6 +326,10 @@ class Service:
         self.settings = settings
         self.started_at = clock.now()
         self.sessions: set[Session] = set()
+        # This node's cluster when it has other live nodes (memcloud.routing), and how many
+        # live nodes share each plan (a node holds plan / members of every cache).
+        self.route: Route | None = None
+        self.members = settings.nodes
         # Where the data plane's own flushes (text flush_all, binary Flush) are handed to the
         # flush log: the node's FlushAuditor.listener, which never blocks.
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
@@ -204,6 +340,11 @@ class Service:
         self.directory = directory
         self.set_directory(directory)
 
+    def copies_of(self, cache_id: int) -> int:
+        """Copies of each key the cache keeps (its plan's `replicas`)."""
+        record = self.directory.caches.get(cache_id)
+        return self.settings.replicas_of(record.plan) if record is not None else 1
+
     def anonymous_principal(self) -> Principal | None:
         name = self.settings.anonymous_cache
         return self.directory.anonymous(name) if name else None
@@ -211,13 +352,34 @@ class Service:
     def set_directory(self, directory: Directory) -> None:
         """Bring caches and live sessions in line with a new control-plane snapshot."""
         self.directory = directory
-        share = self.settings.plan_share
-        for record in directory.caches.values():
-            self.registry.ensure(record.id, record.name, share(record.plan), record.generation)
-        for cache_id in [cid for cid in self.registry.caches if cid not in directory.caches]:
-            self.registry.remove(cache_id)
+        self._place_caches()
         for session in list(self.sessions):
             session.refresh(directory)
+
+    def _place_caches(self) -> None:
+        """Hold this node's share of every cache of its cluster, and no other cache."""
+        directory = self.directory
+        cluster = self.settings.cluster
+        members = max(1, self.members)
+        served = {cid for cid, record in directory.caches.items() if record.cluster == cluster}
+        for cache_id in served:
+            record = directory.caches[cache_id]
+            # Every copy of a key takes room on its node: `replicas` copies over the members.
+            copies = min(self.settings.replicas_of(record.plan), members)
+            share = -(-record.plan * copies // members)
+            self.registry.ensure(record.id, record.name, share, record.generation)
+        for cache_id in [cid for cid in self.registry.caches if cid not in served]:
+            self.registry.remove(cache_id)
+
+    def set_route(self, route: Route | None, members: int) -> None:
+        """A new view of this node's cluster: `members` live nodes share each plan, and
+        sessions forward by `route` from their next read on."""
+        self.route = route
+        if members != self.members:
+            self.members = members
+            self._place_caches()
+        for session in self.sessions:
+            session.route = route
 
     def flush(
         self,
@@ -239,7 +401,7 @@ class Service:
         if cache is None:
             return False
         if not counted:
-            cache.empty()
+            cache.flush(delay, now, counted=False)
         elif delay > 0:
             cache.flush(delay, now)
         else:

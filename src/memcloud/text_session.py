@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
-from memcloud.auth_throttle import address_of
 from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
@@ -27,7 +25,12 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
-from memcloud.protocol.limits import AUTH_VALUE_MAX
+from memcloud.protocol.forms import (
+    arith_line,
+    delete_line,
+    store_line,
+    touch_line,
+)
 from memcloud.protocol.plain import plain_get_key, plain_set
 from memcloud.protocol.replies import (
     CRLF,
@@ -39,10 +42,13 @@ from memcloud.protocol.replies import (
 )
 from memcloud.protocol.specs import TEXT_SPECS, text_spec
 from memcloud.protocol.text import NEED_DATA, TextParser
-from memcloud.service import REPLY_BATCH_MAX, Service, Session
+from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE
+from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
+from memcloud.text_forwarding import TextForwarding
+from memcloud.text_login import names_user
 
 __all__ = ["TextSession"]
 
@@ -66,21 +72,14 @@ _GET: Final = TEXT_SPECS[b"get"]
 _SET: Final = TEXT_SPECS[b"set"]
 
 
-class TextSession(Session):
-    def __init__(self, service: Service, peer: str, close: Callable[[], None]) -> None:
-        super().__init__(service, peer, close)
+class TextSession(TextForwarding):
+    def __init__(
+        self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
+    ) -> None:
+        super().__init__(service, peer, close, forwarded=forwarded)
         self.parser = TextParser(service.settings.item_size_max)
         self.parser.authenticating = self.principal is None
-        # On a server with --anonymous-cache a connection starts logged in to that cache,
-        # and a `set` carrying a credential is a login, never an item (see _login_set).
-        # The usernames of the control plane while the connection is the anonymous one
-        # (kept current by refresh), else None: one attribute read per plain read.
-        principal = self.principal
-        anonymous = principal is not None and principal.credential_id == ANONYMOUS_CREDENTIAL_ID
-        self._usernames = service.directory.usernames if anonymous else None
         self._now = service.clock.now
-        self._batch = 0  # reply bytes of values and stats in this call
-        self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
 
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
@@ -95,6 +94,7 @@ class TextSession(Session):
         # A read that starts like this may hold plain requests (see _plain_requests). Two
         # comparisons: a set lookup would hash `head` on every read.
         plain = head == b"get " or head == b"set "
+        route = self.route
         if (
             plain
             and self._rest is None
@@ -102,11 +102,16 @@ class TextSession(Session):
             and allowed(self.capabilities, _GET) == ALLOWED
         ):
             # Plain gets and sets (the most frequent requests, alone or pipelined) are
-            # answered straight from the read, up to the first line that is anything else.
+            # answered straight from the read, up to the first line that is anything else
+            # (or, in a cluster, whose key another node owns).
             assert cache is not None  # a session that may read is logged in to a cache
             eol = data.find(b"\r\n")
             key = plain_get_key(data, 0, eol) if head == b"get " else None
-            if key is not None and eol == len(data) - 2:
+            if (
+                key is not None
+                and eol == len(data) - 2
+                and (route is None or route.is_local(cache.id, key))
+            ):
                 # A read of exactly one plain get: the most frequent of all.
                 return self.account(cache, data, _get_reply(cache, key, now))
             if key is not None or head == b"set ":
@@ -134,7 +139,43 @@ class TextSession(Session):
                 _HANDLERS[type(command)](self, command, now, out)
             else:
                 self._refuse(command, verdict, now, out)
+        if self.forwards is not None:
+            # Some replies come from other nodes: the connection completes `out`.
+            self.take_forwards(out)
+            return self.account(self.cache or cache, data, b"")
         return self.account(self.cache or cache, data, b"".join(out))
+
+    def execute_each(self, data: bytes) -> list[bytes | None]:
+        """Commands another node forwarded (memcloud.forwarded), run in order, one reply
+        each. Past REPLY_BATCH_MAX of replies a retrieval is not run (None): its node sends
+        it again once it wrote what came before."""
+        parser = self.parser
+        parser.receive_data(data)
+        now = self._now()
+        chunks: list[bytes | None] = []
+        total = 0
+        while True:
+            command = parser.next_command()
+            if command is NEED_DATA:
+                break
+            if total > REPLY_BATCH_MAX and type(command) is Retrieve:
+                chunks.append(None)
+                continue
+            out: list[bytes] = []
+            self._batch = 0
+            verdict = allowed(self.capabilities, text_spec(command))
+            if verdict == ALLOWED:
+                _HANDLERS[type(command)](self, command, now, out)
+            else:
+                self._refuse(command, verdict, now, out)
+            chunk = b"".join(out)
+            total += len(chunk)
+            chunks.append(chunk)
+        self.backlog = self.closing = False
+        self._rest = None
+        if not parser.idle:  # a frame holds whole commands: anything else is dropped
+            self.parser = TextParser(self.service.settings.item_size_max)
+        return chunks
 
     def _plain_requests(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
         """Answer the leading plain gets and sets (see `plain_get_key`, `plain_set`); the
@@ -145,6 +186,8 @@ class TextSession(Session):
         item_size_max = cache.item_size_max
         # Only an anonymous connection has sets that may be logins (see _names_login).
         usernames = self._usernames
+        route = self.route
+        cache_id = cache.id
         batch = 0
         while pos < size and batch <= REPLY_BATCH_MAX:
             eol = data.find(b"\r\n", pos)
@@ -152,6 +195,8 @@ class TextSession(Session):
                 break
             key = plain_get_key(data, pos, eol)
             if key is not None:
+                if route is not None and not route.is_local(cache_id, key):
+                    break  # another node's key: the parser's path forwards it
                 reply = _get_reply(cache, key, now)
                 out.append(reply)
                 batch += len(reply)
@@ -161,11 +206,13 @@ class TextSession(Session):
             if fields is None:
                 break
             key, flags, exptime, start, end, noreply = fields
+            if route is not None and not route.is_local(cache_id, key):
+                break
             value = data[start:end]
             # (`32 in value`, not `b" " in value`: bytes' `in` first tries its argument as an
             # int, and a bytes one costs a raised and cleared TypeError, some 400 ns.)
             if usernames is not None and (
-                key in usernames or (32 in value and _names_user(value, usernames))
+                key in usernames or (32 in value and names_user(value, usernames))
             ):
                 break  # a login: the parser's path answers it (see _store)
             result, _ = cache.store(StoreMode.SET, key, value, flags, exptime, now)
@@ -176,11 +223,6 @@ class TextSession(Session):
         # Past the batch limit, the rest waits in the parser as the session's backlog.
         self.backlog = batch > REPLY_BATCH_MAX
         return pos
-
-    def refresh(self, directory: Directory) -> None:
-        super().refresh(directory)
-        if self._usernames is not None:
-            self._usernames = directory.usernames
 
     # -- what the gate refuses -----------------------------------------------------------
 
@@ -211,67 +253,15 @@ class TextSession(Session):
         else:  # not logged in (or, deny by default, a command without a row)
             out.append(replies.UNAUTHENTICATED)
 
-    def _login_with(self, key: bytes, value: bytes, now: float) -> bool:
-        """The login `set`, slowed down after repeated failures from the same address prefix
-        or on the same username (auth_throttle; binary SASL follows the same rule)."""
-        # memcached's -Y form puts "username password" in the value; the hosted service's
-        # form puts the username in the key and the password in the value.
-        if b" " in value:
-            username, _, password = value.partition(b" ")
-            if self.service.directory.cache_of(username) is not None:
-                key, value = username, password.strip()
-        throttle = self.service.auth_throttle
-        address = address_of(self.peer)
-        name = key.decode("utf-8", "replace")
-        admission = throttle.admit(address, now, name)
-        self.reply_delay = max(self.reply_delay, admission.delay)
-        if not admission.check:
-            return False
-        if self.try_login(key, value):
-            return True
-        if not self.full:  # a login refused for the connection limit guessed nothing
-            throttle.failed(address, now, name)
-        return False
-
-    def _names_login(self, key: bytes, value: bytes) -> bool:
-        """Whether a `set` on an anonymous connection is a text login: its key is a known
-        username (the hosted form), or its value is `<known username> <password>`
-        (memcached's -Y form). A set lookup, and the value is looked at only when short."""
-        usernames = self._usernames
-        return usernames is not None and (key in usernames or _names_user(value, usernames))
-
-    def _login_set(self, command: Store, now: float, out: list[bytes]) -> None:
-        """A login `set` on an anonymous connection: as binary SASL does there, it moves
-        the connection to the credential's cache; it stores nothing, and its answer never
-        holds the secret. A wrong password answers as a failed login, counted and slowed
-        down as one, and the connection stays on the anonymous cache."""
-        anonymous_cache = self.cache
-        if self._answer_login(command, now, out):
-            self._usernames = None
-            if anonymous_cache is not None:
-                anonymous_cache.stats.disconnected()
-
-    def _answer_login(self, command: Store, now: float, out: list[bytes]) -> bool:
-        """Try a login `set` and answer it: STORED (unless noreply), memcached's refusal and
-        a close when the right credential's cache is at its connection limit, or the failed
-        login's error (never silenced: the client must learn it is not logged in)."""
-        if self._login_with(command.key, command.value, now):
-            if not command.noreply:
-                out.append(replies.STORED)
-            return True
-        if self.full:
-            out.append(replies.TOO_MANY_CONNECTIONS)
-            self.closing = True
-        else:
-            out.append(replies.AUTH_FAILED)
-        return False
-
     # -- commands ------------------------------------------------------------------------
 
     def _retrieve(self, command: Retrieve, now: float, out: list[bytes]) -> None:
         self._retrieve_keys(command, now, out)
 
     def _retrieve_keys(self, command: Retrieve, now: float, out: list[bytes]) -> None:
+        if self.route is not None:
+            self._retrieve_routed(command, now, out)
+            return
         cache = self.cache
         assert cache is not None
         with_cas = command.with_cas
@@ -322,6 +312,13 @@ class TextSession(Session):
             self._login_set(command, now, out)
             return
         verb, key, noreply = command.verb, command.key, command.noreply
+        if self.route is not None:
+            where = self.route_write(
+                PROTOCOL_TEXT, key, store_line(command), out, _unless(noreply, replies.NOT_STORED)
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         result, _ = cache.store(
             _MODES[verb],
             key,
@@ -344,6 +341,14 @@ class TextSession(Session):
     def _delete(self, command: Delete, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
+        if self.route is not None:
+            unreachable = _unless(command.noreply, replies.NOT_FOUND)
+            where = self.route_write(
+                PROTOCOL_TEXT, command.key, delete_line(command), out, unreachable
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         result = cache.delete(command.key, now)
         if not command.noreply:
             out.append(replies.DELETED if result is DeleteResult.DELETED else replies.NOT_FOUND)
@@ -351,6 +356,14 @@ class TextSession(Session):
     def _arith(self, command: Arith, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
+        if self.route is not None:
+            unreachable = _unless(command.noreply, replies.NOT_FOUND)
+            where = self.route_write(
+                PROTOCOL_TEXT, command.key, arith_line(command), out, unreachable
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         result = cache.arith(command.key, command.delta, command.incr, now)
         if command.noreply:
             return
@@ -364,6 +377,14 @@ class TextSession(Session):
     def _touch(self, command: Touch, now: float, out: list[bytes]) -> None:
         cache = self.cache
         assert cache is not None
+        if self.route is not None:
+            unreachable = _unless(command.noreply, replies.NOT_FOUND)
+            where = self.route_write(
+                PROTOCOL_TEXT, command.key, touch_line(command), out, unreachable
+            )
+            if where == FORWARDED:
+                return
+            out = out if where == SERVE else []  # a replica's copy: the owner answers
         item = cache.touch(command.key, command.exptime, now)
         if not command.noreply:
             out.append(replies.NOT_FOUND if item is None else replies.TOUCHED)
@@ -372,16 +393,31 @@ class TextSession(Session):
         cache = self.cache
         assert cache is not None
         service = self.service
-        service.flush(cache.id, service.flush_event(self, cache.id, "text"), command.delay, now)
-        if not command.noreply:
+        if self.forwarded:
+            # Another node took this flush_all: it counts and records it, this node empties
+            # its share (at the same moment, for a delayed one).
+            service.flush(cache.id, None, command.delay, now, counted=False)
             out.append(replies.OK)
+            return
+        service.flush(cache.id, service.flush_event(self, cache.id, "text"), command.delay, now)
+        reply = b"" if command.noreply else replies.OK
+        if self.route is not None:
+            # Every other node of the cluster empties its share before the client hears OK.
+            line = b"flush_all %d\r\n" % command.delay
+            self.forwards_to_all(PROTOCOL_TEXT, line, out, lambda parts: reply)
+        elif reply:
+            out.append(reply)
 
     def _stats(self, command: Stats, now: float, out: list[bytes]) -> None:
         group = command.args[0] if command.args else b""
         self._batch += _STATS_REPLY_ESTIMATE
         if self._batch > REPLY_BATCH_MAX:
             self.backlog = True
-        if group == b"reset":
+        route = self.route
+        if route is not None and (group == b"" or group == b"reset"):
+            # The whole cache's: every node of the cluster answers its share.
+            self._cluster_stats(group, now, out)
+        elif group == b"reset":
             self.stats_lines(group, now)
             out.append(replies.RESET)
         elif group == b"detail":
@@ -425,12 +461,8 @@ class TextSession(Session):
             out.append(command.reply)
 
 
-def _names_user(value: bytes, usernames: frozenset[bytes]) -> bool:
-    """Whether a set's value is memcached's -Y login, `<known username> <password>`."""
-    if len(value) > AUTH_VALUE_MAX:
-        return False
-    space = value.find(b" ")
-    return space > 0 and value[:space] in usernames
+def _unless(noreply: bool, reply: bytes) -> bytes:
+    return b"" if noreply else reply
 
 
 def _noreply(command: object) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "request",
     "response",
     "single_request",
+    "stat_packets",
     "value_response",
 ]
 
@@ -431,3 +432,21 @@ def request(
         cas,
     )
     return b"".join((header, extras, key, value))
+
+
+def stat_packets(data: bytes) -> dict[bytes, bytes]:
+    """A Stat reply's packets (as one node answers them) as name -> value."""
+    numbers: dict[bytes, bytes] = {}
+    at = 0
+    while at + HEADER_SIZE <= len(data):
+        _, _, key_length, extras_length, _, _, body_length, _, _ = HEADER.unpack_from(data, at)
+        body = at + HEADER_SIZE
+        end = body + body_length
+        if end > len(data) or key_length + extras_length > body_length:
+            break
+        key_start = body + extras_length
+        key = data[key_start : key_start + key_length]
+        if key:
+            numbers[key] = data[key_start + key_length : end]
+        at = end
+    return numbers

@@ -21,7 +21,7 @@ from memcloud.nodes import NodeError, NodesFailed
 from memcloud.stats.aggregate import aggregate_stats
 from memcloud.stats.report import cache_stats
 
-__all__ = ["start_admin_server"]
+__all__ = ["answer_operation", "start_admin_server"]
 
 log = logging.getLogger("memcloud.admin")
 MAX_REQUEST_BYTES = 64 * 1024
@@ -72,6 +72,22 @@ async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, 
     except NodeError as exc:
         return {"ok": False, "error": str(exc)}
     return {"ok": False, "error": f"unknown operation {op!r}"}
+
+
+async def answer_operation(deployment: Deployment, request: bytes) -> bytes:
+    """An operation another node sent over the node-to-node channel (nodes.ChannelNode):
+    the same JSON as on the admin socket."""
+    if len(request) > MAX_REQUEST_BYTES:
+        reply: dict[str, Any] = {"ok": False, "error": "request too large"}
+    else:
+        try:
+            parsed = json.loads(request)
+            if not isinstance(parsed, dict):
+                raise ValueError("not an object")
+            reply = await _answer(deployment, parsed)
+        except ValueError:
+            reply = {"ok": False, "error": "request is not JSON"}
+    return json.dumps(reply).encode()
 
 
 async def start_admin_server(deployment: Deployment, path: Path) -> asyncio.AbstractServer:

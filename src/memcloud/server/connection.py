@@ -14,6 +14,7 @@ from typing import Final, cast
 from memcloud.admission import UNCAPPED, address_key
 from memcloud.binary_session import BinarySession
 from memcloud.protocol.replies import TOO_MANY_CONNECTIONS
+from memcloud.routing import Forwards
 from memcloud.service import Service, Session
 from memcloud.text_session import TextSession
 
@@ -32,8 +33,10 @@ class MemcacheConnection(asyncio.Protocol):
         "_address",
         "_auth_timer",
         "_backlog",
+        "_drained",
         "_held",
         "_hold_timer",
+        "_relaying",
         "_waiting",
         "_writing_paused",
         "connections",
@@ -61,6 +64,10 @@ class MemcacheConnection(asyncio.Protocol):
         # reading stays paused until that input is answered, as the write buffer drains.
         self._backlog = False
         self._writing_paused = False
+        # Set while replies from other nodes wait for the client to read what came before
+        # (routing.Forwards.complete): resolved when the write buffer drains.
+        self._drained: asyncio.Future[None] | None = None
+        self._relaying: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
         # Not logged in yet: holds one of the node's unauthenticated slots (admission).
         self._waiting = False
 
@@ -154,11 +161,60 @@ class MemcacheConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if not (session.reply_delay or session.closing or session.backlog or self._waiting):
+        forwards = session.forwards_taken
+        if not (
+            session.reply_delay or session.closing or session.backlog or self._waiting or forwards
+        ):
             # The usual case, kept to one check: write the replies and wait for more.
             if reply:
                 transport.write(reply)
             return
+        if forwards is not None:
+            self._start_relay(session, forwards)
+            return
+        self._after(session, reply)
+
+    def _start_relay(self, session: Session, forwards: Forwards) -> None:
+        """Replies of other nodes are due: hold reading (and what still arrives) until they
+        are written in order, then carry on as after any other read."""
+        session.forwards_taken = None
+        if self._held is None:
+            self._held = []
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._relaying = asyncio.get_running_loop().create_task(self._relay(session, forwards))
+
+    async def _relay(self, session: Session, forwards: Forwards) -> None:
+        async def ready(replies: bytes) -> None:
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
+            if replies:
+                transport.write(replies)
+                session.account(session.cache, b"", replies)
+            if self._writing_paused:
+                self._drained = asyncio.get_running_loop().create_future()
+                await self._drained
+
+        try:
+            await forwards.complete(ready)
+            self._relaying = None
+        except Exception:
+            log.exception("internal error relaying forwarded replies on %s; closing it", self.peer)
+            self._close()
+            return
+        delay, session.reply_delay = session.reply_delay, 0.0
+        if delay > 0:  # the same read also failed a login: its backoff still applies
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                delay, self._release, session, b""
+            )
+        else:
+            self._release(session, b"")
+
+    def _after(self, session: Session, reply: bytes) -> None:
+        """A read's replies when something more than writing them is due."""
+        transport = self.transport
+        assert transport is not None
         if session.reply_delay > 0:
             # Answer later without blocking anyone: stop reading, send on a timer.
             delay, session.reply_delay = session.reply_delay, 0.0
@@ -179,7 +235,7 @@ class MemcacheConnection(asyncio.Protocol):
         self._send(session, reply)
         if session.closing or transport.is_closing():
             return
-        if transport.get_write_buffer_size() < WRITE_HIGH_WATER:
+        if transport.get_write_buffer_size() < WRITE_HIGH_WATER and not self._backlog:
             transport.resume_reading()
         while held and self._held is None and not transport.is_closing():
             self.data_received(held.pop(0))
@@ -219,6 +275,10 @@ class MemcacheConnection(asyncio.Protocol):
             log.exception("internal error on connection %s; closing it", self.peer)
             self._close()
             return
+        forwards = session.forwards_taken
+        if forwards is not None:
+            self._start_relay(session, forwards)
+            return
         self._send(session, reply)
         idle = not self._backlog and not self._writing_paused and self._held is None
         if idle and not transport.is_closing():
@@ -234,6 +294,10 @@ class MemcacheConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+            return  # the relay carries on and resumes reading when it is done
         if self.transport is None or self.transport.is_closing():
             return
         if self._backlog:
@@ -253,6 +317,9 @@ class MemcacheConnection(asyncio.Protocol):
             self._hold_timer.cancel()
             self._hold_timer = None
         self._held = None
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
         if self.session is not None:
             self.session.closed()
         self.transport = None

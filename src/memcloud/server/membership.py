@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from typing import Final
 
 from memcloud.control.base import ControlStore
 from memcloud.control.failures import FailureLog
 from memcloud.control.models import NodeRecord
+from memcloud.storage.cache import stripe_cas
 
 __all__ = ["HEARTBEAT_SECONDS", "NodeMembership", "machine_name"]
 
@@ -33,19 +35,41 @@ def machine_name(given: str | None) -> str:
 
 
 class NodeMembership:
-    def __init__(self, store: ControlStore, address: str, *, cluster: str, machine: str) -> None:
+    def __init__(
+        self,
+        store: ControlStore,
+        address: str,
+        *,
+        cluster: str,
+        machine: str,
+        internal: str = "",
+        on_nodes: Callable[[list[NodeRecord]], None] | None = None,
+    ) -> None:
         self.store = store
         self.address = address
         self.cluster = cluster
         self.machine = machine
+        self.internal = internal  # "host:port" of the node-to-node channel
+        # Told the registry's nodes after every heartbeat (the cluster's routes follow).
+        self.on_nodes = on_nodes
         self.node: NodeRecord | None = None
         self._task: asyncio.Task[None] | None = None
         self._failures = FailureLog(log, "heartbeating to the node registry")
 
     async def _register(self) -> None:
         self.node = await asyncio.to_thread(
-            self.store.register_node, self.address, cluster=self.cluster, machine=self.machine
+            self.store.register_node,
+            self.address,
+            cluster=self.cluster,
+            machine=self.machine,
+            internal=self.internal,
         )
+        stripe_cas(self.node.id)
+        await self._read_nodes()
+
+    async def _read_nodes(self) -> None:
+        if self.on_nodes is not None:
+            self.on_nodes(await asyncio.to_thread(self.store.list_nodes))
 
     async def start(self) -> None:
         """Register (a failure here stops the start: a node nobody can find is no use)."""
@@ -60,6 +84,8 @@ class NodeMembership:
                 if not await asyncio.to_thread(self.store.heartbeat, self.node.id):
                     log.warning("node %s was not in the registry; registering again", self.address)
                     await self._register()
+                else:
+                    await self._read_nodes()
             except Exception as exc:
                 self._failures.failed(exc, "other nodes will count this one down meanwhile")
             else:

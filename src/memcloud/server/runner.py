@@ -24,6 +24,8 @@ from memcloud.api.server import ApiServer
 from memcloud.auth import Directory
 from memcloud.bootstrap import bootstrap, ensure_admin_token, ensure_metrics_token
 from memcloud.clock import Clock, SystemClock
+from memcloud.cluster.identity import NodeIdentity
+from memcloud.cluster.secrets import cluster_secrets
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.control.open import open_store
@@ -34,6 +36,7 @@ from memcloud.server.background import DIRECTORY_POLL_SECONDS, UPKEEP_SECONDS, N
 from memcloud.server.fdlimit import fit_open_files
 from memcloud.server.listeners import Listeners
 from memcloud.server.membership import NodeMembership, machine_name
+from memcloud.server.peering import Peering
 from memcloud.server.startup import Addresses, StartupFiles, announce
 from memcloud.server.supervisor import node_socket_path
 from memcloud.service import Service
@@ -96,6 +99,11 @@ class Runtime:
             consecutive=settings.nodes if self.is_first else 1,
         )
         self.tasks = NodeTasks(self.store, self.service)
+        # The other nodes reach this one (and it them) over mutual TLS from the cluster
+        # secret (memcloud.cluster): forwarded commands, the API's flushes and stats.
+        self.peering = Peering(
+            self.service, settings, NodeIdentity(cluster_secrets(settings, settings.data_dir))
+        )
         self.files = StartupFiles(settings)
         self.assembly: NodeAssembly | None = None
         self.api: ApiServer | None = None
@@ -153,15 +161,20 @@ class Runtime:
             )
             self.api = ApiServer(ctx, http=self.is_first)
             await self.api.start()
+            internal = await self.peering.start(self.assembly.address, deployment)
+            deployment.view = self.peering
             # Last: the node joins the registry once it serves.
             self.membership = NodeMembership(
                 self.store,
                 self.assembly.address,
                 cluster=settings.cluster,
                 machine=machine_name(settings.machine),
+                internal=internal,
+                on_nodes=self.peering.update,
             )
             await self.membership.start()
         except BaseException:
+            await self.peering.stop()
             if self.api is not None:
                 await self.api.stop()
             await self.assembly.stop_nodes()
@@ -241,6 +254,7 @@ class Runtime:
         await asyncio.sleep(0)
         if self.api is not None:
             await self.api.stop()
+        await self.peering.stop()
         if self.assembly is not None:
             # Last: every flush that could come has come; the store is still open.
             await self.assembly.stop_audit()

@@ -19,6 +19,7 @@ from memcloud.storage.stats import COUNTER_NAMES
 __all__ = [
     "API_STAT_NAMES",
     "CACHE_WIDE_STATS",
+    "CLUSTER_SUMMED_STATS",
     "COMMAND_COUNTERS",
     "COUNTER_NAMES",
     "GAUGE_NAMES",
@@ -30,6 +31,10 @@ __all__ = [
 GAUGE_NAMES: Final[tuple[str, ...]] = ("bytes", "curr_connections", "curr_items", "limit_maxbytes")
 # The node's clock (`time`): the latest of the nodes' is the cache's.
 CACHE_WIDE_STATS: Final = frozenset({"time"})
+# What memcache's `stats` on any node of a cluster reads as the whole cache's (reference
+# §4.7: the same on every server): the sum of every live node's share. `limit_maxbytes` is
+# the plan itself.
+CLUSTER_SUMMED_STATS: Final[tuple[str, ...]] = ("curr_items", "bytes", "evictions")
 
 # The 31 stats of the hosted service's stats API, in its (alphabetical) order.
 API_STAT_NAMES: Final[tuple[str, ...]] = (

@@ -18,12 +18,14 @@ from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, Store
 from memcloud.storage.stats import CacheStats
 
 __all__ = [
+    "CAS_STRIDE",
     "MAX_RELATIVE_EXPTIME",
     "REAP_GRACE",
     "Cache",
     "Graveyard",
     "MemoryBudget",
     "absolute_exptime",
+    "stripe_cas",
 ]
 
 # memcached: an exptime above 30 days is an absolute Unix time, not an offset.
@@ -36,7 +38,23 @@ EXPIRY_HEAP_SLACK: Final = 2
 # reaping at once would leave get_expired, and insight's get_expired_rate, at 0.
 REAP_GRACE: Final = 0.5
 
-_next_cas = itertools.count(1).__next__
+# CAS uniques: one counter per node process. In a cluster every node counts in its own
+# stripe (`stripe_cas`), so that no two nodes ever hand out the same unique: a key whose
+# owner changed (a node died) never matches a CAS its old owner gave.
+CAS_STRIDE: Final = 1024
+_cas_counter = itertools.count(1)
+_next_cas = _cas_counter.__next__
+
+
+def stripe_cas(node_id: int) -> None:
+    """Count CAS uniques from now on in stripe `node_id % CAS_STRIDE`, above every unique
+    handed out so far (the node registry's ids are unique per deployment)."""
+    global _cas_counter, _next_cas
+    last = next(_cas_counter)
+    start = (last // CAS_STRIDE + 1) * CAS_STRIDE + node_id % CAS_STRIDE
+    _cas_counter = itertools.count(start, CAS_STRIDE)
+    _next_cas = _cas_counter.__next__
+
 
 Graveyard = list[OrderedDict[bytes, Item]]
 
@@ -414,10 +432,12 @@ class Cache:
 
     # -- whole-cache operations ------------------------------------------------------------
 
-    def flush(self, delay: int, now: float) -> None:
+    def flush(self, delay: int, now: float, *, counted: bool = True) -> None:
         """flush_all: now, or at `delay` (memcached's delayed flush; the exptime rules
-        apply: over 30 days it is an absolute Unix time). Counted as cmd_flush."""
-        self.stats.cmd_flush += 1
+        apply: over 30 days it is an absolute Unix time). Counted as cmd_flush unless it is
+        another node's flush of the same cache (`counted`: see Service.flush)."""
+        if counted:
+            self.stats.cmd_flush += 1
         at = absolute_exptime(delay, now) if delay > 0 else 0.0
         if at > now:
             self.flush_at = at

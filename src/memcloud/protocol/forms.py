@@ -1,0 +1,52 @@
+"""The text protocol's commands written back as a client sends them: what a node forwards
+to the node that owns the key (memcloud.routing). The parser read them; each renders to
+the line (and data block) that parses back to the same command."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from memcloud.protocol.commands import Arith, Delete, Store, StoreVerb, Touch
+
+__all__ = ["arith_line", "delete_line", "retrieval_line", "store_line", "touch_line"]
+
+_VERBS: Final = {verb: verb.name.lower().encode() for verb in StoreVerb}
+
+
+def _noreply(noreply: bool) -> bytes:
+    return b" noreply" if noreply else b""
+
+
+def retrieval_line(key: bytes, with_cas: bool, exptime: int | None) -> bytes:
+    """One key of a get / gets / gat / gats."""
+    if exptime is None:
+        return (b"gets " if with_cas else b"get ") + key + b"\r\n"
+    return b"%s %d %s\r\n" % (b"gats" if with_cas else b"gat", exptime, key)
+
+
+def store_line(command: Store) -> bytes:
+    verb = _VERBS[command.verb]
+    cas = b" %d" % command.cas_unique if command.verb is StoreVerb.CAS else b""
+    head = b"%s %s %d %d %d%s%s\r\n" % (
+        verb,
+        command.key,
+        command.flags,
+        command.exptime,
+        len(command.value),
+        cas,
+        _noreply(command.noreply),
+    )
+    return b"".join((head, command.value, b"\r\n"))
+
+
+def delete_line(command: Delete) -> bytes:
+    return b"delete %s%s\r\n" % (command.key, _noreply(command.noreply))
+
+
+def arith_line(command: Arith) -> bytes:
+    verb = b"incr" if command.incr else b"decr"
+    return b"%s %s %d%s\r\n" % (verb, command.key, command.delta, _noreply(command.noreply))
+
+
+def touch_line(command: Touch) -> bytes:
+    return b"touch %s %d%s\r\n" % (command.key, command.exptime, _noreply(command.noreply))

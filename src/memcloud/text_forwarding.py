@@ -1,0 +1,81 @@
+"""A text connection in a cluster: the commands whose key another node owns are sent on
+to it (memcloud.routing), a multi-get is split by owner and answered in the order of its
+keys, and `stats` / `stats reset` speak for the whole cache. TextSession executes the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from memcloud.protocol import replies
+from memcloud.protocol.commands import Retrieve
+from memcloud.protocol.forms import retrieval_line
+from memcloud.protocol.replies import render_stats, render_value
+from memcloud.routing import PROTOCOL_TEXT
+from memcloud.service import REPLY_BATCH_MAX, Service
+from memcloud.text_login import TextLogin
+
+__all__ = ["TextForwarding"]
+
+
+class TextForwarding(TextLogin):
+    def __init__(
+        self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
+    ) -> None:
+        super().__init__(service, peer, close, forwarded=forwarded)
+        self._batch = 0  # reply bytes of values and stats in this call
+        self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
+
+    def _retrieve_routed(self, command: Retrieve, now: float, out: list[bytes]) -> None:
+        """A retrieval in a cluster: this node's keys from its storage, every other key
+        from its owner, the replies in the order of the keys."""
+        cache, route = self.cache, self.route
+        assert cache is not None and route is not None
+        with_cas, exptime, keys = command.with_cas, command.exptime, command.keys
+        cache_id, local = cache.id, route.local
+        batch = self._batch
+        for index, key in enumerate(keys):
+            if self.backlog or batch > REPLY_BATCH_MAX:
+                # The rest of this multi-get is answered in the next call.
+                self._rest = Retrieve(keys[index:], with_cas, exptime)
+                self.backlog = True
+                self._batch = batch
+                return
+            owner = route.owner(cache_id, key)
+            if owner != local:
+                line = retrieval_line(key, with_cas, exptime)
+                self.forward(PROTOCOL_TEXT, owner, line, out, strip=replies.END)
+                continue
+            item = cache.get(key, now) if exptime is None else cache.gat(key, exptime, now)
+            if item is not None:
+                value = item.value
+                batch += len(value)
+                out.append(render_value(key, item.flags, value, item.cas if with_cas else None))
+        self._batch = batch
+        out.append(replies.END)
+
+    def _cluster_stats(self, group: bytes, now: float, out: list[bytes]) -> None:
+        if group == b"reset":
+            self.stats_lines(group, now)
+            self.forwards_to_all(PROTOCOL_TEXT, b"stats reset\r\n", out, _reset_reply)
+            return
+
+        def combine(parts: list[bytes | None]) -> bytes:
+            others = [None if part is None else _stat_numbers(part) for part in parts]
+            return render_stats(self.cluster_stats(now, others))
+
+        self.forwards_to_all(PROTOCOL_TEXT, b"stats\r\n", out, combine)
+
+
+def _reset_reply(parts: list[bytes | None]) -> bytes:
+    return replies.RESET
+
+
+def _stat_numbers(reply: bytes) -> dict[bytes, bytes]:
+    """A `stats` reply's lines as name -> value."""
+    numbers: dict[bytes, bytes] = {}
+    for line in reply.split(b"\r\n"):
+        fields = line.split(b" ")
+        if len(fields) == 3 and fields[0] == b"STAT":
+            numbers[fields[1]] = fields[2]
+    return numbers
