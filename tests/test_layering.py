@@ -16,6 +16,8 @@ never above; and no two units import each other, directly or round a cycle:
   2. `control`: the control store's interface, records, secrets and the SQLite store. It
      sits below the seam because the seam's `Directory` is built from its records (and
      `Directory.load(store)` reads them); it imports nothing of the seam.
+  2a. `cluster`: the node-to-node channel (cluster secret, mutual TLS derived from it,
+     frames, server, pooled links); the seam's forwarding and the server ride on it.
   3. the session seam and the node: `auth` (Directory, Principal), `gate` (the one
      command gate), `auth_throttle`,
      `admission`, `service`, `text_session`, `binary_session`, `nodes`
@@ -72,6 +74,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         ),
     ),
     ("control", frozenset({"memcloud.control"})),
+    # The node-to-node channel (issue 11): secrets, mutual TLS, frames, server and links.
+    ("cluster", frozenset({"memcloud.cluster"})),
     (
         "seam",
         frozenset(

@@ -207,6 +207,11 @@ def _smtp_url(text: str) -> str:
     return text
 
 
+def _secret_list(text: str) -> tuple[str, ...]:
+    """`a,b,@/etc/old-secret`: comma-separated secrets (or @files), blanks dropped."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _cores() -> str:
     return str(os.cpu_count() or 1)
 
@@ -449,6 +454,33 @@ class Settings:
         metadata=serve_option(
             "let alert webhooks and Slack URLs reach loopback and private addresses",
             words="off",
+        ),
+    )
+    # Issue 11, channel part (memcloud.cluster.secrets): the secret every node of a
+    # deployment shares, from which the node-to-node channel's mutual TLS is derived. A value
+    # or `@/path/to/file`; None: generated into DATA_DIR/cluster-secret on one machine, a
+    # refusal to start with --control-url. The accepted ones are trusted during a rotation.
+    cluster_secret: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "secret shared by every node of the deployment (a value or @FILE; prefer the env"
+            " variable): the node-to-node channel's mutual TLS is derived from it; without it"
+            " one is generated into DATA_DIR/cluster-secret (one machine only)",
+            metavar="SECRET",
+            words="generated at first start",
+            secret=True,
+        ),
+    )
+    cluster_secret_previous: tuple[str, ...] = field(
+        default=(),
+        metadata=serve_option(
+            "other cluster secrets still accepted from peers during a rotation (values or"
+            " @FILE, comma-separated)",
+            parse=_secret_list,
+            show=",".join,
+            metavar="SECRETS",
+            words="none",
+            secret=True,
         ),
     )
     # Set by the supervisor for the node processes it starts; not for people.

@@ -20,6 +20,7 @@ from memcloud.cli.cluster import add_cluster_commands
 from memcloud.cli.datadir import NoDataDir
 from memcloud.cli.env import ENV_PREFIX, Parser, UsageError
 from memcloud.cli.manage import Handler, add_manage_commands
+from memcloud.cli.secret import add_secret_command
 from memcloud.cli.serve import add_serve_command
 from memcloud.control.base import ControlError
 
@@ -35,6 +36,7 @@ def build_parser() -> Parser:
     add_serve_command(commands)
     add_manage_commands(commands)
     add_cluster_commands(commands)
+    add_secret_command(commands)
     for sub_parser in _walk(parser):
         sub_parser.add_env_defaults()
     return parser
