@@ -55,16 +55,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     with ServerProcess(data, nodes=NODES) as server:
         nodes = addresses(server)
         assert len(nodes) == NODES
-        # Each node forms its route from the registry within a heartbeat or two: once it
-        # speaks for the whole cache, its `stats` shows the whole plan.
-        assert wait_for(
-            lambda: all(
-                stats_of(node, server.username, server.password)["limit_maxbytes"] == str(PLAN)
-                for node in nodes
-            ),
-            timeout=15,
-        )
+        # Each node forms its route from the registry within a heartbeat or two: once all
+        # three see each other, each holds a third of the plan (the API's per-server stats).
+        assert wait_for(lambda: cluster_formed(server), timeout=20, interval=0.5)
         yield server
+
+
+def cluster_formed(server: ServerProcess) -> bool:
+    auth = (server.username, server.password)
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.api_port}", auth=auth) as http:
+        cache_id = http.get("/api/v1/login").json()["cache_id"]
+        per_server = http.get(f"/api/v1/{cache_id}/stats").json()
+    share = -(-PLAN // NODES)
+    return len(per_server) == NODES and all(
+        s["limit_maxbytes"] == share for s in per_server.values()
+    )
 
 
 def text_client(server: ServerProcess, node: tuple[str, int]) -> Client:
@@ -167,6 +172,7 @@ def test_binary_clients_of_one_node_see_the_whole_cache(cluster: ServerProcess) 
     first, second = (f"{h}:{p}" for h, p in addresses(cluster)[:2])
     one = bmemcached.Client([first], cluster.username, cluster.password)
     other = bmemcached.Client([second], cluster.username, cluster.password)
+    assert one.flush_all()
     for i in range(200):
         assert one.set(f"bin-{i}", f"v{i}")
     assert other.get_multi([f"bin-{i}" for i in range(200)]) == {
@@ -177,7 +183,7 @@ def test_binary_clients_of_one_node_see_the_whole_cache(cluster: ServerProcess) 
     assert other.delete("bin-3")
     assert one.get("bin-3") is None
     stats = other.stats()
-    assert {int(s[b"curr_items"]) for s in stats.values()} == {200}
+    assert [int(s["curr_items"]) for s in stats.values()] == [200]
     one.disconnect_all()
     other.disconnect_all()
 
@@ -211,7 +217,7 @@ def test_the_api_flush_empties_every_node_once(cluster: ServerProcess) -> None:
 
 
 def test_tenants_stay_apart_on_forwarded_keys(cluster: ServerProcess) -> None:
-    other = cluster.cli_json("cache", "create", "other-tenant", "--plan", "10MB")
+    [other] = cluster.cli_json("cache", "create", "other-tenant", "--plan", "10MB")["credentials"]
     username, password = other["sasl_username"], other["sasl_password"]
     nodes = addresses(cluster)
     mine = text_client(cluster, nodes[0])
