@@ -57,7 +57,11 @@ def _free_port() -> int:
 class PostgresServer:
     """`with PostgresServer() as pg:` … `pg.url` is `postgresql://memcloud:…@127.0.0.1:P/memcloud`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, also_on: str = "", network: str = "") -> None:
+        """`also_on`: another address to listen on (a test network's), from which clients
+        of `network` (a CIDR) may log in with the password."""
+        self.also_on = also_on
+        self.network = network
         self.bin = postgres_bin()
         self.password = secrets.token_urlsafe(16)
         self.port = 0
@@ -72,6 +76,10 @@ class PostgresServer:
     @property
     def url(self) -> str:
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def url_on(self, host: str, database: str = DATABASE) -> str:
+        """The URL through another of its addresses (`also_on`)."""
+        return f"postgresql://{USER}:{self.password}@{host}:{self.port}/{database}"
 
     def admin_url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -94,6 +102,9 @@ class PostgresServer:
             "--no-sync",
         )  # fmt: skip
         password_file.unlink()
+        if self.network:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.network} scram-sha-256\n")
         for attempt in range(START_ATTEMPTS):
             self.port = _free_port()
             try:
@@ -107,7 +118,8 @@ class PostgresServer:
 
     def start_server(self) -> None:
         """Start the initialized server on `self.port` (again, after `stop_server`)."""
-        options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"
+        hosts = ",".join(filter(None, ("127.0.0.1", self.also_on)))
+        options = f"-p {self.port} -h {hosts} -k {self.root} -c fsync=off"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.root / "log"), "-w", "-t", "30", "start",

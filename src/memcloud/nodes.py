@@ -147,6 +147,10 @@ class RemoteNode:
     def address(self) -> str:
         return self._address
 
+    async def call(self, request: dict[str, object]) -> dict[str, Any]:
+        """One operation of server/admin.py; NodeError if the node refused or is gone."""
+        return await self._call(request)
+
     async def _call(self, request: dict[str, object]) -> dict[str, Any]:
         try:
             reader, writer = await asyncio.open_unix_connection(

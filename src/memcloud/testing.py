@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0
 
 
 def control_database(data_dir: Path) -> Path:
@@ -66,8 +66,11 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         nodes: int | None = 1,
         preexec_fn: Callable[[], None] | None = None,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
+        # Run the server through this (e.g. `ip netns exec <machine>`: another "machine").
+        self.command_prefix = tuple(command_prefix)
         # Run in the child before it executes the server (e.g. a lower RLIMIT_NOFILE).
         self.preexec_fn = preexec_fn
         self.args = args
@@ -98,6 +101,7 @@ class ServerProcess:
         self._err = open(self.data_dir.parent / f"{self.data_dir.name}-serve.err", "w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
+                *self.command_prefix,
                 sys.executable,
                 "-m",
                 "memcloud.cli",

@@ -32,6 +32,8 @@ async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, 
     op = request.get("op")
     if op == "ping":
         return {"ok": True}
+    if op == "members":  # how many live nodes this node's route counts (a start waits)
+        return {"ok": True, "members": service.members}
     cache_id = request.get("cache_id")
     if not isinstance(cache_id, int):
         return {"ok": False, "error": "cache_id must be a number"}

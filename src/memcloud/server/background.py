@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from memcloud.auth import Directory
 from memcloud.control.base import ControlStore
@@ -84,7 +85,9 @@ def describe_changes(old: Directory, new: Directory) -> list[str]:
     return said
 
 
-async def _poll_directory(store: ControlStore, service: Service, node: str) -> None:
+async def _poll_directory(
+    store: ControlStore, service: Service, node: str, on_revision: Callable[[], None]
+) -> None:
     failures = FailureLog(log, "reading the control store")
     loop = asyncio.get_running_loop()
     checked = loop.time()
@@ -96,6 +99,7 @@ async def _poll_directory(store: ControlStore, service: Service, node: str) -> N
             checked = loop.time()
             revision = await asyncio.to_thread(store.revision)
             if revision != service.directory.revision:
+                on_revision()  # a node may have joined or left: the registry is read again
                 directory = await asyncio.to_thread(Directory.load, store)
                 previous = service.directory
                 service.set_directory(directory)
@@ -120,24 +124,35 @@ async def _poll_directory(store: ControlStore, service: Service, node: str) -> N
 async def _upkeep(service: Service) -> None:
     registry = service.registry
     while True:
-        # A flushed cache is freed slice by slice: while any is left, the next slice runs as
-        # soon as the loop has served what is waiting, so its memory comes back quickly.
-        await asyncio.sleep(0 if registry.graveyard else UPKEEP_SECONDS)
+        # A flushed cache is freed slice by slice (and the keys another node owns since the
+        # cluster changed): while any is left, the next slice runs as soon as the loop has
+        # served what is waiting, so its memory comes back quickly.
+        busy = registry.graveyard or service.sweeping
+        await asyncio.sleep(0 if busy else UPKEEP_SECONDS)
         registry.upkeep(service.clock.now())
+        service.sweep_unowned()
+
+
+def _nothing() -> None:
+    return None
 
 
 class NodeTasks:
     """The directory poll and the upkeep of one node, as tasks of the running loop."""
 
-    def __init__(self, store: ControlStore, service: Service) -> None:
+    def __init__(
+        self, store: ControlStore, service: Service, on_revision: Callable[[], None] = _nothing
+    ) -> None:
         self.store = store
         self.service = service
+        # Told of every new revision (nodes joining and leaving bump it too).
+        self.on_revision = on_revision
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self, node: str) -> None:
         """Start both; `node` (this node's address) names it in the change lines."""
         self._tasks = [
-            asyncio.create_task(_poll_directory(self.store, self.service, node)),
+            asyncio.create_task(_poll_directory(self.store, self.service, node, self.on_revision)),
             asyncio.create_task(_upkeep(self.service)),
         ]
 

@@ -54,6 +54,7 @@ class NodeMembership:
         self.on_nodes = on_nodes
         self.node: NodeRecord | None = None
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._failures = FailureLog(log, "heartbeating to the node registry")
 
     async def _register(self) -> None:
@@ -76,9 +77,15 @@ class NodeMembership:
         await self._register()
         self._task = asyncio.create_task(self._beat(), name="memcloud-heartbeat")
 
+    def wake(self) -> None:
+        """Heartbeat and read the registry now (a node joined or left: a new revision)."""
+        self._wake.set()
+
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), HEARTBEAT_SECONDS)
+            self._wake.clear()
             try:
                 assert self.node is not None
                 if not await asyncio.to_thread(self.store.heartbeat, self.node.id):

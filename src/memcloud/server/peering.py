@@ -141,7 +141,7 @@ class Peering:
             if node.cluster != cluster:
                 continue
             if node.address == self.address:
-                live.append(self.deployment.local)
+                live.insert(0, self.deployment.local)  # this node first, as it always was
             elif not node.up:
                 down.append(node.address)
             elif node.internal:

@@ -29,7 +29,9 @@ from memcloud.cluster.secrets import cluster_secrets
 from memcloud.config import Settings
 from memcloud.control.base import ControlStore
 from memcloud.control.open import open_store
+from memcloud.deployment import Deployment
 from memcloud.logs import configure_logging, running_version
+from memcloud.nodes import RemoteNode
 from memcloud.server.admin import start_admin_server
 from memcloud.server.assembly import NodeAssembly
 from memcloud.server.background import DIRECTORY_POLL_SECONDS, UPKEEP_SECONDS, NodeTasks
@@ -44,6 +46,9 @@ from memcloud.storage.registry import Registry
 from memcloud.tls import server_context
 
 __all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "run"]
+
+# How long node 0 of `--nodes N` waits at start for the others to see each other.
+LOCAL_MEMBERS_WAIT_SECONDS = 15.0
 
 log = logging.getLogger("memcloud")
 
@@ -172,7 +177,10 @@ class Runtime:
                 internal=internal,
                 on_nodes=self.peering.update,
             )
+            self.tasks.on_revision = self.membership.wake
             await self.membership.start()
+            if self.is_first:
+                await self._wait_for_local_members(deployment)
         except BaseException:
             await self.peering.stop()
             if self.api is not None:
@@ -190,6 +198,25 @@ class Runtime:
             tls_nodes=self.assembly.tls_addresses(self.tls_port),
         )
         self.files.write(self.addresses, self.connection)
+
+    async def _wait_for_local_members(self, deployment: Deployment) -> None:
+        """With `--nodes N`, answer once every local node counts all N in its route (or
+        after LOCAL_MEMBERS_WAIT_SECONDS): a client of the first seconds then finds its keys
+        where they stay, instead of on a node that thought itself alone."""
+        wanted = self.settings.nodes
+        if wanted <= 1:
+            return
+        deadline = asyncio.get_running_loop().time() + LOCAL_MEMBERS_WAIT_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            counts = [self.service.members]
+            for node in deployment.others:
+                if isinstance(node, RemoteNode):
+                    with contextlib.suppress(Exception):
+                        counts.append(int((await node.call({"op": "members"}))["members"]))
+            if len(counts) == wanted and all(count >= wanted for count in counts):
+                return
+            await asyncio.sleep(0.05)
+        log.warning("not every local node saw the %d others in time; starting anyway", wanted)
 
     def _log_start(self) -> None:
         """What an operator reads first: the version, every listener, the dashboard, and

@@ -328,6 +328,13 @@ class Cache:
                 self.stats.evictions += 1
         return True
 
+    def discard(self, key: bytes) -> None:
+        """Remove an item that is no longer this node's to hold (its key moved to another
+        node of the cluster): not a command, not counted."""
+        item = self.items.get(key)
+        if item is not None:
+            self._unlink(key, item)
+
     def _drop_lru(self) -> Item:
         """Remove the least recently used item and free its memory; answers it."""
         key, item = self.items.popitem(last=False)
