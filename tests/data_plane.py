@@ -34,8 +34,13 @@ PURE_REASON = f"pure Python ({PURE_ENV} is set)"
 # The directory holding the `memcloud` package (src/ of this checkout).
 SRC = Path(__file__).resolve().parent.parent / "src"
 _NAMED = (
+    "memcloud.text_login",
+    "memcloud.text_forwarding",
     "memcloud.text_session",
+    "memcloud.binary_forwarding",
     "memcloud.binary_session",
+    "memcloud.routing",
+    "memcloud.placement",
     "memcloud.service",
     "memcloud.gate",
     "memcloud.auth_throttle",

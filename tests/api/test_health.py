@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ import httpx
 from memcloud.server.supervisor import node_info_path
 from memcloud.testing import ServerProcess, wait_for
 from postgres import PostgresServer
+
+# Machines of one deployment share it (a deployment over PostgreSQL needs one).
+CLUSTER_SECRET = secrets.token_hex(32)
 
 
 def _get(server: ServerProcess, path: str) -> httpx.Response:
@@ -40,7 +44,7 @@ def test_a_serving_server_is_alive_and_ready_without_credentials(tmp_path: Path)
 
 def test_readyz_names_the_control_store_while_its_postgresql_is_down(tmp_path: Path) -> None:
     with PostgresServer() as pg:  # its own: this test stops it
-        env = {"MEMCLOUD_CONTROL_URL": pg.url}
+        env = {"MEMCLOUD_CONTROL_URL": pg.url, "MEMCLOUD_CLUSTER_SECRET": CLUSTER_SECRET}
         with ServerProcess(tmp_path / "data", env=env) as server:
             assert _ready(server)[0] == 200
             pg.stop_server()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -18,6 +19,9 @@ from pymemcache.client.base import Client
 from conftest import api_status
 from memcloud.testing import ServerProcess, wait_for
 from postgres import PostgresServer
+
+# Machines of one deployment share it (a deployment over PostgreSQL needs one).
+CLUSTER_SECRET = secrets.token_hex(32)
 
 
 def _logs_in(port: int, username: str, password: str) -> bool:
@@ -34,7 +38,7 @@ def test_serve_and_commands_on_one_postgres_database(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     url = postgres_server.fresh_database("serve_on_postgres")
-    env = {"MEMCLOUD_CONTROL_URL": url}
+    env = {"MEMCLOUD_CONTROL_URL": url, "MEMCLOUD_CLUSTER_SECRET": CLUSTER_SECRET}
     with ServerProcess(tmp_path / "node", env=env) as server:
         # The first start's `default` cache and credential are PostgreSQL's.
         assert _logs_in(server.port, server.username, server.password)
