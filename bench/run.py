@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench import loadgen
@@ -39,20 +39,22 @@ from bench.report import (
     table,
 )
 from bench.servers import Server, make_certificate, memcached, memcloud, server_stats
-from bench.workloads import MEMORY, NODES, TLS, WORKLOADS, Workload
+from bench.workloads import MEMORY, NODES, ONE_SERVER, REPLICATED, TLS, WORKLOADS, Workload
 from memcloud import native
 
 __all__ = ["main"]
 
 SERVER_CORE = 0
 LOAD_CORE = 1
-ALL = "abcdefnt"
+ALL = "abcdefnsrt"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s, 1 round, 100k items")
-    parser.add_argument("--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, n, t)")
+    parser.add_argument(
+        "--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, n, s, r, t)"
+    )
     parser.add_argument("--duration", type=int, default=None, help="seconds per round (2)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per server (4)")
     parser.add_argument("--memory-items", type=int, default=None, help="items for (f) (1000000)")
@@ -166,6 +168,14 @@ def notes(comparisons: list[Comparison], pinned: bool) -> list[str]:
                 f"n: memcloud --nodes 2 (unpinned) is {two / pinned_one:.2f}x memcloud's (a)"
                 " (one node pinned, generator on the other core)"
             )
+    via = next((c for c in comparisons if c.workload.key == "s"), None)
+    if via is not None and via.base in via.runs and via.subject in via.runs:
+        # Half the requests are forwarded: each costs the extra CPU of two requests.
+        extra = via.summary(via.subject).cpu_us_per_op - via.summary(via.base).cpu_us_per_op
+        lines.append(
+            f"s: a forwarded request costs about {2 * extra:.1f} us of CPU more than one its"
+            " node owns (both nodes' CPU; half the requests forwarded)"
+        )
     return lines
 
 
@@ -220,13 +230,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 memory.append(measure_memory(binary, server, args.memory_items, core))
             with memcloud(Path(tmp) / "memory", server_core) as server:
                 memory.append(measure_memory(binary, server, args.memory_items, core))
-        if "n" in args.selected:
-            log(f"n: {NODES.title}")
+        if args.selected & {"n", "s", "r"}:
             with (
                 memcloud(Path(tmp) / "nodes1", None, nodes=1) as one,
                 memcloud(Path(tmp) / "nodes2", None, nodes=2) as two,
             ):
-                comparisons.append(compare(binary, NODES, one, two, args, None, None))
+                if "n" in args.selected:
+                    log(f"n: {NODES.title}")
+                    comparisons.append(compare(binary, NODES, one, two, args, None, None))
+                if "s" in args.selected:
+                    log(f"s: {ONE_SERVER.title}")
+                    first = replace(two, name=f"{two.name} via 1", ports=two.ports[:1])
+                    comparisons.append(compare(binary, ONE_SERVER, one, first, args, None, None))
+                if "r" in args.selected:
+                    log(f"r: {REPLICATED.title}")
+                    with memcloud(Path(tmp) / "replicated", None, nodes=2, replicas=2) as copies:
+                        comparisons.append(
+                            compare(binary, REPLICATED, two, copies, args, None, None)
+                        )
         if "t" in args.selected:
             log(f"t: {TLS.title}")
             certificate = make_certificate(Path(tmp) / "tls")

@@ -156,11 +156,16 @@ def _env_file(path: Path) -> dict[str, str]:
 
 @contextmanager
 def memcloud(
-    data_dir: Path, core: int | None, nodes: int = 1, tls: Certificate | None = None
+    data_dir: Path,
+    core: int | None,
+    nodes: int = 1,
+    tls: Certificate | None = None,
+    replicas: int = 1,
 ) -> Iterator[Server]:
     """`memcloud serve` with an anonymous cache `bench` (text, no login) and a 1 GB plan; the
     SASL credentials it prints on first start are those of the hosted user's real path. With
-    `tls`, `--tls-only` on the same ports."""
+    `tls`, `--tls-only` on the same ports; with `replicas`, the plan keeps that many copies
+    of each key."""
     ports = free_ports(nodes)
     serve = [sys.executable, "-m", "memcloud.cli", "serve"]
     argv = [
@@ -170,6 +175,8 @@ def memcloud(
         "--memory", f"{MEMORY_MB * nodes}MB", "--default-plan", f"{MEMORY_MB * nodes}MB",
         "--log-level", "WARNING", "--nodes", str(nodes),
     ]  # fmt: skip
+    if replicas > 1:
+        argv += ["--plans", f"bench={MEMORY_MB * nodes}MB:replicas={replicas}"]
     if tls is not None:
         argv += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
                  "--tls-port", str(ports[0]), "--tls-only"]  # fmt: skip
@@ -185,8 +192,9 @@ def memcloud(
         _wait(process, ready(), ports)
         env = _env_file(data_dir / ".env")
         info = json.loads(server_json.read_text())
+        name = f"memcloud x{nodes}" if nodes > 1 else "memcloud"
         yield Server(
-            f"memcloud x{nodes}" if nodes > 1 else "memcloud",
+            f"{name} r{replicas}" if replicas > 1 else name,
             process.pid,
             ports,
             username=env.get("MEMCACHIER_USERNAME"),

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMMON", "MEMORY", "MEMORY_MAX_RATIO", "NODES", "TLS", "WORKLOADS", "Workload"]
+__all__ = [
+    "COMMON",
+    "MEMORY",
+    "MEMORY_MAX_RATIO",
+    "NODES",
+    "ONE_SERVER",
+    "REPLICATED",
+    "TLS",
+    "WORKLOADS",
+    "Workload",
+]
 
 # 50 connections, 100-byte values, 1 set per 10 gets over 10,000 preloaded keys.
 COMMON = ("-c", "50", "-r", "10", "-v", "100", "-k", "10000")
@@ -39,9 +49,22 @@ WORKLOADS: tuple[Workload, ...] = (
 MEMORY = Workload("f", "memory: RSS per 1M 100-byte items", (), note="lower is better")
 MEMORY_MAX_RATIO = 3.0
 
-# Workload (a) against memcloud --nodes 2 versus --nodes 1, all unpinned (2 cores only).
-NODES = Workload("n", "(a) on memcloud --nodes 2 vs 1", (*COMMON, "-p", "1"), min_ratio=1.3,
-                 note="servers and generator unpinned; 2 ports: key n on port n % 2")  # fmt: skip
+# Workload (a) against memcloud --nodes 2 versus --nodes 1, all unpinned (2 cores only). The
+# two nodes are one cluster: a key's owner answers it, the other forwards (docs/cluster.md).
+NODES = Workload("n", "(a) on memcloud --nodes 2 vs 1", (*COMMON, "-p", "1"),
+                 note="servers and generator unpinned; 2 ports: key n on port n % 2, so about"
+                 " half the requests reach the node that does not own their key")  # fmt: skip
+# The same with a client that knows one server only (pymemcache's Client, as the README's):
+# every request goes to node 0, which forwards the keys node 1 owns (about half).
+ONE_SERVER = Workload("s", "(a) on --nodes 2, client of one server, vs --nodes 1",
+                      (*COMMON, "-p", "1"),
+                      note="servers and generator unpinned; every request to node 0, which"
+                      " forwards about half; the forwarding price is printed below")  # fmt: skip
+# (a) on --nodes 2 with a plan of replicas=2 (every set written on both nodes) against the
+# same two nodes with one copy per key.
+REPLICATED = Workload("r", "(a) on --nodes 2, replicas=2 vs 1", (*COMMON, "-p", "1"),
+                      note="servers and generator unpinned; 2 ports as in n; each set is"
+                      " written on both nodes")  # fmt: skip
 
 # Workload (a) over TLS: memcached -Z and memcloud --tls-only, the same certificate (P-256).
 TLS = Workload("t", "(a) over TLS", (*COMMON, "-p", "1", "-s"),

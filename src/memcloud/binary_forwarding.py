@@ -21,7 +21,7 @@ from memcloud.protocol.binary import (
     stat_packets,
 )
 from memcloud.protocol.binary import request as binary_request
-from memcloud.routing import PROTOCOL_BINARY
+from memcloud.routing import PROTOCOL_BINARY, CheckedChange
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 
 __all__ = ["BinaryForwarding", "miss_reply", "touch_miss_reply"]
@@ -86,8 +86,18 @@ class BinaryForwarding(Session):
         return True
 
     def _route_change(self, request: Request, out: list[bytes], unreachable: bytes) -> int:
-        """Where a change runs (routing.SERVE, FORWARDED or COPY: Session.route_write)."""
-        return self.route_write(PROTOCOL_BINARY, request.key, _packet(request), out, unreachable)
+        """Where a change runs (routing.SERVE, FORWARDED or COPY: Session.route_write).
+        A store or delete checked against a CAS unique on a plan with replicas reaches the
+        replicas as its outcome (the same change, unchecked and quiet), once made."""
+        packet = _packet(request)
+        checked = None
+        quiet = _UNCHECKED_COPY.get(request.opcode)
+        if request.cas and self.copies > 1 and quiet is not None:
+            copy = binary_request(
+                quiet, key=request.key, extras=request.extras, value=request.value
+            )
+            checked = CheckedChange(packet, _made, copy)
+        return self.route_write(PROTOCOL_BINARY, request.key, packet, out, unreachable, checked)
 
     def _cluster_stat(
         self, group: bytes, opcode: int, opaque: int, now: float, out: list[bytes]
@@ -130,6 +140,27 @@ def touch_miss_reply(opcode: int, key: bytes, opaque: int) -> bytes:
     if opcode == Opcode.TOUCH or opcode == Opcode.GAT:
         return error_response(opcode, opaque, Status.KEY_ENOENT)
     return b""
+
+
+# The quiet, unchecked form of a checked change, as the replicas apply its outcome.
+_UNCHECKED_COPY: Final[dict[int, int]] = {
+    **dict.fromkeys(
+        (Opcode.SET, Opcode.SETQ, Opcode.ADD, Opcode.ADDQ, Opcode.REPLACE, Opcode.REPLACEQ),
+        Opcode.SETQ,
+    ),
+    Opcode.APPEND: Opcode.APPENDQ,
+    Opcode.APPENDQ: Opcode.APPENDQ,
+    Opcode.PREPEND: Opcode.PREPENDQ,
+    Opcode.PREPENDQ: Opcode.PREPENDQ,
+    Opcode.DELETE: Opcode.DELETEQ,
+    Opcode.DELETEQ: Opcode.DELETEQ,
+}
+
+
+def _made(reply: bytes) -> bool:
+    """Whether the owner's reply to a change says it was made: a quiet success answers
+    nothing, any other reply carries its status (bytes 6-7 of the header)."""
+    return reply == b"" or reply[6:8] == b"\x00\x00"
 
 
 def _packet(request: Request) -> bytes:

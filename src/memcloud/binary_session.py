@@ -306,6 +306,10 @@ class BinarySession(BinaryForwarding):
         result, cas = cache.store(
             mode, request.key, request.value, flags, _signed32(exptime), now, request.cas
         )
+        if self.copy_after is not None:  # a checked change made here: now to the replicas
+            if result is StoreResult.STORED:
+                self.send_copies()
+            self.copy_after = None
         if result is StoreResult.STORED:
             if opcode not in _QUIET:
                 out.append(response(opcode, request.opaque, cas=cas))
@@ -327,6 +331,10 @@ class BinarySession(BinaryForwarding):
                 return
             out = out if where == SERVE else []  # a replica's copy: the owner answers
         result = cache.delete(request.key, now, request.cas)
+        if self.copy_after is not None:  # a checked change made here: now to the replicas
+            if result is DeleteResult.DELETED:
+                self.send_copies()
+            self.copy_after = None
         if result is DeleteResult.DELETED:
             if request.opcode != Opcode.DELETEQ:
                 out.append(response(request.opcode, request.opaque))

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from memcloud.placement import Ring
@@ -39,7 +40,9 @@ __all__ = [
     "PROTOCOL_TEXT",
     "REPLICA",
     "SERVE",
+    "CheckedChange",
     "Combine",
+    "FollowUp",
     "Forwards",
     "Link",
     "Route",
@@ -73,6 +76,19 @@ _COUNT: Final = struct.Struct(">I")
 _LENGTH: Final = struct.Struct(">i")
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedChange:
+    """A change checked against the CAS unique, as Session.route_write sends it on a plan
+    with replicas: `command` to the owner (with a reply, so that its outcome is known),
+    `made` tells from that reply whether it was made, `copy` is what the replicas then
+    apply, `silent` that the client asked for no reply."""
+
+    command: bytes
+    made: Callable[[bytes], bool]
+    copy: bytes
+    silent: bool = False
+
+
 class Link(Protocol):
     """The channel to one other node (memcloud.cluster.channel.PeerLink)."""
 
@@ -83,13 +99,21 @@ class Route:
     """This node's cluster as the data plane sees it: the ring of its live nodes, which of
     them this node is, and a link to each of the others (None at `local`)."""
 
-    __slots__ = ("addresses", "links", "local", "ring")
+    __slots__ = ("addresses", "apply_here", "links", "local", "ring")
 
-    def __init__(self, ring: Ring, local: int, links: list[Link | None]) -> None:
+    def __init__(
+        self,
+        ring: Ring,
+        local: int,
+        links: list[Link | None],
+        apply_here: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.ring = ring
         self.local = local
         self.links = links
         self.addresses = [node.address for node in ring.nodes]
+        # Runs a forward frame on this node (memcloud.forwarded): a follow-up copy here.
+        self.apply_here = apply_here
 
     def owner(self, cache_id: int, key: bytes) -> int:
         return self.ring.owner(cache_id, key)
@@ -153,6 +177,8 @@ def decode_chunks(payload: bytes, expected: int) -> list[bytes | None]:
 
 
 Combine = Callable[[list[bytes | None]], bytes]
+# When an owner's reply says a change was made, what to send where next: (made?, copies).
+FollowUp = tuple[Callable[[bytes], bool], list[tuple[int, bytes]]]
 
 
 class _Combined:
@@ -172,7 +198,16 @@ class _Pending:
     """One forwarded command: where its reply goes in the read's replies, and what the
     owner's reply needs before it goes there."""
 
-    __slots__ = ("combined", "command", "part", "position", "strip", "unreachable")
+    __slots__ = (
+        "combined",
+        "command",
+        "part",
+        "position",
+        "silent",
+        "strip",
+        "then",
+        "unreachable",
+    )
 
     def __init__(self, position: int, command: bytes, strip: bytes, unreachable: bytes) -> None:
         self.position = position
@@ -181,6 +216,11 @@ class _Pending:
         self.unreachable = unreachable  # the answer when the owner cannot be reached
         self.combined: _Combined | None = None
         self.part = 0
+        # Copies to send once the owner's reply says the change was made (a `cas` on a plan
+        # with replicas: the replicas take its outcome, not the check, as their uniques
+        # differ from the owner's), and whether the client asked for no reply (noreply).
+        self.then: FollowUp | None = None
+        self.silent = False
 
     def answered(self, out: list[bytes], chunk: bytes | None) -> None:
         """Put the owner's reply (None: unreachable) where it belongs."""
@@ -197,7 +237,9 @@ class _Pending:
             out[self.position] = self.unreachable
             return
         strip = self.strip
-        if strip and chunk.endswith(strip):
+        if self.silent:
+            chunk = b""
+        elif strip and chunk.endswith(strip):
             chunk = chunk[: -len(strip)]
         out[self.position] = chunk
 
@@ -227,9 +269,14 @@ class Forwards:
         *,
         strip: bytes = b"",
         unreachable: bytes = b"",
+        then: FollowUp | None = None,
+        silent: bool = False,
     ) -> None:
-        """Forward `command` to node `owner`; its reply takes the next place in `out`."""
+        """Forward `command` to node `owner`; its reply takes the next place in `out`
+        (nothing, if `silent`), and `then` says what follows once it is in."""
         pending = _Pending(len(out), command, strip, unreachable)
+        pending.then = then
+        pending.silent = silent
         out.append(b"")
         self._by_peer.setdefault(owner, []).append(pending)
         self.count += 1
@@ -278,8 +325,16 @@ class Forwards:
                 for pending, chunk in zip(pendings, answer, strict=True):
                     if chunk is None:
                         again.setdefault(peer, []).append(pending)
-                    else:
-                        pending.answered(out, chunk)
+                        continue
+                    pending.answered(out, chunk)
+                    then = pending.then
+                    if then is not None and then[0](chunk):
+                        for node, command in then[1]:
+                            if node == self.route.local:
+                                self._apply_here(command)
+                            else:
+                                copy = _Pending(REPLICA, command, b"", b"")
+                                again.setdefault(node, []).append(copy)
             blocked = min(
                 (
                     pending.position
@@ -297,6 +352,18 @@ class Forwards:
             waiting = again
         if written < len(out):
             await ready(b"".join(out[written:]))
+
+    def _apply_here(self, command: bytes) -> None:
+        """Make a follow-up copy on this node (it is a replica of the key)."""
+        apply = self.route.apply_here
+        if apply is None:
+            return
+        cache_id, generation = self.header
+        payload = encode_forward(cache_id, generation, self.protocol, self.capabilities, command)
+        try:
+            apply(payload)
+        except Exception as exc:  # the cache left this node meanwhile: nothing to copy
+            log.debug("no copy here of a change to cache %d: %r", cache_id, exc)
 
     async def _send(self, peer: int, pendings: list[_Pending]) -> list[bytes | None]:
         link = self.route.links[peer]

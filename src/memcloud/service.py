@@ -21,12 +21,19 @@ from memcloud.routing import (
     FORWARD_COMMANDS_MAX,
     FORWARDED,
     SERVE,
+    CheckedChange,
     Combine,
+    FollowUp,
     Forwards,
     Route,
 )
-from memcloud.stats.names import CLUSTER_SUMMED_STATS
-from memcloud.stats.report import cache_stats, items_stats, settings_stats, slabs_stats
+from memcloud.stats.report import (
+    cache_stats,
+    cluster_stats_lines,
+    items_stats,
+    settings_stats,
+    slabs_stats,
+)
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
 from memcloud.storage.stats import CacheStats
@@ -80,8 +87,10 @@ class Session:
         # and the commands this read sends on to their owners (memcloud.routing).
         self.route: Route | None = None if forwarded else service.route
         self.forwards: Forwards | None = None
-        # Nodes holding each key of the session's cache (its plan's replicas).
+        # Nodes holding each key of the session's cache (its plan's replicas), and the copy
+        # of a checked change to send them once this node made it (route_write).
         self.copies = 1
+        self.copy_after: tuple[list[int], bytes] | None = None
         # A read's forwards once it is parsed, for the connection to complete.
         self.forwards_taken: Forwards | None = None
         if forwarded:
@@ -154,6 +163,8 @@ class Session:
         *,
         strip: bytes = b"",
         unreachable: bytes = b"",
+        then: FollowUp | None = None,
+        silent: bool = False,
     ) -> None:
         """Send `command` on to the node that owns its key (see memcloud.routing); its
         reply takes the next place in `out`. At FORWARD_COMMANDS_MAX the read stops and
@@ -161,7 +172,9 @@ class Session:
         forwards = self.forwards
         if forwards is None:
             forwards = self.forwards = self._new_forwards(protocol)
-        forwards.add(owner, command, out, strip=strip, unreachable=unreachable)
+        forwards.add(
+            owner, command, out, strip=strip, unreachable=unreachable, then=then, silent=silent
+        )
         if forwards.count >= FORWARD_COMMANDS_MAX:
             self.backlog = True
 
@@ -173,12 +186,22 @@ class Session:
         return Forwards(route, cache.id, generation, protocol, self.capabilities)
 
     def route_write(
-        self, protocol: int, key: bytes, command: bytes, out: list[bytes], unreachable: bytes
+        self,
+        protocol: int,
+        key: bytes,
+        command: bytes,
+        out: list[bytes],
+        unreachable: bytes,
+        checked: CheckedChange | None = None,
     ) -> int:
         """Where a change of `key` runs in a cluster (routing.SERVE, FORWARDED or COPY):
         `command` (the change as the client sent it) goes to the key's owner and to every
         replica of its plan that is not this node; when the owner is another node, its reply
-        (`unreachable` if it cannot be reached) takes the change's place in `out`."""
+        (`unreachable` if it cannot be reached) takes the change's place in `out`.
+
+        A change checked against the item's CAS unique (`checked`) goes to the owner alone:
+        the replicas' uniques are their own, so they take its outcome instead, the copy in
+        `checked`, once the owner made it (`copy_after` when the owner is this node)."""
         route, cache = self.route, self.cache
         if route is None or cache is None:
             return SERVE
@@ -193,6 +216,23 @@ class Session:
         forwards = self.forwards
         if forwards is None:
             forwards = self.forwards = self._new_forwards(protocol)
+        if checked is not None:
+            replicas = owners[1:]
+            if owners[0] == local:
+                self.copy_after = (replicas, checked.copy)
+                return SERVE
+            # The owner answers as the client asked (`silent`: noreply); the copies follow.
+            then = (checked.made, [(replica, checked.copy) for replica in replicas])
+            self.forward(
+                protocol,
+                owners[0],
+                checked.command,
+                out,
+                unreachable=unreachable,
+                then=then,
+                silent=checked.silent,
+            )
+            return FORWARDED
         for replica in owners[1:]:
             if replica != local:
                 forwards.replicate(replica, command)
@@ -200,6 +240,16 @@ class Session:
             return SERVE
         self.forward(protocol, owners[0], command, out, unreachable=unreachable)
         return COPY if local in owners else FORWARDED
+
+    def send_copies(self) -> None:
+        """After this node, a key's owner, made a checked change: its outcome to the
+        replicas (see route_write)."""
+        pending, self.copy_after = self.copy_after, None
+        if pending is None or self.forwards is None:
+            return
+        replicas, copy = pending
+        for replica in replicas:
+            self.forwards.replicate(replica, copy)
 
     def forwards_to_all(
         self, protocol: int, command: bytes, out: list[bytes], combine: Combine
@@ -216,30 +266,13 @@ class Session:
     def cluster_stats(
         self, now: float, others: list[dict[bytes, bytes] | None]
     ) -> list[tuple[str, object]]:
-        """`stats` of this session's cache on a node of a cluster: this node's lines, with
-        the cache-wide ones (CLUSTER_SUMMED_STATS) summed over every node that answered
-        (`others`: their `stats` as name -> value) and `limit_maxbytes` the plan."""
-        lines = self.stats_lines(b"", now) or []
+        """`stats` of this session's cache on a node of a cluster (see cluster_stats_lines;
+        `others`: the other nodes' `stats`, None for one that did not answer)."""
         cache = self.cache
         assert cache is not None
         record = self.service.directory.caches.get(cache.id)
-        totals: dict[str, int] = {}
-        for name in CLUSTER_SUMMED_STATS:
-            total = 0
-            for numbers in others:
-                if numbers is not None:
-                    number = numbers.get(name.encode(), b"0")
-                    total += int(number) if number.isdigit() else 0
-            totals[name] = total
-        result: list[tuple[str, object]] = []
-        copies = max(1, min(self.copies, len(others) + 1))  # each key is held this often
-        for name, shown in lines:
-            if name in totals and isinstance(shown, int):
-                shown = (shown + totals[name]) // copies
-            elif name == "limit_maxbytes" and record is not None:
-                shown = record.plan
-            result.append((name, shown))
-        return result
+        plan = record.plan if record is not None else cache.limit
+        return cluster_stats_lines(self.stats_lines(b"", now) or [], others, plan, self.copies)
 
     def take_forwards(self, out: list[bytes]) -> None:
         """Hand the read's forwards, holding its replies `out`, to the connection

@@ -11,6 +11,7 @@ from memcloud.protocol import replies
 from memcloud.protocol.commands import Retrieve
 from memcloud.protocol.forms import retrieval_line
 from memcloud.protocol.replies import render_stats, render_value
+from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.routing import PROTOCOL_TEXT
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.text_login import TextLogin
@@ -23,8 +24,42 @@ class TextForwarding(TextLogin):
         self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
     ) -> None:
         super().__init__(service, peer, close, forwarded=forwarded)
+        self.parser = TextParser(service.settings.item_size_max)
+        self.parser.authenticating = self.principal is None
+        self._now = service.clock.now
         self._batch = 0  # reply bytes of values and stats in this call
         self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
+
+    def _run(self, command: object, now: float, out: list[bytes]) -> None:
+        raise NotImplementedError  # TextSession: the gate, then the command's handler
+
+    def execute_each(self, data: bytes) -> list[bytes | None]:
+        """Commands another node forwarded (memcloud.forwarded), run in order, one reply
+        each. Past REPLY_BATCH_MAX of replies a retrieval is not run (None): its node sends
+        it again once it wrote what came before."""
+        parser = self.parser
+        parser.receive_data(data)
+        now = self._now()
+        chunks: list[bytes | None] = []
+        total = 0
+        while True:
+            command = parser.next_command()
+            if command is NEED_DATA:
+                break
+            if total > REPLY_BATCH_MAX and type(command) is Retrieve:
+                chunks.append(None)
+                continue
+            out: list[bytes] = []
+            self._batch = 0
+            self._run(command, now, out)
+            chunk = b"".join(out)
+            total += len(chunk)
+            chunks.append(chunk)
+        self.backlog = self.closing = False
+        self._rest = None
+        if not parser.idle:  # a frame holds whole commands: anything else is dropped
+            self.parser = TextParser(self.service.settings.item_size_max)
+        return chunks
 
     def _retrieve_routed(self, command: Retrieve, now: float, out: list[bytes]) -> None:
         """A retrieval in a cluster: this node's keys from its storage, every other key

@@ -41,8 +41,8 @@ from memcloud.protocol.replies import (
     value_suffix,
 )
 from memcloud.protocol.specs import TEXT_SPECS, text_spec
-from memcloud.protocol.text import NEED_DATA, TextParser
-from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE
+from memcloud.protocol.text import NEED_DATA
+from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE, CheckedChange
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
@@ -77,9 +77,6 @@ class TextSession(TextForwarding):
         self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
     ) -> None:
         super().__init__(service, peer, close, forwarded=forwarded)
-        self.parser = TextParser(service.settings.item_size_max)
-        self.parser.authenticating = self.principal is None
-        self._now = service.clock.now
 
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
@@ -145,37 +142,13 @@ class TextSession(TextForwarding):
             return self.account(self.cache or cache, data, b"")
         return self.account(self.cache or cache, data, b"".join(out))
 
-    def execute_each(self, data: bytes) -> list[bytes | None]:
-        """Commands another node forwarded (memcloud.forwarded), run in order, one reply
-        each. Past REPLY_BATCH_MAX of replies a retrieval is not run (None): its node sends
-        it again once it wrote what came before."""
-        parser = self.parser
-        parser.receive_data(data)
-        now = self._now()
-        chunks: list[bytes | None] = []
-        total = 0
-        while True:
-            command = parser.next_command()
-            if command is NEED_DATA:
-                break
-            if total > REPLY_BATCH_MAX and type(command) is Retrieve:
-                chunks.append(None)
-                continue
-            out: list[bytes] = []
-            self._batch = 0
-            verdict = allowed(self.capabilities, text_spec(command))
-            if verdict == ALLOWED:
-                _HANDLERS[type(command)](self, command, now, out)
-            else:
-                self._refuse(command, verdict, now, out)
-            chunk = b"".join(out)
-            total += len(chunk)
-            chunks.append(chunk)
-        self.backlog = self.closing = False
-        self._rest = None
-        if not parser.idle:  # a frame holds whole commands: anything else is dropped
-            self.parser = TextParser(self.service.settings.item_size_max)
-        return chunks
+    def _run(self, command: object, now: float, out: list[bytes]) -> None:
+        """One parsed command: asked for at the gate, then executed or refused."""
+        verdict = allowed(self.capabilities, text_spec(command))
+        if verdict == ALLOWED:
+            _HANDLERS[type(command)](self, command, now, out)
+        else:
+            self._refuse(command, verdict, now, out)
 
     def _plain_requests(self, cache: Cache, data: bytes, now: float, out: list[bytes]) -> int:
         """Answer the leading plain gets and sets (see `plain_get_key`, `plain_set`); the
@@ -313,8 +286,17 @@ class TextSession(TextForwarding):
             return
         verb, key, noreply = command.verb, command.key, command.noreply
         if self.route is not None:
+            checked = None
+            if verb is StoreVerb.CAS and self.copies > 1:
+                checked = CheckedChange(
+                    store_line(command, noreply=False),
+                    _stored,
+                    store_line(command, as_set=True, noreply=True),
+                    noreply,
+                )
+            unreachable = _unless(noreply, replies.NOT_STORED)
             where = self.route_write(
-                PROTOCOL_TEXT, key, store_line(command), out, _unless(noreply, replies.NOT_STORED)
+                PROTOCOL_TEXT, key, store_line(command), out, unreachable, checked
             )
             if where == FORWARDED:
                 return
@@ -328,6 +310,10 @@ class TextSession(TextForwarding):
             now,
             command.cas_unique,
         )
+        if self.copy_after is not None:  # a checked change made here: now to the replicas
+            if result is StoreResult.STORED:
+                self.send_copies()
+            self.copy_after = None
         # Under noreply nothing is sent, errors included, as memcached 1.6 does: a reply
         # the client does not wait for would put every later reply out of step.
         if not noreply:
@@ -459,6 +445,10 @@ class TextSession(TextForwarding):
                 cache.refuse_too_large(command.unlink if verdict == ALLOWED else None)
         if command.reply:
             out.append(command.reply)
+
+
+def _stored(reply: bytes) -> bool:
+    return reply == replies.STORED
 
 
 def _unless(noreply: bool, reply: bytes) -> bytes:

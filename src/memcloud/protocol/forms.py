@@ -24,9 +24,12 @@ def retrieval_line(key: bytes, with_cas: bool, exptime: int | None) -> bytes:
     return b"%s %d %s\r\n" % (b"gats" if with_cas else b"gat", exptime, key)
 
 
-def store_line(command: Store) -> bytes:
-    verb = _VERBS[command.verb]
-    cas = b" %d" % command.cas_unique if command.verb is StoreVerb.CAS else b""
+def store_line(command: Store, *, as_set: bool = False, noreply: bool | None = None) -> bytes:
+    """The store as sent (`as_set`: as a plain `set` of the same item; `noreply` instead
+    of the command's own)."""
+    verb = b"set" if as_set else _VERBS[command.verb]
+    cas = b" %d" % command.cas_unique if command.verb is StoreVerb.CAS and not as_set else b""
+    silent = command.noreply if noreply is None else noreply
     head = b"%s %s %d %d %d%s%s\r\n" % (
         verb,
         command.key,
@@ -34,7 +37,7 @@ def store_line(command: Store) -> bytes:
         command.exptime,
         len(command.value),
         cas,
-        _noreply(command.noreply),
+        _noreply(silent),
     )
     return b"".join((head, command.value, b"\r\n"))
 

@@ -114,7 +114,7 @@ class Peering:
             None if i == local or not internal[node.address] else self._link(internal[node.address])
             for i, node in enumerate(ring.nodes)
         ]
-        route = Route(ring, local, links) if len(ring) > 1 else None
+        route = Route(ring, local, links, self.forwarded.answer) if len(ring) > 1 else None
         self.service.set_route(route, len(ring))
         used = {n.internal for n in nodes if n.up and n.internal}
         for gone in [addr for addr in self._links if addr not in used]:

@@ -7,12 +7,13 @@ import os
 import resource
 
 from memcloud import __version__
-from memcloud.stats.names import HISTORY_STAT_NAMES
+from memcloud.stats.names import CLUSTER_SUMMED_STATS, HISTORY_STAT_NAMES
 from memcloud.storage.cache import Cache
 
 __all__ = [
     "MEMCACHED_VERSION",
     "cache_stats",
+    "cluster_stats_lines",
     "items_stats",
     "node_stats",
     "settings_stats",
@@ -186,3 +187,32 @@ def slabs_stats(cache: Cache) -> list[tuple[str, object]]:
         ("total_malloced", cache.used),
     ]
     return lines
+
+
+def cluster_stats_lines(
+    lines: list[tuple[str, object]],
+    others: list[dict[bytes, bytes] | None],
+    plan: int,
+    copies: int,
+) -> list[tuple[str, object]]:
+    """A node's `stats` lines as a node of a cluster answers them: the cache-wide ones
+    (CLUSTER_SUMMED_STATS) summed over this node and every other that answered (`others`:
+    their lines as name -> value; None for one that did not) and divided by the copies each
+    key has, `limit_maxbytes` the plan, the rest this node's own (reference §4.7)."""
+    totals: dict[str, int] = {}
+    for name in CLUSTER_SUMMED_STATS:
+        total = 0
+        for numbers in others:
+            if numbers is not None:
+                number = numbers.get(name.encode(), b"0")
+                total += int(number) if number.isdigit() else 0
+        totals[name] = total
+    held = max(1, min(copies, len(others) + 1))  # each key is held this often
+    result: list[tuple[str, object]] = []
+    for name, shown in lines:
+        if name in totals and isinstance(shown, int):
+            shown = (shown + totals[name]) // held
+        elif name == "limit_maxbytes":
+            shown = plan
+        result.append((name, shown))
+    return result
