@@ -309,9 +309,16 @@ class Forwards:
         self._by_peer = {}
         while waiting:
             peers = list(waiting)
-            answers = await asyncio.gather(
-                *(self._send(peer, waiting[peer]) for peer in peers), return_exceptions=True
-            )
+            answers: list[list[bytes | None] | BaseException]
+            if len(peers) == 1:  # the usual case: one owner, no gather's tasks
+                try:
+                    answers = [await self._send(peers[0], waiting[peers[0]])]
+                except Exception as exc:
+                    answers = [exc]
+            else:
+                answers = await asyncio.gather(
+                    *(self._send(peer, waiting[peer]) for peer in peers), return_exceptions=True
+                )
             again: dict[int, list[_Pending]] = {}
             for peer, answer in zip(peers, answers, strict=True):
                 pendings = waiting[peer]
