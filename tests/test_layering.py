@@ -82,6 +82,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.service",
                 "memcloud.text_session",
                 "memcloud.binary_session",
+                "memcloud.admin_commands",
                 "memcloud.nodes",
                 "memcloud.deployment",
                 "memcloud.bootstrap",

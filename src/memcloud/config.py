@@ -187,6 +187,13 @@ def _smtp_url(text: str) -> str:
     return text
 
 
+def _one_character(text: str) -> str:
+    """A prefix delimiter: one printable ASCII character that may stand in a key."""
+    if len(text) != 1 or not ("!" <= text <= "~"):
+        raise ValueError("must be one printable ASCII character (not a space)")
+    return text
+
+
 def _cores() -> str:
     return str(os.cpu_count() or 1)
 
@@ -417,6 +424,16 @@ class Settings:
         metadata=serve_option(
             "let alert webhooks and Slack URLs reach loopback and private addresses",
             words="off",
+        ),
+    )
+    # Per-tenant admin commands (issue 13 item 5, memcloud.admin_commands): the character
+    # that ends a key's prefix in `stats detail` (memcached's -D).
+    prefix_delimiter: str = field(
+        default=":",
+        metadata=serve_option(
+            "character ending a key's prefix in `stats detail` (memcached's -D)",
+            parse=_one_character,
+            metavar="CHAR",
         ),
     )
     # Set by the supervisor for the node processes it starts; not for people.

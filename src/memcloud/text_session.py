@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from memcloud.admin_commands import STATS_GROUPS, Crawl, admin_command, admin_stats
 from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
 from memcloud.auth_throttle import address_of
 from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
+    Admin,
     Arith,
     Close,
     Command,
@@ -81,6 +83,7 @@ class TextSession(Session):
         self._now = service.clock.now
         self._batch = 0  # reply bytes of values and stats in this call
         self._rest: Retrieve | None = None  # keys of a multi-get not yet answered
+        self._crawl: Crawl | None = None  # a metadump or `stats sizes` not yet answered
 
     def handle(self, data: bytes) -> bytes:
         """Everything one read brings, answered as one block of bytes (at most about
@@ -98,6 +101,7 @@ class TextSession(Session):
         if (
             plain
             and self._rest is None
+            and self._crawl is None
             and self.parser.idle
             and allowed(self.capabilities, _GET) == ALLOWED
         ):
@@ -124,6 +128,8 @@ class TextSession(Session):
                 self._retrieve_keys(rest, now, out)
             else:
                 self._refuse(rest, verdict, now, out)
+        if self._crawl is not None:
+            self._crawl_step(now, out)
         next_command = parser.next_command
         while not self.closing and not self.backlog:
             command = next_command()
@@ -384,18 +390,39 @@ class TextSession(Session):
         if group == b"reset":
             self.stats_lines(group, now)
             out.append(replies.RESET)
-        elif group == b"detail":
-            # Per-prefix stats are not kept; the switch is accepted as memcached does.
-            arg = command.args[1] if len(command.args) > 1 else b""
-            if arg == b"on" or arg == b"off":
-                out.append(replies.OK)
-            elif arg == b"dump":
-                out.append(replies.END)
-            else:
-                out.append(replies.STATS_DETAIL_USAGE)
+        elif group in STATS_GROUPS:  # the caller's cache only (memcloud.admin_commands)
+            self._admin_reply(admin_stats(self, command.args, now), now, out)
         else:
             lines = self.stats_lines(group, now)
             out.append(replies.ERROR if lines is None else render_stats(lines))
+
+    def _admin(self, command: Admin, now: float, out: list[bytes]) -> None:
+        self._admin_reply(admin_command(self, command, now), now, out)
+
+    def _admin_reply(self, reply: bytes | Crawl, now: float, out: list[bytes]) -> None:
+        if isinstance(reply, Crawl):
+            self._crawl = reply
+            self._crawl_step(now, out)
+        else:
+            out.append(reply)
+
+    def _crawl_step(self, now: float, out: list[bytes]) -> None:
+        """The next part of a crawl's reply; the rest waits as the backlog. A crawl of a
+        cache the session has left ends with what it answered so far."""
+        crawl = self._crawl
+        assert crawl is not None
+        if crawl.cache is not self.cache:
+            crawl.finish()
+            self._crawl = None
+            out.append(replies.END)
+            return
+        chunk, done = crawl.step(now, REPLY_BATCH_MAX - self._batch)
+        out.append(chunk)
+        self._batch += len(chunk)
+        if done:
+            self._crawl = None
+        else:
+            self.backlog = True
 
     def _version(self, command: Version, now: float, out: list[bytes]) -> None:
         out.append(_VERSION)
@@ -456,6 +483,7 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Touch: TextSession._touch,  # type: ignore[dict-item]
     FlushAll: TextSession._flush_all,  # type: ignore[dict-item]
     Stats: TextSession._stats,  # type: ignore[dict-item]
+    Admin: TextSession._admin,  # type: ignore[dict-item]
     Version: TextSession._version,  # type: ignore[dict-item]
     Verbosity: TextSession._verbosity,  # type: ignore[dict-item]
     Quit: TextSession._quit,  # type: ignore[dict-item]
