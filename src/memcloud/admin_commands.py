@@ -265,17 +265,24 @@ def _metadump(
     return b"".join(lines)
 
 
-def binary_stats(session: Session, group: bytes) -> list[tuple[bytes, bytes]] | None:
-    """The binary Stat groups answered here, as (key, value) pairs; None for the others.
-    memcached answers `detail dump` with one pair whose value is the whole text dump."""
+def binary_stats(session: Session, group: bytes) -> list[tuple[bytes, bytes]] | int | None:
+    """The binary Stat groups answered here, as memcached answers them: (key, value) pairs
+    before the closing empty one, a gate verdict to refuse with, or None for the groups
+    Session.stats_lines answers (memcached's binary Stat has no `conns` or `cachedump`)."""
     cache = session.cache
     assert cache is not None
     if group == b"detail dump":
+        # One pair holding the whole text dump, under memcached's key.
         detail = cache.stats.detail
         return [(b"detailed", replies.END if detail is None else detail.dump())]
-    if group in (b"detail on", b"detail off"):
-        reply = _detail(session, cache, group[7:])
-        return [(b"detailed", reply.rstrip(b"\r\n"))]
-    if group == b"conns":
-        return [(name.encode(), str(value).encode()) for name, value in conns_lines(session, cache)]
+    if group == b"detail on" or group == b"detail off":
+        verdict = allowed(session.capabilities, STATS_DETAIL_SWITCH)
+        if verdict != ALLOWED:
+            return verdict
+        _detail(session, cache, group[7:])
+        return []
+    if group == b"sizes":
+        # The histogram is built in bounded steps on text connections only; this is
+        # memcached's answer when it keeps none (its default).
+        return [(b"sizes_status", b"disabled")]
     return None

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from memcloud.admin_commands import binary_stats
 from memcloud.auth_throttle import address_of
 from memcloud.gate import ALLOWED, NO_FLUSH, NO_WRITE, allowed
 from memcloud.protocol.binary import (
@@ -353,6 +354,15 @@ class BinarySession(Session):
     def _stat(self, request: Request, now: float, out: list[bytes]) -> None:
         group = request.key
         opcode, opaque = request.opcode, request.opaque
+        admin = binary_stats(self, group)  # `detail`, `sizes` (memcloud.admin_commands)
+        if admin is not None:
+            if isinstance(admin, int):
+                self._refuse(request, admin, out)
+                return
+            for stat_key, stat_value in admin:
+                out.append(response(opcode, opaque, key=stat_key, value=stat_value))
+            out.append(response(opcode, opaque))
+            return
         lines = self.stats_lines(group, now)
         if lines is None:
             out.append(error_response(opcode, opaque, Status.KEY_ENOENT))

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from binary.wire import BinaryConnection
 from conftest import RawConnection, require_tool
 from memcloud.admin_commands import MEMLIMIT_REFUSED, WATCH_REFUSED
+from memcloud.protocol.binary import Opcode, request
 from memcloud.protocol.replies import NO_WRITE, UNAUTHENTICATED
 from memcloud.storage.detail import PREFIXES_MAX
 from memcloud.testing import ServerProcess
 from server.memcached import MemcachedProcess
 
-from .helpers import Tenant, create_cache, create_credential, login
+from .helpers import Tenant, create_cache, create_credential, login, stats_of
 
 METADUMP_LINE = re.compile(
     rb"key=(\S+) exp=(-1|\d+) la=(\d+) cas=(\d+) fetch=(yes|no) cls=1 size=(\d+)\n"
@@ -288,3 +291,80 @@ def test_metadump_streams_in_steps_one_crawl_per_cache(anonymous: int) -> None:
     assert other.request(b"stats sizes\r\n", b"END\r\n") == b"STAT 256 %d\r\nEND\r\n" % count
     loader.close()
     other.close()
+
+
+# (Not `detail` alone: memcached compares the bytes after the key it was sent, whatever
+# they are, and answers it either way; memcloud answers Not found.)
+BINARY_GROUPS = (
+    b"detail on",
+    b"detail x",
+    b"conns",
+    b"cachedump 1 1",
+    b"sizes",
+    b"detail dump",
+    b"detail off",
+)
+
+
+def _binary_stats(port: int) -> list[list[tuple[int, bytes, bytes]]]:
+    """Each of BINARY_GROUPS asked for with Stat, around binary stores and gets of prefixed
+    keys: every response as (status, key, value), up to the closing one or an error."""
+    _fresh(port).close()
+    conn = BinaryConnection(port)
+    answers = []
+    try:
+        for group in BINARY_GROUPS:
+            conn.send(
+                request(Opcode.SET, key=b"bin:1", extras=struct.pack(">II", 0, 0), value=b"v")
+                + request(Opcode.GET, key=b"bin:2")
+                + request(Opcode.DELETE, key=b"bin:3")
+            )
+            conn.read(3)
+            conn.send(request(Opcode.STAT, key=group, opaque=7))
+            got = []
+            while True:
+                (reply,) = conn.read()
+                got.append((reply.status, reply.key, reply.value))
+                if reply.status or not reply.key:
+                    break
+            answers.append(got)
+    finally:
+        conn.sock.close()
+    return answers
+
+
+def test_binary_stat_groups_as_memcached(anonymous: int, memcached: int) -> None:
+    # `detail dump` is one pair whose value is the text dump; `conns` and `cachedump` are
+    # text-only in memcached (Not found); `sizes` is memcached's answer when it keeps none.
+    ours = _binary_stats(anonymous)
+    assert ours == _binary_stats(memcached)
+    assert ours[-2][0] == (0, b"detailed", b"PREFIX bin get 5 hit 0 set 5 del 5\r\nEND\r\n")
+
+
+def test_binary_detail_switch_needs_write(server: ServerProcess) -> None:
+    owner = create_cache(server, "admin-binary")
+    reader = _read_only(server, "admin-binary")
+    conn = BinaryConnection(server.port)
+    auth = b"\0" + reader.username.encode() + b"\0" + reader.password.encode()
+    assert conn.call(Opcode.SASL_AUTH, key=b"PLAIN", value=auth).status == 0
+    refused = conn.call(Opcode.STAT, key=b"detail on")
+    assert refused.status != 0 and b"no write capability" in refused.value
+    assert conn.call(Opcode.STAT, key=b"detail dump").key == b"detailed"
+    conn.sock.close()
+    assert owner.cache == "admin-binary"
+
+
+def test_prefix_delimiter_option_and_settings(tmp_path: Path) -> None:
+    # memcached's -D: the server's delimiter, shown as `stat_key_prefix`; the cache's own
+    # switch shows as `detail_enabled`.
+    with ServerProcess(tmp_path / "data", "--anonymous-cache", "d", "--prefix-delimiter", "/") as p:
+        conn = RawConnection(p.port)
+        assert stats_of(conn, b"settings")["detail_enabled"] == "no"
+        script = b"stats detail on\r\nset a/b:c 0 0 1\r\nx\r\nset a:b 0 0 1\r\nx\r\n"
+        assert conn.request(script, b"STORED\r\nSTORED\r\n") == b"OK\r\nSTORED\r\nSTORED\r\n"
+        settings = stats_of(conn, b"settings")
+        assert (settings["stat_key_prefix"], settings["detail_enabled"]) == ("/", "yes")
+        assert conn.request(b"stats detail dump\r\n", b"END\r\n") == (
+            b"PREFIX a get 0 hit 0 set 1 del 0\r\nEND\r\n"
+        )
+        conn.close()
