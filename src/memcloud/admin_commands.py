@@ -62,9 +62,10 @@ CRAWLER_REFUSED: Final = (
     b"CLIENT_ERROR lru_crawler %s is the operator's: memcloud reclaims expired items "
     b"itself (lru_crawler metadump lists your keys)\r\n"
 )
-_CRAWLER_OPERATOR: Final = frozenset(
-    (b"crawl", b"enable", b"disable", b"sleep", b"tocrawl", b"mgdump")
+MGDUMP_REFUSED: Final = (
+    b"CLIENT_ERROR lru_crawler mgdump is not implemented: lru_crawler metadump lists your keys\r\n"
 )
+_CRAWLER_OPERATOR: Final = frozenset((b"crawl", b"enable", b"disable", b"sleep", b"tocrawl"))
 
 # The crawl each cache runs, if any (one at a time per cache, as memcached's one crawler).
 _CRAWLS: dict[Cache, Crawl] = {}
@@ -239,6 +240,8 @@ def admin_command(session: Session, command: Admin, now: float) -> bytes | Crawl
         return _metadump(session, cache, args[1:], now)
     if sub in _CRAWLER_OPERATOR:
         return CRAWLER_REFUSED % sub
+    if sub == b"mgdump":
+        return MGDUMP_REFUSED
     return replies.ERROR
 
 

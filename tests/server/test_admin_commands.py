@@ -368,3 +368,28 @@ def test_prefix_delimiter_option_and_settings(tmp_path: Path) -> None:
             b"PREFIX a get 0 hit 0 set 1 del 0\r\nEND\r\n"
         )
         conn.close()
+
+
+def test_commands_memcloud_does_not_implement(anonymous: int) -> None:
+    # docs/text-protocol.md lists each with its reason.
+    conn = _fresh(anonymous)
+    for line in (
+        b"shutdown",
+        b"shutdown graceful",
+        b"slabs reassign 1 2",
+        b"slabs automove 1",
+        b"lru tune 10 25 0.1 2",
+        b"lru mode flat",
+        b"stats sizes_enable",
+        b"stats sizes_disable",
+        b"stats extstore",
+        b"extstore compact_under 1",
+        b"misbehave",
+        b"debugtime 1",
+    ):
+        assert conn.request(line + b"\r\n") == b"ERROR\r\n", line
+    for sub in (b"crawl all", b"enable", b"disable", b"sleep 10", b"tocrawl 5", b"mgdump all"):
+        reply = conn.request(b"lru_crawler " + sub + b"\r\n")
+        assert reply.startswith(b"CLIENT_ERROR lru_crawler " + sub.split()[0] + b" is "), sub
+    assert conn.request(b"version\r\n").startswith(b"VERSION")  # the server is still there
+    conn.close()
