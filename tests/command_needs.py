@@ -28,6 +28,11 @@ TEXT_NEEDS = {
     "version": {"login"},
     "verbosity": {"login"},
     "quit": set(),
+    # Per-tenant admin commands: reads of the caller's cache (`stats detail on|off` needs
+    # the write capability on top, asked for by its own row, STATS_DETAIL_SWITCH).
+    "lru_crawler": {"login"},
+    "cache_memlimit": {"login"},
+    "watch": {"login"},
 }
 META_NEEDS = {
     "ms": {"login", "write"},

@@ -36,6 +36,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 _NAMED = (
     "memcloud.text_login",
     "memcloud.text_forwarding",
+    "memcloud.text_admin",
     "memcloud.text_session",
     "memcloud.binary_forwarding",
     "memcloud.binary_session",

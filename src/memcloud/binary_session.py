@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Final, cast
 
+from memcloud.admin_commands import binary_stats
 from memcloud.auth_throttle import address_of
 from memcloud.binary_forwarding import BinaryForwarding, miss_reply, touch_miss_reply
 from memcloud.gate import ALLOWED, NO_FLUSH, NO_WRITE, allowed
@@ -418,6 +419,15 @@ class BinarySession(BinaryForwarding):
         opcode, opaque = request.opcode, request.opaque
         if self.route is not None and (group == b"" or group == b"reset"):
             self._cluster_stat(group, opcode, opaque, now, out)
+            return
+        admin = binary_stats(self, group)  # `detail`, `sizes` (memcloud.admin_commands)
+        if admin is not None:
+            if isinstance(admin, int):
+                self._refuse(request, admin, out)
+                return
+            for stat_key, stat_value in admin:
+                out.append(response(opcode, opaque, key=stat_key, value=stat_value))
+            out.append(response(opcode, opaque))
             return
         lines = self.stats_lines(group, now)
         if lines is None:

@@ -212,6 +212,13 @@ def _secret_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _one_character(text: str) -> str:
+    """A prefix delimiter: one printable ASCII character that may stand in a key."""
+    if len(text) != 1 or not ("!" <= text <= "~"):
+        raise ValueError("must be one printable ASCII character (not a space)")
+    return text
+
+
 def _cores() -> str:
     return str(os.cpu_count() or 1)
 
@@ -481,6 +488,16 @@ class Settings:
             metavar="SECRETS",
             words="none",
             secret=True,
+        ),
+    )
+    # Per-tenant admin commands (issue 13 item 5, memcloud.admin_commands): the character
+    # that ends a key's prefix in `stats detail` (memcached's -D).
+    prefix_delimiter: str = field(
+        default=":",
+        metadata=serve_option(
+            "character ending a key's prefix in `stats detail` (memcached's -D)",
+            parse=_one_character,
+            metavar="CHAR",
         ),
     )
     # Set by the supervisor for the node processes it starts; not for people.

@@ -313,6 +313,8 @@ class Session:
                     plan=cache.limit,
                     auth_timeout=settings.auth_timeout,
                     port=settings.port,
+                    prefix_delimiter=settings.prefix_delimiter,
+                    detail_enabled=cache.stats.detail is not None and cache.stats.detail.enabled,
                 )
             )
         if group == b"items":

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from memcloud.admin_commands import STATS_GROUPS, admin_command, admin_stats
 from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
+    Admin,
     Arith,
     Close,
     Command,
@@ -47,7 +49,7 @@ from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
-from memcloud.text_forwarding import TextForwarding
+from memcloud.text_admin import TextAdmin
 from memcloud.text_login import names_user
 
 __all__ = ["TextSession"]
@@ -72,7 +74,7 @@ _GET: Final = TEXT_SPECS[b"get"]
 _SET: Final = TEXT_SPECS[b"set"]
 
 
-class TextSession(TextForwarding):
+class TextSession(TextAdmin):
     def __init__(
         self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
     ) -> None:
@@ -95,6 +97,7 @@ class TextSession(TextForwarding):
         if (
             plain
             and self._rest is None
+            and self._crawl is None
             and self.parser.idle
             and allowed(self.capabilities, _GET) == ALLOWED
         ):
@@ -126,6 +129,8 @@ class TextSession(TextForwarding):
                 self._retrieve_keys(rest, now, out)
             else:
                 self._refuse(rest, verdict, now, out)
+        if self._crawl is not None:
+            self._crawl_step(now, out)
         next_command = parser.next_command
         while not self.closing and not self.backlog:
             command = next_command()
@@ -406,18 +411,14 @@ class TextSession(TextForwarding):
         elif group == b"reset":
             self.stats_lines(group, now)
             out.append(replies.RESET)
-        elif group == b"detail":
-            # Per-prefix stats are not kept; the switch is accepted as memcached does.
-            arg = command.args[1] if len(command.args) > 1 else b""
-            if arg == b"on" or arg == b"off":
-                out.append(replies.OK)
-            elif arg == b"dump":
-                out.append(replies.END)
-            else:
-                out.append(replies.STATS_DETAIL_USAGE)
+        elif group in STATS_GROUPS:  # the caller's cache only (memcloud.admin_commands)
+            self._admin_reply(admin_stats(self, command.args, now), now, out)
         else:
             lines = self.stats_lines(group, now)
             out.append(replies.ERROR if lines is None else render_stats(lines))
+
+    def _admin(self, command: Admin, now: float, out: list[bytes]) -> None:
+        self._admin_reply(admin_command(self, command, now), now, out)
 
     def _version(self, command: Version, now: float, out: list[bytes]) -> None:
         out.append(_VERSION)
@@ -478,6 +479,7 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Touch: TextSession._touch,  # type: ignore[dict-item]
     FlushAll: TextSession._flush_all,  # type: ignore[dict-item]
     Stats: TextSession._stats,  # type: ignore[dict-item]
+    Admin: TextSession._admin,  # type: ignore[dict-item]
     Version: TextSession._version,  # type: ignore[dict-item]
     Verbosity: TextSession._verbosity,  # type: ignore[dict-item]
     Quit: TextSession._quit,  # type: ignore[dict-item]

@@ -20,6 +20,7 @@ from memcloud.protocol.binary import (
     single_request,
 )
 from memcloud.protocol.commands import (
+    Admin,
     Arith,
     Close,
     Command,
@@ -68,6 +69,9 @@ TEXT_LINES = {
     "version": b"version\r\n",
     "verbosity": b"verbosity 1\r\n",
     "quit": b"quit\r\n",
+    "lru_crawler": b"lru_crawler metadump all\r\n",
+    "cache_memlimit": b"cache_memlimit 50\r\n",
+    "watch": b"watch\r\n",
 }
 
 
@@ -127,6 +131,7 @@ def test_every_text_command_type_has_a_row() -> None:
         Touch(b"k", 0, False),
         FlushAll(0, False),
         Stats(()),
+        Admin(b"watch", ()),
         Version(),
         Verbosity(False),
         Quit(),

@@ -111,6 +111,17 @@ TEXT_CASES: dict[str, tuple[bytes, bytes]] = {
     "verbosity": (b"verbosity 1\r\n", rb"OK\r\n"),
     # Nothing after quit is answered: the connection closes.
     "quit": (b"quit\r\nversion\r\n", rb""),
+    # Admin commands (memcloud.admin_commands): the caller's keys; the refusals of what a
+    # tenant may not do are their answers once allowed.
+    "lru_crawler": (
+        b"lru_crawler metadump {k}\r\n",
+        rb"key={k} exp=-1 la=\d+ cas=\d+ fetch=(yes|no) cls=1 size=\d+\nEND\r\n",
+    ),
+    "cache_memlimit": (
+        b"cache_memlimit 50\r\n",
+        rb"CLIENT_ERROR cache_memlimit is refused: [^\r\n]+\r\n",
+    ),
+    "watch": (b"watch\r\n", rb"CLIENT_ERROR watch is not available: [^\r\n]+\r\n"),
 }
 TEXT_REFUSALS = {
     "unauthenticated": b"CLIENT_ERROR unauthenticated\r\n",

@@ -6,6 +6,7 @@ from enum import IntEnum
 from typing import Final
 
 __all__ = [
+    "Admin",
     "Arith",
     "Close",
     "Command",
@@ -169,6 +170,20 @@ class Stats(Record):
         return (self.args,)
 
 
+class Admin(Record):
+    """A per-tenant admin command besides `stats` (`lru_crawler`, `cache_memlimit`,
+    `watch`): its name and the tokens after it, executed by memcloud.admin_commands."""
+
+    __slots__ = ("args", "verb")
+
+    def __init__(self, verb: bytes, args: tuple[bytes, ...]) -> None:
+        self.verb: Final = verb
+        self.args: Final = args
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.verb, self.args)
+
+
 class Version(Record):
     __slots__ = ()
 
@@ -231,6 +246,7 @@ Command = (
     | Touch
     | FlushAll
     | Stats
+    | Admin
     | Version
     | Verbosity
     | Quit

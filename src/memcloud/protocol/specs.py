@@ -12,6 +12,7 @@ from typing import Final
 
 from memcloud.protocol.binary import Opcode
 from memcloud.protocol.commands import (
+    Admin,
     Arith,
     Close,
     Delete,
@@ -28,6 +29,7 @@ from memcloud.protocol.commands import (
 )
 
 __all__ = [
+    "ADMIN_VERBS",
     "ANY_TOKENS",
     "BINARY_SPECS",
     "CLOSE",
@@ -38,6 +40,7 @@ __all__ = [
     "NEEDS_WRITE",
     "REJECTED",
     "SPECS_BY_OPCODE",
+    "STATS_DETAIL_SWITCH",
     "TEXT_SPECS",
     "CommandSpec",
     "text_spec",
@@ -127,8 +130,18 @@ TEXT_SPECS: Final[dict[bytes, CommandSpec]] = dict(
         _text("version", _READ, 1),
         _text("verbosity", _READ, 2, 3),
         _text("quit", _OPEN, 1),
+        # Per-tenant admin commands (memcloud.admin_commands): each for the caller's cache
+        # only. metadump lists keys, a read; cache_memlimit and watch are refused after login.
+        _text("lru_crawler", _READ, 2),
+        _text("cache_memlimit", _READ, 2),
+        _text("watch", _READ, 1),
     )
 )
+# The admin commands the parser hands over whole (name and tokens) as `Admin`.
+ADMIN_VERBS: Final = frozenset((b"lru_crawler", b"cache_memlimit", b"watch"))
+# `stats detail on|off` switches the cache's per-prefix counting for all its credentials
+# (and costs every command of the cache a little): a change to the cache, so a write.
+STATS_DETAIL_SWITCH: Final = CommandSpec("stats detail on|off", _WRITE)
 
 # The meta commands, with what they will need. The meta protocol is not implemented yet:
 # the parser answers each of them ERROR (skipping an `ms` data block), whoever asks.
@@ -179,6 +192,8 @@ def text_spec(command: object) -> CommandSpec | None:
         return _STORE_SPECS[command.verb]
     if isinstance(command, Arith):
         return _INCR if command.incr else _DECR
+    if isinstance(command, Admin):
+        return TEXT_SPECS.get(command.verb)
     return _BY_TYPE.get(type(command))
 
 

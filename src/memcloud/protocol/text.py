@@ -13,6 +13,7 @@ from typing import Final
 
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
+    Admin,
     Arith,
     Command,
     Delete,
@@ -40,7 +41,7 @@ from memcloud.protocol.limits import (
     VALUE_LENGTH_MAX,
 )
 from memcloud.protocol.numbers import signed, unsigned
-from memcloud.protocol.specs import META_SPECS, TEXT_SPECS, CommandSpec
+from memcloud.protocol.specs import ADMIN_VERBS, META_SPECS, TEXT_SPECS, CommandSpec
 
 __all__ = ["NEED_DATA", "TextParser"]
 
@@ -378,6 +379,11 @@ class TextParser:
             return Verbosity(noreply)
         if verb == b"quit":
             return Quit()
+        if verb in ADMIN_VERBS:
+            spec = TEXT_SPECS[verb]
+            if not _arity_ok(spec, count):
+                return _INVALID_ERROR
+            return Admin(verb, tuple(tokens[1:]))
         return self._unknown(tokens, line_start)
 
     def _unknown(self, tokens: list[bytes], line_start: int) -> Command | _NeedData:

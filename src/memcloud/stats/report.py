@@ -98,9 +98,17 @@ def node_stats(cache: Cache, now: float) -> dict[str, int]:
 
 
 def settings_stats(
-    *, max_connections: int, item_size_max: int, plan: int, auth_timeout: float, port: int
+    *,
+    max_connections: int,
+    item_size_max: int,
+    plan: int,
+    auth_timeout: float,
+    port: int,
+    prefix_delimiter: str = ":",
+    detail_enabled: bool = False,
 ) -> list[tuple[str, int | float | str]]:
-    """`stats settings`, as memcached names them, with this server's values."""
+    """`stats settings`, as memcached names them, with this server's values (and the
+    cache's own `stats detail` switch)."""
     return [
         ("maxbytes", plan),
         ("maxconns", max_connections),
@@ -114,8 +122,8 @@ def settings_stats(
         ("growth_factor", 1.25),
         ("chunk_size", 48),
         ("num_threads", 1),
-        ("stat_key_prefix", ":"),
-        ("detail_enabled", "no"),
+        ("stat_key_prefix", prefix_delimiter),
+        ("detail_enabled", "yes" if detail_enabled else "no"),
         ("reqs_per_event", 20),
         ("cas_enabled", "yes"),
         ("tcp_backlog", 1024),

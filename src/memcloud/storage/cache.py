@@ -168,6 +168,8 @@ class Cache:
             elif item.exptime and item.exptime <= now:
                 self._expire(key, item)
                 item = None
+        if stats.detail is not None:  # `stats detail on` (storage/detail.py)
+            stats.detail.get(key, item is not None)
         if item is None:
             stats.get_misses += 1
             return None
@@ -175,6 +177,7 @@ class Cache:
             item.bumped = now
             self.items.move_to_end(key)
         stats.get_hits += 1
+        item.fetched = True
         return item
 
     def get_many(
@@ -189,6 +192,7 @@ class Cache:
         lookup = self.items.get
         refresh = self.items.move_to_end
         flushed = self.flushed
+        detail = self.stats.detail
         size = 0
         looked_at = 0
         for key in keys:
@@ -199,13 +203,20 @@ class Cache:
             if item is None:
                 if flushed:
                     self._forget_flushed(key)
+                if detail is not None:
+                    detail.get(key, False)
                 continue
             if item.exptime and item.exptime <= now:
                 self._expire(key, item)
+                if detail is not None:
+                    detail.get(key, False)
                 continue
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
                 refresh(key)
+            item.fetched = True
+            if detail is not None:
+                detail.get(key, True)
             hits.append((key, item))
             size += len(item.value)
         stats = self.stats
@@ -233,6 +244,8 @@ class Cache:
     ) -> tuple[StoreResult, int]:
         """Store under memcached's rules for `mode`; answers the result and the new CAS."""
         self.stats.cmd_set += 1
+        if self.stats.detail is not None:
+            self.stats.detail.set(key)
         item = self._live(key, now)
         if mode is StoreMode.SET:
             if cas_unique:
@@ -362,6 +375,8 @@ class Cache:
         self.stats.cmd_set += 1
         self.stats.store_too_large += 1
         if key is not None:
+            if self.stats.detail is not None:
+                self.stats.detail.set(key)
             item = self.items.get(key)
             if item is not None:
                 self._unlink(key, item)
@@ -369,6 +384,8 @@ class Cache:
     def delete(self, key: bytes, now: float, cas_unique: int = 0) -> DeleteResult:
         stats = self.stats
         stats.cmd_delete += 1
+        if stats.detail is not None:
+            stats.detail.delete(key)
         item = self._live(key, now)
         if item is None:
             stats.delete_misses += 1
@@ -384,6 +401,8 @@ class Cache:
         item = self.touch(key, exptime, now)
         stats = self.stats
         stats.cmd_get += 1
+        if stats.detail is not None:
+            stats.detail.get(key, item is not None)
         if item is None:
             stats.get_misses += 1
         else:
@@ -399,6 +418,7 @@ class Cache:
             stats.touch_misses += 1
             return None
         stats.touch_hits += 1
+        item.fetched = True
         item.exptime = absolute_exptime(exptime, now)
         if item.exptime:
             heapq.heappush(self._expiries, (item.exptime, item.cas, key))

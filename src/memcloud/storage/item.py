@@ -17,10 +17,12 @@ BUMP_INTERVAL: Final = 60.0
 
 
 class Item:
-    """A value with its client flags, absolute expiry (0 = never), CAS unique, and when a
-    read last moved it to the LRU's most recently used end (see BUMP_INTERVAL)."""
+    """A value with its client flags, absolute expiry (0 = never), CAS unique, when a read
+    last moved it to the LRU's most recently used end (see BUMP_INTERVAL), and whether any
+    read or touch found it since it was stored (memcached's ITEM_FETCHED, shown by
+    `lru_crawler metadump`)."""
 
-    __slots__ = ("bumped", "cas", "exptime", "flags", "value")
+    __slots__ = ("bumped", "cas", "exptime", "fetched", "flags", "value")
 
     def __init__(self, value: bytes, flags: int, exptime: float, cas: int, bumped: float) -> None:
         self.value = value
@@ -28,3 +30,4 @@ class Item:
         self.exptime = exptime
         self.cas = cas
         self.bumped = bumped
+        self.fetched = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from memcloud.storage.detail import PrefixStats
+
 __all__ = ["COUNTER_NAMES", "CacheStats"]
 
 # Counters that commands and connections bump; gauges (bytes, curr_items, limit_maxbytes,
@@ -44,7 +46,7 @@ COUNTER_NAMES: tuple[str, ...] = (
 class CacheStats:
     """Plain integer attributes: bumping one costs what an attribute store costs."""
 
-    __slots__ = (*COUNTER_NAMES, "curr_connections")
+    __slots__ = (*COUNTER_NAMES, "curr_connections", "detail")
 
     cmd_get: int
     cmd_set: int
@@ -78,14 +80,19 @@ class CacheStats:
     expired: int
     reclaimed: int
     curr_connections: int
+    # Per-prefix counts (`stats detail`), None until the tenant first switches them on.
+    detail: PrefixStats | None
 
     def __init__(self) -> None:
+        self.detail = None
         self.reset()
         self.curr_connections = 0
 
     def reset(self) -> None:
         for name in COUNTER_NAMES:
             setattr(self, name, 0)
+        if self.detail is not None:  # memcached's `stats reset` clears them too
+            self.detail.clear()
 
     # What happens around the commands, counted here as the cache's methods count theirs.
 
