@@ -134,6 +134,7 @@ def _unlike_the_defaults() -> Settings:
         smtp_url="smtp://mailer:smtp-secret@mail.example.com:587",
         smtp_from="alerts@example.com",
         alert_private_targets=True,
+        introspection=False,
     )
     default = Settings()
     same = [

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import Final
 
 from memcloud.storage.counter import UINT64_MASK, parse_counter
+from memcloud.storage.insight import HIT, MISS, MUTATION, CacheInsight
 from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
@@ -25,6 +26,19 @@ __all__ = [
     "MemoryBudget",
     "absolute_exptime",
 ]
+
+# The words of the introspection log (storage/insight.py): commands, by StoreMode value, and
+# results, by StoreResult value.
+_STORE_COMMANDS: Final = ("", "SET", "ADD", "REPLACE", "APPEND", "PREPEND", "CAS")
+_STORE_STATUSES: Final = (
+    "",
+    "STORED",
+    "NOT_STORED",
+    "EXISTS",
+    "NOT_FOUND",
+    "TOO_LARGE",
+    "NO_MEMORY",
+)
 
 # memcached: an exptime above 30 days is an absolute Unix time, not an offset.
 MAX_RELATIVE_EXPTIME: Final = 60 * 60 * 24 * 30
@@ -70,6 +84,7 @@ class Cache:
         "flushed",
         "graveyard",
         "id",
+        "insight",
         "item_size_max",
         "items",
         "limit",
@@ -87,6 +102,8 @@ class Cache:
         budget: MemoryBudget,
         item_size_max: int,
         graveyard: Graveyard,
+        introspection: bool = False,
+        now: float = 0.0,
     ) -> None:
         self.id = cache_id
         self.name = name
@@ -102,6 +119,8 @@ class Cache:
         # command that looks for one of its keys finds a flushed item (stat get_flushed).
         self.flushed: OrderedDict[bytes, Item] = OrderedDict()
         self._expiries: list[tuple[float, int, bytes]] = []
+        # The introspection recorder; None when introspection is off (one check per command).
+        self.insight: CacheInsight | None = CacheInsight(now) if introspection else None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -150,13 +169,18 @@ class Cache:
             elif item.exptime and item.exptime <= now:
                 self._expire(key, item)
                 item = None
+        insight = self.insight
         if item is None:
             stats.get_misses += 1
+            if insight is not None:
+                insight.record(now, key, "GET", "MISS", 0, MISS)
             return None
         if now - item.bumped >= BUMP_INTERVAL:
             item.bumped = now
             self.items.move_to_end(key)
         stats.get_hits += 1
+        if insight is not None:
+            insight.record(now, key, "GET", "HIT", len(item.value), HIT)
         return item
 
     def get_many(
@@ -171,6 +195,7 @@ class Cache:
         lookup = self.items.get
         refresh = self.items.move_to_end
         flushed = self.flushed
+        insight = self.insight
         size = 0
         looked_at = 0
         for key in keys:
@@ -178,18 +203,22 @@ class Cache:
                 break
             looked_at += 1
             item = lookup(key)
-            if item is None:
-                if flushed:
-                    self._forget_flushed(key)
-                continue
-            if item.exptime and item.exptime <= now:
+            if item is not None and item.exptime and item.exptime <= now:
                 self._expire(key, item)
+                item = None
+            elif item is None and flushed:
+                self._forget_flushed(key)
+            if item is None:
+                if insight is not None:
+                    insight.record(now, key, "GET", "MISS", 0, MISS)
                 continue
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
                 refresh(key)
             hits.append((key, item))
             size += len(item.value)
+            if insight is not None:
+                insight.record(now, key, "GET", "HIT", len(item.value), HIT)
         stats = self.stats
         stats.cmd_get += looked_at
         stats.get_hits += len(hits)
@@ -214,6 +243,31 @@ class Cache:
         cas_unique: int = 0,
     ) -> tuple[StoreResult, int]:
         """Store under memcached's rules for `mode`; answers the result and the new CAS."""
+        insight = self.insight
+        if insight is None:
+            return self._store(mode, key, value, flags, exptime, now, cas_unique)
+        answer = self._store(mode, key, value, flags, exptime, now, cas_unique)
+        result = answer[0]
+        insight.record(
+            now,
+            key,
+            _STORE_COMMANDS[StoreMode.CAS if cas_unique else mode],
+            _STORE_STATUSES[result],
+            len(value),
+            MISS if result is StoreResult.NOT_FOUND else MUTATION,
+        )
+        return answer
+
+    def _store(
+        self,
+        mode: StoreMode,
+        key: bytes,
+        value: bytes,
+        flags: int,
+        exptime: int,
+        now: float,
+        cas_unique: int,
+    ) -> tuple[StoreResult, int]:
         self.stats.cmd_set += 1
         item = self._live(key, now)
         if mode is StoreMode.SET:
@@ -289,6 +343,9 @@ class Cache:
         self.used += size
         budget.used += size
         self.stats.total_items += 1
+        insight = self.insight
+        if insight is not None and insight.watched:
+            insight.stored(key, size)
         if exptime:
             heapq.heappush(self._expiries, (exptime, cas, key))
         return StoreResult.STORED, cas
@@ -324,6 +381,9 @@ class Cache:
         size = len(key) + len(item.value) + ITEM_OVERHEAD
         self.used -= size
         self.budget.used -= size
+        insight = self.insight
+        if insight is not None and insight.watched:
+            insight.removed(key, size)
 
     def refuse_store(self) -> None:
         """A store the credential may not make (no write capability): counted as a set, as
@@ -345,28 +405,51 @@ class Cache:
         stats = self.stats
         stats.cmd_delete += 1
         item = self._live(key, now)
+        insight = self.insight
         if item is None:
             stats.delete_misses += 1
+            if insight is not None:
+                insight.record(now, key, "DELETE", "NOT_FOUND", 0, MISS)
             return DeleteResult.NOT_FOUND
         if cas_unique and item.cas != cas_unique:
+            if insight is not None:
+                insight.record(now, key, "DELETE", "EXISTS", 0, MUTATION)
             return DeleteResult.EXISTS
         self._unlink(key, item)
         stats.delete_hits += 1
+        if insight is not None:
+            insight.record(now, key, "DELETE", "DELETED", 0, MUTATION)
         return DeleteResult.DELETED
 
     def gat(self, key: bytes, exptime: int, now: float) -> Item | None:
         """get-and-touch (gat, gats, binary GAT*): a touch that also counts as a get."""
-        item = self.touch(key, exptime, now)
+        item = self._touch(key, exptime, now)
         stats = self.stats
         stats.cmd_get += 1
         if item is None:
             stats.get_misses += 1
         else:
             stats.get_hits += 1
+        insight = self.insight
+        if insight is not None:
+            if item is None:
+                insight.record(now, key, "GAT", "MISS", 0, MISS)
+            else:
+                insight.record(now, key, "GAT", "HIT", len(item.value), HIT)
         return item
 
     def touch(self, key: bytes, exptime: int, now: float) -> Item | None:
         """Give the item a new expiry; answers it, or None when there is none."""
+        item = self._touch(key, exptime, now)
+        insight = self.insight
+        if insight is not None:
+            if item is None:
+                insight.record(now, key, "TOUCH", "NOT_FOUND", 0, MISS)
+            else:
+                insight.record(now, key, "TOUCH", "TOUCHED", len(item.value), MUTATION)
+        return item
+
+    def _touch(self, key: bytes, exptime: int, now: float) -> Item | None:
         stats = self.stats
         stats.cmd_touch += 1
         item = self._live(key, now)
@@ -384,6 +467,21 @@ class Cache:
         self, key: bytes, delta: int, incr: bool, now: float, cas_unique: int = 0
     ) -> int | ArithResult:
         """incr wraps at 2**64, decr stops at 0; answers the new value."""
+        insight = self.insight
+        if insight is None:
+            return self._arith(key, delta, incr, now, cas_unique)
+        result = self._arith(key, delta, incr, now, cas_unique)
+        if isinstance(result, int):
+            status, kind = "OK", MUTATION
+        else:
+            status = result.name
+            kind = MISS if result is ArithResult.NOT_FOUND else MUTATION
+        insight.record(now, key, "INCR" if incr else "DECR", status, 0, kind)
+        return result
+
+    def _arith(
+        self, key: bytes, delta: int, incr: bool, now: float, cas_unique: int
+    ) -> int | ArithResult:
         stats = self.stats
         item = self._live(key, now)
         if item is None:
@@ -440,6 +538,8 @@ class Cache:
         self.used = 0
         self._expiries = []
         self.flush_at = 0.0
+        if self.insight is not None:
+            self.insight.emptied()
 
     def resize(self, limit: int) -> None:
         """A new plan: keep the data when growing, evict the LRU tail when shrinking."""
