@@ -4,7 +4,7 @@ Per cache and node, when introspection is on (`Cache.insight` is not None):
 
 * `recent`: the last RECENT_REQUESTS requests (time, key, command, status, value size; never
   a value: the recorder is never handed one). Every request is written, one tuple each.
-* hot keys: one request in SAMPLE_EVERY feeds three `TopK` sketches (keys most hit, missed,
+* hot keys: one request in SAMPLE_EVERY (pseudo-random) feeds three `TopK` sketches (keys most hit, missed,
   mutated) and one of prefixes, over windows of WINDOW_SECONDS; what is reported is the
   current window and the one before it, so "the last few minutes" means 2 to 4 minutes.
 * watched prefixes (at most MAX_WATCHED, set by the API from the control store): the same
@@ -42,8 +42,8 @@ __all__ = [
 
 # The hosted service shows the last 100 requests per server.
 RECENT_REQUESTS: Final = 100
-# One request in this many feeds the sketches: the hot keys of any real load survive
-# sampling, and the data plane pays one counter increment on the others.
+# One request in this many (chosen pseudo-randomly) feeds the sketches: the hot keys of any
+# real load survive sampling, and the data plane pays one multiply-add on the others.
 SAMPLE_EVERY: Final = 4
 _SAMPLE_MASK: Final = SAMPLE_EVERY - 1
 # Keys a sketch reports at most; it holds twice as many before it prunes.
@@ -167,12 +167,12 @@ class PrefixWatch:
 class CacheInsight:
     """The introspection recorder of one cache on one node (see the module's text)."""
 
-    __slots__ = ("current", "position", "previous", "recent", "ticks", "watched", "watches")
+    __slots__ = ("current", "position", "previous", "recent", "state", "watched", "watches")
 
     def __init__(self, now: float) -> None:
         self.recent: list[Request | None] = [None] * RECENT_REQUESTS
         self.position = 0
-        self.ticks = 0
+        self.state = 1
         self.current = _Window(now)
         self.previous: _Window | None = None
         # The watched prefixes, in the order the store lists them; empty when none.
@@ -188,9 +188,11 @@ class CacheInsight:
         position = self.position
         self.recent[position] = (now, key, command, status, size)
         self.position = position + 1 if position + 1 < RECENT_REQUESTS else 0
-        ticks = self.ticks + 1
-        self.ticks = ticks
-        if ticks & _SAMPLE_MASK:
+        # A linear congruential step picks the sample: a counter would alias with a
+        # client's periodic pattern (four gets per page, always the same one sampled).
+        state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
+        self.state = state
+        if (state >> 16) & _SAMPLE_MASK:
             return
         self._sample(now, key, kind)
 
