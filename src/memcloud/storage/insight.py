@@ -4,9 +4,10 @@ Per cache and node, when introspection is on (`Cache.insight` is not None):
 
 * `recent`: the last RECENT_REQUESTS requests (time, key, command, status, value size; never
   a value: the recorder is never handed one). Every request is written, one tuple each.
-* hot keys: one request in SAMPLE_EVERY (pseudo-random) feeds three `TopK` sketches (keys most hit, missed,
-  mutated) and one of prefixes, over windows of WINDOW_SECONDS; what is reported is the
-  current window and the one before it, so "the last few minutes" means 2 to 4 minutes.
+* hot keys: one request in SAMPLE_EVERY (pseudo-random) feeds three `TopK` sketches (keys
+  most hit, missed, mutated) and one of prefixes, over windows of WINDOW_SECONDS; what is
+  reported is the current window and the one before it, so "the last few minutes" means 2
+  to 4 minutes.
 * watched prefixes (at most MAX_WATCHED, set by the API from the control store): the same
   three sketches for the prefix's keys, its hit/miss/mutation counts, and its keys and bytes
   (counted as items are stored and removed, from when the prefix was watched on this node:
