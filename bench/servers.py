@@ -156,11 +156,16 @@ def _env_file(path: Path) -> dict[str, str]:
 
 @contextmanager
 def memcloud(
-    data_dir: Path, core: int | None, nodes: int = 1, tls: Certificate | None = None
+    data_dir: Path,
+    core: int | None,
+    nodes: int = 1,
+    tls: Certificate | None = None,
+    introspection: bool | None = None,
 ) -> Iterator[Server]:
     """`memcloud serve` with an anonymous cache `bench` (text, no login) and a 1 GB plan; the
     SASL credentials it prints on first start are those of the hosted user's real path. With
-    `tls`, `--tls-only` on the same ports."""
+    `tls`, `--tls-only` on the same ports. `introspection` True or False: named for it, and
+    False runs it with --no-introspection (None: the default, on)."""
     ports = free_ports(nodes)
     serve = [sys.executable, "-m", "memcloud.cli", "serve"]
     argv = [
@@ -173,6 +178,8 @@ def memcloud(
     if tls is not None:
         argv += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
                  "--tls-port", str(ports[0]), "--tls-only"]  # fmt: skip
+    if introspection is False:
+        argv.append("--no-introspection")
     data_dir.mkdir(parents=True, exist_ok=True)
     server_json = data_dir / "server.json"
 
@@ -185,8 +192,11 @@ def memcloud(
         _wait(process, ready(), ports)
         env = _env_file(data_dir / ".env")
         info = json.loads(server_json.read_text())
+        name = f"memcloud x{nodes}" if nodes > 1 else "memcloud"
+        if introspection is not None:
+            name = "intro on" if introspection else "intro off"
         yield Server(
-            f"memcloud x{nodes}" if nodes > 1 else "memcloud",
+            name,
             process.pid,
             ports,
             username=env.get("MEMCACHIER_USERNAME"),

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMMON", "MEMORY", "MEMORY_MAX_RATIO", "NODES", "TLS", "WORKLOADS", "Workload"]
+__all__ = [
+    "COMMON",
+    "INTROSPECTION",
+    "MEMORY",
+    "MEMORY_MAX_RATIO",
+    "NODES",
+    "TLS",
+    "WORKLOADS",
+    "Workload",
+]
 
 # 50 connections, 100-byte values, 1 set per 10 gets over 10,000 preloaded keys.
 COMMON = ("-c", "50", "-r", "10", "-v", "100", "-k", "10000")
@@ -47,3 +56,10 @@ NODES = Workload("n", "(a) on memcloud --nodes 2 vs 1", (*COMMON, "-p", "1"), mi
 TLS = Workload("t", "(a) over TLS", (*COMMON, "-p", "1", "-s"),
                note="memcached -Z and memcloud --tls-only, one self-signed P-256 certificate;"
                " handshakes before the timed phase")  # fmt: skip
+# Workloads (a) and (b) against memcloud with introspection on (recent requests, sampled
+# hot keys: issue 12) versus --no-introspection, both pinned as for (a): at most 5 % lost.
+INTROSPECTION = (
+    Workload("ia", "(a) introspection on vs off", (*COMMON, "-p", "1"), min_ratio=0.95,
+             note="memcloud with introspection (the default) against --no-introspection"),
+    Workload("ib", "(b) introspection on vs off", (*COMMON, "-p", "16"), min_ratio=0.95),
+)  # fmt: skip
