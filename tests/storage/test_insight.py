@@ -12,6 +12,7 @@ from memcloud.clock import FakeClock
 from memcloud.introspection.node import IntrospectionOff, node_view
 from memcloud.storage.cache import Cache
 from memcloud.storage.insight import (
+    PRUNE_AT,
     RECENT_REQUESTS,
     SAMPLE_EVERY,
     TOP_K,
@@ -104,7 +105,7 @@ def test_the_ring_keeps_the_last_requests_without_values(clock: FakeClock) -> No
 
 def test_sketches_stay_bounded_under_a_million_distinct_keys(clock: FakeClock) -> None:
     """A hostile tenant's load: every request a new key, with one key hit 1 time in 20;
-    memory stays within 2 x TOP_K keys per sketch and the hot key still comes first."""
+    memory stays within PRUNE_AT x TOP_K keys per sketch and the hot key still comes first."""
     cache = make()
     now = clock.now()
     cache.store(StoreMode.SET, b"hot", b"v", 0, 0, now)
@@ -116,8 +117,8 @@ def test_sketches_stay_bounded_under_a_million_distinct_keys(clock: FakeClock) -
             cache.get(b"miss:%d" % index, now)
     window = insight.current
     for sketch in (window.hit, window.miss, window.mutation, window.prefixes):
-        assert len(sketch) <= 2 * TOP_K
-        assert sum(sys.getsizeof(k) for k in sketch.counts) < 2 * TOP_K * 200
+        assert len(sketch) <= PRUNE_AT * TOP_K
+        assert sum(sys.getsizeof(k) for k in sketch.counts) < PRUNE_AT * TOP_K * 200
     report = insight.popular(now)
     hit = report["hit"]
     assert isinstance(hit, list) and hit[0][0] == b"hot"
@@ -130,7 +131,7 @@ def test_topk_keeps_a_heavy_key_through_prunes() -> None:
     for index in range(10_000):
         sketch.add(b"heavy", 1)
         sketch.add(b"k%d" % index, 1)
-        assert len(sketch) <= 8
+        assert len(sketch) <= PRUNE_AT * 4
     ranked = sorted(sketch.counts.items(), key=lambda e: -e[1])
     assert ranked[0][0] == b"heavy"
     assert ranked[0][1] >= 10_000
@@ -160,7 +161,7 @@ def test_about_one_request_in_sample_every_feeds_the_sketches(clock: FakeClock) 
     """Estimates are sampled counts times SAMPLE_EVERY; a periodic pattern (every fourth
     request the same key) is sampled like any other."""
     cache = make()
-    requests = 40_000
+    requests = 160_000
     for index in range(requests):
         cache.get(b"m:%d" % (index % SAMPLE_EVERY), clock.now())
     missed = dict(recorder(cache).popular_counts(clock.now())[1])

@@ -13,7 +13,21 @@ from collections import OrderedDict
 from typing import Final
 
 from memcloud.storage.counter import UINT64_MASK, parse_counter
-from memcloud.storage.insight import HIT, MISS, MUTATION, CacheInsight
+from memcloud.storage.insight import (
+    DECR_BASE,
+    DELETE_EXISTS,
+    DELETE_MISS,
+    DELETED,
+    GAT_HIT,
+    GAT_MISS,
+    GET_HIT,
+    GET_MISS,
+    INCR_BASE,
+    STORE_BASE,
+    TOUCH_MISS,
+    TOUCHED,
+    CacheInsight,
+)
 from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
@@ -26,19 +40,6 @@ __all__ = [
     "MemoryBudget",
     "absolute_exptime",
 ]
-
-# The words of the introspection log (storage/insight.py): commands, by StoreMode value, and
-# results, by StoreResult value.
-_STORE_COMMANDS: Final = ("", "SET", "ADD", "REPLACE", "APPEND", "PREPEND", "CAS")
-_STORE_STATUSES: Final = (
-    "",
-    "STORED",
-    "NOT_STORED",
-    "EXISTS",
-    "NOT_FOUND",
-    "TOO_LARGE",
-    "NO_MEMORY",
-)
 
 # memcached: an exptime above 30 days is an absolute Unix time, not an offset.
 MAX_RELATIVE_EXPTIME: Final = 60 * 60 * 24 * 30
@@ -173,14 +174,14 @@ class Cache:
         if item is None:
             stats.get_misses += 1
             if insight is not None:
-                insight.record(now, key, "GET", "MISS", 0, MISS)
+                insight.record(now, key, GET_MISS, 0)
             return None
         if now - item.bumped >= BUMP_INTERVAL:
             item.bumped = now
             self.items.move_to_end(key)
         stats.get_hits += 1
         if insight is not None:
-            insight.record(now, key, "GET", "HIT", len(item.value), HIT)
+            insight.record(now, key, GET_HIT, len(item.value))
         return item
 
     def get_many(
@@ -210,7 +211,7 @@ class Cache:
                 self._forget_flushed(key)
             if item is None:
                 if insight is not None:
-                    insight.record(now, key, "GET", "MISS", 0, MISS)
+                    insight.record(now, key, GET_MISS, 0)
                 continue
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
@@ -218,7 +219,7 @@ class Cache:
             hits.append((key, item))
             size += len(item.value)
             if insight is not None:
-                insight.record(now, key, "GET", "HIT", len(item.value), HIT)
+                insight.record(now, key, GET_HIT, len(item.value))
         stats = self.stats
         stats.cmd_get += looked_at
         stats.get_hits += len(hits)
@@ -247,15 +248,8 @@ class Cache:
         if insight is None:
             return self._store(mode, key, value, flags, exptime, now, cas_unique)
         answer = self._store(mode, key, value, flags, exptime, now, cas_unique)
-        result = answer[0]
-        insight.record(
-            now,
-            key,
-            _STORE_COMMANDS[StoreMode.CAS if cas_unique else mode],
-            _STORE_STATUSES[result],
-            len(value),
-            MISS if result is StoreResult.NOT_FOUND else MUTATION,
-        )
+        command = StoreMode.CAS if cas_unique else mode
+        insight.record(now, key, STORE_BASE + (command - 1) * 6 + (answer[0] - 1), len(value))
         return answer
 
     def _store(
@@ -409,16 +403,16 @@ class Cache:
         if item is None:
             stats.delete_misses += 1
             if insight is not None:
-                insight.record(now, key, "DELETE", "NOT_FOUND", 0, MISS)
+                insight.record(now, key, DELETE_MISS, 0)
             return DeleteResult.NOT_FOUND
         if cas_unique and item.cas != cas_unique:
             if insight is not None:
-                insight.record(now, key, "DELETE", "EXISTS", 0, MUTATION)
+                insight.record(now, key, DELETE_EXISTS, 0)
             return DeleteResult.EXISTS
         self._unlink(key, item)
         stats.delete_hits += 1
         if insight is not None:
-            insight.record(now, key, "DELETE", "DELETED", 0, MUTATION)
+            insight.record(now, key, DELETED, 0)
         return DeleteResult.DELETED
 
     def gat(self, key: bytes, exptime: int, now: float) -> Item | None:
@@ -433,9 +427,9 @@ class Cache:
         insight = self.insight
         if insight is not None:
             if item is None:
-                insight.record(now, key, "GAT", "MISS", 0, MISS)
+                insight.record(now, key, GAT_MISS, 0)
             else:
-                insight.record(now, key, "GAT", "HIT", len(item.value), HIT)
+                insight.record(now, key, GAT_HIT, len(item.value))
         return item
 
     def touch(self, key: bytes, exptime: int, now: float) -> Item | None:
@@ -444,9 +438,9 @@ class Cache:
         insight = self.insight
         if insight is not None:
             if item is None:
-                insight.record(now, key, "TOUCH", "NOT_FOUND", 0, MISS)
+                insight.record(now, key, TOUCH_MISS, 0)
             else:
-                insight.record(now, key, "TOUCH", "TOUCHED", len(item.value), MUTATION)
+                insight.record(now, key, TOUCHED, len(item.value))
         return item
 
     def _touch(self, key: bytes, exptime: int, now: float) -> Item | None:
@@ -471,12 +465,16 @@ class Cache:
         if insight is None:
             return self._arith(key, delta, incr, now, cas_unique)
         result = self._arith(key, delta, incr, now, cas_unique)
+        base = INCR_BASE if incr else DECR_BASE
         if isinstance(result, int):
-            status, kind = "OK", MUTATION
+            event = base
+        elif result is ArithResult.NOT_FOUND:
+            event = base + 1
+        elif result is ArithResult.NON_NUMERIC:
+            event = base + 2
         else:
-            status = result.name
-            kind = MISS if result is ArithResult.NOT_FOUND else MUTATION
-        insight.record(now, key, "INCR" if incr else "DECR", status, 0, kind)
+            event = base + 3
+        insight.record(now, key, event, 0)
         return result
 
     def _arith(
