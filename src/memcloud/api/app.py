@@ -196,4 +196,6 @@ def dashboard_context(api: ApiContext) -> DashboardContext:
         servers=servers,
         pending_flushes=pending_flushes,
         guard=LoginGuard.of(api.service),
+        introspect=api.deployment.introspect,
+        addresses=api.deployment.addresses,
     )
