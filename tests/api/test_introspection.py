@@ -105,11 +105,11 @@ def test_a_skewed_load_shows_the_hottest_key_first(api: Api) -> None:
     client = clients(api, cred)[0]
     client.set("hot:one", b"x", noreply=False)
     client.set("warm:two", b"x", noreply=False)
-    for index in range(800):
+    for index in range(1200):
         client.get("hot:one")
         if index % 4 == 0:
             client.get("warm:two")
-        client.get(f"cold:{index}")  # 1,600 distinct misses
+        client.get(f"cold:{index}")  # 2,400 distinct misses
         client.get(f"cold:{index}b")
     for index in range(300):
         client.set("mut:counter", b"%d" % index, noreply=False)
@@ -159,7 +159,7 @@ def test_key_stats_of_a_key(api: Api) -> None:
     cred = api.new_cache("keys")
     client = clients(api, cred)[0]
     client.set("ks:item", b"12345", noreply=False)
-    for _ in range(800):
+    for _ in range(1600):
         client.get("ks:item")
     [stats] = get(api, cred, "/key_stats", key="ks:item")
     assert set(stats) == {
@@ -172,7 +172,7 @@ def test_key_stats_of_a_key(api: Api) -> None:
         "in_cache",
     }
     assert stats["name"] == "ks:item" and stats["in_cache"] is True and stats["size"] == 5
-    assert stats["hit_count"] >= 400  # estimated from one request in sixteen
+    assert stats["hit_count"] >= 800  # estimated from about one request in 32
     client.delete("ks:item")
     [gone] = get(api, cred, "/key_stats", key="ks:item")
     assert gone["in_cache"] is False and gone["size"] == 0

@@ -50,6 +50,7 @@ def test_hot_keys_lookup_prefixes_and_recent_requests(
     second.set("user:2", b"SECRET-TWO", noreply=False)
     for index in range(600):
         first.get("user:1")
+        first.get("user:1")
         if index % 3 == 0:
             second.get("user:2")
         first.get(f"page:{index}")
@@ -67,14 +68,15 @@ def test_hot_keys_lookup_prefixes_and_recent_requests(
     assert hit.nth(0).inner_text().startswith("user:1")
     assert "user:2" in hit.nth(1).inner_text()
     assert page.locator("#most-missed li").first.inner_text().startswith("page:")
-    prefixes = page.inner_text("#popular-prefixes")
-    assert prefixes.index("user:") < prefixes.index("page:")
+    prefixes = page.locator("#popular-prefixes li")
+    assert prefixes.nth(0).inner_text().startswith("user:")  # 1,400 requests against 600
+    assert prefixes.nth(1).inner_text().startswith("page:")
 
     page.fill("#key-lookup input[name=key]", "user:1")
     page.click("#key-lookup button[type=submit]")
     page.wait_for_url(re.compile(r"key=user%3A1"))
     assert page.inner_text("[data-metric=in-cache]") == "yes"
-    assert int(page.inner_text("[data-metric=key-hits]").replace(",", "")) > 300
+    assert int(page.inner_text("[data-metric=key-hits]").replace(",", "")) > 500
 
     page.fill("#watch-prefix input[name=name]", "user:")
     page.click("#watch-prefix button[type=submit]")

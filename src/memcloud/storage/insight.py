@@ -58,7 +58,7 @@ __all__ = [
 RECENT_REQUESTS: Final = 100
 # About one request in this many (at random gaps) feeds the sketches: the hot keys of any
 # real load survive sampling, and the data plane pays one decrement on the others.
-SAMPLE_EVERY: Final = 16
+SAMPLE_EVERY: Final = 32
 # Keys a sketch reports at most; it holds PRUNE_AT times as many before it prunes (a sort:
 # rarer with more room, and the room is what a hostile load of distinct keys fills).
 TOP_K: Final = 50
