@@ -161,13 +161,13 @@ def test_about_one_request_in_sample_every_feeds_the_sketches(clock: FakeClock) 
     """Estimates are sampled counts times SAMPLE_EVERY; a periodic pattern (every fourth
     request the same key) is sampled like any other."""
     cache = make()
-    requests = 160_000
+    requests, period = 160_000, 4
     for index in range(requests):
-        cache.get(b"m:%d" % (index % SAMPLE_EVERY), clock.now())
+        cache.get(b"m:%d" % (index % period), clock.now())
     missed = dict(recorder(cache).popular_counts(clock.now())[1])
-    for which in range(SAMPLE_EVERY):
+    for which in range(period):
         estimate = missed[b"m:%d" % which]
-        assert abs(estimate - requests / SAMPLE_EVERY) < 0.1 * requests / SAMPLE_EVERY
+        assert abs(estimate - requests / period) < 0.1 * requests / period
 
 
 def test_watched_prefix_counts_keys_bytes_and_requests(clock: FakeClock) -> None:
