@@ -14,7 +14,6 @@ from memcloud.storage.cache import Cache
 from memcloud.storage.insight import (
     PRUNE_AT,
     RECENT_REQUESTS,
-    SAMPLE_EVERY,
     TOP_K,
     WINDOW_SECONDS,
     CacheInsight,
