@@ -2,7 +2,7 @@
 
     make bench                          # the whole suite, < 5 minutes on 2 cores
     make bench ARGS="--quick"           # a smoke run: 1-second rounds, 100,000 items for (f)
-    make bench ARGS="--only a,b"        # some workloads (a b c d e f n t)
+    make bench ARGS="--only a,b"        # some workloads (a b c d e f n t i)
     make bench ARGS="--memcslap"        # also issue 2's memcslap set/get figures
 
 Starts `memcached -t 1` and `memcloud serve --nodes 1`, both pinned to core 0 with taskset,
@@ -39,21 +39,30 @@ from bench.report import (
     table,
 )
 from bench.servers import Server, make_certificate, memcached, memcloud, server_stats
-from bench.workloads import MEMORY, NODES, ONE_SERVER, REPLICATED, TLS, WORKLOADS, Workload
+from bench.workloads import (
+    INTROSPECTION,
+    MEMORY,
+    NODES,
+    ONE_SERVER,
+    REPLICATED,
+    TLS,
+    WORKLOADS,
+    Workload,
+)
 from memcloud import native
 
 __all__ = ["main"]
 
 SERVER_CORE = 0
 LOAD_CORE = 1
-ALL = "abcdefnsrt"
+ALL = "abcdefnsrti"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s, 1 round, 100k items")
     parser.add_argument(
-        "--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, n, s, r, t)"
+        "--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, n, s, r, t, i)"
     )
     parser.add_argument("--duration", type=int, default=None, help="seconds per round (2)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per server (4)")
@@ -248,6 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         comparisons.append(
                             compare(binary, REPLICATED, two, copies, args, None, None)
                         )
+        if "i" in args.selected:
+            log("i: (a) and (b), introspection on vs off")
+            with (
+                memcloud(Path(tmp) / "intro-off", server_core, introspection=False) as off,
+                memcloud(Path(tmp) / "intro-on", server_core, introspection=True) as on,
+            ):
+                for workload in INTROSPECTION:
+                    comparisons.append(compare(binary, workload, off, on, args, core, server_core))
         if "t" in args.selected:
             log(f"t: {TLS.title}")
             certificate = make_certificate(Path(tmp) / "tls")

@@ -161,11 +161,13 @@ def memcloud(
     nodes: int = 1,
     tls: Certificate | None = None,
     replicas: int = 1,
+    introspection: bool | None = None,
 ) -> Iterator[Server]:
     """`memcloud serve` with an anonymous cache `bench` (text, no login) and a 1 GB plan; the
     SASL credentials it prints on first start are those of the hosted user's real path. With
     `tls`, `--tls-only` on the same ports; with `replicas`, the plan keeps that many copies
-    of each key."""
+    of each key. `introspection` True or False: named for it, and False runs it with
+    --no-introspection (None: the default, on)."""
     ports = free_ports(nodes)
     serve = [sys.executable, "-m", "memcloud.cli", "serve"]
     argv = [
@@ -180,6 +182,8 @@ def memcloud(
     if tls is not None:
         argv += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
                  "--tls-port", str(ports[0]), "--tls-only"]  # fmt: skip
+    if introspection is False:
+        argv.append("--no-introspection")
     data_dir.mkdir(parents=True, exist_ok=True)
     server_json = data_dir / "server.json"
 
@@ -193,6 +197,8 @@ def memcloud(
         env = _env_file(data_dir / ".env")
         info = json.loads(server_json.read_text())
         name = f"memcloud x{nodes}" if nodes > 1 else "memcloud"
+        if introspection is not None:
+            name = "intro on" if introspection else "intro off"
         yield Server(
             f"{name} r{replicas}" if replicas > 1 else name,
             process.pid,

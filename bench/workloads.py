@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "COMMON",
+    "INTROSPECTION",
     "MEMORY",
     "MEMORY_MAX_RATIO",
     "NODES",
@@ -70,3 +71,10 @@ REPLICATED = Workload("r", "(a) on --nodes 2, replicas=2 vs 1", (*COMMON, "-p", 
 TLS = Workload("t", "(a) over TLS", (*COMMON, "-p", "1", "-s"),
                note="memcached -Z and memcloud --tls-only, one self-signed P-256 certificate;"
                " handshakes before the timed phase")  # fmt: skip
+# Workloads (a) and (b) against memcloud with introspection on (recent requests, sampled
+# hot keys: issue 12) versus --no-introspection, both pinned as for (a): at most 5 % lost.
+INTROSPECTION = (
+    Workload("ia", "(a) introspection on vs off", (*COMMON, "-p", "1"), min_ratio=0.95,
+             note="memcloud with introspection (the default) against --no-introspection"),
+    Workload("ib", "(b) introspection on vs off", (*COMMON, "-p", "16"), min_ratio=0.95),
+)  # fmt: skip

@@ -135,6 +135,7 @@ def _unlike_the_defaults() -> Settings:
         smtp_from="alerts@example.com",
         alert_private_targets=True,
         prefix_delimiter="/",
+        introspection=False,
     )
     default = Settings()
     same = [

@@ -65,6 +65,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.config",
                 "memcloud.options",
                 "memcloud.stats",
+                "memcloud.introspection",
                 "memcloud.adminlink",
                 "memcloud.locate",
                 "memcloud.ports",

@@ -500,6 +500,16 @@ class Settings:
             metavar="CHAR",
         ),
     )
+    # Introspection (issue 12, part "insight"): each node records its caches' recent
+    # requests and hot keys (storage/insight.py); off saves the data plane that work.
+    introspection: bool = field(
+        default=True,
+        metadata=serve_option(
+            "record recent requests and hot keys for the introspection routes and page"
+            " (--no-introspection: off)",
+            words="on",
+        ),
+    )
     # Set by the supervisor for the node processes it starts; not for people.
     node_index: int = field(default=0, metadata=serve_option("", parse=int, hidden=True))
 

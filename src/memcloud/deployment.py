@@ -129,6 +129,13 @@ class Deployment:
         """Each node's stats, keyed by its address."""
         return await self._on_all(cache_id, lambda node: node.stats(cache_id))
 
+    async def introspect(
+        self, cache_id: int, query: Mapping[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        """Each node's introspection view of the cache (memcloud.introspection.node), keyed
+        by its address; NodesFailed names the nodes that could not answer."""
+        return await self._on_all(cache_id, lambda node: node.introspect(cache_id, query))
+
     async def reset_stats(self, cache_id: int) -> None:
         await self._on_all(cache_id, lambda node: node.reset_stats(cache_id))
 

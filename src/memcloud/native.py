@@ -54,6 +54,7 @@ COMPILED_MODULES = (
     "memcloud.storage.counter",
     "memcloud.storage.item",
     "memcloud.storage.detail",
+    "memcloud.storage.insight",
     "memcloud.storage.cache",
     "memcloud.storage.registry",
     "memcloud.auth_throttle",

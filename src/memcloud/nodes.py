@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from memcloud.control.audit import FlushAuditor
+from memcloud.introspection.node import IntrospectionOff, node_view
 from memcloud.routing import Link
 from memcloud.service import Service
 from memcloud.stats.report import node_stats
@@ -82,6 +83,10 @@ class Node(Protocol):
         this node holds because the control store did not take them yet."""
         ...
 
+    async def introspect(self, cache_id: int, query: Mapping[str, Any]) -> dict[str, Any]:
+        """This node's introspection view of the cache (memcloud.introspection.node)."""
+        ...
+
 
 class LocalNode:
     """The node of this process: its `Service`, called directly on the event loop, and its
@@ -134,6 +139,12 @@ class LocalNode:
             return {"pending": 0, "since": None, "error": ""}
         pending = auditor.pending(cache_id)
         return {"pending": pending.count, "since": pending.since, "error": pending.error}
+
+    async def introspect(self, cache_id: int, query: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return node_view(self._served(cache_id), query, self.service.clock.now())
+        except IntrospectionOff as exc:
+            raise NodeError(f"{self.address}: {exc}") from None
 
 
 class RemoteNode:
@@ -193,6 +204,13 @@ class RemoteNode:
             "since": float(since) if since is not None else None,
             "error": str(reply.get("error") or ""),
         }
+
+    async def introspect(self, cache_id: int, query: Mapping[str, Any]) -> dict[str, Any]:
+        reply = await self._call({"op": "introspect", "cache_id": cache_id, "query": dict(query)})
+        view = reply.get("view")
+        if not isinstance(view, dict):
+            raise NodeError(f"{self.address} answered no introspection view")
+        return view
 
 
 class ChannelNode(RemoteNode):

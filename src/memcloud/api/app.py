@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memcloud import __version__
-from memcloud.api import alerts, docs, v1, v2
+from memcloud.api import alerts, docs, introspection, v1, v2
 from memcloud.api.access_log import AccessLog
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
@@ -129,6 +129,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(alerts.router)
+    app.include_router(introspection.router)
     app.add_api_route(
         "/metrics",
         metrics_endpoint,
@@ -195,4 +196,6 @@ def dashboard_context(api: ApiContext) -> DashboardContext:
         servers=servers,
         pending_flushes=pending_flushes,
         guard=LoginGuard.of(api.service),
+        introspect=api.deployment.introspect,
+        addresses=api.deployment.addresses,
     )

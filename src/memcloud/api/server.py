@@ -1,10 +1,10 @@
 """Run the HTTP API inside `memcloud serve`'s event loop, next to the memcache listeners.
 
 `ApiServer.start` starts this node's stats sampler and, on node 0, the alert evaluator and
-sender (memcloud.alerts), binds the API port (0: chosen by the OS) and starts uvicorn as a
-task in the running loop (without its signal handlers: the runner owns shutdown). `stop`
-undoes it all. What they serve (the deployment, the store, the settings) is given, in the
-`ApiContext`; nothing is assembled here.
+sender (memcloud.alerts) and the latency probe (memcloud.api.latency), binds the API port
+(0: chosen by the OS) and starts uvicorn as a task in the running loop (without its signal
+handlers: the runner owns shutdown). `stop` undoes it all. What they serve (the deployment,
+the store, the settings) is given, in the `ApiContext`; nothing is assembled here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from memcloud.alerts import AlertTasks
 from memcloud.api.app import create_app
 from memcloud.api.context import ApiContext
 from memcloud.api.history import StatsSampler
+from memcloud.api.latency import LatencyProbe
 from memcloud.api.limits import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, HttpLimits, guarded_protocol
 from memcloud.ports import PortInUse, is_in_use
 
@@ -77,6 +78,7 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._alerts: AlertTasks | None = None
+        self._probe: asyncio.Task[None] | None = None
 
     async def start(self) -> int | None:
         """Start serving; answer the bound API port (None without `http`)."""
@@ -90,6 +92,10 @@ class ApiServer:
         # Alerts are evaluated and delivered once per deployment machine, by node 0.
         self._alerts = AlertTasks(ctx.store, ctx.deployment, settings, ctx.deployment.clock)
         self._alerts.start()
+        # Latency is probed from the API process, as a client would see the nodes.
+        self._probe = asyncio.create_task(
+            LatencyProbe(ctx.store, ctx.deployment, settings).run(), name="memcloud-latency"
+        )
         sock = _bind(settings.host, settings.api_port)
         limits = HttpLimits(
             max_connections=settings.api_max_connections,
@@ -144,6 +150,11 @@ class ApiServer:
 
     async def stop(self) -> None:
         sampler, self._sampler = self._sampler, None
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
         alerts, self._alerts = self._alerts, None
         if alerts is not None:
             await alerts.stop()

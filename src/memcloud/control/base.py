@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Self
 
 from memcloud.control.alert_records import AlertRecord, DeliveryConfigRecord, DeliveryRecord
+from memcloud.control.introspection_records import LatencySample, WatchedPrefixRecord
 from memcloud.control.models import (
     DEFAULT_CLUSTER,
     CacheRecord,
@@ -245,6 +246,25 @@ class ControlStore(Protocol):
 
     def list_deliveries(self, cache_id: int, limit: int = 50) -> list[DeliveryRecord]: ...
     def prune_deliveries(self, before: float) -> int: ...
+
+    # Watched prefixes (a bounded number per cache) and latency samples (introspection,
+    # memcloud.control.introspection: its records and rules). No revision bump.
+    def watch_prefix(self, cache_id: int, name: str) -> WatchedPrefixRecord:
+        """Watch `name` in the cache (already watched: the same record); Conflict past
+        MAX_WATCHED_PREFIXES, ControlError for a name no key could start with."""
+        ...
+
+    def list_watched_prefixes(self, cache_id: int | None = None) -> list[WatchedPrefixRecord]:
+        """One cache's watched prefixes by id (NotFound if no such cache); None: all."""
+        ...
+
+    def unwatch_prefix(self, cache_id: int, prefix_id: int) -> None: ...
+    def add_latency_samples(self, samples: list[LatencySample]) -> None: ...
+    def latency_samples(self, servers: list[str], start: float, end: float) -> list[LatencySample]:
+        """The samples of these servers ("host:port") in [start, end], oldest first."""
+        ...
+
+    def prune_latency(self, before: float) -> int: ...
 
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...

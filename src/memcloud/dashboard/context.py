@@ -10,8 +10,9 @@ nothing of the API's package (tests/test_layering.py): what they need arrives he
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 
@@ -45,6 +46,12 @@ class DashboardContext:
     pending_flushes: Callable[[int], Awaitable[int]] | None = None
     # The process's login throttle (shared with the memcache logins and the API).
     guard: LoginGuard = field(default_factory=LoginGuard)
+    # Introspection (issue 12): every node's view of a cache (memcloud.introspection.node;
+    # raises if a node failed) and the addresses of a cache's nodes ("host:port").
+    introspect: Callable[[int, Mapping[str, Any]], Awaitable[dict[str, dict[str, Any]]]] | None = (
+        None
+    )
+    addresses: Callable[[int], list[str]] | None = None
 
 
 def dashboard_context(request: Request) -> DashboardContext:

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from memcloud.admission import plan_connection_limit
 from memcloud.control.base import Conflict, ControlError, StoreFailed
 from memcloud.control.models import CredentialRecord
-from memcloud.dashboard import charts, metrics
+from memcloud.dashboard import charts, latency, metrics
 from memcloud.dashboard.access import Viewer, admin_ok, viewer_for
 from memcloud.dashboard.context import dashboard_context
 from memcloud.dashboard.web import (
@@ -63,6 +63,7 @@ def cache_pages(cache_id: int) -> list[Page]:
         Page("overview", "Overview", base),
         Page("settings", "Settings", f"{base}/settings"),
         Page("alerts", "Alerts", f"{base}/alerts"),
+        Page("introspection", "Introspection", f"{base}/introspection"),
         Page("flush", "Flush", f"{base}/flush"),
         Page("deploy", "Deploy hook", f"{base}/deploy"),
     ]
@@ -203,6 +204,7 @@ async def overview(request: Request, cache_id: int) -> Response:
     lines = metrics.series(points)
     start = now - span
     graphs = [
+        await latency.latency_chart(ctx, cache_id, start, now),
         charts.memory_chart(lines["bytes"], lines["limit"], start, now),
         charts.line_chart(
             "Hit rate (%)",
@@ -238,6 +240,7 @@ async def overview(request: Request, cache_id: int) -> Response:
         "overview.html",
         card=card,
         connection_limit=plan_connection_limit(viewer.cache.plan, ctx.settings),
+        latency_us=await latency.latency_now(ctx, cache_id, now),
         donut=charts.donut(card.memory_percent, "good" if card.memory_percent < 90 else "warn"),
         graphs=graphs,
         ranges=list(metrics.RANGES),

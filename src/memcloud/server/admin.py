@@ -4,7 +4,8 @@ Node 0 answers the CLI on `control.sock`; every other node process answers node 
 `node-<i>.sock`. Operations: `flush` (every node of the deployment when asked on node 0),
 `stats` (memcached's list; summed over the nodes on node 0), `node_stats` and `reset_stats`
 (this node only; what `nodes.RemoteNode` calls), `flush_log_pending` (flush log records this
-node could not write yet), `ping` (the node answers: /readyz).
+node could not write yet), `introspect` (this node's introspection view), `ping` (the node
+answers: /readyz).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, 
         if op == "reset_stats":
             await deployment.local.reset_stats(cache_id)
             return {"ok": True}
+        if op == "introspect":
+            query = request.get("query")
+            if not isinstance(query, dict):
+                return {"ok": False, "error": "query must be an object"}
+            return {"ok": True, "view": await deployment.local.introspect(cache_id, query)}
         if op == "flush_log_pending":
             # Node 0 sums its own and every other node's; another node answers its own.
             return {"ok": True, **await deployment.flush_log_pending(cache_id)}

@@ -92,7 +92,7 @@ class Runtime:
         self.settings = settings
         memory = settings.memory // settings.nodes if settings.memory else 0
         self.service = Service(
-            Registry(memory, settings.item_size_max),
+            Registry(memory, settings.item_size_max, settings.introspection),
             Directory.load(self.store),
             self.clock,
             settings,

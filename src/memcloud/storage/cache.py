@@ -13,6 +13,21 @@ from collections import OrderedDict
 from typing import Final
 
 from memcloud.storage.counter import UINT64_MASK, parse_counter
+from memcloud.storage.insight import (
+    DECR_BASE,
+    DELETE_EXISTS,
+    DELETE_MISS,
+    DELETED,
+    GAT_HIT,
+    GAT_MISS,
+    GET_HIT,
+    GET_MISS,
+    INCR_BASE,
+    STORE_BASE,
+    TOUCH_MISS,
+    TOUCHED,
+    CacheInsight,
+)
 from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
@@ -88,6 +103,7 @@ class Cache:
         "flushed",
         "graveyard",
         "id",
+        "insight",
         "item_size_max",
         "items",
         "limit",
@@ -105,6 +121,8 @@ class Cache:
         budget: MemoryBudget,
         item_size_max: int,
         graveyard: Graveyard,
+        introspection: bool = False,
+        now: float = 0.0,
     ) -> None:
         self.id = cache_id
         self.name = name
@@ -120,6 +138,8 @@ class Cache:
         # command that looks for one of its keys finds a flushed item (stat get_flushed).
         self.flushed: OrderedDict[bytes, Item] = OrderedDict()
         self._expiries: list[tuple[float, int, bytes]] = []
+        # The introspection recorder; None when introspection is off (one check per command).
+        self.insight: CacheInsight | None = CacheInsight(now) if introspection else None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -170,14 +190,19 @@ class Cache:
                 item = None
         if stats.detail is not None:  # `stats detail on` (storage/detail.py)
             stats.detail.get(key, item is not None)
+        insight = self.insight
         if item is None:
             stats.get_misses += 1
+            if insight is not None:
+                insight.record(now, key, GET_MISS, 0)
             return None
         if now - item.bumped >= BUMP_INTERVAL:
             item.bumped = now
             self.items.move_to_end(key)
         stats.get_hits += 1
         item.fetched = True
+        if insight is not None:
+            insight.record(now, key, GET_HIT, len(item.value))
         return item
 
     def get_many(
@@ -193,6 +218,7 @@ class Cache:
         refresh = self.items.move_to_end
         flushed = self.flushed
         detail = self.stats.detail
+        insight = self.insight
         size = 0
         looked_at = 0
         for key in keys:
@@ -200,16 +226,16 @@ class Cache:
                 break
             looked_at += 1
             item = lookup(key)
-            if item is None:
-                if flushed:
-                    self._forget_flushed(key)
-                if detail is not None:
-                    detail.get(key, False)
-                continue
-            if item.exptime and item.exptime <= now:
+            if item is not None and item.exptime and item.exptime <= now:
                 self._expire(key, item)
+                item = None
+            elif item is None and flushed:
+                self._forget_flushed(key)
+            if item is None:
                 if detail is not None:
                     detail.get(key, False)
+                if insight is not None:
+                    insight.record(now, key, GET_MISS, 0)
                 continue
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
@@ -219,6 +245,8 @@ class Cache:
                 detail.get(key, True)
             hits.append((key, item))
             size += len(item.value)
+            if insight is not None:
+                insight.record(now, key, GET_HIT, len(item.value))
         stats = self.stats
         stats.cmd_get += looked_at
         stats.get_hits += len(hits)
@@ -243,6 +271,24 @@ class Cache:
         cas_unique: int = 0,
     ) -> tuple[StoreResult, int]:
         """Store under memcached's rules for `mode`; answers the result and the new CAS."""
+        insight = self.insight
+        if insight is None:
+            return self._store(mode, key, value, flags, exptime, now, cas_unique)
+        answer = self._store(mode, key, value, flags, exptime, now, cas_unique)
+        command = StoreMode.CAS if cas_unique else mode
+        insight.record(now, key, STORE_BASE + (command - 1) * 6 + (answer[0] - 1), len(value))
+        return answer
+
+    def _store(
+        self,
+        mode: StoreMode,
+        key: bytes,
+        value: bytes,
+        flags: int,
+        exptime: int,
+        now: float,
+        cas_unique: int,
+    ) -> tuple[StoreResult, int]:
         self.stats.cmd_set += 1
         if self.stats.detail is not None:
             self.stats.detail.set(key)
@@ -320,6 +366,9 @@ class Cache:
         self.used += size
         budget.used += size
         self.stats.total_items += 1
+        insight = self.insight
+        if insight is not None and insight.watched:
+            insight.stored(key, size)
         if exptime:
             heapq.heappush(self._expiries, (exptime, cas, key))
         return StoreResult.STORED, cas
@@ -362,6 +411,9 @@ class Cache:
         size = len(key) + len(item.value) + ITEM_OVERHEAD
         self.used -= size
         self.budget.used -= size
+        insight = self.insight
+        if insight is not None and insight.watched:
+            insight.removed(key, size)
 
     def refuse_store(self) -> None:
         """A store the credential may not make (no write capability): counted as a set, as
@@ -387,18 +439,25 @@ class Cache:
         if stats.detail is not None:
             stats.detail.delete(key)
         item = self._live(key, now)
+        insight = self.insight
         if item is None:
             stats.delete_misses += 1
+            if insight is not None:
+                insight.record(now, key, DELETE_MISS, 0)
             return DeleteResult.NOT_FOUND
         if cas_unique and item.cas != cas_unique:
+            if insight is not None:
+                insight.record(now, key, DELETE_EXISTS, 0)
             return DeleteResult.EXISTS
         self._unlink(key, item)
         stats.delete_hits += 1
+        if insight is not None:
+            insight.record(now, key, DELETED, 0)
         return DeleteResult.DELETED
 
     def gat(self, key: bytes, exptime: int, now: float) -> Item | None:
         """get-and-touch (gat, gats, binary GAT*): a touch that also counts as a get."""
-        item = self.touch(key, exptime, now)
+        item = self._touch(key, exptime, now)
         stats = self.stats
         stats.cmd_get += 1
         if stats.detail is not None:
@@ -407,10 +466,26 @@ class Cache:
             stats.get_misses += 1
         else:
             stats.get_hits += 1
+        insight = self.insight
+        if insight is not None:
+            if item is None:
+                insight.record(now, key, GAT_MISS, 0)
+            else:
+                insight.record(now, key, GAT_HIT, len(item.value))
         return item
 
     def touch(self, key: bytes, exptime: int, now: float) -> Item | None:
         """Give the item a new expiry; answers it, or None when there is none."""
+        item = self._touch(key, exptime, now)
+        insight = self.insight
+        if insight is not None:
+            if item is None:
+                insight.record(now, key, TOUCH_MISS, 0)
+            else:
+                insight.record(now, key, TOUCHED, len(item.value))
+        return item
+
+    def _touch(self, key: bytes, exptime: int, now: float) -> Item | None:
         stats = self.stats
         stats.cmd_touch += 1
         item = self._live(key, now)
@@ -429,6 +504,25 @@ class Cache:
         self, key: bytes, delta: int, incr: bool, now: float, cas_unique: int = 0
     ) -> int | ArithResult:
         """incr wraps at 2**64, decr stops at 0; answers the new value."""
+        insight = self.insight
+        if insight is None:
+            return self._arith(key, delta, incr, now, cas_unique)
+        result = self._arith(key, delta, incr, now, cas_unique)
+        base = INCR_BASE if incr else DECR_BASE
+        if isinstance(result, int):
+            event = base
+        elif result is ArithResult.NOT_FOUND:
+            event = base + 1
+        elif result is ArithResult.NON_NUMERIC:
+            event = base + 2
+        else:
+            event = base + 3
+        insight.record(now, key, event, 0)
+        return result
+
+    def _arith(
+        self, key: bytes, delta: int, incr: bool, now: float, cas_unique: int
+    ) -> int | ArithResult:
         stats = self.stats
         item = self._live(key, now)
         if item is None:
@@ -487,6 +581,8 @@ class Cache:
         self.used = 0
         self._expiries = []
         self.flush_at = 0.0
+        if self.insight is not None:
+            self.insight.emptied()
 
     def resize(self, limit: int) -> None:
         """A new plan: keep the data when growing, evict the LRU tail when shrinking."""

@@ -15,10 +15,12 @@ FREE_SLICE = 20_000
 
 
 class Registry:
-    def __init__(self, memory_limit: int, item_size_max: int) -> None:
+    def __init__(self, memory_limit: int, item_size_max: int, introspection: bool = False) -> None:
         # 0 means no server-wide bound: only the plans limit memory.
         self.budget = MemoryBudget(memory_limit or sys.maxsize)
         self.item_size_max = item_size_max
+        # Whether the caches made here record introspection data (storage/insight.py).
+        self.introspection = introspection
         self.graveyard: Graveyard = []
         self.caches: dict[int, Cache] = {}
         # The generation (see CacheRecord) each cache of `caches` was made for.
@@ -50,6 +52,7 @@ class Registry:
                 budget=self.budget,
                 item_size_max=self.item_size_max,
                 graveyard=self.graveyard,
+                introspection=self.introspection,
             )
             self.caches[cache_id] = cache
             return cache
@@ -68,6 +71,8 @@ class Registry:
         """One bounded slice of background work: reclaim expired items, free flushed ones."""
         for cache in list(self.caches.values()):
             cache.reap(now, REAP_SLICE)
+            if cache.insight is not None:
+                cache.insight.tick(now)
         freed = 0
         while self.graveyard and freed < FREE_SLICE:
             old = self.graveyard[-1]

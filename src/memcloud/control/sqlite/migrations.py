@@ -199,6 +199,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alert_deliveries_cache ON alert_deliveries (cache_id, created_at);
     CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at);
     """,
+    # 9 (issue 12, introspection; after 7 and 8 of the same wave once merged): the prefixes
+    # a cache watches, and the latency probe's samples (one per node every 20 s, by
+    # "host:port", pruned after LATENCY_KEEP_SECONDS). No revision bump on their writes.
+    """
+    CREATE TABLE watched_prefixes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        UNIQUE (cache_id, name)
+    );
+    CREATE TABLE latency_samples (
+        at REAL NOT NULL,
+        server TEXT NOT NULL,
+        duration_ns INTEGER NOT NULL
+    );
+    CREATE INDEX latency_samples_at ON latency_samples (at);
+    CREATE INDEX latency_samples_server ON latency_samples (server, at);
+    """,
 )
 
 
