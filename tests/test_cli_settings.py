@@ -134,6 +134,8 @@ def _unlike_the_defaults() -> Settings:
         smtp_url="smtp://mailer:smtp-secret@mail.example.com:587",
         smtp_from="alerts@example.com",
         alert_private_targets=True,
+        cluster_secret="cluster-secret-value",
+        cluster_secret_previous=("@/etc/memcloud/old-secret", "previous-secret-value"),
     )
     default = Settings()
     same = [
@@ -176,6 +178,7 @@ def test_repr_never_shows_a_secret() -> None:
     text = repr(settings)
     for secret in ("admin-secret", "provision-secret", "sso-secret", "db-secret", "smtp-secret"):
         assert secret not in text
+    assert "cluster-secret-value" not in text and "previous-secret-value" not in text
     assert "admin_token=<secret>" in text and "sso_salt=<secret>" in text
     assert "smtp_url=<secret>" in text
     # What is not secret still shows: a key's path, the add-on user, an open /metrics ('').

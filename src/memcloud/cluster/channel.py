@@ -62,8 +62,12 @@ HANDSHAKE_TIMEOUT: Final = 5.0
 # 100 KB/s, far below any link between machines.
 FRAME_TIMEOUT: Final = 10.0
 # Replies a connection may be computing at once (awaitable handlers) before the server
-# stops reading from it: the client's own bound is below it, so only a broken peer meets it.
-MAX_IN_FLIGHT: Final = 4096
+# stops reading from it: a PeerLink's default bound is the same, so only a peer that
+# raised its own meets it.
+MAX_IN_FLIGHT: Final = 1024
+# Replies of one read written together; past this much the server writes and looks whether
+# its peer still reads (a few small requests may ask for megabytes of replies).
+REPLY_BATCH: Final = 256 * 1024
 # Calls one link keeps outstanding before a caller waits for a slot.
 DEFAULT_MAX_OUTSTANDING: Final = 1024
 # After a failed connect, calls within this many seconds fail at once instead of each
@@ -137,6 +141,7 @@ class _Progress:
 
 class _ServerConnection(asyncio.Protocol):
     __slots__ = (
+        "_backlog",
         "_decoder",
         "_handler",
         "_out",
@@ -158,6 +163,8 @@ class _ServerConnection(asyncio.Protocol):
         # Replies of awaitable handlers, written together once per loop iteration.
         self._out: list[bytes] = []
         self._writing_paused = self._reading_paused = False
+        # Whole frames received but not yet started, while the peer reads no replies.
+        self._backlog = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -176,18 +183,31 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        self._decoder.receive_data(data)
+        if not self._backlog:
+            self._run_frames()
+
+    def _run_frames(self) -> None:
+        """Start every whole frame received, writing replies in batches; stop (and keep the
+        rest for resume_writing) as soon as the peer is not reading what was written."""
         transport = self._transport
         if transport is None:
             return
         decoder = self._decoder
-        decoder.receive_data(data)
         replies: list[bytes] = []
+        size = 0
         try:
-            frame = decoder.next_frame()
-            while frame is not None:
+            while (frame := decoder.next_frame()) is not None:
                 self._progress.frames += 1
-                self._start(frame, replies)
-                frame = decoder.next_frame()
+                size += self._start(frame, replies)
+                if size >= REPLY_BATCH:
+                    transport.write(b"".join(replies))
+                    replies.clear()
+                    size = 0
+                    if self._writing_paused:
+                        # A few requests can ask for a great deal: the rest waits, unread.
+                        self._backlog = decoder.pending > 0
+                        break
         except WireError as exc:
             logger.warning(
                 "cluster channel: closed the connection of %s: %s", _peer(transport), exc
@@ -196,23 +216,26 @@ class _ServerConnection(asyncio.Protocol):
             return
         if replies:
             transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
-        self._progress.watch(decoder.pending > 0, self._stalled)
-        if len(self.tasks) >= MAX_IN_FLIGHT:
-            self._update_reading()
+        self._progress.watch(decoder.pending > 0 and not self._backlog, self._stalled)
+        self._update_reading()
 
-    def _start(self, frame: Frame, replies: list[bytes]) -> None:
+    def _start(self, frame: Frame, replies: list[bytes]) -> int:
+        """Call the handler on one frame; answers the bytes it added to `replies`."""
         request_id = frame.request_id
         try:
             result = self._handler(frame.code, frame.payload)
             if isinstance(result, bytes | bytearray | memoryview):
-                replies.append(self._reply(request_id, result))
-                return
+                reply = self._reply(request_id, result)
+                replies.append(reply)
+                return len(reply)
             task = asyncio.ensure_future(result)
         except Exception as exc:
-            replies.append(encode_error(request_id, _message(exc)))
-            return
+            reply = encode_error(request_id, _message(exc))
+            replies.append(reply)
+            return len(reply)
         self.tasks.add(task)
         task.add_done_callback(partial(self._finished, request_id))
+        return 0
 
     def _reply(self, request_id: int, result: object) -> bytes:
         if not isinstance(result, bytes | bytearray | memoryview):
@@ -252,7 +275,7 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.abort()
 
     def _update_reading(self) -> None:
-        pause = self._writing_paused or len(self.tasks) >= MAX_IN_FLIGHT
+        pause = self._writing_paused or self._backlog or len(self.tasks) >= MAX_IN_FLIGHT
         if self._transport is None or pause == self._reading_paused:
             return
         self._reading_paused = pause
@@ -267,7 +290,11 @@ class _ServerConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._update_reading()
+        if self._backlog:
+            self._backlog = False
+            self._run_frames()
+        else:
+            self._update_reading()
 
 
 class ChannelServer:
