@@ -366,3 +366,47 @@ def test_the_server_stops_reading_while_its_peer_does_not_read_the_replies(
             writer.close()
 
     on_uvloop(scenario())
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_callers_wait_while_the_peer_reads_nothing_instead_of_piling_up_requests(
+    on_uvloop: Runner[Any],
+) -> None:
+    async def scenario() -> None:
+        member = identity(NEW)
+        held: list[asyncio.StreamWriter] = []
+
+        async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)
+
+        server = await asyncio.start_server(
+            never_reads, "127.0.0.1", 0, ssl=identity(NEW).server_context()
+        )
+        port = server.sockets[0].getsockname()[1]
+        link = PeerLink(
+            f"127.0.0.1:{port}", member, timeout=30, max_frame=MAX_FRAME, max_outstanding=10_000
+        )
+        payload = b"p" * (MAX_FRAME - 1)
+        calls = [asyncio.ensure_future(link.call(1, b"connect"))]
+        await asyncio.sleep(0.3)
+        assert link.connected
+        # 100 MB of requests made at once, on a connection already open: all but the
+        # first few wait for the peer to read, none is rendered into memory meanwhile.
+        before = _resident_bytes()
+        calls += [asyncio.ensure_future(link.call(1, payload)) for _ in range(100)]
+        await asyncio.sleep(1.0)
+        assert _resident_bytes() - before < 40 * MAX_FRAME
+        assert 0 < link.buffered < 8 * MAX_FRAME, link.buffered
+        assert not any(call.done() for call in calls)
+        await link.close()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, PeerUnavailable) for r in results)
+        server.close()
+        for writer in held:
+            writer.close()
+
+    on_uvloop(scenario())

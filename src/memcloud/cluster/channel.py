@@ -360,6 +360,7 @@ class _ClientConnection(asyncio.Protocol):
         "_drained",
         "_link",
         "_out",
+        "_out_size",
         "_progress",
         "_sweeper",
         "last_received",
@@ -368,6 +369,7 @@ class _ClientConnection(asyncio.Protocol):
         "next_id",
         "pending",
         "transport",
+        "writing_paused",
     )
 
     def __init__(self, link: PeerLink, loop: asyncio.AbstractEventLoop) -> None:
@@ -382,6 +384,10 @@ class _ClientConnection(asyncio.Protocol):
         self.next_id = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
+        self._out_size = 0
+        # Set while the transport's write buffer is over its high-water mark; the future
+        # exists only while some caller waits for it to drain.
+        self.writing_paused = False
         self._drained: asyncio.Future[None] | None = None
         self.last_received = loop.time()
         self.lost = False
@@ -414,15 +420,21 @@ class _ClientConnection(asyncio.Protocol):
             self.transport = None
 
     def send(self, frame: bytes) -> None:
-        # Frames of the calls made in one loop iteration leave in one write.
+        # Frames of the calls made in one loop iteration leave in one write; past
+        # REPLY_BATCH they leave at once, so that a full write buffer (pause_writing) holds
+        # up the next callers instead of piling up here.
         if not self._out:
             self.loop.call_soon(self._flush)
         self._out.append(frame)
+        self._out_size += len(frame)
+        if self._out_size >= REPLY_BATCH:
+            self._flush()
         if self._sweeper is None:
             self._sweep_at(self.loop.time() + self._link.timeout)
 
     def _flush(self) -> None:
         out, self._out = self._out, []
+        self._out_size = 0
         if self.transport is not None and out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
@@ -453,18 +465,20 @@ class _ClientConnection(asyncio.Protocol):
             self._sweep_at(next(iter(self.pending.values()))[1])
 
     async def writable(self) -> None:
-        """Wait while the peer does not read what was already sent."""
-        if self._drained is not None:
+        """Wait while the peer does not read what was already sent (PeerUnavailable if the
+        connection is lost meanwhile)."""
+        while self.writing_paused:
+            if self.lost:
+                raise PeerUnavailable(f"connection to {self._link.address} lost")
+            if self._drained is None:
+                self._drained = self.loop.create_future()
             await asyncio.shield(self._drained)
 
-    @property
-    def writing_paused(self) -> bool:
-        return self._drained is not None
-
     def pause_writing(self) -> None:
-        self._drained = self.loop.create_future()
+        self.writing_paused = True
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
@@ -534,6 +548,15 @@ class PeerLink:
     @property
     def connected(self) -> bool:
         return self._connection is not None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of requests written but not yet taken by the network (a peer that reads
+        nothing makes callers wait rather than this grow)."""
+        connection = self._connection
+        if connection is None or connection.transport is None:
+            return 0
+        return connection.transport.get_write_buffer_size() + connection._out_size
 
     def forget(self, connection: _ClientConnection) -> None:
         """A connection is gone: the next call opens a new one."""
