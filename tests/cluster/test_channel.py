@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from memcloud.cluster.channel import ChannelError, PeerLink, PeerUnavailable
+from memcloud.cluster.channel import MAX_IN_FLIGHT, ChannelError, PeerLink, PeerUnavailable
 from memcloud.cluster.wire import encode_frame
 
 from .conftest import MAX_FRAME, NEW, Runner, echo, identity, link_to, serving
@@ -408,5 +408,33 @@ def test_callers_wait_while_the_peer_reads_nothing_instead_of_piling_up_requests
         server.close()
         for writer in held:
             writer.close()
+
+    on_uvloop(scenario())
+
+
+def test_the_server_stops_starting_requests_while_too_many_replies_are_pending(
+    on_uvloop: Runner[Any],
+) -> None:
+    pending: list[asyncio.Future[bytes]] = []
+
+    def handler(kind: int, payload: bytes) -> Awaitable[bytes]:
+        future = asyncio.get_running_loop().create_future()
+        pending.append(future)
+        return future
+
+    async def scenario() -> None:
+        async with serving(identity(NEW), handler) as server:
+            link = link_to(server, identity(NEW), timeout=30, max_outstanding=3 * MAX_IN_FLIGHT)
+            calls = [asyncio.ensure_future(link.call(1, b"")) for _ in range(2 * MAX_IN_FLIGHT)]
+            await asyncio.sleep(0.5)
+            assert len(pending) == MAX_IN_FLIGHT  # the rest is held back, unstarted
+            answered = 0
+            while answered < 2 * MAX_IN_FLIGHT:
+                for future in pending[answered:]:
+                    future.set_result(b"ok")
+                answered = len(pending)
+                await asyncio.sleep(0.05)
+            assert await asyncio.gather(*calls) == [b"ok"] * (2 * MAX_IN_FLIGHT)
+            await link.close()
 
     on_uvloop(scenario())

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_MAX_OUTSTANDING",
     "FRAME_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
+    "MAX_IN_FLIGHT",
     "ChannelError",
     "ChannelServer",
     "Handler",
@@ -204,10 +205,10 @@ class _ServerConnection(asyncio.Protocol):
                     transport.write(b"".join(replies))
                     replies.clear()
                     size = 0
-                    if self._writing_paused:
-                        # A few requests can ask for a great deal: the rest waits, unread.
-                        self._backlog = decoder.pending > 0
-                        break
+                if self._writing_paused or len(self.tasks) >= MAX_IN_FLIGHT:
+                    # A few requests can ask for a great deal: the rest waits, unread.
+                    self._backlog = decoder.pending > 0
+                    break
         except WireError as exc:
             logger.warning(
                 "cluster channel: closed the connection of %s: %s", _peer(transport), exc
@@ -257,8 +258,8 @@ class _ServerConnection(asyncio.Protocol):
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(reply)
-        if self._reading_paused:
-            self._update_reading()
+        if self._reading_paused and len(self.tasks) <= MAX_IN_FLIGHT // 2:
+            self._resume()
 
     def _flush(self) -> None:
         out, self._out = self._out, []
@@ -290,7 +291,11 @@ class _ServerConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self._backlog:
+        self._resume()
+
+    def _resume(self) -> None:
+        """Start the frames held back, if nothing holds them back any longer."""
+        if self._backlog and not self._writing_paused and len(self.tasks) < MAX_IN_FLIGHT:
             self._backlog = False
             self._run_frames()
         else:
