@@ -121,6 +121,7 @@ def _unlike_the_defaults() -> Settings:
         sso_salt="sso-secret",
         plans=(("a", MB), ("b", 3 * MB)),
         plan_connections=((MB, 7),),
+        plan_replicas=((3 * MB, 2),),
         nodes=3,
         tls_cert=Path("cert.pem"),
         tls_key=Path("key.pem"),
@@ -131,11 +132,14 @@ def _unlike_the_defaults() -> Settings:
         control_url="postgresql://memcloud:db-secret@db.example.com:5433/memcloud",
         cluster="eu-1",
         machine="rack7",
+        internal_port=40004,
         smtp_url="smtp://mailer:smtp-secret@mail.example.com:587",
         smtp_from="alerts@example.com",
         alert_private_targets=True,
         prefix_delimiter="/",
         introspection=False,
+        cluster_secret="cluster-secret-value",
+        cluster_secret_previous=("@/etc/memcloud/old-secret", "previous-secret-value"),
     )
     default = Settings()
     same = [
@@ -178,6 +182,7 @@ def test_repr_never_shows_a_secret() -> None:
     text = repr(settings)
     for secret in ("admin-secret", "provision-secret", "sso-secret", "db-secret", "smtp-secret"):
         assert secret not in text
+    assert "cluster-secret-value" not in text and "previous-secret-value" not in text
     assert "admin_token=<secret>" in text and "sso_salt=<secret>" in text
     assert "smtp_url=<secret>" in text
     # What is not secret still shows: a key's path, the add-on user, an open /metrics ('').

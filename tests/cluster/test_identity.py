@@ -41,7 +41,7 @@ def test_a_node_certificate_is_fresh_and_signed_by_the_current_secrets_ca() -> N
         ]
     # Fresh keys at every start; the old secret's CA did not sign it.
     assert one.certificate.public_key() != two.certificate.public_key()
-    with pytest.raises(ValueError, match="[Ii]ssuer"):
+    with pytest.raises(ValueError, match=r"[Ii]ssuer"):
         one.certificate.verify_directly_issued_by(ca_of(old).certificate)
     usage = one.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
     assert not usage.value.ca

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_MAX_OUTSTANDING",
     "FRAME_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
+    "MAX_IN_FLIGHT",
     "ChannelError",
     "ChannelServer",
     "Handler",
@@ -62,8 +63,12 @@ HANDSHAKE_TIMEOUT: Final = 5.0
 # 100 KB/s, far below any link between machines.
 FRAME_TIMEOUT: Final = 10.0
 # Replies a connection may be computing at once (awaitable handlers) before the server
-# stops reading from it: the client's own bound is below it, so only a broken peer meets it.
-MAX_IN_FLIGHT: Final = 4096
+# stops reading from it: a PeerLink's default bound is the same, so only a peer that
+# raised its own meets it.
+MAX_IN_FLIGHT: Final = 1024
+# Replies of one read written together; past this much the server writes and looks whether
+# its peer still reads (a few small requests may ask for megabytes of replies).
+REPLY_BATCH: Final = 256 * 1024
 # Calls one link keeps outstanding before a caller waits for a slot.
 DEFAULT_MAX_OUTSTANDING: Final = 1024
 # After a failed connect, calls within this many seconds fail at once instead of each
@@ -137,6 +142,7 @@ class _Progress:
 
 class _ServerConnection(asyncio.Protocol):
     __slots__ = (
+        "_backlog",
         "_decoder",
         "_handler",
         "_out",
@@ -158,6 +164,8 @@ class _ServerConnection(asyncio.Protocol):
         # Replies of awaitable handlers, written together once per loop iteration.
         self._out: list[bytes] = []
         self._writing_paused = self._reading_paused = False
+        # Whole frames received but not yet started, while the peer reads no replies.
+        self._backlog = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -176,18 +184,31 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        self._decoder.receive_data(data)
+        if not self._backlog:
+            self._run_frames()
+
+    def _run_frames(self) -> None:
+        """Start every whole frame received, writing replies in batches; stop (and keep the
+        rest for resume_writing) as soon as the peer is not reading what was written."""
         transport = self._transport
         if transport is None:
             return
         decoder = self._decoder
-        decoder.receive_data(data)
         replies: list[bytes] = []
+        size = 0
         try:
-            frame = decoder.next_frame()
-            while frame is not None:
+            while (frame := decoder.next_frame()) is not None:
                 self._progress.frames += 1
-                self._start(frame, replies)
-                frame = decoder.next_frame()
+                size += self._start(frame, replies)
+                if size >= REPLY_BATCH:
+                    transport.write(b"".join(replies))
+                    replies.clear()
+                    size = 0
+                if self._writing_paused or len(self.tasks) >= MAX_IN_FLIGHT:
+                    # A few requests can ask for a great deal: the rest waits, unread.
+                    self._backlog = decoder.pending > 0
+                    break
         except WireError as exc:
             logger.warning(
                 "cluster channel: closed the connection of %s: %s", _peer(transport), exc
@@ -196,23 +217,26 @@ class _ServerConnection(asyncio.Protocol):
             return
         if replies:
             transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
-        self._progress.watch(decoder.pending > 0, self._stalled)
-        if len(self.tasks) >= MAX_IN_FLIGHT:
-            self._update_reading()
+        self._progress.watch(decoder.pending > 0 and not self._backlog, self._stalled)
+        self._update_reading()
 
-    def _start(self, frame: Frame, replies: list[bytes]) -> None:
+    def _start(self, frame: Frame, replies: list[bytes]) -> int:
+        """Call the handler on one frame; answers the bytes it added to `replies`."""
         request_id = frame.request_id
         try:
             result = self._handler(frame.code, frame.payload)
             if isinstance(result, bytes | bytearray | memoryview):
-                replies.append(self._reply(request_id, result))
-                return
+                reply = self._reply(request_id, result)
+                replies.append(reply)
+                return len(reply)
             task = asyncio.ensure_future(result)
         except Exception as exc:
-            replies.append(encode_error(request_id, _message(exc)))
-            return
+            reply = encode_error(request_id, _message(exc))
+            replies.append(reply)
+            return len(reply)
         self.tasks.add(task)
         task.add_done_callback(partial(self._finished, request_id))
+        return 0
 
     def _reply(self, request_id: int, result: object) -> bytes:
         if not isinstance(result, bytes | bytearray | memoryview):
@@ -234,8 +258,8 @@ class _ServerConnection(asyncio.Protocol):
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(reply)
-        if self._reading_paused:
-            self._update_reading()
+        if self._reading_paused and len(self.tasks) <= MAX_IN_FLIGHT // 2:
+            self._resume()
 
     def _flush(self) -> None:
         out, self._out = self._out, []
@@ -252,7 +276,7 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.abort()
 
     def _update_reading(self) -> None:
-        pause = self._writing_paused or len(self.tasks) >= MAX_IN_FLIGHT
+        pause = self._writing_paused or self._backlog or len(self.tasks) >= MAX_IN_FLIGHT
         if self._transport is None or pause == self._reading_paused:
             return
         self._reading_paused = pause
@@ -267,7 +291,15 @@ class _ServerConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._update_reading()
+        self._resume()
+
+    def _resume(self) -> None:
+        """Start the frames held back, if nothing holds them back any longer."""
+        if self._backlog and not self._writing_paused and len(self.tasks) < MAX_IN_FLIGHT:
+            self._backlog = False
+            self._run_frames()
+        else:
+            self._update_reading()
 
 
 class ChannelServer:
@@ -333,6 +365,7 @@ class _ClientConnection(asyncio.Protocol):
         "_drained",
         "_link",
         "_out",
+        "_out_size",
         "_progress",
         "_sweeper",
         "last_received",
@@ -341,6 +374,7 @@ class _ClientConnection(asyncio.Protocol):
         "next_id",
         "pending",
         "transport",
+        "writing_paused",
     )
 
     def __init__(self, link: PeerLink, loop: asyncio.AbstractEventLoop) -> None:
@@ -355,6 +389,10 @@ class _ClientConnection(asyncio.Protocol):
         self.next_id = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
+        self._out_size = 0
+        # Set while the transport's write buffer is over its high-water mark; the future
+        # exists only while some caller waits for it to drain.
+        self.writing_paused = False
         self._drained: asyncio.Future[None] | None = None
         self.last_received = loop.time()
         self.lost = False
@@ -387,15 +425,21 @@ class _ClientConnection(asyncio.Protocol):
             self.transport = None
 
     def send(self, frame: bytes) -> None:
-        # Frames of the calls made in one loop iteration leave in one write.
+        # Frames of the calls made in one loop iteration leave in one write; past
+        # REPLY_BATCH they leave at once, so that a full write buffer (pause_writing) holds
+        # up the next callers instead of piling up here.
         if not self._out:
             self.loop.call_soon(self._flush)
         self._out.append(frame)
+        self._out_size += len(frame)
+        if self._out_size >= REPLY_BATCH:
+            self._flush()
         if self._sweeper is None:
             self._sweep_at(self.loop.time() + self._link.timeout)
 
     def _flush(self) -> None:
         out, self._out = self._out, []
+        self._out_size = 0
         if self.transport is not None and out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
@@ -426,18 +470,20 @@ class _ClientConnection(asyncio.Protocol):
             self._sweep_at(next(iter(self.pending.values()))[1])
 
     async def writable(self) -> None:
-        """Wait while the peer does not read what was already sent."""
-        if self._drained is not None:
+        """Wait while the peer does not read what was already sent (PeerUnavailable if the
+        connection is lost meanwhile)."""
+        while self.writing_paused:
+            if self.lost:
+                raise PeerUnavailable(f"connection to {self._link.address} lost")
+            if self._drained is None:
+                self._drained = self.loop.create_future()
             await asyncio.shield(self._drained)
 
-    @property
-    def writing_paused(self) -> bool:
-        return self._drained is not None
-
     def pause_writing(self) -> None:
-        self._drained = self.loop.create_future()
+        self.writing_paused = True
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
@@ -507,6 +553,15 @@ class PeerLink:
     @property
     def connected(self) -> bool:
         return self._connection is not None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of requests written but not yet taken by the network (a peer that reads
+        nothing makes callers wait rather than this grow)."""
+        connection = self._connection
+        if connection is None or connection.transport is None:
+            return 0
+        return connection.transport.get_write_buffer_size() + connection._out_size
 
     def forget(self, connection: _ClientConnection) -> None:
         """A connection is gone: the next call opens a new one."""
