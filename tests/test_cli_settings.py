@@ -131,6 +131,7 @@ def _unlike_the_defaults() -> Settings:
         control_url="postgresql://memcloud:db-secret@db.example.com:5433/memcloud",
         cluster="eu-1",
         machine="rack7",
+        advertise="cache1.example.com:21211",
         smtp_url="smtp://mailer:smtp-secret@mail.example.com:587",
         smtp_from="alerts@example.com",
         alert_private_targets=True,

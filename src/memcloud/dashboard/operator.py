@@ -1,4 +1,8 @@
-"""The operator view: sign in with the admin token, list every cache, create, resize, delete."""
+"""The operator view: sign in with the admin token, list every cache (with its cluster),
+create, resize, delete; and the server panel (issue 14 item 9): every registered node with
+its health, uptime and connections, and per cluster the memory budget against the plans
+placed on it, connections against the nodes' bounds, and a warning when plans overcommit
+the memory (memcloud.control.clusters computes it, as for the API and the CLI)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ from fastapi.responses import Response
 
 from memcloud.auth_throttle import ADMIN_USERNAME
 from memcloud.config import format_size, parse_size, plan_bytes
+from memcloud.control import clusters
 from memcloud.control.base import ControlError, StoreFailed
-from memcloud.control.models import CacheRecord, CredentialRecord
+from memcloud.control.models import CacheRecord, CredentialRecord, NodeRecord
 from memcloud.dashboard.access import admin_ok
+from memcloud.dashboard.charts import format_bytes
 from memcloud.dashboard.context import DashboardContext, dashboard_context
 from memcloud.dashboard.web import (
     PREFIX,
@@ -80,9 +86,25 @@ async def admin_login(request: Request) -> Response:
     return redirect(request, ADMIN, session)
 
 
+def _panel(nodes: list[NodeRecord], caches: list[CacheRecord]) -> list[dict[str, Any]]:
+    """The server panel's clusters, with what the template shows of each."""
+    return [
+        {
+            "budget": budget,
+            "warning": clusters.overcommit_warning(budget, format_bytes),
+            "nodes": [
+                {"node": node, "uptime": clusters.format_uptime(node.uptime)}
+                for node in budget.nodes
+            ],
+        }
+        for budget in clusters.budgets(nodes, caches)
+    ]
+
+
 async def _admin_page(request: Request, **values: Any) -> Response:
     ctx = dashboard_context(request)
     caches: list[CacheRecord] = await asyncio.to_thread(ctx.store.list_caches)
+    nodes: list[NodeRecord] = await asyncio.to_thread(ctx.store.list_nodes)
     credentials: list[CredentialRecord] = await asyncio.to_thread(ctx.store.list_credentials)
     counts: dict[int, int] = {}
     for record in credentials:
@@ -102,13 +124,17 @@ async def _admin_page(request: Request, **values: Any) -> Response:
                 "credentials": counts.get(cache.id, 0),
             }
         )
+    new = values.get("new")
+    panel = _panel(nodes, caches)
     return render(
         request,
         "admin.html",
         rows=rows,
         plans=[(slug, format_size(size)) for slug, size in ctx.settings.plans],
         notice=NOTICES.get(request.query_params.get("notice", "")),
-        servers=ctx.servers(),
+        servers=await ctx.servers(new[0].cluster) if new else "",
+        panel=panel,
+        warnings=[entry["warning"] for entry in panel if entry["warning"]],
         **values,
     )
 

@@ -14,13 +14,15 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from typing import Final
 
-from memcloud.control.base import ControlStore
+from memcloud.control import clusters
+from memcloud.control.base import ControlError, ControlStore
 from memcloud.control.failures import FailureLog
 from memcloud.control.models import NodeRecord
 
-__all__ = ["HEARTBEAT_SECONDS", "NodeMembership", "machine_name"]
+__all__ = ["HEARTBEAT_SECONDS", "NodeMembership", "cluster_members", "machine_name"]
 
 log = logging.getLogger("memcloud.membership")
 
@@ -32,19 +34,56 @@ def machine_name(given: str | None) -> str:
     return given or socket.gethostname() or "localhost"
 
 
+async def cluster_members(store: ControlStore, cluster: str) -> tuple[str, ...]:
+    """The live registered nodes of `cluster` (what the start log and `.env` hand out as
+    MEMCACHIER_SERVERS); empty when the registry cannot be read or lists none."""
+    try:
+        nodes = await asyncio.to_thread(store.list_nodes)
+    except ControlError as exc:
+        log.warning("the node registry could not be read: %s", exc)
+        return ()
+    return tuple(clusters.servers_of(nodes, cluster, []))
+
+
+def _no_connections() -> int:
+    return 0
+
+
 class NodeMembership:
-    def __init__(self, store: ControlStore, address: str, *, cluster: str, machine: str) -> None:
+    """`memory` and `max_connections` are the node's own bounds, and `connections` counts
+    its open memcache connections: each heartbeat carries that count to the registry (the
+    operator's server panel reads it there)."""
+
+    def __init__(
+        self,
+        store: ControlStore,
+        address: str,
+        *,
+        cluster: str,
+        machine: str,
+        memory: int = 0,
+        max_connections: int = 0,
+        connections: Callable[[], int] = _no_connections,
+    ) -> None:
         self.store = store
         self.address = address
         self.cluster = cluster
         self.machine = machine
+        self.memory = memory
+        self.max_connections = max_connections
+        self.connections = connections
         self.node: NodeRecord | None = None
         self._task: asyncio.Task[None] | None = None
         self._failures = FailureLog(log, "heartbeating to the node registry")
 
     async def _register(self) -> None:
         self.node = await asyncio.to_thread(
-            self.store.register_node, self.address, cluster=self.cluster, machine=self.machine
+            self.store.register_node,
+            self.address,
+            cluster=self.cluster,
+            machine=self.machine,
+            memory=self.memory,
+            max_connections=self.max_connections,
         )
 
     async def start(self) -> None:
@@ -57,7 +96,8 @@ class NodeMembership:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
                 assert self.node is not None
-                if not await asyncio.to_thread(self.store.heartbeat, self.node.id):
+                open_now = self.connections()
+                if not await asyncio.to_thread(self.store.heartbeat, self.node.id, open_now):
                     log.warning("node %s was not in the registry; registering again", self.address)
                     await self._register()
             except Exception as exc:

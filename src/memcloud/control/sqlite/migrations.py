@@ -199,6 +199,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alert_deliveries_cache ON alert_deliveries (cache_id, created_at);
     CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at);
     """,
+    # 8: what each node tells the registry for the operator's server panel (issue 14 item
+    # 9): when it registered (the database's clock), its memory budget, its
+    # --max-connections, and its open connections, renewed with each heartbeat. (7 is the
+    # deploy-hook tokens of issue 13; this entry goes after it when both are merged.)
+    """
+    ALTER TABLE nodes ADD COLUMN started_at REAL NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN max_connections INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN connections INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
