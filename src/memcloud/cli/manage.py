@@ -63,7 +63,8 @@ def _warn_overcommit(store: ControlStore, cache: CacheRecord) -> None:
 
 def cmd_cache_create(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
-        cache = store.create_cache(ns.name, ns.plan)
+        cluster = ns.cluster or clusters.cluster_for_new_cache(store.list_nodes())
+        cache = store.create_cache(ns.name, ns.plan, cluster=cluster)
         new = store.create_credential(cache.id, primary=True)
         servers = _servers(store, cache)
         _warn_overcommit(store, cache)
@@ -303,6 +304,12 @@ def add_manage_commands(commands: Any) -> None:
     sub = _leaf(cache_cmds, "create", cmd_cache_create, "create a cache and its primary credential")
     sub.add_argument("name", help="1-64 letters, digits, '_', '.', '-' (not all digits)")
     sub.add_argument("--plan", type=_positive_size, default="25MB", help="cache size")
+    sub.add_argument(
+        "--cluster",
+        default=None,
+        help="cluster to place it on (default: `default`, or the first cluster with a live"
+        " node when no live node serves `default`)",
+    )
     _leaf(cache_cmds, "list", cmd_cache_list, "list caches")
     sub = _leaf(cache_cmds, "delete", cmd_cache_delete, "delete a cache and its credentials")
     sub.add_argument("cache", help="cache name or id")

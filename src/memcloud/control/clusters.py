@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from memcloud.control.models import CacheRecord, NodeRecord
+from memcloud.control.models import DEFAULT_CLUSTER, CacheRecord, NodeRecord
 
 __all__ = [
     "ClusterBudget",
     "budgets",
     "can_switch",
+    "cluster_for_new_cache",
     "clusters",
     "format_uptime",
     "live_clusters",
@@ -30,15 +31,22 @@ __all__ = [
 ]
 
 
+def _address_order(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return (host, int(port) if port.isdigit() else 0)
+
+
 def servers_of(nodes: Sequence[NodeRecord], cluster: str, fallback: Sequence[str]) -> list[str]:
     """MEMCACHIER_SERVERS of a cache on `cluster`: the addresses of that cluster's live
-    nodes, in registration order. `fallback` (what this process knows of itself) only when
-    the registry lists no node at all: a management command with no server up, or a
-    server whose registration has not happened yet. A cluster whose nodes are all down
-    has no server to hand out: the list is empty, not another cluster's."""
+    nodes, by host and then port number (the same list from every door whoever registered
+    first, and `--nodes N`'s node 0 before node 1). `fallback` (what this process knows of
+    itself) only when the registry lists no node at all: a management command with no
+    server up, or a server whose registration has not happened yet. A cluster whose nodes
+    are all down has no server to hand out: the list is empty, not another cluster's."""
     if not nodes:
         return list(fallback)
-    return [n.address for n in nodes if n.up and n.cluster == cluster]
+    live = [n.address for n in nodes if n.up and n.cluster == cluster]
+    return sorted(live, key=_address_order)
 
 
 def clusters(nodes: Iterable[NodeRecord]) -> list[str]:
@@ -49,6 +57,16 @@ def clusters(nodes: Iterable[NodeRecord]) -> list[str]:
 def live_clusters(nodes: Iterable[NodeRecord]) -> list[str]:
     """The clusters with at least one live node, in registration order."""
     return list(dict.fromkeys(n.cluster for n in nodes if n.up))
+
+
+def cluster_for_new_cache(nodes: Sequence[NodeRecord]) -> str:
+    """Where a cache created without a named cluster goes: `default` while no node is up or
+    a live node serves it (one machine, or a deployment that uses the default name), else
+    the first cluster with a live node, so that a new cache is served somewhere."""
+    live = live_clusters(nodes)
+    if not live or DEFAULT_CLUSTER in live:
+        return DEFAULT_CLUSTER
+    return live[0]
 
 
 def can_switch(nodes: Sequence[NodeRecord], cluster: str) -> bool:

@@ -165,7 +165,9 @@ async def admin_create(request: Request) -> Response:
     plan = _plan(ctx, form.get("plan", "")) or ctx.settings.default_plan
     name = form.get("name", "").strip()
     try:
-        cache = await asyncio.to_thread(ctx.store.create_cache, name, plan)
+        nodes = await asyncio.to_thread(ctx.store.list_nodes)
+        cluster = clusters.cluster_for_new_cache(nodes)
+        cache = await asyncio.to_thread(ctx.store.create_cache, name, plan, cluster=cluster)
         created = await asyncio.to_thread(ctx.store.create_credential, cache.id, primary=True)
         log_change("cache created", cache=cache.name, plan=plan, credential=created.record.username)
         await ctx.changed()

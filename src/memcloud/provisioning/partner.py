@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from memcloud.auth_throttle import PARTNER_USERNAME
 from memcloud.config import format_size, plan_bytes
 from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
+from memcloud.control.clusters import cluster_for_new_cache
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_password
 from memcloud.dashboard.context import DashboardContext, dashboard_context
@@ -180,7 +181,9 @@ async def provision(request: Request) -> Response:
             created = False
         except NotFound:
             try:
-                cache = await asyncio.to_thread(store.create_cache, uuid, size)
+                nodes = await asyncio.to_thread(store.list_nodes)
+                cluster = cluster_for_new_cache(nodes)
+                cache = await asyncio.to_thread(store.create_cache, uuid, size, cluster=cluster)
                 await asyncio.to_thread(
                     store.create_credential,
                     cache.id,

@@ -208,6 +208,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE nodes ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE nodes ADD COLUMN max_connections INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE nodes ADD COLUMN connections INTEGER NOT NULL DEFAULT 0;
+    UPDATE nodes SET started_at = heartbeat_at;
     """,
 )
 

@@ -8,3 +8,5 @@ ALTER TABLE nodes ADD COLUMN started_at DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN memory BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN max_connections BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN connections BIGINT NOT NULL DEFAULT 0;
+-- A node registered before knows no start: count its uptime from its last heartbeat.
+UPDATE nodes SET started_at = heartbeat_at;
