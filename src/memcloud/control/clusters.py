@@ -120,11 +120,16 @@ class ClusterBudget:
 
 def budgets(nodes: Sequence[NodeRecord], caches: Sequence[CacheRecord]) -> list[ClusterBudget]:
     """Each cluster that has a node or a cache: nodes' clusters in registration order, then
-    clusters only caches name (a cache placed on a cluster no node serves)."""
+    clusters only caches name (a cache placed on a cluster no node serves); each cluster's
+    nodes by address, as in MEMCACHIER_SERVERS."""
     names = clusters(nodes) + [c.cluster for c in caches]
     answer: list[ClusterBudget] = []
     for name in dict.fromkeys(names):
-        members = tuple(n for n in nodes if n.cluster == name)
+        members = tuple(
+            sorted(
+                (n for n in nodes if n.cluster == name), key=lambda n: _address_order(n.address)
+            )
+        )
         live = [n for n in members if n.up]
         placed = [c for c in caches if c.cluster == name]
         bounded = bool(live) and all(n.memory > 0 for n in live)

@@ -37,6 +37,9 @@ __all__ = ["ADMIN", "router"]
 router = APIRouter()
 ADMIN = f"{PREFIX}/admin"
 
+# How long the page waits for the caches' stats (all at once) before it shows them unknown.
+LIVE_STATS_SECONDS = 2.0
+
 NOTICES = {
     "resized": "Plan changed. A smaller plan evicts the least recently used items.",
     "deleted": "Cache deleted, with its credentials.",
@@ -101,6 +104,22 @@ def _panel(nodes: list[NodeRecord], caches: list[CacheRecord]) -> list[dict[str,
     ]
 
 
+async def _live_stats(ctx: DashboardContext, cache_id: int) -> dict[str, int] | None:
+    """A cache's stats, or None if its nodes did not all answer in time: the page (and its
+    server panel, which tells which node is down) must show while a node is frozen."""
+    try:
+        return await asyncio.wait_for(ctx.live_stats(cache_id), LIVE_STATS_SECONDS)
+    except TimeoutError:
+        return None
+
+
+async def _servers_line(ctx: DashboardContext, cache: CacheRecord) -> str:
+    servers = await ctx.servers(cache.cluster)
+    if servers:
+        return f"MEMCACHIER_SERVERS={servers}"
+    return f"# MEMCACHIER_SERVERS: no server of cluster {cache.cluster} is up"
+
+
 async def _admin_page(request: Request, **values: Any) -> Response:
     ctx = dashboard_context(request)
     caches: list[CacheRecord] = await asyncio.to_thread(ctx.store.list_caches)
@@ -110,12 +129,14 @@ async def _admin_page(request: Request, **values: Any) -> Response:
     for record in credentials:
         counts[record.cache_id] = counts.get(record.cache_id, 0) + 1
     rows = []
-    for cache in caches:
-        live = await ctx.live_stats(cache.id) or {}
+    answers = await asyncio.gather(*(_live_stats(ctx, cache.id) for cache in caches))
+    for cache, answer in zip(caches, answers, strict=True):
+        live = answer or {}
         used = live.get("bytes", 0)
         rows.append(
             {
                 "cache": cache,
+                "known": answer is not None,
                 "plan": format_size(cache.plan),
                 "used": used,
                 "percent": 100.0 * used / cache.plan if cache.plan else 0.0,
@@ -132,7 +153,7 @@ async def _admin_page(request: Request, **values: Any) -> Response:
         rows=rows,
         plans=[(slug, format_size(size)) for slug, size in ctx.settings.plans],
         notice=NOTICES.get(request.query_params.get("notice", "")),
-        servers=await ctx.servers(new[0].cluster) if new else "",
+        servers_line=await _servers_line(ctx, new[0]) if new else "",
         panel=panel,
         warnings=[entry["warning"] for entry in panel if entry["warning"]],
         **values,
