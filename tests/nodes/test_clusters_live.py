@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from memcloud.testing import ServerProcess, wait_for
 from postgres import PostgresServer
 
+PARTNER_PASSWORD = "partner-secret"
+
 
 @pytest.fixture
 def two_clusters(
@@ -29,7 +31,11 @@ def two_clusters(
 ) -> Iterator[tuple[ServerProcess, ServerProcess, dict[str, str]]]:
     """Node `us` (cluster us-1, the first: it makes the `default` cache there) and node
     `eu` (cluster eu-1), each with its own data dir, one control store."""
-    env = {"MEMCLOUD_CONTROL_URL": postgres_server.fresh_database("two_clusters")}
+    env = {
+        "MEMCLOUD_CONTROL_URL": postgres_server.fresh_database("two_clusters"),
+        "MEMCLOUD_PROVISION_USER": "platform",
+        "MEMCLOUD_PROVISION_PASSWORD": PARTNER_PASSWORD,
+    }
     us = ServerProcess(
         tmp_path / "us", "--cluster", "us-1", "--machine", "m-us", "--metrics-token", "",
         "--memory", "64MB", "--max-connections", "500", env=env,
@@ -263,3 +269,25 @@ def _cluster(panel: dict[str, Any], name: str) -> dict[str, Any]:
     [cluster] = [c for c in panel["clusters"] if c["name"] == name]
     assert isinstance(cluster, dict)
     return cluster
+
+
+def test_provisioning_hands_out_the_servers_of_the_cache_s_cluster(
+    two_clusters: tuple[ServerProcess, ServerProcess, dict[str, str]],
+) -> None:
+    """Asked of eu's API, a new resource goes to the first cluster with a live node (us-1,
+    no live node serves `default`), and its config vars name us-1's server, not eu."""
+    us, eu, _ = two_clusters
+    uuid = "abcdef01-0000-0000-0000-000000000001"
+    partner = ("platform", PARTNER_PASSWORD)
+    base = f"http://127.0.0.1:{eu.api_port}/heroku/resources"
+    made = httpx.post(base, json={"uuid": uuid, "plan": "dev"}, auth=partner, timeout=10)
+    assert made.status_code in (200, 201, 202), made.text
+    config = made.json()["config"]
+    assert config["MEMCACHIER_SERVERS"] == _address(us)
+    [cache] = [c for c in us.cli_json("cache", "list") if c["name"] == uuid]
+    assert cache["cluster_name"] == "us-1"
+    moved = _switch(us, config["MEMCACHIER_USERNAME"], config["MEMCACHIER_PASSWORD"], cache["id"])
+    assert (moved.status_code, moved.json()) == (200, "eu-1")
+    changed = httpx.put(f"{base}/{uuid}", json={"plan": "100"}, auth=partner, timeout=10)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["config"]["MEMCACHIER_SERVERS"] == _address(eu)
