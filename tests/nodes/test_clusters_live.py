@@ -158,6 +158,13 @@ def test_info_switch_cluster_and_the_servers_list(
         # The CLI refuses the same move with the same reason.
         cli = us.cli("cache", "switch-cluster", "default", "eu-1", check=False)
         assert cli.returncode != 0 and "Cluster eu-1 has no live server" in cli.stderr
+        # An operator forgets the down node (never an up one); it rejoins once it resumes.
+        up = us.cli("nodes", "--remove", _address(us), check=False)
+        assert up.returncode == 1 and "is up: stop it first" in up.stderr
+        removed = us.cli("nodes", "--remove", _address(eu))
+        assert f"Removed node {_address(eu)} from the registry." in removed.stdout
+        assert [n["address"] for n in us.cli_json("nodes")] == [_address(us)]
+        assert not _info(us, user, password, cache_id)["can_switch"]
     finally:
         os.kill(_pid(eu), signal.SIGCONT)
     assert wait_for(lambda: _node_up(us).get(_address(eu)) == 1.0, timeout=6)

@@ -13,6 +13,7 @@ from memcloud.cli.datadir import open_store_of
 from memcloud.cli.manage import Handler, common_options
 from memcloud.cli.output import emit, human_bytes, table
 from memcloud.control import clusters
+from memcloud.control.base import ControlError, ControlStore
 from memcloud.control.models import DOWN_AFTER_SECONDS, NodeRecord
 
 __all__ = ["add_cluster_commands", "nodes_json"]
@@ -26,8 +27,25 @@ def nodes_json(nodes: list[NodeRecord]) -> list[dict[str, object]]:
     return [clusters.node_json(n) for n in nodes]
 
 
+def _remove(store: ControlStore, address: str) -> NodeRecord:
+    """Forget a node that is down (a machine replaced or gone for good); an up one heartbeats
+    and would only register again, so it is refused."""
+    known = [n for n in store.list_nodes() if n.address == address]
+    if not known:
+        raise ControlError(f"no node {address} is registered")
+    [node] = known
+    if node.up:
+        raise ControlError(f"node {address} is up: stop it first (a clean stop leaves by itself)")
+    store.remove_node(node.id)
+    return node
+
+
 def cmd_nodes(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
+        if ns.remove is not None:
+            gone = _remove(store, ns.remove)
+            emit(ns, clusters.node_json(gone), f"Removed node {gone.address} from the registry.")
+            return 0
         nodes = store.list_nodes()
     rows = [
         (n.id, n.address, n.cluster, n.machine, _state(n), f"{n.heartbeat_age:.1f}s ago")
@@ -90,6 +108,12 @@ def add_cluster_commands(commands: Any) -> None:
             "Every node registers itself at start and heartbeats every second; a node whose"
             f" last heartbeat is more than {DOWN_AFTER_SECONDS:g} s old is down."
         ),
+    )
+    sub.add_argument(
+        "--remove",
+        metavar="HOST:PORT",
+        default=None,
+        help="forget a node that is down (a machine replaced or gone for good)",
     )
     handler: Handler = cmd_nodes
     sub.set_defaults(handler=handler, leaf=sub)
