@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -298,3 +300,25 @@ def test_provisioning_hands_out_the_servers_of_the_cache_s_cluster(
     changed = httpx.put(f"{base}/{uuid}", json={"plan": "100"}, auth=partner, timeout=10)
     assert changed.status_code == 200, changed.text
     assert changed.json()["config"]["MEMCACHIER_SERVERS"] == _address(eu)
+
+
+def test_serve_on_postgres_makes_its_data_dir(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """docs/cluster.md's first start on a machine: no data dir exists yet."""
+    data = tmp_path / "fresh" / "data"
+    env = {**os.environ, "MEMCLOUD_CONTROL_URL": postgres_server.fresh_database("fresh_dir")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "memcloud.cli", "serve", "--port", "0", "--api-port", "0",
+         "--nodes", "1", "--data-dir", str(data), "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert wait_for(
+            lambda: (data / "server.json").exists() or process.poll() is not None, timeout=30
+        )
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert data.stat().st_mode & 0o777 == 0o700
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
