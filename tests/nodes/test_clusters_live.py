@@ -173,6 +173,23 @@ def test_info_switch_cluster_and_the_servers_list(
     cli_moved = us.cli_json("cache", "switch-cluster", "default", "eu-1")
     assert (cli_moved["cluster_name"], cli_moved["servers"]) == ("eu-1", [_address(eu)])
     assert _info(us, user, password, cache_id)["cluster_name"] == "eu-1"
+    # The dashboard's settings page of the cache, served by `us`, names eu's server.
+    settings = _settings_page(us, user, password)
+    assert "<code data-cluster>eu-1</code>" in settings
+    assert f"<code data-servers>{_address(eu)}</code>" in settings
+
+
+def _settings_page(server: ServerProcess, user: str, password: str) -> str:
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.api_port}", timeout=10) as browser:
+        form = browser.get("/dashboard/login")
+        token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        signed_in = browser.post(
+            "/dashboard/login", data={"csrf": token, "username": user, "password": password}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        page = browser.get(signed_in.headers["location"] + "/settings")
+        assert page.status_code == 200
+        return page.text
 
 
 def _pid(server: ServerProcess) -> int:
