@@ -133,6 +133,7 @@ def _unlike_the_defaults() -> Settings:
         cluster="eu-1",
         machine="rack7",
         internal_port=40004,
+        advertise="cache1.example.com:21211",
         smtp_url="smtp://mailer:smtp-secret@mail.example.com:587",
         smtp_from="alerts@example.com",
         alert_private_targets=True,

@@ -67,7 +67,9 @@ def bootstrap(store: ControlStore, settings: Settings) -> Connection | None:
         try:
             store.find_cache(settings.anonymous_cache)
         except NotFound:
-            store.create_cache(settings.anonymous_cache, settings.default_plan)
+            store.create_cache(
+                settings.anonymous_cache, settings.default_plan, cluster=settings.cluster
+            )
     env = _read_env(settings.data_dir / ENV_FILENAME)
     username, password = env.get("MEMCACHIER_USERNAME"), env.get("MEMCACHIER_PASSWORD")
     if username and password:
@@ -78,7 +80,8 @@ def bootstrap(store: ControlStore, settings: Settings) -> Connection | None:
         return None  # made earlier (e.g. with the CLI): its password is not ours to know
     except NotFound:
         pass
-    cache = store.create_cache(DEFAULT_CACHE_NAME, settings.default_plan)
+    # On this node's cluster: a deployment's first node serves its first cache.
+    cache = store.create_cache(DEFAULT_CACHE_NAME, settings.default_plan, cluster=settings.cluster)
     created = store.create_credential(cache.id, primary=True)
     return Connection(created.record.username, created.password)
 

@@ -41,6 +41,7 @@ __all__ = [
     "Settings",
     "format_plans",
     "format_size",
+    "parse_advertise",
     "parse_plan_specs",
     "parse_plans",
     "parse_positive_size",
@@ -49,6 +50,7 @@ __all__ = [
     "plan_connections",
     "plan_replicas",
     "settings_options",
+    "split_advertise",
 ]
 
 MIB = 1024 * 1024
@@ -75,6 +77,28 @@ def parse_positive_size(text: str) -> int:
     if size <= 0:
         raise ValueError(f"size must be greater than zero: {text!r}")
     return size
+
+
+_HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
+
+
+def split_advertise(text: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` as (host, port); the host keeps its brackets, so that
+    `f"{host}:{port}"` is an address again."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or _HOST_RE.match(host) is None or ".." in host:
+        raise ValueError(
+            f"not HOST:PORT: {text!r} (for example cache1.example.com:11211 or [2001:db8::1]:11211)"
+        )
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"not a port from 1 to 65535 in {text!r}")
+    return host, int(port_text)
+
+
+def parse_advertise(text: str) -> str:
+    """`--advertise`: a HOST:PORT others can reach (no scheme, path, user or spaces)."""
+    host, port = split_advertise(text.strip())
+    return f"{host}:{port}"
 
 
 def format_size(size: int) -> str:
@@ -335,6 +359,19 @@ class Settings:
         default=None,
         metadata=serve_option("name of this machine in the node registry", words="the host name"),
     )
+    # Part "clusterops" (issue 11 item 3): the HOST:PORT this node registers and clients are
+    # given (node i of --nodes N: HOST:PORT+i), when the bind address is not what other
+    # machines reach (0.0.0.0, a NAT, a load balancer's name); None: the advertised host
+    # and the bound port, as before.
+    advertise: str | None = field(
+        default=None,
+        metadata=serve_option(
+            "HOST:PORT this node registers and clients are given (node i of --nodes N: PORT+i)",
+            parse=parse_advertise,
+            metavar="HOST:PORT",
+            words="the public host and the bound port",
+        ),
+    )
     # None: a token generated at the first start (kept in the data dir); "": /metrics open.
     metrics_token: str | None = field(
         default=None,
@@ -526,7 +563,16 @@ class Settings:
 
     @property
     def advertised_host(self) -> str:
+        if self.advertise is not None:
+            return split_advertise(self.advertise)[0]
         return self.public_host or self.host
+
+    def node_address(self, index: int, port: int) -> str:
+        """The "host:port" node `index` (bound to `port`) registers and clients are given."""
+        if self.advertise is not None:
+            host, first = split_advertise(self.advertise)
+            return f"{host}:{first + index}"
+        return f"{self.advertised_host}:{port}"
 
     @property
     def tls(self) -> bool:

@@ -3,7 +3,9 @@ store must do is in test_store_contract.py."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +89,34 @@ def test_schema_is_migrated_and_persistent(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_node_registered_before_the_node_stats_migration_keeps_its_row(
+    tmp_path: Path,
+) -> None:
+    """Migration 8 (the server panel's columns) on a registry that already has a node."""
+    path = tmp_path / "db"
+    node_stats = next(i for i, script in enumerate(MIGRATIONS) if "started_at" in script)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for script in MIGRATIONS[:node_stats]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {node_stats}")
+        conn.execute(
+            "INSERT INTO nodes (address, cluster, machine, heartbeat_at) VALUES (?, ?, ?, ?)",
+            ("10.0.0.1:11211", "default", "m1", time.time()),
+        )
+        conn.commit()
+    with SqliteStore(path) as store:
+        [node] = store.list_nodes()
+        assert (node.address, node.memory, node.max_connections, node.connections) == (
+            "10.0.0.1:11211",
+            0,
+            0,
+            0,
+        )
+        assert node.up and node.uptime < 60  # from its last heartbeat, not from 1970
+        assert store.heartbeat(node.id, 3)
+        assert store.list_nodes()[0].connections == 3
 
 
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:

@@ -605,6 +605,46 @@ def test_a_node_rejoining_at_its_address_keeps_its_id(store: ControlStore) -> No
     assert [(n.id, n.cluster, n.machine) for n in store.list_nodes()] == [(first.id, "eu-1", "m9")]
 
 
+def test_nodes_tell_their_bounds_uptime_and_connections(store: ControlStore) -> None:
+    """The server panel's facts (SQLite migration 8, PostgreSQL 0005.node_stats)."""
+    node = store.register_node(
+        "10.0.0.1:11211", cluster="eu-1", machine="m1", memory=512 * MB, max_connections=900
+    )
+    assert (node.memory, node.max_connections, node.connections) == (512 * MB, 900, 0)
+    assert 0 <= node.uptime < 5
+    plain = store.register_node("10.0.0.2:11211", cluster="eu-1", machine="m2")
+    assert (plain.memory, plain.max_connections, plain.connections) == (0, 0, 0)
+    revision = store.revision()
+    time.sleep(0.3)
+    assert store.heartbeat(node.id, 17)
+    assert store.heartbeat(plain.id)  # no count given: the last one stays
+    listed = {n.id: n for n in store.list_nodes()}
+    assert (listed[node.id].connections, listed[plain.id].connections) == (17, 0)
+    assert listed[node.id].uptime >= 0.25 > listed[node.id].heartbeat_age
+    assert store.revision() == revision  # counts travel with heartbeats: no change
+    assert store.heartbeat(node.id)
+    assert store.list_nodes()[0].connections == 17
+    # A restarted node registers again: its uptime and connections start over.
+    again = store.register_node(
+        "10.0.0.1:11211", cluster="eu-1", machine="m1", memory=MB, max_connections=10
+    )
+    assert (again.id, again.memory, again.max_connections, again.connections) == (
+        node.id,
+        MB,
+        10,
+        0,
+    )
+    assert again.uptime < 0.25
+    for bad in (-1, 2**63, True):
+        with pytest.raises(ControlError, match="invalid node connections"):
+            store.heartbeat(node.id, bad)
+        with pytest.raises(ControlError, match="invalid node memory"):
+            store.register_node("10.0.0.3:1", cluster="eu-1", machine="m", memory=bad)
+        with pytest.raises(ControlError, match="invalid node max connections"):
+            store.register_node("10.0.0.3:1", cluster="eu-1", machine="m", max_connections=bad)
+    assert [n.address for n in store.list_nodes()] == ["10.0.0.1:11211", "10.0.0.2:11211"]
+
+
 @pytest.mark.parametrize(
     ("address", "machine", "internal", "message"),
     [

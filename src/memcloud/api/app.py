@@ -10,6 +10,7 @@ every node and the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -21,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memcloud import __version__
-from memcloud.api import alerts, docs, introspection, v1, v2
+from memcloud.api import admin, alerts, clusters, docs, introspection, v1, v2
 from memcloud.api.access_log import AccessLog
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
@@ -29,6 +30,7 @@ from memcloud.api.health import install as install_health
 from memcloud.api.limits import BodyLimit
 from memcloud.api.metrics import metrics_endpoint
 from memcloud.api.models import METRICS_RESPONSES
+from memcloud.control.clusters import servers_of
 from memcloud.dashboard import install as install_dashboard
 from memcloud.dashboard.context import DashboardContext
 from memcloud.dashboard.sessions import Signer, load_key
@@ -130,6 +132,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(alerts.router)
     app.include_router(introspection.router)
+    app.include_router(clusters.router)
+    app.include_router(admin.router)
     app.add_api_route(
         "/metrics",
         metrics_endpoint,
@@ -182,8 +186,10 @@ def dashboard_context(api: ApiContext) -> DashboardContext:
     async def changed() -> None:
         await refresh_directory(api)
 
-    def servers() -> str:
-        return ",".join(api.deployment.addresses(0))
+    async def servers(cluster: str) -> str:
+        # The registry's live nodes of the cluster; this deployment when it lists none.
+        nodes = await asyncio.to_thread(api.store.list_nodes)
+        return ",".join(servers_of(nodes, cluster, api.deployment.addresses(0)))
 
     return DashboardContext(
         store=api.store,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 __all__ = [
     "METRICS_RESPONSES",
+    "AdminServers",
     "Capabilities",
     "ErrorDetail",
     "ProcessedSeries",
@@ -42,6 +43,7 @@ __all__ = [
     "V2FlushLogList",
     "V2ProcessedSeriesList",
     "V2RotateDone",
+    "V2SwitchDone",
     "errors",
 ]
 
@@ -192,10 +194,12 @@ class V2Cache(_Shape):
     )
     provider: str
     enabled: bool
-    cluster_name: str
-    servers: list[str] = Field(description="host:port of every server of the cache")
+    cluster_name: str = Field(description="the cluster the cache is placed on")
+    servers: list[str] = Field(
+        description="host:port of every live server of the cache's cluster (MEMCACHIER_SERVERS)"
+    )
     credentials: list[V2Credential]
-    can_switch: bool
+    can_switch: bool = Field(description="another cluster has a live server (switch_cluster)")
     can_manage_credentials: bool
     can_update_capabilities: bool
 
@@ -210,6 +214,44 @@ class V2EnableDone(RootModel[Literal["Enabled cache successfully"]]):
 
 class V2RotateDone(RootModel[Literal["SSO rotation successful"]]):
     pass
+
+
+class V2SwitchDone(RootModel[str]):
+    """switch_cluster's answer: the name of the cluster the cache is on now."""
+
+
+class AdminNode(_Shape):
+    id: int
+    address: str = Field(description="host:port clients connect to")
+    cluster: str
+    machine: str
+    state: Literal["up", "down"] = Field(description="down: no heartbeat for over 3 s")
+    last_heartbeat_seconds: float
+    uptime_seconds: int = Field(description="since the node registered")
+    connections: int = Field(description="open memcache connections at its last heartbeat")
+    max_connections: int = Field(description="its --max-connections")
+    memory: int = Field(description="its memory budget in bytes (0: no bound)")
+
+
+class AdminCluster(_Shape):
+    name: str
+    nodes_up: int
+    nodes: list[AdminNode]
+    caches: int = Field(description="caches placed on the cluster")
+    plans: int = Field(description="the sum of their plans, bytes")
+    memory: int | None = Field(
+        description="the sum of the live nodes' memory, bytes (null: unbounded or none up)"
+    )
+    connections: int
+    max_connections: int
+    overcommitted: bool = Field(description="the plans exceed the memory")
+    warning: str | None
+
+
+class AdminServers(_Shape):
+    clusters: list[AdminCluster]
+    nodes_down: list[str] = Field(description="host:port of every registered node that is down")
+    warnings: list[str]
 
 
 class ProcessedSeries(_Shape):

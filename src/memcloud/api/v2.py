@@ -3,8 +3,9 @@
 Implemented: info, credentials (list, create, update, delete, promote), flush (also the
 body of a release webhook), reset_stats, stats, enable_cache, insight/processed_stats
 (aggregate and per server), rotate_sso (the dashboard's single sign-on: provisioning/sso.py),
-and memcloud's `flush_log`; alerts are memcloud.api.alerts. Introspection, latency and
-switch_cluster are not implemented (404).
+and memcloud's `flush_log`; alerts are memcloud.api.alerts, switch_cluster (and the
+cluster fields of `info`) memcloud.api.clusters. Introspection and latency are not
+implemented (404).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from memcloud.admission import plan_connection_limit
 from memcloud.api import credential_ops
 from memcloud.api.audit import PENDING_HEADER, PENDING_SINCE_HEADER, pending_headers
 from memcloud.api.auth import authorize
+from memcloud.api.clusters import cache_cluster
 from memcloud.api.context import context, refresh_directory
 from memcloud.api.credential_ops import CAPABILITY_FIELDS, capabilities_body
 from memcloud.api.errors import ApiError, Problem
@@ -102,6 +104,7 @@ async def info(cache_id: str, request: Request) -> Response:
     principal = await authorize(ctx, request, cache_id)
     cache = await store_call(ctx.store.find_cache, principal.cache_id, not_found=Problem.NO_CACHE)
     credentials = await store_call(ctx.store.list_credentials, cache.id, not_found=Problem.NO_CACHE)
+    placed = await cache_cluster(ctx, cache)
     return JSONResponse(
         {
             "id": cache.id,
@@ -113,10 +116,10 @@ async def info(cache_id: str, request: Request) -> Response:
             "connection_limit": plan_connection_limit(cache.plan, ctx.settings),
             "provider": "memcloud",
             "enabled": cache.enabled,
-            "cluster_name": ctx.settings.advertised_host,
-            "servers": ctx.deployment.addresses(cache.id),
+            "cluster_name": placed.cluster_name,
+            "servers": placed.servers,
             "credentials": [credential_v2(r) for r in credentials],
-            "can_switch": False,
+            "can_switch": placed.can_switch,
             "can_manage_credentials": True,
             "can_update_capabilities": True,
         }

@@ -1,5 +1,6 @@
-"""The management commands: caches, credentials, and (through the running server's operator
-socket) flush, stats and the flush log. Which data dir and store each uses: cli/datadir.py."""
+"""The management commands: caches (and their cluster), credentials, and (through the running
+server's operator socket) flush, stats and the flush log. Which data dir and store each uses:
+cli/datadir.py."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from memcloud.cli.output import (
     credential_json,
     credentials_table,
     emit,
+    human_bytes,
     password_note,
     stats_text,
     table,
 )
 from memcloud.config import format_size, parse_positive_size
-from memcloud.control.base import ControlStore
+from memcloud.control import clusters
+from memcloud.control.base import ControlError, ControlStore
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.options import parse_positive_int
 
@@ -44,22 +47,27 @@ _positive_int = argument_type(parse_positive_int)
 
 
 def _servers(store: ControlStore, cache: CacheRecord) -> list[str]:
-    """MEMCACHIER_SERVERS of the cache: the up nodes of its cluster, by address (node 0,
-    the lowest port, first); empty when no server runs on this control store."""
-    nodes = [n for n in store.list_nodes() if n.up and n.cluster == cache.cluster]
+    """MEMCACHIER_SERVERS of the cache: the live nodes of its cluster in registration
+    order (memcloud.control.clusters); empty when no server runs on this control store."""
+    return clusters.servers_of(store.list_nodes(), cache.cluster, [])
 
-    def order(address: str) -> tuple[str, int]:
-        host, _, port = address.rpartition(":")
-        return (host, int(port) if port.isdigit() else 0)
 
-    return sorted((n.address for n in nodes), key=order)
+def _warn_overcommit(store: ControlStore, cache: CacheRecord) -> None:
+    """On stderr (stdout stays the answer, or its JSON): the plans placed on the cache's
+    cluster now exceed the memory of its live nodes."""
+    for budget in clusters.budgets(store.list_nodes(), store.list_caches()):
+        warning = clusters.overcommit_warning(budget, human_bytes)
+        if budget.name == cache.cluster and warning is not None:
+            print(f"Warning: {warning}.", file=sys.stderr)
 
 
 def cmd_cache_create(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
-        cache = store.create_cache(ns.name, ns.plan)
+        cluster = ns.cluster or clusters.cluster_for_new_cache(store.list_nodes())
+        cache = store.create_cache(ns.name, ns.plan, cluster=cluster)
         new = store.create_credential(cache.id, primary=True)
         servers = _servers(store, cache)
+        _warn_overcommit(store, cache)
     note = password_note(new.record.username, new.password, servers, cache.cluster)
     text = (
         f"Created cache {cache.name} (id {cache.id}, plan {format_size(cache.plan)}).\n\n"
@@ -98,8 +106,28 @@ def cmd_cache_resize(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
         cache = store.update_cache(store.find_cache(ns.cache).id, plan=ns.plan)
         credentials = store.list_credentials(cache.id)
+        _warn_overcommit(store, cache)
     text = f"Cache {cache.name} (id {cache.id}) now has a {format_size(cache.plan)} plan."
     emit(ns, cache_json(cache, credentials), text)
+    return 0
+
+
+def cmd_cache_switch_cluster(ns: argparse.Namespace) -> int:
+    """As the v2 API's switch_cluster: the target must be a known cluster with a live node."""
+    with contextlib.closing(open_store_of(ns)) as store:
+        cache = store.find_cache(ns.cache)
+        refusal = clusters.switch_refusal(store.list_nodes(), cache.cluster, ns.cluster)
+        if refusal is not None:
+            raise ControlError(refusal.rstrip("."))
+        moved = store.update_cache(cache.id, cluster=ns.cluster)
+        credentials = store.list_credentials(cache.id)
+        servers = _servers(store, moved)
+        _warn_overcommit(store, moved)
+    text = (
+        f"Cache {moved.name} moved from cluster {cache.cluster} to {moved.cluster}; it starts"
+        f" empty there.\nMEMCACHIER_SERVERS={','.join(servers)}"
+    )
+    emit(ns, {**cache_json(moved, credentials), "servers": servers}, text)
     return 0
 
 
@@ -269,17 +297,33 @@ def _leaf(group: Any, name: str, handler: Handler, help_text: str) -> Parser:
 
 def add_manage_commands(commands: Any) -> None:
     """The cache, credentials, flush, stats and flush-log commands, after `serve`."""
-    cache = commands.add_parser("cache", help="create, list, delete and resize caches")
+    cache = commands.add_parser(
+        "cache", help="create, list, delete and resize caches, move them to another cluster"
+    )
     cache_cmds = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub = _leaf(cache_cmds, "create", cmd_cache_create, "create a cache and its primary credential")
     sub.add_argument("name", help="1-64 letters, digits, '_', '.', '-' (not all digits)")
     sub.add_argument("--plan", type=_positive_size, default="25MB", help="cache size")
+    sub.add_argument(
+        "--cluster",
+        default=None,
+        help="cluster to place it on (default: `default`, or the first cluster with a live"
+        " node when no live node serves `default`)",
+    )
     _leaf(cache_cmds, "list", cmd_cache_list, "list caches")
     sub = _leaf(cache_cmds, "delete", cmd_cache_delete, "delete a cache and its credentials")
     sub.add_argument("cache", help="cache name or id")
     sub = _leaf(cache_cmds, "resize", cmd_cache_resize, "change a cache's plan")
     sub.add_argument("cache", help="cache name or id")
     sub.add_argument("--plan", type=_positive_size, required=True, help="new cache size")
+    sub = _leaf(
+        cache_cmds,
+        "switch-cluster",
+        cmd_cache_switch_cluster,
+        "move a cache to another cluster (it starts empty there)",
+    )
+    sub.add_argument("cache", help="cache name or id")
+    sub.add_argument("cluster", help="a cluster with a live node (memcloud nodes lists them)")
 
     creds = commands.add_parser("credentials", help="manage a cache's credentials")
     cred_cmds = creds.add_subparsers(dest="action", required=True, metavar="ACTION")

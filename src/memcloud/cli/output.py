@@ -45,6 +45,7 @@ def cache_json(
         "name": cache.name,
         "plan": cache.plan,
         "enabled": cache.enabled,
+        "cluster_name": cache.cluster,
         "credentials": [credential_json(c, known.get(c.id)) for c in credentials],
     }
 

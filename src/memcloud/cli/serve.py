@@ -14,7 +14,7 @@ from dataclasses import Field
 from typing import Any
 
 from memcloud.cli.env import ENV_PREFIX, UsageError, argument_type
-from memcloud.config import NODE_SETTINGS_ENV, Settings, settings_options
+from memcloud.config import NODE_SETTINGS_ENV, Settings, settings_options, split_advertise
 from memcloud.control.base import ControlError
 from memcloud.options import Option, field_default, option_default
 
@@ -67,6 +67,7 @@ def settings_from(ns: argparse.Namespace) -> Settings:
 def cmd_serve(ns: argparse.Namespace) -> int:
     settings = settings_from(ns)
     _check_tls(settings)
+    _check_advertise(settings)
     # Imported here so that management commands never load the server (and uvloop).
     try:
         runner = importlib.import_module("memcloud.server.runner")
@@ -76,6 +77,19 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         raise ControlError("this memcloud build has no server (memcloud.server.runner)") from None
     run: Callable[[Settings], int] = runner.run
     return run(settings)
+
+
+def _check_advertise(settings: Settings) -> None:
+    """--advertise's ports are consecutive like --nodes' own: the last must still be one."""
+    if settings.advertise is None:
+        return
+    _, port = split_advertise(settings.advertise)
+    last = port + settings.nodes - 1
+    if last > 65535:
+        raise UsageError(
+            f"--advertise {settings.advertise} with --nodes {settings.nodes} would advertise"
+            f" port {last} (node i advertises PORT+i); give a lower port"
+        )
 
 
 def _check_tls(settings: Settings) -> None:

@@ -151,13 +151,22 @@ class ControlStore(Protocol):
     # The deployment's memcache nodes. Joining and leaving bump the revision (every node
     # then places keys anew); heartbeats do not.
     def register_node(
-        self, address: str, *, cluster: str, machine: str, internal: str = ""
+        self,
+        address: str,
+        *,
+        cluster: str,
+        machine: str,
+        internal: str = "",
+        memory: int = 0,
+        max_connections: int = 0,
     ) -> NodeRecord:
-        """Join the deployment, or rejoin it at the same address (same id, fields renewed)."""
+        """Join the deployment, or rejoin it at the same address (same id, fields renewed,
+        uptime from now). `memory` and `max_connections` are the node's own bounds."""
         ...
 
-    def heartbeat(self, node_id: int) -> bool:
-        """The node is alive now; False if it is no longer registered (it must rejoin)."""
+    def heartbeat(self, node_id: int, connections: int | None = None) -> bool:
+        """The node is alive now (with `connections` open, if given); False if it is no
+        longer registered (it must rejoin)."""
         ...
 
     def list_nodes(self) -> list[NodeRecord]:

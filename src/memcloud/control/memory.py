@@ -56,8 +56,8 @@ class MemoryStore(MemoryAlerts, MemoryIntrospection):
         self._revoked_sessions: dict[bytes, int] = {}
         self._flushes: list[FlushRecord] = []
         self._samples: list[_Sample] = []
-        # Each node with the time.monotonic() of its last heartbeat.
-        self._nodes: dict[int, tuple[NodeRecord, float]] = {}
+        # Each node with the time.monotonic() of its last heartbeat and of its registration.
+        self._nodes: dict[int, tuple[NodeRecord, float, float]] = {}
         # The last id handed out of each kind: ids only grow.
         self._last_id = {"cache": 0, "credential": 0, "flush": 0, "sample": 0, "node": 0}
         self._init_alerts()
@@ -275,26 +275,52 @@ class MemoryStore(MemoryAlerts, MemoryIntrospection):
     # -- the deployment's nodes -------------------------------------------------------------
 
     def _aged(self, node_id: int) -> NodeRecord:
-        node, beat = self._nodes[node_id]
-        return dataclasses.replace(node, heartbeat_age=max(0.0, time.monotonic() - beat))
+        node, beat, started = self._nodes[node_id]
+        now = time.monotonic()
+        return dataclasses.replace(
+            node, heartbeat_age=max(0.0, now - beat), uptime=max(0.0, now - started)
+        )
 
     def register_node(
-        self, address: str, *, cluster: str, machine: str, internal: str = ""
+        self,
+        address: str,
+        *,
+        cluster: str,
+        machine: str,
+        internal: str = "",
+        memory: int = 0,
+        max_connections: int = 0,
     ) -> NodeRecord:
         rules.validate_node(address, machine, internal)
         rules.validate_cluster_name(cluster)
+        rules.validate_node_counts(memory=memory, max_connections=max_connections)
         with self._write():
-            known = [n.id for n, _ in self._nodes.values() if n.address == address]
+            known = [n.id for n, _, _ in self._nodes.values() if n.address == address]
             node_id = known[0] if known else self._next_id("node")
-            node = NodeRecord(node_id, address, cluster, machine, internal, 0.0)
-            self._nodes[node_id] = (node, time.monotonic())
+            node = NodeRecord(
+                node_id,
+                address,
+                cluster,
+                machine,
+                internal,
+                0.0,
+                memory=memory,
+                max_connections=max_connections,
+            )
+            now = time.monotonic()
+            self._nodes[node_id] = (node, now, now)
             return self._aged(node_id)
 
-    def heartbeat(self, node_id: int) -> bool:
+    def heartbeat(self, node_id: int, connections: int | None = None) -> bool:
+        if connections is not None:
+            rules.validate_node_counts(connections=connections)
         with self._lock:
             if node_id not in self._nodes:
                 return False
-            self._nodes[node_id] = (self._nodes[node_id][0], time.monotonic())
+            node, _, started = self._nodes[node_id]
+            if connections is not None:
+                node = dataclasses.replace(node, connections=connections)
+            self._nodes[node_id] = (node, time.monotonic(), started)
             return True
 
     def list_nodes(self) -> list[NodeRecord]:

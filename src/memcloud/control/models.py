@@ -50,6 +50,13 @@ class NodeRecord:
     machine: str  # nodes of one machine fail together: replicas go to other machines
     internal: str  # "host:port" of its node-to-node channel ("" if it has none)
     heartbeat_age: float
+    # What the node tells the registry for the operator's server panel: how long ago it
+    # registered (the database's clock again), its memory budget (bytes, 0: no bound),
+    # its `--max-connections`, and its open memcache connections at its last heartbeat.
+    uptime: float = 0.0
+    memory: int = 0
+    max_connections: int = 0
+    connections: int = 0
 
     @property
     def up(self) -> bool:

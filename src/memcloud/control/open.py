@@ -31,6 +31,9 @@ def open_store(
     if control_url:
         if not is_postgres_url(control_url):
             raise ControlError("the control URL must start with postgresql:// or postgres://")
+        if create:
+            # `serve` still keeps its tokens, .env and operator socket there (owner-only).
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return PostgresStore(control_url)
     path = store_path(data_dir)
     if not path.exists():

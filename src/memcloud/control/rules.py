@@ -34,6 +34,7 @@ __all__ = [
     "validate_capabilities",
     "validate_cluster_name",
     "validate_node",
+    "validate_node_counts",
     "validate_plan",
 ]
 
@@ -70,6 +71,13 @@ def validate_node(address: str, machine: str, internal: str) -> None:
             raise ControlError(f"invalid node {what} {value!r}")
     if not 0 < len(machine) <= NODE_FIELD_MAX or any(c.isspace() for c in machine):
         raise ControlError(f"invalid machine name {machine!r}")
+
+
+def validate_node_counts(**counts: int) -> None:
+    """A node's memory budget and connection counts: whole numbers a column holds."""
+    for what, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+            raise ControlError(f"invalid node {what.replace('_', ' ')} {value!r}")
 
 
 def no_node_id(node_id: int) -> NotFound:

@@ -39,8 +39,9 @@ class DashboardContext:
     flush: Callable[[int, str, str], Awaitable[bool]]
     # Apply a change just made to the control store on this node now (others poll).
     changed: Callable[[], Awaitable[None]]
-    # MEMCACHIER_SERVERS for config vars and the connection help.
-    servers: Callable[[], str]
+    # MEMCACHIER_SERVERS of a cache on this cluster (memcloud.control.clusters.servers_of),
+    # for config vars and the connection help.
+    servers: Callable[[str], Awaitable[str]]
     now: Callable[[], float] = field(default=time.time)
     # A cache's flush log records the nodes hold because the store could not take them yet.
     pending_flushes: Callable[[int], Awaitable[int]] | None = None

@@ -1,4 +1,8 @@
-"""The operator view: sign in with the admin token, list every cache, create, resize, delete."""
+"""The operator view: sign in with the admin token, list every cache (with its cluster),
+create, resize, delete; and the server panel (issue 14 item 9): every registered node with
+its health, uptime and connections, and per cluster the memory budget against the plans
+placed on it, connections against the nodes' bounds, and a warning when plans overcommit
+the memory (memcloud.control.clusters computes it, as for the API and the CLI)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ from fastapi.responses import Response
 
 from memcloud.auth_throttle import ADMIN_USERNAME
 from memcloud.config import format_size, parse_size, plan_bytes
+from memcloud.control import clusters
 from memcloud.control.base import ControlError, StoreFailed
-from memcloud.control.models import CacheRecord, CredentialRecord
+from memcloud.control.models import CacheRecord, CredentialRecord, NodeRecord
 from memcloud.dashboard.access import admin_ok
+from memcloud.dashboard.charts import format_bytes
 from memcloud.dashboard.context import DashboardContext, dashboard_context
 from memcloud.dashboard.web import (
     PREFIX,
@@ -30,6 +36,9 @@ __all__ = ["ADMIN", "router"]
 
 router = APIRouter()
 ADMIN = f"{PREFIX}/admin"
+
+# How long the page waits for the caches' stats (all at once) before it shows them unknown.
+LIVE_STATS_SECONDS = 2.0
 
 NOTICES = {
     "resized": "Plan changed. A smaller plan evicts the least recently used items.",
@@ -80,20 +89,54 @@ async def admin_login(request: Request) -> Response:
     return redirect(request, ADMIN, session)
 
 
+def _panel(nodes: list[NodeRecord], caches: list[CacheRecord]) -> list[dict[str, Any]]:
+    """The server panel's clusters, with what the template shows of each."""
+    return [
+        {
+            "budget": budget,
+            "warning": clusters.overcommit_warning(budget, format_bytes),
+            "nodes": [
+                {"node": node, "uptime": clusters.format_uptime(node.uptime)}
+                for node in budget.nodes
+            ],
+        }
+        for budget in clusters.budgets(nodes, caches)
+    ]
+
+
+async def _live_stats(ctx: DashboardContext, cache_id: int) -> dict[str, int] | None:
+    """A cache's stats, or None if its nodes did not all answer in time: the page (and its
+    server panel, which tells which node is down) must show while a node is frozen."""
+    try:
+        return await asyncio.wait_for(ctx.live_stats(cache_id), LIVE_STATS_SECONDS)
+    except TimeoutError:
+        return None
+
+
+async def _servers_line(ctx: DashboardContext, cache: CacheRecord) -> str:
+    servers = await ctx.servers(cache.cluster)
+    if servers:
+        return f"MEMCACHIER_SERVERS={servers}"
+    return f"# MEMCACHIER_SERVERS: no server of cluster {cache.cluster} is up"
+
+
 async def _admin_page(request: Request, **values: Any) -> Response:
     ctx = dashboard_context(request)
     caches: list[CacheRecord] = await asyncio.to_thread(ctx.store.list_caches)
+    nodes: list[NodeRecord] = await asyncio.to_thread(ctx.store.list_nodes)
     credentials: list[CredentialRecord] = await asyncio.to_thread(ctx.store.list_credentials)
     counts: dict[int, int] = {}
     for record in credentials:
         counts[record.cache_id] = counts.get(record.cache_id, 0) + 1
     rows = []
-    for cache in caches:
-        live = await ctx.live_stats(cache.id) or {}
+    answers = await asyncio.gather(*(_live_stats(ctx, cache.id) for cache in caches))
+    for cache, answer in zip(caches, answers, strict=True):
+        live = answer or {}
         used = live.get("bytes", 0)
         rows.append(
             {
                 "cache": cache,
+                "known": answer is not None,
                 "plan": format_size(cache.plan),
                 "used": used,
                 "percent": 100.0 * used / cache.plan if cache.plan else 0.0,
@@ -102,13 +145,17 @@ async def _admin_page(request: Request, **values: Any) -> Response:
                 "credentials": counts.get(cache.id, 0),
             }
         )
+    new = values.get("new")
+    panel = _panel(nodes, caches)
     return render(
         request,
         "admin.html",
         rows=rows,
         plans=[(slug, format_size(size)) for slug, size in ctx.settings.plans],
         notice=NOTICES.get(request.query_params.get("notice", "")),
-        servers=ctx.servers(),
+        servers_line=await _servers_line(ctx, new[0]) if new else "",
+        panel=panel,
+        warnings=[entry["warning"] for entry in panel if entry["warning"]],
         **values,
     )
 
@@ -139,7 +186,9 @@ async def admin_create(request: Request) -> Response:
     plan = _plan(ctx, form.get("plan", "")) or ctx.settings.default_plan
     name = form.get("name", "").strip()
     try:
-        cache = await asyncio.to_thread(ctx.store.create_cache, name, plan)
+        nodes = await asyncio.to_thread(ctx.store.list_nodes)
+        cluster = clusters.cluster_for_new_cache(nodes)
+        cache = await asyncio.to_thread(ctx.store.create_cache, name, plan, cluster=cluster)
         created = await asyncio.to_thread(ctx.store.create_credential, cache.id, primary=True)
         log_change("cache created", cache=cache.name, plan=plan, credential=created.record.username)
         await ctx.changed()

@@ -269,7 +269,7 @@ async def _settings_page(
         "settings",
         "settings.html",
         credentials=credentials,
-        servers=ctx.servers(),
+        servers=await ctx.servers(viewer.cache.cluster),
         new=new,
         hooks=_hooks(request, viewer, new[0], new[1]) if new else None,
     )

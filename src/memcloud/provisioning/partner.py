@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from memcloud.auth_throttle import PARTNER_USERNAME
 from memcloud.config import format_size, plan_bytes
 from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
+from memcloud.control.clusters import cluster_for_new_cache
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_password
 from memcloud.dashboard.context import DashboardContext, dashboard_context
@@ -118,8 +119,8 @@ def provision_password(ctx: DashboardContext, uuid: str) -> str:
     return ctx.signer.derive("provision", uuid)[:32].upper()
 
 
-def _config(
-    ctx: DashboardContext, uuid: str, credentials: list[CredentialRecord]
+async def _config(
+    ctx: DashboardContext, uuid: str, cache: CacheRecord, credentials: list[CredentialRecord]
 ) -> dict[str, str] | None:
     """The config vars of a provisioned cache, if its provisioned credential still exists."""
     password = provision_password(ctx, uuid)
@@ -127,7 +128,7 @@ def _config(
     for record in ordered:
         if verify_password(record, password):
             return {
-                "MEMCACHIER_SERVERS": ctx.servers(),
+                "MEMCACHIER_SERVERS": await ctx.servers(cache.cluster),
                 "MEMCACHIER_USERNAME": record.username,
                 "MEMCACHIER_PASSWORD": password,
             }
@@ -180,7 +181,9 @@ async def provision(request: Request) -> Response:
             created = False
         except NotFound:
             try:
-                cache = await asyncio.to_thread(store.create_cache, uuid, size)
+                nodes = await asyncio.to_thread(store.list_nodes)
+                cluster = cluster_for_new_cache(nodes)
+                cache = await asyncio.to_thread(store.create_cache, uuid, size, cluster=cluster)
                 await asyncio.to_thread(
                     store.create_credential,
                     cache.id,
@@ -194,7 +197,7 @@ async def provision(request: Request) -> Response:
             created = True
             await ctx.changed()
         credentials = await asyncio.to_thread(store.list_credentials, cache.id)
-    config = _config(ctx, uuid, credentials)
+    config = await _config(ctx, uuid, cache, credentials)
     if config is None:
         return _error(
             422, "this resource is provisioned, but its original credential was rotated away"
@@ -236,7 +239,9 @@ async def change_plan(request: Request, uuid: str) -> Response:
         return _error(404, f"no resource {uuid}")
     log_change("cache plan changed", cache=uuid, plan=size, previous_plan=old)
     await ctx.changed()
-    config = _config(ctx, uuid, credentials) or {"MEMCACHIER_SERVERS": ctx.servers()}
+    config = await _config(ctx, uuid, cache, credentials) or {
+        "MEMCACHIER_SERVERS": await ctx.servers(cache.cluster)
+    }
     change = "kept every item" if size >= old else "evicted the least recently used items"
     message = f"Plan changed from {format_size(old)} to {format_size(size)}; {change}."
     return JSONResponse({"config": config, "message": message})

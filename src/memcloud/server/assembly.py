@@ -43,7 +43,7 @@ class NodeAssembly:
 
     @property
     def address(self) -> str:
-        return f"{self.settings.advertised_host}:{self.settings.port}"
+        return self.settings.node_address(self.settings.node_index, self.settings.port)
 
     async def start(self) -> Deployment:
         others: list[RemoteNode] = []

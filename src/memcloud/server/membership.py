@@ -17,12 +17,13 @@ import socket
 from collections.abc import Callable
 from typing import Final
 
-from memcloud.control.base import ControlStore
+from memcloud.control import clusters
+from memcloud.control.base import ControlError, ControlStore
 from memcloud.control.failures import FailureLog
 from memcloud.control.models import NodeRecord
 from memcloud.storage.cache import stripe_cas
 
-__all__ = ["HEARTBEAT_SECONDS", "NodeMembership", "machine_name"]
+__all__ = ["HEARTBEAT_SECONDS", "NodeMembership", "cluster_members", "machine_name"]
 
 log = logging.getLogger("memcloud.membership")
 
@@ -34,7 +35,26 @@ def machine_name(given: str | None) -> str:
     return given or socket.gethostname() or "localhost"
 
 
+async def cluster_members(store: ControlStore, cluster: str) -> tuple[str, ...]:
+    """The live registered nodes of `cluster` (what the start log and `.env` hand out as
+    MEMCACHIER_SERVERS); empty when the registry cannot be read or lists none."""
+    try:
+        nodes = await asyncio.to_thread(store.list_nodes)
+    except ControlError as exc:
+        log.warning("the node registry could not be read: %s", exc)
+        return ()
+    return tuple(clusters.servers_of(nodes, cluster, []))
+
+
+def _no_connections() -> int:
+    return 0
+
+
 class NodeMembership:
+    """`memory` and `max_connections` are the node's own bounds, and `connections` counts
+    its open memcache connections: each heartbeat carries that count to the registry (the
+    operator's server panel reads it there)."""
+
     def __init__(
         self,
         store: ControlStore,
@@ -44,6 +64,9 @@ class NodeMembership:
         machine: str,
         internal: str = "",
         on_nodes: Callable[[list[NodeRecord]], None] | None = None,
+        memory: int = 0,
+        max_connections: int = 0,
+        connections: Callable[[], int] = _no_connections,
     ) -> None:
         self.store = store
         self.address = address
@@ -52,6 +75,9 @@ class NodeMembership:
         self.internal = internal  # "host:port" of the node-to-node channel
         # Told the registry's nodes after every heartbeat (the cluster's routes follow).
         self.on_nodes = on_nodes
+        self.memory = memory
+        self.max_connections = max_connections
+        self.connections = connections
         self.node: NodeRecord | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -64,6 +90,8 @@ class NodeMembership:
             cluster=self.cluster,
             machine=self.machine,
             internal=self.internal,
+            memory=self.memory,
+            max_connections=self.max_connections,
         )
         stripe_cas(self.node.id)
         await self._read_nodes()
@@ -88,7 +116,8 @@ class NodeMembership:
             self._wake.clear()
             try:
                 assert self.node is not None
-                if not await asyncio.to_thread(self.store.heartbeat, self.node.id):
+                open_now = self.connections()
+                if not await asyncio.to_thread(self.store.heartbeat, self.node.id, open_now):
                     log.warning("node %s was not in the registry; registering again", self.address)
                     await self._register()
                 else:

@@ -37,7 +37,7 @@ from memcloud.server.assembly import NodeAssembly
 from memcloud.server.background import DIRECTORY_POLL_SECONDS, UPKEEP_SECONDS, NodeTasks
 from memcloud.server.fdlimit import fit_open_files
 from memcloud.server.listeners import Listeners
-from memcloud.server.membership import NodeMembership, machine_name
+from memcloud.server.membership import NodeMembership, cluster_members, machine_name
 from memcloud.server.peering import Peering
 from memcloud.server.startup import Addresses, StartupFiles, announce
 from memcloud.server.supervisor import node_socket_path
@@ -176,6 +176,9 @@ class Runtime:
                 machine=machine_name(settings.machine),
                 internal=internal,
                 on_nodes=self.peering.update,
+                memory=settings.memory // settings.nodes if settings.memory else 0,
+                max_connections=settings.max_connections,
+                connections=lambda: len(self.listeners.connections),
             )
             self.tasks.on_revision = self.membership.wake
             await self.membership.start()
@@ -196,6 +199,7 @@ class Runtime:
             api_port=self.api_port,
             nodes=self.assembly.node_addresses(),
             tls_nodes=self.assembly.tls_addresses(self.tls_port),
+            members=await cluster_members(self.store, settings.cluster),
         )
         self.files.write(self.addresses, self.connection)
 

@@ -32,11 +32,15 @@ class Addresses:
     api_port: int | None
     nodes: list[str]  # every node's memcache address, this one first
     tls_nodes: list[str]  # every node's TLS address (empty without TLS)
+    # The live registered nodes of this node's cluster (memcloud.control.clusters), other
+    # machines' included; empty: the registry listed none, `nodes` stand for them.
+    members: tuple[str, ...] = ()
 
     @property
     def servers(self) -> str:
-        """MEMCACHIER_SERVERS: every node of this deployment."""
-        return ",".join(self.nodes)
+        """MEMCACHIER_SERVERS: the live nodes of this node's cluster (or this deployment's
+        nodes when the registry listed none)."""
+        return ",".join(self.members or self.nodes)
 
     @property
     def tls_servers(self) -> str | None:

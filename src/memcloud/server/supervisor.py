@@ -64,7 +64,7 @@ class NodeProcess:
 
     @property
     def address(self) -> str:
-        return f"{self.settings.advertised_host}:{self.port}"
+        return self.settings.node_address(self.index, self.port)
 
     def node_settings(self) -> Settings:
         """node 0's resolved settings (generated tokens, bound ports, fitted limits ...), as

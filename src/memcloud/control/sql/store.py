@@ -331,20 +331,31 @@ class SqlStore(SqlAlerts, SqlIntrospection):
     # -- the deployment's nodes (see memcloud.control.sql.membership) -----------------------
 
     def register_node(
-        self, address: str, *, cluster: str, machine: str, internal: str = ""
+        self,
+        address: str,
+        *,
+        cluster: str,
+        machine: str,
+        internal: str = "",
+        memory: int = 0,
+        max_connections: int = 0,
     ) -> NodeRecord:
         rules.validate_node(address, machine, internal)
         rules.validate_cluster_name(cluster)
+        rules.validate_node_counts(memory=memory, max_connections=max_connections)
         clock = self.engine.clock_sql
+        node = membership.NewNode(address, cluster, machine, internal, memory, max_connections)
         with self._write() as conn:
-            node_id = membership.register(conn, clock, address, cluster, machine, internal)
+            node_id = membership.register(conn, clock, node)
             return membership.get(conn, clock, node_id)
 
-    def heartbeat(self, node_id: int) -> bool:
+    def heartbeat(self, node_id: int, connections: int | None = None) -> bool:
+        if connections is not None:
+            rules.validate_node_counts(connections=connections)
         if not rules.may_exist(node_id):
             return False
         with self._locked() as conn:
-            return membership.heartbeat(conn, self.engine.clock_sql, node_id)
+            return membership.heartbeat(conn, self.engine.clock_sql, node_id, connections)
 
     def list_nodes(self) -> list[NodeRecord]:
         with self._locked() as conn:

@@ -199,6 +199,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alert_deliveries_cache ON alert_deliveries (cache_id, created_at);
     CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at);
     """,
+    # 8: what each node tells the registry for the operator's server panel (issue 14 item
+    # 9): when it registered (the database's clock), its memory budget, its
+    # --max-connections, and its open connections, renewed with each heartbeat. (7 is the
+    # deploy-hook tokens of issue 13; this entry goes after it when both are merged.)
+    """
+    ALTER TABLE nodes ADD COLUMN started_at REAL NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN max_connections INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN connections INTEGER NOT NULL DEFAULT 0;
+    UPDATE nodes SET started_at = heartbeat_at;
+    """,
     # 9 (issue 12, introspection; after 7 and 8 of the same wave once merged): the prefixes
     # a cache watches, and the latency probe's samples (one per node every 20 s, by
     # "host:port", pruned after LATENCY_KEEP_SECONDS). No revision bump on their writes.
