@@ -9,6 +9,7 @@ down."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,6 +27,9 @@ from postgres import PostgresServer
 
 PARTNER_PASSWORD = "partner-secret"
 
+# Machines of one deployment share it (a deployment over PostgreSQL needs one).
+CLUSTER_SECRET = secrets.token_hex(32)
+
 
 @pytest.fixture
 def two_clusters(
@@ -35,6 +39,7 @@ def two_clusters(
     `eu` (cluster eu-1), each with its own data dir, one control store."""
     env = {
         "MEMCLOUD_CONTROL_URL": postgres_server.fresh_database("two_clusters"),
+        "MEMCLOUD_CLUSTER_SECRET": CLUSTER_SECRET,
         "MEMCLOUD_PROVISION_USER": "platform",
         "MEMCLOUD_PROVISION_PASSWORD": PARTNER_PASSWORD,
     }
@@ -324,7 +329,11 @@ def test_serve_on_postgres_makes_its_data_dir(
 ) -> None:
     """docs/cluster.md's first start on a machine: no data dir exists yet."""
     data = tmp_path / "fresh" / "data"
-    env = {**os.environ, "MEMCLOUD_CONTROL_URL": postgres_server.fresh_database("fresh_dir")}
+    env = {
+        **os.environ,
+        "MEMCLOUD_CONTROL_URL": postgres_server.fresh_database("fresh_dir"),
+        "MEMCLOUD_CLUSTER_SECRET": CLUSTER_SECRET,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "memcloud.cli", "serve", "--port", "0", "--api-port", "0",
          "--nodes", "1", "--data-dir", str(data), "--log-level", "WARNING"],
