@@ -18,6 +18,7 @@ from typing import Self
 
 from memcloud.control import rules
 from memcloud.control.memory_alerts import MemoryAlerts
+from memcloud.control.memory_hooks import MemoryHooks
 from memcloud.control.models import (
     DEFAULT_CLUSTER,
     CacheRecord,
@@ -39,9 +40,9 @@ class _Sample:
     sample: StatsSample
 
 
-class MemoryStore(MemoryAlerts):
+class MemoryStore(MemoryAlerts, MemoryHooks):
     """A `ControlStore` held in dicts (ids, like SQLite's AUTOINCREMENT, never reused);
-    alerts: memcloud.control.memory_alerts."""
+    alerts: memcloud.control.memory_alerts, deploy hooks: memcloud.control.memory_hooks."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -60,6 +61,7 @@ class MemoryStore(MemoryAlerts):
         # The last id handed out of each kind: ids only grow.
         self._last_id = {"cache": 0, "credential": 0, "flush": 0, "sample": 0, "node": 0}
         self._init_alerts()
+        self._init_hooks()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class MemoryStore(MemoryAlerts):
             self._flushes = [r for r in self._flushes if r.cache_id != cache_id]
             self._samples = [s for s in self._samples if s.sample.cache_id != cache_id]
             self._drop_alerts(cache_id)
+            self._drop_hooks(cache_id)
 
     # -- credentials ------------------------------------------------------------------------
 
