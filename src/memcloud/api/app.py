@@ -21,8 +21,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memcloud import __version__
-from memcloud.api import alerts, docs, v1, v2
-from memcloud.api.access_log import AccessLog
+from memcloud.api import alerts, docs, hook_routes, v1, v2
+from memcloud.api.access_log import AccessLog, loggable_path
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
 from memcloud.api.health import install as install_health
@@ -106,7 +106,9 @@ async def _gone(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
+    # The path as the access log shows it: a deploy-hook token in it is masked.
+    path = loggable_path(request.url.path, b"")
+    log.error("unexpected error on %s %s: %r", request.method, path, exc)
     return render(version_of(request.url.path), ApiError(Problem.SERVER))
 
 
@@ -129,6 +131,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(alerts.router)
+    app.include_router(hook_routes.router)
     app.add_api_route(
         "/metrics",
         metrics_endpoint,
