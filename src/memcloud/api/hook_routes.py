@@ -33,12 +33,12 @@ from memcloud.api.hook_senders import read_hook
 from memcloud.api.hooks import read_body
 from memcloud.api.hooks_models import HookBody, HookFlushDone, HookToken, NewHookToken
 from memcloud.api.models import errors
-from memcloud.api.record_json import HOOK_PATH, hook_json, hook_url
+from memcloud.api.record_json import hook_json
 from memcloud.api.shapes import nodes_call, peer_of, store_call
 from memcloud.api.v1 import FLUSH_BODY_DOC
 from memcloud.auth_throttle import HOOK_USERNAME
 from memcloud.control.hook_records import HookRecord
-from memcloud.control.hooks import is_token_form
+from memcloud.control.hooks import HOOK_PATH, hook_url, is_token_form
 from memcloud.logs import log_change
 from memcloud.webauth import LoginGuard
 

@@ -11,10 +11,7 @@ from memcloud.api.insight import format_time
 from memcloud.control.hook_records import HookRecord
 from memcloud.control.models import CredentialRecord, FlushRecord
 
-__all__ = ["HOOK_PATH", "credential_v2", "flush_json", "hook_json", "hook_url"]
-
-# Where a deploy-hook token flushes (api/hook_routes.py): the token is the only secret.
-HOOK_PATH = "/api/v1/hooks/{token}/flush"
+__all__ = ["credential_v2", "flush_json", "hook_json"]
 
 
 def credential_v2(record: CredentialRecord, password: str | None = None) -> dict[str, Any]:
@@ -46,11 +43,6 @@ def flush_json(record: FlushRecord) -> dict[str, Any]:
         "commit": record.commit,
         "details": record.details,
     }
-
-
-def hook_url(base_url: str, token: str) -> str:
-    """The URL a deploy tool POSTs to, on the API at `base_url`."""
-    return base_url.rstrip("/") + HOOK_PATH.format(token=token)
 
 
 def hook_json(record: HookRecord) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from memcloud.control.hook_records import HookRecord, NewHook
 
 __all__ = [
     "HINT_CHARS",
+    "HOOK_PATH",
     "KEPT_REVOKED",
     "MAX_HOOKS_PER_CACHE",
     "MAX_NAME",
@@ -31,6 +32,7 @@ __all__ = [
     "NewHook",
     "check_hook_count",
     "hash_token",
+    "hook_url",
     "is_token_form",
     "new_token",
     "no_hook",
@@ -54,6 +56,13 @@ _TOKEN_RE: Final = re.compile(r"^mch_[A-Za-z0-9_-]{43}$")
 # characters (24 of its 256 bits).
 HINT_CHARS: Final = len(TOKEN_PREFIX) + 4
 _DOMAIN: Final = b"memcloud deploy-hook token\0"
+# Where a token flushes on the HTTP API (api/hook_routes.py): the token is its only secret.
+HOOK_PATH: Final = "/api/v1/hooks/{token}/flush"
+
+
+def hook_url(base_url: str, token: str) -> str:
+    """The URL a deploy tool POSTs to, on the API at `base_url`."""
+    return base_url.rstrip("/") + HOOK_PATH.format(token=token)
 
 
 def new_token() -> str:

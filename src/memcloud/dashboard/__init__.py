@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from memcloud.dashboard import alerts, operator, pages
+from memcloud.dashboard import alerts, hooks, operator, pages
 from memcloud.dashboard.context import DashboardContext
 from memcloud.dashboard.web import PREFIX, STATIC_DIR, FormExpired, load_session, render
 
@@ -31,6 +31,7 @@ def install(app: FastAPI, context: DashboardContext) -> None:
     app.include_router(operator.router, dependencies=signed)
     app.include_router(pages.router, dependencies=signed)
     app.include_router(alerts.router, dependencies=signed)
+    app.include_router(hooks.router, dependencies=signed)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     _install_error_pages(app)
 
