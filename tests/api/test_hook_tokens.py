@@ -324,6 +324,10 @@ def test_prefixes_stay_within_the_tokens_own(api: Api) -> None:
     assert made["prefix"] == "views:"
     outside = _post(api, made["url"] + "?prefix=sessions:")
     assert outside.status_code == 403 and "views:" in outside.json()
+    spaced = _post(api, made["url"] + "?prefix=a%20b")
+    assert spaced.status_code == 400 and "without spaces" in spaced.json()
+    twice = _post(api, made["url"] + "?prefix=views:a&prefix=views:b")
+    assert (twice.status_code, twice.json()) == (400, "give one prefix, not several")
 
 
 def test_bodies_are_bounded(api: Api) -> None:

@@ -20,7 +20,7 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -37,8 +37,9 @@ from memcloud.api.record_json import hook_json
 from memcloud.api.shapes import nodes_call, peer_of, store_call
 from memcloud.api.v1 import FLUSH_BODY_DOC
 from memcloud.auth_throttle import HOOK_USERNAME
+from memcloud.control.base import ControlError
 from memcloud.control.hook_records import HookRecord
-from memcloud.control.hooks import HOOK_PATH, hook_url, is_token_form
+from memcloud.control.hooks import HOOK_PATH, hook_url, is_token_form, validate_hook
 from memcloud.logs import log_change
 from memcloud.webauth import LoginGuard
 
@@ -58,6 +59,7 @@ _NEW_MESSAGE = (
 
 _FLUSH_ERRORS = errors(
     "v1",
+    e400="what is wrong with the prefix",
     e401="A GitHub or GitLab request whose signature or token header does not match",
     e403="Unknown deploy hook token. / This deploy hook token was revoked ... / disabled",
     e413="Request body too large.",
@@ -77,8 +79,28 @@ _MANAGE_ERRORS = errors(
 )
 
 
-def _flush_prefix(hook: HookRecord, asked: str | None) -> str:
-    """The prefix to flush: the query's, which must lie within the token's own prefix."""
+# The query parameter (read from the request itself, as the v1 flush reads its own).
+_PREFIX_PARAMETER: dict[str, Any] = {
+    "name": "prefix",
+    "in": "query",
+    "required": False,
+    "description": "flush only keys starting with this, within the token's own prefix",
+    "schema": {"type": "string"},
+}
+_FLUSH_DOC = {**FLUSH_BODY_DOC, "parameters": [_PREFIX_PARAMETER]}
+
+
+def _flush_prefix(request: Request, hook: HookRecord) -> str:
+    """The prefix to flush: the query's (checked as a token's prefix is), which must lie
+    within the token's own; the token's when the query names none."""
+    given = request.query_params.getlist("prefix")
+    if len(given) > 1:
+        raise ApiError(Problem.BAD_REQUEST, "give one prefix, not several")
+    asked = given[0] if given else ""
+    try:
+        validate_hook("", asked)
+    except ControlError as exc:
+        raise ApiError(Problem.BAD_REQUEST, str(exc)) from None
     if not asked:
         return hook.prefix
     if not asked.startswith(hook.prefix):
@@ -118,14 +140,10 @@ async def _hook_of(ctx: ApiContext, request: Request, token: str) -> HookRecord:
     operation_id="hook_flush",
     response_model=HookFlushDone,
     responses=_FLUSH_ERRORS,
-    openapi_extra=FLUSH_BODY_DOC,
+    openapi_extra=_FLUSH_DOC,
     summary="Flush the token's cache (deploy hooks; GitHub and GitLab webhooks) - memcloud",
 )
-async def hook_flush(
-    token: str,
-    request: Request,
-    prefix: str | None = Query(None, description="flush only keys starting with this"),
-) -> Response:
+async def hook_flush(token: str, request: Request) -> Response:
     ctx = context(request)
     body = await read_body(request)
     # The signature proves knowledge of the token in the path, so it is checked first: a
@@ -134,7 +152,7 @@ async def hook_flush(
     hook = await _hook_of(ctx, request, token)
     if not verdict.flush:
         return JSONResponse(verdict.reason)
-    wanted = _flush_prefix(hook, prefix)
+    wanted = _flush_prefix(request, hook)
     if wanted:
         # Prefix flush (issue 13 item 3) is not in Deployment.flush yet.
         raise ApiError(Problem.NOT_IMPLEMENTED, "This server cannot flush a prefix yet.")
