@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -184,11 +185,18 @@ def test_creating_a_token_needs_the_flush_capability_and_a_valid_body(api: Api) 
     assert api.request("POST", path, owner, content=b"[1]").status_code == 400
 
 
-def _github(url: str, secret: str, event: str, payload: dict[str, Any]) -> httpx.Response:
+def _github(
+    url: str, secret: str, event: str, payload: dict[str, Any], *, form: bool = False
+) -> httpx.Response:
+    """As GitHub sends it: JSON, or (the webhook's other content type) a form whose
+    `payload` field is the JSON; signed over the raw body."""
     body = json.dumps(payload).encode()
+    if form:
+        body = urlencode({"payload": body.decode()}).encode()
     signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    content_type = "application/x-www-form-urlencoded" if form else "application/json"
     headers = {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
         "X-Hub-Signature-256": f"sha256={signature}",
@@ -259,6 +267,12 @@ def test_github_signed_webhooks_flush_and_bad_signatures_are_refused(api: Api) -
     newest = _hook_flushes(api, cred)[0]
     assert (newest["commit"], newest["details"]["environment"]) == ("abc123", "production")
     assert newest["details"]["user"] == "hubot"
+
+    _fill(client, "page")
+    as_form = _github(made["url"], made["token"], "push", {**PUSH, "after": "f0f0"}, form=True)
+    assert as_form.status_code == 200 and client.get("page") is None
+    assert wait_for(lambda: len(_hook_flushes(api, cred)) == 3, timeout=5)
+    assert _hook_flushes(api, cred)[0]["commit"] == "f0f0"
     client.close()
 
 
