@@ -44,6 +44,7 @@ __all__ = [
     "BASE_DELAY",
     "FAILURE_WINDOW",
     "FREE_FAILURES",
+    "HOOK_USERNAME",
     "MAX_DELAY",
     "MAX_QUEUE_WAIT",
     "MAX_TRACKED_PREFIXES",
@@ -79,6 +80,8 @@ _MAX_USERNAME_CHARS: Final = 128
 # The throttle's names for secrets that are not credentials: a NUL never starts a username.
 ADMIN_USERNAME: Final = "\0admin"
 PARTNER_USERNAME: Final = "\0partner"
+# Deploy-hook tokens (guessed on one name: a token has no username of its own).
+HOOK_USERNAME: Final = "\0hook"
 
 
 class Admission(NamedTuple):

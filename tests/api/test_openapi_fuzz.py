@@ -62,6 +62,9 @@ def test_openapi_document_lists_every_route(fuzzed: ServerProcess) -> None:
         "/api/v2/caches/{cache_id}/insight/processed_stats",
         "/api/v2/caches/{cache_id}/insight/processed_stats/per_server",
         "/api/v2/caches/{cache_id}/flush_log",
+        "/api/v1/hooks/{token}/flush",
+        "/api/v2/caches/{cache_id}/hooks",
+        "/api/v2/caches/{cache_id}/hooks/{hook_id}",
         "/metrics",
     ):
         assert path in paths

@@ -27,6 +27,7 @@ CHROMIUM_ARGS = [
 ]
 # `MEMCLOUD_SCREENSHOTS=docs/screenshots make test` refreshes the README's screenshots.
 SCREENSHOTS_ENV = "MEMCLOUD_SCREENSHOTS"
+SCREENSHOT_TIMEOUT_MS = 90_000
 
 
 @pytest.fixture(scope="module")
@@ -75,4 +76,6 @@ def screenshot(tab: Any, name: str, tmp_path: Path) -> None:
     target = os.environ.get(SCREENSHOTS_ENV)
     folder = Path(target) if target else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    # /redoc is over 60 000 px tall: capturing it whole takes 20 s and more on a loaded
+    # machine, past the pages' 10 s default (a screenshot is no assertion).
+    tab.screenshot(path=str(folder / f"{name}.png"), full_page=True, timeout=SCREENSHOT_TIMEOUT_MS)

@@ -1,10 +1,11 @@
 """The HTTP access log: one `memcloud.access` line per request, when its answer is sent.
 
 Each line names the method, the path (query values of secret-looking parameters masked,
-any `user:password@` taken out), the status, the duration, the client's address and, when
-the request used HTTP Basic, the username it gave (never its password; a bearer token is
-logged as `bearer`, never its value). Everything a client sent is escaped and bounded
-before it reaches the log, so a request cannot forge or flood log lines.
+any `user:password@` taken out, a deploy-hook token masked), the status, the duration, the
+client's address and, when the request used HTTP Basic, the username it gave (never its
+password; a bearer token is logged as `bearer`, never its value). Everything a client sent
+is escaped and bounded before it reaches the log, so a request cannot forge or flood log
+lines.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ MASK: Final = "***"
 # passwords); their names stay in the line, their values never do.
 _SECRET_PARAMETER = re.compile(r"token|pass|secret|key|sig|auth|salt|code|session", re.I)
 _USERINFO = re.compile(r"[^/@]*:[^/@]*@")
+# A deploy-hook token is the path segment after `/hooks/` (api/hook_routes.py); the v2
+# routes' hook ids there are numbers, and stay.
+_HOOK_TOKEN = re.compile(r"(/hooks/+)(?![0-9]+(?:/|$))[^/]+")
 
 
 # What a path prefix is reached through (the change log's `via`).
@@ -53,8 +57,9 @@ def _printable(text: str, limit: int) -> str:
 
 
 def loggable_path(path: str, query: bytes) -> str:
-    """The path with a `user:password@` removed and secret query values masked."""
-    path = _USERINFO.sub("", path)
+    """The path with a `user:password@` removed, a deploy-hook token and secret query
+    values masked."""
+    path = _HOOK_TOKEN.sub(rf"\g<1>{MASK}", _USERINFO.sub("", path))
     if query:
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         shown = "&".join(

@@ -22,8 +22,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memcloud import __version__
-from memcloud.api import admin, alerts, clusters, docs, introspection, v1, v2
-from memcloud.api.access_log import AccessLog
+from memcloud.api import admin, alerts, clusters, docs, hook_routes, introspection, v1, v2
+from memcloud.api.access_log import AccessLog, loggable_path
 from memcloud.api.context import ApiContext, refresh_directory
 from memcloud.api.errors import ApiError, Problem, render, version_of
 from memcloud.api.health import install as install_health
@@ -108,7 +108,9 @@ async def _gone(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
+    # The path as the access log shows it: a deploy-hook token in it is masked.
+    path = loggable_path(request.url.path, b"")
+    log.error("unexpected error on %s %s: %r", request.method, path, exc)
     return render(version_of(request.url.path), ApiError(Problem.SERVER))
 
 
@@ -134,6 +136,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(introspection.router)
     app.include_router(clusters.router)
     app.include_router(admin.router)
+    app.include_router(hook_routes.router)
     app.add_api_route(
         "/metrics",
         metrics_endpoint,

@@ -37,6 +37,11 @@ class Problem(enum.Enum):
     TOO_LARGE = "request body too large"
     STORE_FAILED = "the control database failed"
     THROTTLED = "too many failed logins"
+    # Deploy-hook tokens (api/hook_routes.py): the detail says which refusal it is.
+    HOOK_REFUSED = "no usable deploy hook token"
+    BAD_SIGNATURE = "the webhook's signature or token header does not match"
+    NO_HOOK = "no such deploy hook"
+    NOT_IMPLEMENTED = "not available on this server"
 
 
 _V1_FORBIDDEN = "You are not authorized to perform this action."
@@ -63,6 +68,10 @@ _V1: dict[Problem, tuple[int, str | None]] = {
     Problem.TOO_LARGE: (413, "Request body too large."),
     Problem.STORE_FAILED: (500, None),
     Problem.THROTTLED: (429, _THROTTLED),
+    Problem.HOOK_REFUSED: (403, None),
+    Problem.BAD_SIGNATURE: (401, None),
+    Problem.NO_HOOK: (404, "No deploy hook found."),
+    Problem.NOT_IMPLEMENTED: (501, None),
 }
 
 _V2_FORBIDDEN = "Forbidden to access cache with this ID."
@@ -82,6 +91,10 @@ _V2: dict[Problem, tuple[int, str | None]] = {
     Problem.TOO_LARGE: (413, "Request Entity Too Large"),
     Problem.STORE_FAILED: (500, None),
     Problem.THROTTLED: (429, _THROTTLED),
+    Problem.HOOK_REFUSED: (403, None),
+    Problem.BAD_SIGNATURE: (401, None),
+    Problem.NO_HOOK: (404, "Deploy hook not found."),
+    Problem.NOT_IMPLEMENTED: (501, None),
 }
 
 

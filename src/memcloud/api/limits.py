@@ -62,8 +62,9 @@ KEEP_ALIVE_SECONDS: Final = 5
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Every body the API takes (JSON, forms, partner calls, SSO) is a few hundred bytes ...
 MAX_BODY_BYTES: Final = 64 * 1024
-# ... except a flush's: a deploy hook's form carries the release's git log (api/hooks.py).
-_FLUSH_PATH: Final = re.compile(r"^/api/(?:v1/|v2/caches/)?[^/]+/flush$")
+# ... except a flush's: a deploy hook's form carries the release's git log (api/hooks.py),
+# a GitHub or GitLab push its commits (a hook token's flush, api/hook_routes.py).
+_FLUSH_PATH: Final = re.compile(r"^/api/(?:v1/|v2/caches/|v1/hooks/)?[^/]+/flush$")
 # Open HTTP connections at most; beyond it a new one is answered 503 and closed at once.
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from memcloud.api.insight import format_time
+from memcloud.control.hook_records import HookRecord
 from memcloud.control.models import CredentialRecord, FlushRecord
 
-__all__ = ["credential_v2", "flush_json"]
+__all__ = ["credential_v2", "flush_json", "hook_json"]
 
 
 def credential_v2(record: CredentialRecord, password: str | None = None) -> dict[str, Any]:
@@ -41,4 +42,23 @@ def flush_json(record: FlushRecord) -> dict[str, Any]:
         "release": record.release,
         "commit": record.commit,
         "details": record.details,
+    }
+
+
+def hook_json(record: HookRecord) -> dict[str, Any]:
+    """A deploy-hook token as `GET /api/v2/caches/<id>/hooks` lists it: never the token."""
+
+    def when(at: float | None) -> str | None:
+        return None if at is None else format_time(at)
+
+    return {
+        "id": record.id,
+        "cache_id": record.cache_id,
+        "name": record.name,
+        "prefix": record.prefix,
+        "hint": record.hint,
+        "created_at": format_time(record.created_at),
+        "last_used_at": when(record.last_used_at),
+        "revoked": record.revoked,
+        "revoked_at": when(record.revoked_at),
     }

@@ -19,6 +19,7 @@ from memcloud import __version__, adminlink
 from memcloud.cli.cluster import add_cluster_commands
 from memcloud.cli.datadir import NoDataDir
 from memcloud.cli.env import ENV_PREFIX, Parser, UsageError
+from memcloud.cli.hooks import add_hook_commands
 from memcloud.cli.manage import Handler, add_manage_commands
 from memcloud.cli.secret import add_secret_command
 from memcloud.cli.serve import add_serve_command
@@ -35,6 +36,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(commands)
     add_manage_commands(commands)
+    add_hook_commands(commands)
     add_cluster_commands(commands)
     add_secret_command(commands)
     for sub_parser in _walk(parser):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Self
 
 from memcloud.control.alert_records import AlertRecord, DeliveryConfigRecord, DeliveryRecord
+from memcloud.control.hook_records import HookRecord, NewHook
 from memcloud.control.introspection_records import LatencySample, WatchedPrefixRecord
 from memcloud.control.models import (
     DEFAULT_CLUSTER,
@@ -274,6 +275,24 @@ class ControlStore(Protocol):
         ...
 
     def prune_latency(self, before: float) -> int: ...
+
+    # Deploy-hook tokens (memcloud.control.hooks has the rules): flush-only secrets of one
+    # cache, stored hashed; no revision bump. Ids are looked up within one cache.
+    def create_hook(
+        self, cache_id: int, *, name: str = "", prefix: str = "", now: float
+    ) -> NewHook:
+        """A new token (shown this once); Conflict past the active tokens a cache may have."""
+        ...
+
+    def list_hooks(self, cache_id: int) -> list[HookRecord]:
+        """A cache's tokens, active and revoked, oldest first; NotFound if no such cache."""
+        ...
+
+    def revoke_hook(self, cache_id: int, hook_id: int, now: float) -> HookRecord: ...
+    def use_hook(self, token: str, now: float) -> HookRecord | None:
+        """The hook of `token`, its use stamped (not when revoked); None when no token
+        matches or it was made for a cache that is gone."""
+        ...
 
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...

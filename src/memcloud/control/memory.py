@@ -18,6 +18,7 @@ from typing import Self
 
 from memcloud.control import rules
 from memcloud.control.memory_alerts import MemoryAlerts
+from memcloud.control.memory_hooks import MemoryHooks
 from memcloud.control.memory_introspection import MemoryIntrospection
 from memcloud.control.models import (
     DEFAULT_CLUSTER,
@@ -40,9 +41,9 @@ class _Sample:
     sample: StatsSample
 
 
-class MemoryStore(MemoryAlerts, MemoryIntrospection):
+class MemoryStore(MemoryAlerts, MemoryIntrospection, MemoryHooks):
     """A `ControlStore` held in dicts (ids, like SQLite's AUTOINCREMENT, never reused);
-    alerts: memcloud.control.memory_alerts."""
+    alerts: memcloud.control.memory_alerts, deploy hooks: memcloud.control.memory_hooks."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -62,6 +63,7 @@ class MemoryStore(MemoryAlerts, MemoryIntrospection):
         self._last_id = {"cache": 0, "credential": 0, "flush": 0, "sample": 0, "node": 0}
         self._init_alerts()
         self._init_introspection()
+        self._init_hooks()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class MemoryStore(MemoryAlerts, MemoryIntrospection):
             self._samples = [s for s in self._samples if s.sample.cache_id != cache_id]
             self._drop_alerts(cache_id)
             self._drop_prefixes(cache_id)
+            self._drop_hooks(cache_id)
 
     # -- credentials ------------------------------------------------------------------------
 

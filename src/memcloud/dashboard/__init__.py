@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from memcloud.dashboard import alerts, introspection, operator, pages
+from memcloud.dashboard import alerts, hooks, introspection, operator, pages
 from memcloud.dashboard.context import DashboardContext
 from memcloud.dashboard.web import PREFIX, STATIC_DIR, FormExpired, load_session, render
 
@@ -32,6 +32,7 @@ def install(app: FastAPI, context: DashboardContext) -> None:
     app.include_router(pages.router, dependencies=signed)
     app.include_router(alerts.router, dependencies=signed)
     app.include_router(introspection.router, dependencies=signed)
+    app.include_router(hooks.router, dependencies=signed)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     _install_error_pages(app)
 

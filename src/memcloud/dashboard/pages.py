@@ -1,4 +1,5 @@
-"""A cache's dashboard: sign-in, overview, settings (credentials), flush, deploy-hook helper."""
+"""A cache's dashboard: sign-in, overview, settings (credentials), flush, and the credential
+commands the deploy-hook page (dashboard/hooks.py) shows after its tokens."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from memcloud.dashboard.web import (
 from memcloud.logs import log_change
 from memcloud.stats.sampling import sample_interval
 
-__all__ = ["NOTICES", "cache_pages", "router"]
+__all__ = ["NOTICES", "cache_pages", "credential_hooks", "router"]
 
 router = APIRouter()
 
@@ -271,7 +272,7 @@ async def _settings_page(
         credentials=credentials,
         servers=await ctx.servers(viewer.cache.cluster),
         new=new,
-        hooks=_hooks(request, viewer, new[0], new[1]) if new else None,
+        hooks=credential_hooks(request, viewer, new[0], new[1]) if new else None,
     )
 
 
@@ -420,10 +421,10 @@ async def flush(request: Request, cache_id: int) -> Response:
     return redirect(request, f"{base}?notice={'flushed' if done else 'flush_failed'}")
 
 
-# -- deploy hook helper ----------------------------------------------------------------------
+# -- the deploy-hook page's legacy commands (its page: dashboard/hooks.py) ----------------
 
 
-def _hooks(
+def credential_hooks(
     request: Request, viewer: Viewer, credential: CredentialRecord | None, password: str | None
 ) -> dict[str, str] | None:
     """The exact commands and URLs for this cache on this server (password if known)."""
@@ -449,29 +450,3 @@ def _hooks(
         "webhook": f"heroku webhooks:add -i api:release -l notify -u "
         f"{base}/api/v2/caches/{cache_id}/flush -t 'Basic {basic}'",
     }
-
-
-@router.get(PREFIX + "/caches/{cache_id}/deploy", include_in_schema=False)
-async def deploy_page(request: Request, cache_id: int) -> Response:
-    viewer = await _viewer(request, cache_id)
-    if viewer is None:
-        return _login_redirect(request)
-    credentials = await asyncio.to_thread(
-        dashboard_context(request).store.list_credentials, cache_id
-    )
-    wanted = request.query_params.get("credential", "").upper()
-    usable = [c for c in credentials if c.api and c.flush]
-    chosen = next((c for c in credentials if c.username == wanted), None)
-    if chosen is None:
-        chosen = next((c for c in usable if c.primary), None)
-    if chosen is None and (usable or credentials):
-        chosen = (usable or credentials)[0]
-    return _page(
-        request,
-        viewer,
-        "deploy",
-        "deploy.html",
-        credentials=credentials,
-        chosen=chosen,
-        hooks=_hooks(request, viewer, chosen, None),
-    )

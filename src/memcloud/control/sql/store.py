@@ -29,6 +29,7 @@ from memcloud.control.secrets import generate_password, generate_username, hash_
 from memcloud.control.sql import membership, revocations, telemetry
 from memcloud.control.sql.alerts import SqlAlerts
 from memcloud.control.sql.connection import Connection, Engine
+from memcloud.control.sql.hooks import SqlHooks
 from memcloud.control.sql.introspection import SqlIntrospection
 
 __all__ = ["SqlStore"]
@@ -62,8 +63,9 @@ def _credential(row: Any) -> CredentialRecord:
     )
 
 
-class SqlStore(SqlAlerts, SqlIntrospection):
-    """A `ControlStore` over one SQL engine's connection (alerts: memcloud.control.sql.alerts)."""
+class SqlStore(SqlAlerts, SqlIntrospection, SqlHooks):
+    """A `ControlStore` over one SQL engine's connection (alerts: memcloud.control.sql.alerts,
+    deploy hooks: memcloud.control.sql.hooks, introspection: memcloud.control.sql.introspection)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

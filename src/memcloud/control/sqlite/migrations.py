@@ -199,6 +199,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alert_deliveries_cache ON alert_deliveries (cache_id, created_at);
     CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at);
     """,
+    # 7: deploy-hook tokens (issue 13): flush-only secrets of a cache, stored as a digest,
+    # each with the cache's generation it was made for. No revision bump on their writes.
+    """
+    CREATE TABLE hook_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cache_id INTEGER NOT NULL REFERENCES caches (id) ON DELETE CASCADE,
+        generation TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        prefix TEXT NOT NULL DEFAULT '',
+        token_hash BLOB NOT NULL UNIQUE,
+        hint TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_used_at REAL,
+        revoked_at REAL
+    );
+    CREATE INDEX hook_tokens_cache_id ON hook_tokens (cache_id);
+    """,
     # 8: what each node tells the registry for the operator's server panel (issue 14 item
     # 9): when it registered (the database's clock), its memory budget, its
     # --max-connections, and its open connections, renewed with each heartbeat. (7 is the
