@@ -53,6 +53,7 @@ COMPILED_MODULES = (
     "memcloud.storage.stats",
     "memcloud.storage.counter",
     "memcloud.storage.item",
+    "memcloud.storage.prefix_flush",
     "memcloud.storage.cache",
     "memcloud.storage.registry",
     "memcloud.auth_throttle",

@@ -119,11 +119,13 @@ async def _poll_directory(store: ControlStore, service: Service, node: str) -> N
 
 async def _upkeep(service: Service) -> None:
     registry = service.registry
+    more = False
     while True:
-        # A flushed cache is freed slice by slice: while any is left, the next slice runs as
-        # soon as the loop has served what is waiting, so its memory comes back quickly.
-        await asyncio.sleep(0 if registry.graveyard else UPKEEP_SECONDS)
-        registry.upkeep(service.clock.now())
+        # A flushed cache is freed (a prefix-flushed one scanned) slice by slice: while any
+        # is left, the next slice runs as soon as the loop has served what is waiting, so
+        # its memory comes back quickly.
+        await asyncio.sleep(0 if more or registry.graveyard else UPKEEP_SECONDS)
+        more = registry.upkeep(service.clock.now())
 
 
 class NodeTasks:
