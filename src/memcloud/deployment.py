@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from memcloud.clock import Clock
-from memcloud.control.audit import FlushEvent
+from memcloud.control.audit import FlushEvent, prefix_details
 from memcloud.nodes import NODE_TIMEOUT_SECONDS, LocalNode, Node, NodesFailed
 
 __all__ = ["Deployment"]
@@ -75,15 +75,19 @@ class Deployment:
         username: str,
         peer: str,
         details: Mapping[str, str] | None = None,
+        *,
+        prefix: bytes = b"",
     ) -> FlushEvent:
-        """Empty the cache on every node and record the flush once; answers its event once
-        all nodes have flushed, or raises NodesFailed (the flush is recorded all the same if
-        this node flushed its share)."""
-        event = FlushEvent(cache_id, source, username, peer, self.clock.now(), dict(details or {}))
+        """Empty the cache (with a `prefix`, only its keys starting with it) on every node
+        and record the flush once; answers its event once all nodes have flushed, or raises
+        NodesFailed (the flush is recorded all the same if this node flushed its share)."""
+        noted = {**(details or {}), **prefix_details(prefix)}
+        event = FlushEvent(cache_id, source, username, peer, self.clock.now(), noted)
         try:
             # One flush, counted once: by this node, which took it.
             await self._on_all(
-                cache_id, lambda node: node.flush(cache_id, counted=node is self.local)
+                cache_id,
+                lambda node: node.flush(cache_id, counted=node is self.local, prefix=prefix),
             )
         except NodesFailed as exc:
             if self.local.address not in exc.addresses:

@@ -17,6 +17,7 @@ from memcloud.protocol.commands import (
     Command,
     Delete,
     FlushAll,
+    FlushPrefix,
     Invalid,
     Quit,
     Retrieve,
@@ -42,6 +43,7 @@ from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache
+from memcloud.storage.prefix_flush import TooManyPrefixFlushes
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 
 __all__ = ["TextSession"]
@@ -376,6 +378,21 @@ class TextSession(Session):
         if not command.noreply:
             out.append(replies.OK)
 
+    def _flush_prefix(self, command: FlushPrefix, now: float, out: list[bytes]) -> None:
+        # As flush_all: this node's share of the cache, logged by it.
+        cache = self.cache
+        assert cache is not None
+        service = self.service
+        event = service.flush_event(self, cache.id, "text")
+        try:
+            service.flush(cache.id, event, prefix=command.prefix)
+        except TooManyPrefixFlushes:
+            if not command.noreply:
+                out.append(replies.PREFIX_FLUSHES_PENDING)
+            return
+        if not command.noreply:
+            out.append(replies.OK)
+
     def _stats(self, command: Stats, now: float, out: list[bytes]) -> None:
         group = command.args[0] if command.args else b""
         self._batch += _STATS_REPLY_ESTIMATE
@@ -435,7 +452,10 @@ def _names_user(value: bytes, usernames: frozenset[bytes]) -> bool:
 
 def _noreply(command: object) -> bool:
     """A refused command's noreply (only refusals read it: no per-command cost)."""
-    return isinstance(command, (Store, Delete, Arith, Touch, FlushAll)) and command.noreply
+    return (
+        isinstance(command, (Store, Delete, Arith, Touch, FlushAll, FlushPrefix))
+        and command.noreply
+    )
 
 
 def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
@@ -455,6 +475,7 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Arith: TextSession._arith,  # type: ignore[dict-item]
     Touch: TextSession._touch,  # type: ignore[dict-item]
     FlushAll: TextSession._flush_all,  # type: ignore[dict-item]
+    FlushPrefix: TextSession._flush_prefix,  # type: ignore[dict-item]
     Stats: TextSession._stats,  # type: ignore[dict-item]
     Version: TextSession._version,  # type: ignore[dict-item]
     Verbosity: TextSession._verbosity,  # type: ignore[dict-item]

@@ -29,6 +29,7 @@ from memcloud.config import format_size, parse_positive_size
 from memcloud.control.base import ControlStore
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.options import parse_positive_int
+from memcloud.protocol.prefix import prefix_error
 
 __all__ = [
     "CAPABILITY_HELP",
@@ -41,6 +42,18 @@ Handler = Callable[[argparse.Namespace], int]
 
 _positive_size = argument_type(parse_positive_size)
 _positive_int = argument_type(parse_positive_int)
+
+
+def _parse_prefix(text: str) -> bytes:
+    # The argument's own bytes (argv's undecodable ones came in as surrogate escapes).
+    prefix = text.encode("utf-8", "surrogateescape")
+    problem = prefix_error(prefix)
+    if problem:
+        raise ValueError(f"{problem}: {text!r}")
+    return prefix
+
+
+_key_prefix = argument_type(_parse_prefix)
 
 
 def _servers(store: ControlStore, cache: CacheRecord) -> list[str]:
@@ -163,8 +176,15 @@ def _find(ns: argparse.Namespace) -> CacheRecord:
 
 def cmd_flush(ns: argparse.Namespace) -> int:
     cache = _find(ns)
-    reply = adminlink.call(data_dir_of(ns), "flush", cache_id=cache.id)
-    emit(ns, reply, f"Flushed cache {cache.name} (id {cache.id}).")
+    prefix: bytes = ns.prefix
+    args = {"prefix_hex": prefix.hex()} if prefix else {}
+    reply = adminlink.call(data_dir_of(ns), "flush", cache_id=cache.id, **args)
+    what = f"cache {cache.name} (id {cache.id})"
+    if prefix:
+        shown = prefix.decode("utf-8", "backslashreplace")
+        emit(ns, reply, f"Flushed the keys starting with {shown!r} of {what}; the others stay.")
+    else:
+        emit(ns, reply, f"Flushed {what}.")
     return 0
 
 
@@ -186,13 +206,14 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
             r.source,
             r.username or "-",
             r.peer or "-",
+            r.details.get("prefix", "*"),
             r.app or "-",
             r.release or "-",
             (r.commit or "-")[:12],
         )
         for r in records
     ]
-    header = ("time", "source", "credential", "peer", "app", "release", "commit")
+    header = ("time", "source", "credential", "peer", "prefix", "app", "release", "commit")
     text = table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
     note = _pending_note(ns, cache.id)
     if note and not ns.json:
@@ -320,6 +341,12 @@ def add_manage_commands(commands: Any) -> None:
 
     sub = _leaf(commands, "flush", cmd_flush, "flush a cache on the running server")
     sub.add_argument("cache", help="cache name or id")
+    sub.add_argument(
+        "--prefix",
+        type=_key_prefix,
+        default=b"",
+        help="flush only the keys starting with PREFIX (every node; the others stay)",
+    )
     sub = _leaf(commands, "stats", cmd_stats, "print a cache's stats from the running server")
     sub.add_argument("cache", help="cache name or id")
     sub = _leaf(commands, "flush-log", cmd_flush_log, "show a cache's recent flushes, newest first")

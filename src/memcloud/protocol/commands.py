@@ -11,6 +11,7 @@ __all__ = [
     "Command",
     "Delete",
     "FlushAll",
+    "FlushPrefix",
     "Invalid",
     "Quit",
     "Record",
@@ -159,6 +160,19 @@ class FlushAll(Record):
         return (self.delay, self.noreply)
 
 
+class FlushPrefix(Record):
+    """memcloud's `flush_prefix <prefix> [noreply]`: flush the keys starting with `prefix`."""
+
+    __slots__ = ("noreply", "prefix")
+
+    def __init__(self, prefix: bytes, noreply: bool) -> None:
+        self.prefix: Final = prefix
+        self.noreply: Final = noreply
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.prefix, self.noreply)
+
+
 class Stats(Record):
     __slots__ = ("args",)
 
@@ -230,6 +244,7 @@ Command = (
     | Arith
     | Touch
     | FlushAll
+    | FlushPrefix
     | Stats
     | Version
     | Verbosity
