@@ -75,9 +75,7 @@ def test_a_large_cache_is_flushed_lazily_and_reclaimed_in_slices(
     assert cache.used == used - views_bytes
     assert registry.budget.used == cache.used
     assert cache.prefix_mark == 0 and cache.prefix_flushes.prefixes == ()
-    assert all(
-        cache.peek(b"sessions:%d" % i, clock.now()) is not None for i in range(per_prefix)
-    )
+    assert all(cache.peek(b"sessions:%d" % i, clock.now()) is not None for i in range(per_prefix))
 
 
 def test_a_small_cache_is_reclaimed_within_the_flush(registry: Registry, clock: FakeClock) -> None:
