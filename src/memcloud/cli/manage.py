@@ -200,20 +200,31 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         records = store.flush_log(cache.id, ns.limit)
+    # The prefix column only when a listed flush had one (`*`: a whole flush).
+    prefixed = any("prefix" in r.details for r in records)
     rows = [
         (
             format_time(r.at),
             r.source,
             r.username or "-",
             r.peer or "-",
-            r.details.get("prefix", "*"),
+            *((r.details.get("prefix", "*"),) if prefixed else ()),
             r.app or "-",
             r.release or "-",
             (r.commit or "-")[:12],
         )
         for r in records
     ]
-    header = ("time", "source", "credential", "peer", "prefix", "app", "release", "commit")
+    header = (
+        "time",
+        "source",
+        "credential",
+        "peer",
+        *(("prefix",) if prefixed else ()),
+        "app",
+        "release",
+        "commit",
+    )
     text = table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
     note = _pending_note(ns, cache.id)
     if note and not ns.json:
