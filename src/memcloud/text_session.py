@@ -42,7 +42,7 @@ from memcloud.protocol.specs import TEXT_SPECS, text_spec
 from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.stats.report import MEMCACHED_VERSION
-from memcloud.storage.cache import Cache
+from memcloud.storage.cache import PREFIX_SCAN_SLICE, Cache
 from memcloud.storage.prefix_flush import TooManyPrefixFlushes
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 
@@ -62,6 +62,10 @@ _STORE_REPLIES: Final = {
 _GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE: Final = 4096
+# What each key a `flush_prefix` may scan at once (a small cache's, up to PREFIX_SCAN_SLICE)
+# is counted as against the batch: a short get reply's worth, so that a pipeline of them
+# yields the loop as a pipeline of multi-gets does.
+_PREFIX_SCAN_KEY_ESTIMATE: Final = 64
 _VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 # The rows the fast paths ask the gate for: a plain get's, and a plain (or too large) set's.
 _GET: Final = TEXT_SPECS[b"get"]
@@ -384,6 +388,9 @@ class TextSession(Session):
         assert cache is not None
         service = self.service
         event = service.flush_event(self, cache.id, "text")
+        self._batch += min(cache.curr_items, PREFIX_SCAN_SLICE) * _PREFIX_SCAN_KEY_ESTIMATE
+        if self._batch > REPLY_BATCH_MAX:
+            self.backlog = True
         try:
             service.flush(cache.id, event, prefix=command.prefix)
         except TooManyPrefixFlushes:
