@@ -62,8 +62,8 @@ _STORE_REPLIES: Final = {
 _GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE: Final = 4096
-# What each key a `flush_prefix` may scan at once (a small cache's, up to PREFIX_SCAN_SLICE)
-# is counted as against the batch: a short get reply's worth, so that a pipeline of them
+# What each key a `flush_prefix` scans at once (a small cache's, up to PREFIX_SCAN_SLICE) is
+# counted as against the batch: a short get reply's worth, so that a pipeline of them
 # yields the loop as a pipeline of multi-gets does.
 _PREFIX_SCAN_KEY_ESTIMATE: Final = 64
 _VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
@@ -388,9 +388,10 @@ class TextSession(Session):
         assert cache is not None
         service = self.service
         event = service.flush_event(self, cache.id, "text")
-        self._batch += min(cache.curr_items, PREFIX_SCAN_SLICE) * _PREFIX_SCAN_KEY_ESTIMATE
-        if self._batch > REPLY_BATCH_MAX:
-            self.backlog = True
+        if cache.curr_items <= PREFIX_SCAN_SLICE:  # scanned within the flush
+            self._batch += cache.curr_items * _PREFIX_SCAN_KEY_ESTIMATE
+            if self._batch > REPLY_BATCH_MAX:
+                self.backlog = True
         try:
             service.flush(cache.id, event, prefix=command.prefix)
         except TooManyPrefixFlushes:

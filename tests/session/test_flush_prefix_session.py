@@ -8,8 +8,10 @@ from memcloud.auth import Directory
 from memcloud.clock import FakeClock
 from memcloud.config import Settings
 from memcloud.control.models import CacheRecord
+from memcloud.protocol import replies
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.storage.cache import PREFIX_SCAN_SLICE
+from memcloud.storage.prefix_flush import MAX_PENDING_PREFIX_FLUSHES
 from memcloud.storage.registry import Registry
 from memcloud.text_session import TextSession
 
@@ -43,3 +45,20 @@ def test_a_pipeline_of_prefix_flushes_yields_the_loop_and_is_answered_whole() ->
     assert cache.curr_items == PREFIX_SCAN_SLICE and cache.prefix_mark == 0
     assert text.handle(b"flush_prefix keep:1\r\n") == b"OK\r\n"
     assert cache.curr_items == PREFIX_SCAN_SLICE - 1111  # keep:1, keep:10-19, 100-199, 1000-1999
+
+
+def test_past_the_pending_bound_a_prefix_flush_is_refused_with_a_server_error() -> None:
+    text = session()
+    cache = text.cache
+    assert cache is not None
+    count = 3 * PREFIX_SCAN_SLICE  # large: every flush stays pending (no upkeep runs here)
+    text.handle(b"".join(b"set k:%d 0 0 1 noreply\r\nv\r\n" % i for i in range(count)))
+    assert cache.curr_items == count
+    lines = b"".join(b"flush_prefix p%d:\r\n" % i for i in range(MAX_PENDING_PREFIX_FLUSHES))
+    assert text.handle(lines) == b"OK\r\n" * MAX_PENDING_PREFIX_FLUSHES
+    refused = text.handle(b"flush_prefix one-more:\r\nflush_prefix one-more: noreply\r\n")
+    assert refused == replies.PREFIX_FLUSHES_PENDING
+    assert refused == b"SERVER_ERROR too many prefix flushes pending; retry in a few seconds\r\n"
+    # One that covers pending ones merges with them: taken.
+    assert text.handle(b"flush_prefix p\r\n") == b"OK\r\n"
+    assert cache.stats.cmd_flush == MAX_PENDING_PREFIX_FLUSHES + 1
