@@ -172,7 +172,7 @@ def test_a_deploy_hook_url_with_a_prefix_leaves_the_other_keys(d: ServerProcess)
     filled.close()
 
 
-def test_v1_and_v2_take_the_prefix_in_the_query_or_a_plain_body(d: ServerProcess) -> None:
+def test_v1_and_v2_take_the_prefix_in_the_query_or_the_body(d: ServerProcess) -> None:
     tenant = new_cache(d, "routes")
     filled = fill(d, tenant, 50)
     with api(d, tenant) as http:
@@ -240,9 +240,7 @@ def test_hostile_prefixes_are_refused_in_each_apis_shape(
     [b'{"prefix": 7}', b'{"prefix": ["views:"]}', b'{"prefix": "a b"}', b'{"prefix": "\\ud800"}'],
     ids=["number", "list", "space", "lone surrogate"],
 )
-def test_a_plain_bodys_bad_prefix_is_refused(
-    d: ServerProcess, hostile: Tenant, body: bytes
-) -> None:
+def test_a_bodys_bad_prefix_is_refused(d: ServerProcess, hostile: Tenant, body: bytes) -> None:
     tenant = hostile
     with api(d, tenant) as http:
         v2 = http.post(
@@ -258,19 +256,18 @@ def test_a_plain_bodys_bad_prefix_is_refused(
     assert flush_log(d, tenant) == []
 
 
-def test_a_deploy_hooks_form_field_never_narrows_the_flush(d: ServerProcess) -> None:
-    # A deploy hook's form is read for the flush log only: a `prefix` in it is no prefix.
-    tenant = new_cache(d, "whole")
+def test_a_prefix_beside_a_deploy_hooks_fields_narrows_the_flush(d: ServerProcess) -> None:
+    tenant = new_cache(d, "formed")
     filled = fill(d, tenant, 20)
     with api(d, tenant) as http:
         reply = http.post(
             f"/api/v1/{tenant.cache_id}/flush", data={"app": "shop", "prefix": "views:"}
         )
     assert reply.status_code == 200
-    for n, conn in enumerate(filled.conns):
-        assert hits(conn, filled.sessions[n] + filled.views[n]) == set()
+    assert_only_views_gone(filled)
     [record] = flush_log(d, tenant)
-    assert "prefix" not in record["details"]
+    assert (record["source"], record["app"]) == ("deploy_hook", "shop")
+    assert record["details"]["prefix"] == "views:"
     filled.close()
 
 

@@ -1,10 +1,10 @@
 """The key prefix a flush request names (memcloud extension): only the keys starting with it go.
 
-Given as `?prefix=P` (so that a deploy-hook URL carries it) or, in a plain API call's body, as
-a `prefix` form or JSON field. A deploy hook's form or a release webhook's JSON is only read
-for the flush log: a field of theirs never narrows the flush. The prefix is UTF-8 text (the
-query string percent-decoded byte for byte) of at most 250 bytes with no space or control
-character, as a memcache key; empty or absent, the whole cache is flushed.
+Given as `?prefix=P` (so that a deploy-hook URL carries it) or in the body, as a `prefix` form
+field or a top-level JSON string (neither a deploy hook's form nor a release webhook's JSON has
+one: only whoever set the hook up can have added it). The prefix is UTF-8 text (the query
+string percent-decoded byte for byte) of at most 250 bytes with no space or control character,
+as a memcache key; empty or absent, the whole cache is flushed.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def _from_query(request: Request) -> bytes | None:
     return found[0]
 
 
-def _from_body(fields: dict[str, Any] | None, source: str) -> bytes | None:
-    if source != "api" or not fields or FIELD not in fields:
+def _from_body(fields: dict[str, Any] | None) -> bytes | None:
+    if not fields or FIELD not in fields:
         return None
     value = fields[FIELD]
     if not isinstance(value, str):
@@ -70,11 +70,11 @@ def _from_body(fields: dict[str, Any] | None, source: str) -> bytes | None:
         raise _refuse("prefix is not UTF-8 text") from None
 
 
-def flush_prefix(request: Request, fields: dict[str, Any] | None, source: str) -> bytes:
-    """The prefix the request names (b"": the whole cache), from its query string or, for a
-    plain API call (`source` "api"), its body's fields; ApiError (400) when it cannot be."""
+def flush_prefix(request: Request, fields: dict[str, Any] | None) -> bytes:
+    """The prefix the request names (b"": the whole cache), from its query string or its
+    body's fields; ApiError (400) when it cannot be."""
     query = _from_query(request)
-    body = _from_body(fields, source)
+    body = _from_body(fields)
     if query is not None and body is not None and query != body:
         raise _refuse("the query string and the body name different prefixes")
     prefix = query if query is not None else body or b""

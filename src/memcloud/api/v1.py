@@ -92,7 +92,7 @@ FLUSH_BODY_DOC: dict[str, Any] = {
                             "git_log",
                             "prev_head",
                             "release",
-                            "prefix",  # a plain API call's, as the query's `prefix`
+                            "prefix",  # the same as the query's `prefix`
                         )
                     },
                 }
@@ -111,7 +111,7 @@ async def flush_cache(ctx: ApiContext, request: Request, cache_ref: str) -> None
     principal = await authorize(ctx, request, cache_ref, flush=True)
     fields = parse_fields(await read_body(request))
     source, details = flush_details(fields)
-    prefix = flush_prefix(request, fields, source)
+    prefix = flush_prefix(request, fields)
     await nodes_call(
         ctx.deployment.flush(
             principal.cache_id, source, principal.username, peer_of(request), details, prefix=prefix
