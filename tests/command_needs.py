@@ -24,6 +24,7 @@ TEXT_NEEDS = {
     "decr": {"login", "write"},
     "touch": {"login", "write"},
     "flush_all": {"login", "flush"},
+    "flush_prefix": {"login", "flush"},
     "stats": {"login"},
     "version": {"login"},
     "verbosity": {"login"},

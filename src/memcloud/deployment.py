@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from memcloud.clock import Clock
-from memcloud.control.audit import FlushEvent
+from memcloud.control.audit import FlushEvent, prefix_details
 from memcloud.nodes import NODE_TIMEOUT_SECONDS, LocalNode, Node, NodesFailed
 
 __all__ = ["ClusterView", "Deployment"]
@@ -94,19 +94,23 @@ class Deployment:
         username: str,
         peer: str,
         details: Mapping[str, str] | None = None,
+        *,
+        prefix: bytes = b"",
     ) -> FlushEvent:
-        """Empty the cache on every live node and record the flush once; answers its event
-        once all have flushed, or raises NodesFailed naming the nodes that failed or are
-        down, as the hosted service names them (the flush is recorded all the same if this
-        node flushed its share)."""
-        event = FlushEvent(cache_id, source, username, peer, self.clock.now(), dict(details or {}))
+        """Empty the cache (with a `prefix`, only its keys starting with it) on every live
+        node and record the flush once; answers its event once all have flushed, or raises
+        NodesFailed naming the nodes that failed or are down, as the hosted service names
+        them (the flush is recorded all the same if this node flushed its share)."""
+        noted = {**(details or {}), **prefix_details(prefix)}
+        event = FlushEvent(cache_id, source, username, peer, self.clock.now(), noted)
         try:
             # One flush, counted once: by this node, which took it (or, when the cache lives
             # on another cluster, by the first of its nodes).
             nodes = self.nodes_for(cache_id)
             counting = self.local if self.local in nodes or not nodes else nodes[0]
             await self._on_all(
-                cache_id, lambda node: node.flush(cache_id, counted=node is counting)
+                cache_id,
+                lambda node: node.flush(cache_id, counted=node is counting, prefix=prefix),
             )
             down = self.down_for(cache_id)
             if down:

@@ -40,6 +40,7 @@ PURE_ENV = "MEMCLOUD_PURE_PYTHON"
 # What one request passes through, from the socket to the cache and back.
 COMPILED_MODULES = (
     "memcloud.protocol.limits",
+    "memcloud.protocol.prefix",
     "memcloud.protocol.commands",
     "memcloud.protocol.replies",
     "memcloud.protocol.numbers",
@@ -55,6 +56,7 @@ COMPILED_MODULES = (
     "memcloud.storage.item",
     "memcloud.storage.detail",
     "memcloud.storage.insight",
+    "memcloud.storage.prefix_flush",
     "memcloud.storage.cache",
     "memcloud.storage.registry",
     "memcloud.auth_throttle",

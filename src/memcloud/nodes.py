@@ -23,6 +23,7 @@ from memcloud.routing import Link
 from memcloud.service import Service
 from memcloud.stats.report import node_stats
 from memcloud.storage.cache import Cache
+from memcloud.storage.prefix_flush import TooManyPrefixFlushes
 
 __all__ = [
     "NODE_OPERATION",
@@ -63,9 +64,10 @@ class Node(Protocol):
         """ "host:port" of the node's memcache listener, as clients know it."""
         ...
 
-    async def flush(self, cache_id: int, *, counted: bool = True) -> None:
-        """Empty the cache on this node (the deployment records the flush, once). Only the
-        node that took the flush counts it (`counted`); the others empty their share."""
+    async def flush(self, cache_id: int, *, counted: bool = True, prefix: bytes = b"") -> None:
+        """Empty the cache on this node (the deployment records the flush, once), or only
+        its keys starting with `prefix`. Only the node that took the flush counts it
+        (`counted`); the others empty their share."""
         ...
 
     async def stats(self, cache_id: int) -> dict[str, int]:
@@ -111,13 +113,17 @@ class LocalNode:
             raise self._not_served(cache_id)
         return cache
 
-    async def flush(self, cache_id: int, *, counted: bool = True) -> None:
-        self.flush_now(cache_id, counted=counted)
+    async def flush(self, cache_id: int, *, counted: bool = True, prefix: bytes = b"") -> None:
+        self.flush_now(cache_id, counted=counted, prefix=prefix)
 
-    def flush_now(self, cache_id: int, *, counted: bool = True) -> None:
-        """Synchronous flush, unaudited (whoever asked records it); `counted`: see
+    def flush_now(self, cache_id: int, *, counted: bool = True, prefix: bytes = b"") -> None:
+        """Synchronous flush, unaudited (whoever asked records it); `counted`, `prefix`: see
         Service.flush."""
-        if not self.service.flush(cache_id, None, counted=counted):
+        try:
+            served = self.service.flush(cache_id, None, counted=counted, prefix=prefix)
+        except TooManyPrefixFlushes as exc:
+            raise NodeError(f"{self.address}: {exc}") from exc
+        if not served:
             raise self._not_served(cache_id)
 
     def stats_now(self, cache_id: int) -> dict[str, int]:
@@ -182,9 +188,17 @@ class RemoteNode:
             raise NodeError(f"{self.address}: {reply.get('error', 'refused')}")
         return reply
 
-    async def flush(self, cache_id: int, *, counted: bool = True) -> None:
+    async def flush(self, cache_id: int, *, counted: bool = True, prefix: bytes = b"") -> None:
         # The node that fans out records the flush once; this one only empties its share.
-        await self._call({"op": "flush", "cache_id": cache_id, "audit": False, "counted": counted})
+        request: dict[str, object] = {
+            "op": "flush",
+            "cache_id": cache_id,
+            "audit": False,
+            "counted": counted,
+        }
+        if prefix:
+            request["prefix_hex"] = prefix.hex()  # any bytes, exactly, in JSON
+        await self._call(request)
 
     async def stats(self, cache_id: int) -> dict[str, int]:
         reply = await self._call({"op": "node_stats", "cache_id": cache_id})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 from memcloud.admission import Admission
@@ -14,7 +15,7 @@ from memcloud.auth import Directory, Principal
 from memcloud.auth_throttle import AuthThrottle
 from memcloud.clock import Clock
 from memcloud.config import Settings
-from memcloud.control.audit import FlushEvent
+from memcloud.control.audit import FlushEvent, prefix_details
 from memcloud.gate import capabilities_of
 from memcloud.routing import (
     COPY,
@@ -461,10 +462,13 @@ class Service:
         now: float = 0.0,
         *,
         counted: bool = True,
+        prefix: bytes = b"",
     ) -> bool:
         """Empty one cache, now or `delay` seconds after `now` (memcached's delayed
         flush_all), and hand `event` to the flush listeners (None: whoever asked records
-        it, as the deployment does); False if the cache is not here.
+        it, as the deployment does); False if the cache is not here. With a `prefix`, only
+        the keys starting with it go, now (`Cache.flush_prefix`, which may raise
+        TooManyPrefixFlushes), and the event says which.
 
         Without `counted` the flush is another node's share of one flush (the deployment's
         fan-out): the node that took the command counts its cmd_flush, so the cache-wide
@@ -472,7 +476,11 @@ class Service:
         cache = self.registry.get(cache_id)
         if cache is None:
             return False
-        if not counted:
+        if prefix:
+            cache.flush_prefix(prefix, counted=counted)
+            if event is not None:
+                event = replace(event, details={**event.details, **prefix_details(prefix)})
+        elif not counted:
             cache.flush(delay, now, counted=False)
         elif delay > 0:
             cache.flush(delay, now)

@@ -17,6 +17,7 @@ from memcloud.protocol.commands import (
     Command,
     Delete,
     FlushAll,
+    FlushPrefix,
     Invalid,
     Quit,
     Retrieve,
@@ -47,7 +48,8 @@ from memcloud.protocol.text import NEED_DATA
 from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE, CheckedChange
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.stats.report import MEMCACHED_VERSION
-from memcloud.storage.cache import Cache
+from memcloud.storage.cache import PREFIX_SCAN_SLICE, Cache
+from memcloud.storage.prefix_flush import TooManyPrefixFlushes
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.text_admin import TextAdmin
 from memcloud.text_login import names_user
@@ -68,6 +70,10 @@ _STORE_REPLIES: Final = {
 _GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE: Final = 4096
+# What each key a `flush_prefix` scans at once (a small cache's, up to PREFIX_SCAN_SLICE) is
+# counted as against the batch: a short get reply's worth, so that a pipeline of them
+# yields the loop as a pipeline of multi-gets does.
+_PREFIX_SCAN_KEY_ESTIMATE: Final = 64
 _VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 # The rows the fast paths ask the gate for: a plain get's, and a plain (or too large) set's.
 _GET: Final = TEXT_SPECS[b"get"]
@@ -399,6 +405,25 @@ class TextSession(TextAdmin):
         elif reply:
             out.append(reply)
 
+    def _flush_prefix(self, command: FlushPrefix, now: float, out: list[bytes]) -> None:
+        # As flush_all: this node's share of the cache, logged by it.
+        cache = self.cache
+        assert cache is not None
+        service = self.service
+        event = service.flush_event(self, cache.id, "text")
+        if cache.curr_items <= PREFIX_SCAN_SLICE:  # scanned within the flush
+            self._batch += cache.curr_items * _PREFIX_SCAN_KEY_ESTIMATE
+            if self._batch > REPLY_BATCH_MAX:
+                self.backlog = True
+        try:
+            service.flush(cache.id, event, prefix=command.prefix)
+        except TooManyPrefixFlushes:
+            if not command.noreply:
+                out.append(replies.PREFIX_FLUSHES_PENDING)
+            return
+        if not command.noreply:
+            out.append(replies.OK)
+
     def _stats(self, command: Stats, now: float, out: list[bytes]) -> None:
         group = command.args[0] if command.args else b""
         self._batch += _STATS_REPLY_ESTIMATE
@@ -458,7 +483,10 @@ def _unless(noreply: bool, reply: bytes) -> bytes:
 
 def _noreply(command: object) -> bool:
     """A refused command's noreply (only refusals read it: no per-command cost)."""
-    return isinstance(command, (Store, Delete, Arith, Touch, FlushAll)) and command.noreply
+    return (
+        isinstance(command, (Store, Delete, Arith, Touch, FlushAll, FlushPrefix))
+        and command.noreply
+    )
 
 
 def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
@@ -478,6 +506,7 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Arith: TextSession._arith,  # type: ignore[dict-item]
     Touch: TextSession._touch,  # type: ignore[dict-item]
     FlushAll: TextSession._flush_all,  # type: ignore[dict-item]
+    FlushPrefix: TextSession._flush_prefix,  # type: ignore[dict-item]
     Stats: TextSession._stats,  # type: ignore[dict-item]
     Admin: TextSession._admin,  # type: ignore[dict-item]
     Version: TextSession._version,  # type: ignore[dict-item]

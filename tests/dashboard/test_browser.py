@@ -140,6 +140,47 @@ def test_flush_button_empties_the_cache_and_is_logged(
     client.close()
 
 
+def test_flush_page_flushes_only_a_prefix(
+    platform_server: ServerProcess, page: Any, tmp_path: Path
+) -> None:
+    server = platform_server
+    client = memcache(server, server.username, server.password)
+    for i in range(20):
+        client.set(f"views:{i}", b"x", noreply=False)
+        client.set(f"session:{i}", b"y", noreply=False)
+    sign_in(page, server, server.username, server.password)
+    page.click("nav.tabs >> text=Flush")
+    page.fill("input[name=prefix]", "views:")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.check("input[name=confirm]")
+    screenshot(page, "flush-prefix", tmp_path)
+    page.click("button:has-text('Flush cache')")
+    page.wait_for_selector("text=Prefix flushed")
+    log_row = page.locator("#flush-log tbody tr").first
+    assert log_row.locator("[data-flush-prefix]").inner_text() == "views:"
+    assert "dashboard" in log_row.inner_text()
+    assert client.get("views:1") is None and client.get("views:19") is None
+    assert client.get("session:1") == b"y" and client.get("session:19") == b"y"
+    client.close()
+
+
+def test_deploy_hook_helper_shows_a_prefix_url_that_works(
+    platform_server: ServerProcess, page: Any
+) -> None:
+    server = platform_server
+    client = memcache(server, server.username, server.password)
+    client.set("views:home", b"x", noreply=False)
+    client.set("session:me", b"y", noreply=False)
+    sign_in(page, server, server.username, server.password)
+    page.click("text=Deploy hook")
+    hook_url = page.inner_text("[data-hook=url-prefix]")
+    assert hook_url.endswith("/flush?prefix=views%3A")
+    reply = httpx.post(hook_url.replace("PASSWORD", server.password))
+    assert reply.status_code == 200, reply.text
+    assert client.get("views:home") is None and client.get("session:me") == b"y"
+    client.close()
+
+
 def test_deploy_hook_helper_shows_working_commands(
     platform_server: ServerProcess, page: Any, tmp_path: Path
 ) -> None:

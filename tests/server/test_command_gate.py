@@ -106,6 +106,7 @@ TEXT_CASES: dict[str, tuple[bytes, bytes]] = {
     "decr": (b"decr {k} 1\r\n", rb"4\r\n"),
     "touch": (b"touch {k} 0\r\n", rb"TOUCHED\r\n"),
     "flush_all": (b"flush_all\r\n", rb"OK\r\n"),
+    "flush_prefix": (b"flush_prefix {k}\r\n", rb"OK\r\n"),
     "stats": (b"stats\r\n", rb"(STAT \S+ [^\r\n]*\r\n)+END\r\n"),
     "version": (b"version\r\n", rb"VERSION 1\.6\.21\r\n"),
     "verbosity": (b"verbosity 1\r\n", rb"OK\r\n"),

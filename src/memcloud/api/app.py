@@ -174,11 +174,11 @@ def dashboard_context(api: ApiContext) -> DashboardContext:
         except NodesFailed:
             return None
 
-    async def flush(cache_id: int, who: str, peer: str) -> bool:
+    async def flush(cache_id: int, who: str, peer: str, prefix: bytes) -> bool:
         # The deployment returns once the flush log writer has the record: the page shown
         # next lists this flush.
         try:
-            await api.deployment.flush(cache_id, "dashboard", who, peer)
+            await api.deployment.flush(cache_id, "dashboard", who, peer, prefix=prefix)
         except NodesFailed:
             return False
         return True

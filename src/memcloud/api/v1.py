@@ -2,7 +2,8 @@
 
 - login also at `/api/login` (the documented request line) besides `/api/v1/login`;
 - flush is POST only (GET does not flush); the body may be a deploy hook's form or a
-  release webhook's JSON, recorded in the flush log;
+  release webhook's JSON, recorded in the flush log; `?prefix=P` flushes only the keys
+  starting with P (memcloud extension, api/flush_prefix.py);
 - update credentials with POST, PATCH or PUT, by username or id, booleans as JSON or as
   strings ("false"), in the query string or the body (JSON even when sent as a form);
   omitted capabilities stay as they are;
@@ -23,6 +24,7 @@ from memcloud.api.auth import authenticate, authorize
 from memcloud.api.context import ApiContext, context
 from memcloud.api.credential_ops import CAPABILITY_FIELDS, capabilities_body
 from memcloud.api.errors import ApiError, Problem
+from memcloud.api.flush_prefix import PREFIX_PARAMETER, flush_prefix
 from memcloud.api.hooks import flush_details, parse_fields, read_body
 from memcloud.api.models import (
     Capabilities,
@@ -61,12 +63,18 @@ _V1_ERRORS = errors(
 # not a boolean, deleting the primary while others remain).
 _V1_CHANGE_ERRORS = {**errors("v1", e400="what is wrong with the request"), **_V1_ERRORS}
 # Routes that read a body: above its limit, 413 before it is read. A flush ignores a body
-# it cannot read (it only feeds the flush log), so it never answers 400.
+# it cannot read (it only feeds the flush log); it answers 400 only for a prefix it refuses.
 _TOO_LARGE = errors("v1", e413="Request body too large.")
-_V1_FLUSH_ERRORS = {**_V1_ERRORS, **_TOO_LARGE}
+_V1_FLUSH_ERRORS = {
+    **errors("v1", e400="what is wrong with the prefix"),
+    **_V1_ERRORS,
+    **_TOO_LARGE,
+}
 _V1_BODY_ERRORS = {**_V1_CHANGE_ERRORS, **_TOO_LARGE}
-# Documents (for /openapi.json) the bodies flush accepts; the route reads the raw body.
+# Documents (for /openapi.json) the prefix and the bodies flush accepts; the route reads the
+# raw query string and body.
 FLUSH_BODY_DOC: dict[str, Any] = {
+    "parameters": [PREFIX_PARAMETER],
     "requestBody": {
         "required": False,
         "content": {
@@ -84,23 +92,29 @@ FLUSH_BODY_DOC: dict[str, Any] = {
                             "git_log",
                             "prev_head",
                             "release",
+                            "prefix",  # the same as the query's `prefix`
                         )
                     },
                 }
             },
-            "application/json": {"schema": {"type": "object"}},
+            "application/json": {
+                "schema": {"type": "object", "properties": {"prefix": {"type": "string"}}}
+            },
         },
-    }
+    },
 }
 
 
 async def flush_cache(ctx: ApiContext, request: Request, cache_ref: str) -> None:
-    """Authorize, read what the body says (deploy hook, webhook), flush on every node."""
+    """Authorize, read what the body says (deploy hook, webhook) and the prefix, flush on
+    every node."""
     principal = await authorize(ctx, request, cache_ref, flush=True)
-    source, details = flush_details(parse_fields(await read_body(request)))
+    fields = parse_fields(await read_body(request))
+    source, details = flush_details(fields)
+    prefix = flush_prefix(request, fields)
     await nodes_call(
         ctx.deployment.flush(
-            principal.cache_id, source, principal.username, peer_of(request), details
+            principal.cache_id, source, principal.username, peer_of(request), details, prefix=prefix
         )
     )
 

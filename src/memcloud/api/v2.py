@@ -80,6 +80,10 @@ _COMMON = errors(
 )
 # Routes that read a body: above its limit, 413 before it is read.
 _BODY_ERRORS = {**_COMMON, **errors("v2", e413="Request Entity Too Large")}
+_FLUSH_ERRORS = {
+    **_BODY_ERRORS,
+    **errors("v2", e400="The specified cache ID is invalid (not a number). / a refused prefix"),
+}
 _PENDING_HEADERS = {
     PENDING_HEADER: {
         "description": "flushes of the cache the nodes hold, not yet in the log",
@@ -221,7 +225,7 @@ async def promote_credential(cache_id: str, credential: str, request: Request) -
     operation_id="v2_flush",
     status_code=204,
     response_class=Response,
-    responses=_BODY_ERRORS,
+    responses=_FLUSH_ERRORS,
     openapi_extra=FLUSH_BODY_DOC,
     summary="Flush the cache (release webhooks POST their JSON here)",
 )

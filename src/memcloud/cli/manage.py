@@ -32,6 +32,7 @@ from memcloud.control import clusters
 from memcloud.control.base import ControlError, ControlStore
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.options import parse_positive_int
+from memcloud.protocol.prefix import prefix_error
 
 __all__ = [
     "CAPABILITY_HELP",
@@ -44,6 +45,18 @@ Handler = Callable[[argparse.Namespace], int]
 
 _positive_size = argument_type(parse_positive_size)
 _positive_int = argument_type(parse_positive_int)
+
+
+def _parse_prefix(text: str) -> bytes:
+    # The argument's own bytes (argv's undecodable ones came in as surrogate escapes).
+    prefix = text.encode("utf-8", "surrogateescape")
+    problem = prefix_error(prefix)
+    if problem:
+        raise ValueError(f"{problem}: {text!r}")
+    return prefix
+
+
+_key_prefix = argument_type(_parse_prefix)
 
 
 def _servers(store: ControlStore, cache: CacheRecord) -> list[str]:
@@ -191,8 +204,15 @@ def _find(ns: argparse.Namespace) -> CacheRecord:
 
 def cmd_flush(ns: argparse.Namespace) -> int:
     cache = _find(ns)
-    reply = adminlink.call(data_dir_of(ns), "flush", cache_id=cache.id)
-    emit(ns, reply, f"Flushed cache {cache.name} (id {cache.id}).")
+    prefix: bytes = ns.prefix
+    args = {"prefix_hex": prefix.hex()} if prefix else {}
+    reply = adminlink.call(data_dir_of(ns), "flush", cache_id=cache.id, **args)
+    what = f"cache {cache.name} (id {cache.id})"
+    if prefix:
+        shown = prefix.decode("utf-8", "backslashreplace")
+        emit(ns, reply, f"Flushed the keys starting with {shown!r} of {what}; the others stay.")
+    else:
+        emit(ns, reply, f"Flushed {what}.")
     return 0
 
 
@@ -208,19 +228,31 @@ def cmd_flush_log(ns: argparse.Namespace) -> int:
     with contextlib.closing(open_store_of(ns)) as store:
         cache = store.find_cache(ns.cache)
         records = store.flush_log(cache.id, ns.limit)
+    # The prefix column only when a listed flush had one (`*`: a whole flush).
+    prefixed = any("prefix" in r.details for r in records)
     rows = [
         (
             format_time(r.at),
             r.source,
             r.username or "-",
             r.peer or "-",
+            *((r.details.get("prefix", "*"),) if prefixed else ()),
             r.app or "-",
             r.release or "-",
             (r.commit or "-")[:12],
         )
         for r in records
     ]
-    header = ("time", "source", "credential", "peer", "app", "release", "commit")
+    header = (
+        "time",
+        "source",
+        "credential",
+        "peer",
+        *(("prefix",) if prefixed else ()),
+        "app",
+        "release",
+        "commit",
+    )
     text = table(header, rows) if rows else f"No flushes recorded for cache {cache.name}."
     note = _pending_note(ns, cache.id)
     if note and not ns.json:
@@ -364,6 +396,12 @@ def add_manage_commands(commands: Any) -> None:
 
     sub = _leaf(commands, "flush", cmd_flush, "flush a cache on the running server")
     sub.add_argument("cache", help="cache name or id")
+    sub.add_argument(
+        "--prefix",
+        type=_key_prefix,
+        default=b"",
+        help="flush only the keys starting with PREFIX (every node; the others stay)",
+    )
     sub = _leaf(commands, "stats", cmd_stats, "print a cache's stats from the running server")
     sub.add_argument("cache", help="cache name or id")
     sub = _leaf(commands, "flush-log", cmd_flush_log, "show a cache's recent flushes, newest first")

@@ -41,6 +41,7 @@ __all__ = [
     "FlushEvent",
     "PendingFlushes",
     "flush_record",
+    "prefix_details",
 ]
 
 log = logging.getLogger("memcloud.audit")
@@ -74,6 +75,12 @@ class FlushEvent:
     peer: str
     at: float  # the injected clock's time (`Clock.now`)
     details: dict[str, str] = field(default_factory=dict)
+
+
+def prefix_details(prefix: bytes) -> dict[str, str]:
+    """The flush log's note of a prefix flush (`details["prefix"]`; none for a whole flush).
+    Only memcloud writes it: no body field of a deploy hook becomes this detail."""
+    return {"prefix": prefix.decode("utf-8", "backslashreplace")} if prefix else {}
 
 
 def flush_record(event: FlushEvent, node: str) -> FlushRecord:

@@ -34,9 +34,10 @@ class DashboardContext:
     authenticate: Callable[[str, str], Principal | None]
     # A cache's stats over every node (None if no node has it).
     live_stats: Callable[[int], Awaitable[dict[str, int] | None]]
-    # Flush one cache on every node and audit it once, as (cache id, who, peer) asked;
-    # False if that failed somewhere. Returns once the flush log writer holds the record.
-    flush: Callable[[int, str, str], Awaitable[bool]]
+    # Flush one cache on every node (only its keys starting with the prefix, unless b"")
+    # and audit it once, as (cache id, who, peer, prefix) asked; False if that failed
+    # somewhere. Returns once the flush log writer holds the record.
+    flush: Callable[[int, str, str, bytes], Awaitable[bool]]
     # Apply a change just made to the control store on this node now (others poll).
     changed: Callable[[], Awaitable[None]]
     # MEMCACHIER_SERVERS of a cache on this cluster (memcloud.control.clusters.servers_of),

@@ -29,6 +29,7 @@ from memcloud.dashboard.web import (
     throttled,
 )
 from memcloud.logs import log_change
+from memcloud.protocol.prefix import prefix_error
 from memcloud.stats.sampling import sample_interval
 
 __all__ = ["NOTICES", "cache_pages", "credential_hooks", "router"]
@@ -42,6 +43,10 @@ NOTICES = {
     "promoted": "Primary credential changed. Update MEMCACHIER_USERNAME/PASSWORD of your app.",
     "deleted": "Credential deleted.",
     "flushed": "Cache flushed: every item is gone.",
+    "prefix_flushed": "Prefix flushed: every item whose key starts with it is gone; the others"
+    " stay (the item count drops as the servers reclaim them).",
+    "bad_prefix": "That prefix cannot begin a key: at most 250 bytes, no space or control"
+    " character.",
     "enabled": "Cache enabled.",
     "self_delete": "You cannot delete the credential you are signed in with.",
     "self_api": "You cannot remove the API capability from the credential you are signed in "
@@ -416,9 +421,13 @@ async def flush(request: Request, cache_id: int) -> Response:
     form, viewer, base = posted
     if form.get("confirm") != "yes":
         return redirect(request, f"{base}?notice=confirm")
+    prefix = form.get("prefix", "").encode("utf-8", "replace")
+    if prefix_error(prefix):
+        return redirect(request, f"{base}?notice=bad_prefix")
     peer = request.client.host if request.client else ""
-    done = await dashboard_context(request).flush(cache_id, viewer.who, peer)
-    return redirect(request, f"{base}?notice={'flushed' if done else 'flush_failed'}")
+    done = await dashboard_context(request).flush(cache_id, viewer.who, peer, prefix)
+    notice = ("prefix_flushed" if prefix else "flushed") if done else "flush_failed"
+    return redirect(request, f"{base}?notice={notice}")
 
 
 # -- the deploy-hook page's legacy commands (its page: dashboard/hooks.py) ----------------
@@ -445,6 +454,8 @@ def credential_hooks(
         "flush_v1": f'curl "{base}/api/v1/{cache_id}/flush" -X POST --user {user}:{secret}',
         "flush_v2": f'curl "{base}/api/v2/caches/{cache_id}/flush" -X POST --user {user}:{secret}',
         "hook_url": f"{scheme}://{user}:{secret}@{hostport}/api/v1/{cache_id}/flush",
+        "hook_url_prefix": f"{scheme}://{user}:{secret}@{hostport}/api/v1/{cache_id}/flush"
+        "?prefix=views%3A",
         "heroku_hook": f'heroku addons:create deployhooks:http --url="{scheme}://{user}:{secret}'
         f'@{hostport}/api/v1/{cache_id}/flush"',
         "webhook": f"heroku webhooks:add -i api:release -l notify -u "

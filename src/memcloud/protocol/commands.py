@@ -12,6 +12,7 @@ __all__ = [
     "Command",
     "Delete",
     "FlushAll",
+    "FlushPrefix",
     "Invalid",
     "Quit",
     "Record",
@@ -160,6 +161,19 @@ class FlushAll(Record):
         return (self.delay, self.noreply)
 
 
+class FlushPrefix(Record):
+    """memcloud's `flush_prefix <prefix> [noreply]`: flush the keys starting with `prefix`."""
+
+    __slots__ = ("noreply", "prefix")
+
+    def __init__(self, prefix: bytes, noreply: bool) -> None:
+        self.prefix: Final = prefix
+        self.noreply: Final = noreply
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.prefix, self.noreply)
+
+
 class Stats(Record):
     __slots__ = ("args",)
 
@@ -245,6 +259,7 @@ Command = (
     | Arith
     | Touch
     | FlushAll
+    | FlushPrefix
     | Stats
     | Admin
     | Version

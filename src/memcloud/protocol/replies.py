@@ -66,6 +66,10 @@ AUTH_FAILED: Final = b"CLIENT_ERROR authentication failure\r\n"
 TOO_MANY_CONNECTIONS: Final = b"SERVER_ERROR Too many open connections\r\n"
 NO_WRITE: Final = b"CLIENT_ERROR permission denied: credential has no write capability\r\n"
 NO_FLUSH: Final = b"CLIENT_ERROR permission denied: credential has no flush capability\r\n"
+# `flush_prefix` while the cache's pending prefix flushes are at their bound.
+PREFIX_FLUSHES_PENDING: Final = (
+    b"SERVER_ERROR too many prefix flushes pending; retry in a few seconds\r\n"
+)
 
 
 STATS_DETAIL_USAGE: Final = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"

@@ -17,6 +17,7 @@ from memcloud.protocol.commands import (
     Close,
     Delete,
     FlushAll,
+    FlushPrefix,
     Invalid,
     Quit,
     Retrieve,
@@ -124,6 +125,7 @@ TEXT_SPECS: Final[dict[bytes, CommandSpec]] = dict(
         _text("decr", _WRITE, 3, 4),
         _text("touch", _WRITE, 3, 4),
         _text("flush_all", _FLUSH, 1, 3),
+        _text("flush_prefix", _FLUSH, 2, 3),  # memcloud's: flush_prefix <prefix> [noreply]
         _text("stats", _READ, 1),
         # Unlike binary Version, asked before login it is answered "authentication required"
         # (memcached -Y answers nothing but the login set either).
@@ -167,6 +169,7 @@ _BY_TYPE: Final[dict[type, CommandSpec]] = {
     Delete: TEXT_SPECS[b"delete"],
     Touch: TEXT_SPECS[b"touch"],
     FlushAll: TEXT_SPECS[b"flush_all"],
+    FlushPrefix: TEXT_SPECS[b"flush_prefix"],
     Stats: TEXT_SPECS[b"stats"],
     Version: TEXT_SPECS[b"version"],
     Verbosity: TEXT_SPECS[b"verbosity"],

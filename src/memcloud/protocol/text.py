@@ -18,6 +18,7 @@ from memcloud.protocol.commands import (
     Command,
     Delete,
     FlushAll,
+    FlushPrefix,
     Invalid,
     Quit,
     Retrieve,
@@ -41,6 +42,7 @@ from memcloud.protocol.limits import (
     VALUE_LENGTH_MAX,
 )
 from memcloud.protocol.numbers import signed, unsigned
+from memcloud.protocol.prefix import prefix_error
 from memcloud.protocol.specs import ADMIN_VERBS, META_SPECS, TEXT_SPECS, CommandSpec
 
 __all__ = ["NEED_DATA", "TextParser"]
@@ -84,6 +86,7 @@ _ARITH_SPEC: Final = TEXT_SPECS[b"incr"]
 _TOUCH_SPEC: Final = TEXT_SPECS[b"touch"]
 _GAT_SPEC: Final = TEXT_SPECS[b"gat"]
 _FLUSH_ALL_SPEC: Final = TEXT_SPECS[b"flush_all"]
+_FLUSH_PREFIX_SPEC: Final = TEXT_SPECS[b"flush_prefix"]
 _VERBOSITY_SPEC: Final = TEXT_SPECS[b"verbosity"]
 _MS_SPEC: Final = META_SPECS[b"ms"]
 
@@ -366,6 +369,8 @@ class TextParser:
             return Retrieve(keys, verb == b"gats", exptime)
         if verb == b"flush_all":
             return self._flush_all(tokens)
+        if verb == b"flush_prefix":
+            return self._flush_prefix(tokens)
         if verb == b"stats":
             return Stats(tuple(tokens[1:]))
         if verb == b"version":
@@ -446,6 +451,17 @@ class TextParser:
         if not _valid_key(key):
             return _SILENT if noreply else _INVALID_FORMAT
         return Delete(key, noreply)
+
+    @staticmethod
+    def _flush_prefix(tokens: list[bytes]) -> Command:
+        # memcloud's extension: `flush_prefix <prefix> [noreply]`, the prefix a key's start.
+        count = len(tokens)
+        if not _arity_ok(_FLUSH_PREFIX_SPEC, count):
+            return _INVALID_ERROR
+        noreply = count == 3 and tokens[2] == _NOREPLY
+        if (count == 3 and not noreply) or prefix_error(tokens[1]) is not None:
+            return _SILENT if noreply else _INVALID_FORMAT
+        return FlushPrefix(tokens[1], noreply)
 
     @staticmethod
     def _flush_all(tokens: list[bytes]) -> Command:

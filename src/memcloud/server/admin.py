@@ -1,7 +1,8 @@
 """The server side of the operator channel (see memcloud.adminlink).
 
 Node 0 answers the CLI on `control.sock`; every other node process answers node 0 on its own
-`node-<i>.sock`. Operations: `flush` (every node of the deployment when asked on node 0),
+`node-<i>.sock`. Operations: `flush` (every node of the deployment when asked on node 0; with
+`prefix_hex`, the hex of a key prefix, only the keys starting with it),
 `stats` (memcached's list; summed over the nodes on node 0), `node_stats` and `reset_stats`
 (this node only; what `nodes.RemoteNode` calls), `flush_log_pending` (flush log records this
 node could not write yet), `introspect` (this node's introspection view), `ping` (the node
@@ -19,6 +20,7 @@ from typing import Any
 
 from memcloud.deployment import Deployment
 from memcloud.nodes import NodeError, NodesFailed
+from memcloud.protocol.prefix import prefix_error
 from memcloud.stats.aggregate import aggregate_stats
 from memcloud.stats.report import cache_stats
 
@@ -26,6 +28,18 @@ __all__ = ["answer_operation", "start_admin_server"]
 
 log = logging.getLogger("memcloud.admin")
 MAX_REQUEST_BYTES = 64 * 1024
+
+
+def _prefix(request: dict[str, Any]) -> bytes | str:
+    """The flush's key prefix (b"" for a whole flush), or why the request's is refused."""
+    given = request.get("prefix_hex", "")
+    if not isinstance(given, str):
+        return "prefix_hex must be a string"
+    try:
+        prefix = bytes.fromhex(given)
+    except ValueError:
+        return "prefix_hex is not hexadecimal"
+    return prefix_error(prefix) or prefix
 
 
 async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, Any]:
@@ -43,12 +57,16 @@ async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, 
         return {"ok": False, "error": f"cache {cache_id} is not served here"}
     try:
         if op == "flush":
+            prefix = _prefix(request)
+            if isinstance(prefix, str):
+                return {"ok": False, "error": prefix}
             if request.get("audit", True) is False:
                 # The node that asked records the flush and counts it (unless told to).
-                deployment.local.flush_now(cache_id, counted=request.get("counted") is True)
+                counted = request.get("counted") is True
+                deployment.local.flush_now(cache_id, counted=counted, prefix=prefix)
                 return {"ok": True}
             actor = str(request.get("actor", "operator"))
-            await deployment.flush(cache_id, "cli", actor, "local")
+            await deployment.flush(cache_id, "cli", actor, "local", prefix=prefix)
             return {"ok": True}
         if op == "stats":
             if deployment.others:

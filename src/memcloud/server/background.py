@@ -123,13 +123,15 @@ async def _poll_directory(
 
 async def _upkeep(service: Service) -> None:
     registry = service.registry
+    more = False
     while True:
-        # A flushed cache is freed slice by slice (and the keys another node owns since the
-        # cluster changed): while any is left, the next slice runs as soon as the loop has
-        # served what is waiting, so its memory comes back quickly.
-        busy = registry.graveyard or service.sweeping
+        # A flushed cache is freed (a prefix-flushed one scanned) slice by slice, and the
+        # keys another node owns since the cluster changed are dropped: while any is left,
+        # the next slice runs as soon as the loop has served what is waiting, so its memory
+        # comes back quickly.
+        busy = more or registry.graveyard or service.sweeping
         await asyncio.sleep(0 if busy else UPKEEP_SECONDS)
-        registry.upkeep(service.clock.now())
+        more = registry.upkeep(service.clock.now())
         service.sweep_unowned()
 
 

@@ -1,7 +1,8 @@
 """One tenant's keyspace: a memory-limited LRU of items with expiry, CAS and stats.
 
 Every method is synchronous and bounded: the event loop calls them per command, so none may
-walk the whole keyspace (flush hands the old dict to a graveyard that is freed in slices).
+walk the whole keyspace (flush hands the old dict to a graveyard that is freed in slices; a
+prefix flush is recorded and reclaimed lazily and in slices: storage/prefix_flush.py).
 The methods count the commands they serve in `stats` (storage/stats.py).
 """
 
@@ -29,12 +30,14 @@ from memcloud.storage.insight import (
     CacheInsight,
 )
 from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
+from memcloud.storage.prefix_flush import PrefixFlushes
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
 
 __all__ = [
     "CAS_STRIDE",
     "MAX_RELATIVE_EXPTIME",
+    "PREFIX_SCAN_SLICE",
     "REAP_GRACE",
     "Cache",
     "Graveyard",
@@ -52,6 +55,9 @@ EXPIRY_HEAP_SLACK: Final = 2
 # upkeep reclaims it, as memcached's maintainer waits for its 1 s clock to pass the expiry;
 # reaping at once would leave get_expired, and insight's get_expired_rate, at 0.
 REAP_GRACE: Final = 0.5
+# Keys a prefix flush's scan visits per upkeep tick and cache (about a millisecond); a cache
+# with no more items than this is scanned at once, within the flush.
+PREFIX_SCAN_SLICE: Final = 5_000
 
 # CAS uniques: one counter per node process. In a cluster every node counts in its own
 # stripe (`stripe_cas`), so that no two nodes ever hand out the same unique: a key whose
@@ -108,6 +114,8 @@ class Cache:
         "items",
         "limit",
         "name",
+        "prefix_flushes",
+        "prefix_mark",
         "stats",
         "used",
     )
@@ -140,6 +148,10 @@ class Cache:
         self._expiries: list[tuple[float, int, bytes]] = []
         # The introspection recorder; None when introspection is off (one check per command).
         self.insight: CacheInsight | None = CacheInsight(now) if introspection else None
+        # Prefix flushes not yet reclaimed, and the newest one's mark: an item with a lower
+        # CAS may be flushed. 0 when none is pending: then a read costs one comparison more.
+        self.prefix_flushes = PrefixFlushes()
+        self.prefix_mark = 0
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -158,6 +170,9 @@ class Cache:
         if exptime and exptime <= now:
             self._expire(key, item)
             return None
+        if item.cas < self.prefix_mark and self.prefix_flushes.covers(key, item.cas):
+            self._drop_flushed(key, item)
+            return None
         return item
 
     def _forget_flushed(self, key: bytes) -> None:
@@ -165,6 +180,16 @@ class Cache:
         command found a flushed item (memcached: get_flushed); it is gone from then on."""
         if self.flushed.pop(key, None) is not None:
             self.stats.get_flushed += 1
+
+    def _drop_flushed(self, key: bytes, item: Item) -> None:
+        """A command found `item` flushed by a prefix flush (memcached: get_flushed)."""
+        self._unlink(key, item)
+        self.stats.get_flushed += 1
+
+    def flushed_by_prefix(self, key: bytes, item: Item) -> bool:
+        """Whether `item`, still in `items`, is gone by a prefix flush not reclaimed yet
+        (for whoever walks `items` itself)."""
+        return item.cas < self.prefix_mark and self.prefix_flushes.covers(key, item.cas)
 
     def _expire(self, key: bytes, item: Item) -> None:
         """A command found `item` expired (memcached: get_expired): unlink it."""
@@ -187,6 +212,9 @@ class Cache:
                     self._forget_flushed(key)
             elif item.exptime and item.exptime <= now:
                 self._expire(key, item)
+                item = None
+            elif item.cas < self.prefix_mark and self.prefix_flushes.covers(key, item.cas):
+                self._drop_flushed(key, item)
                 item = None
         if stats.detail is not None:  # `stats detail on` (storage/detail.py)
             stats.detail.get(key, item is not None)
@@ -219,6 +247,7 @@ class Cache:
         flushed = self.flushed
         detail = self.stats.detail
         insight = self.insight
+        mark = self.prefix_mark
         size = 0
         looked_at = 0
         for key in keys:
@@ -236,6 +265,9 @@ class Cache:
                     detail.get(key, False)
                 if insight is not None:
                     insight.record(now, key, GET_MISS, 0)
+                continue
+            if item.cas < mark and self.prefix_flushes.covers(key, item.cas):
+                self._drop_flushed(key, item)
                 continue
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
@@ -383,8 +415,8 @@ class Cache:
         while self.used + size > self.limit or budget.used + size > budget.limit:
             if not self.items:
                 return False
-            item = self._drop_lru()
-            if item.exptime and item.exptime <= now:
+            key, item = self._drop_lru()
+            if (item.exptime and item.exptime <= now) or self.flushed_by_prefix(key, item):
                 self.stats.reclaimed += 1
             else:
                 self.stats.evictions += 1
@@ -397,11 +429,11 @@ class Cache:
         if item is not None:
             self._unlink(key, item)
 
-    def _drop_lru(self) -> Item:
-        """Remove the least recently used item and free its memory; answers it."""
+    def _drop_lru(self) -> tuple[bytes, Item]:
+        """Remove the least recently used item and free its memory; answers it and its key."""
         key, item = self.items.popitem(last=False)
         self._account_removal(key, item)
-        return item
+        return key, item
 
     def _unlink(self, key: bytes, item: Item) -> None:
         del self.items[key]
@@ -570,6 +602,54 @@ class Cache:
         self.stats.cmd_flush += 1
         self.empty()
 
+    def flush_prefix(self, prefix: bytes, *, counted: bool = True) -> None:
+        """Flush every item whose key starts with `prefix` (all of them if it is empty), in
+        O(pending prefix flushes): commands find those items gone at once, the upkeep
+        reclaims their memory in slices (`reclaim_prefixed`). Counted as cmd_flush unless
+        not `counted` (see Service.flush). Raises TooManyPrefixFlushes at the bound."""
+        if not prefix:
+            if counted:
+                self.flush_now()
+            else:
+                self.empty()
+            return
+        pending = self.prefix_flushes
+        self.prefix_mark = pending.add(prefix, _next_cas())
+        if counted:
+            self.stats.cmd_flush += 1
+        if len(self.items) <= PREFIX_SCAN_SLICE and not pending.scan_covers:
+            self.reclaim_prefixed(PREFIX_SCAN_SLICE)  # small: done now, nothing stays pending
+
+    def reclaim_prefixed(self, budget: int) -> int:
+        """One slice of the scan that reclaims prefix-flushed items: up to `budget` keys
+        visited. A scan starts from a copy of the keys present (C speed: about 20 ns a
+        key) and retires the flushes made before it once it has visited them all. Answers
+        how many items went."""
+        pending = self.prefix_flushes
+        if not self.prefix_mark:
+            return 0
+        if not pending.scan_covers:
+            # The dict's own key order, not the LRU's: any order visits every key, and
+            # the plain dict's iteration is many times faster than the linked list's.
+            pending.scan = list(dict.keys(self.items))
+            pending.scan_covers = self.prefix_mark
+        scan = pending.scan
+        items = self.items
+        prefixes = pending.prefixes
+        mark = self.prefix_mark
+        removed = 0
+        for _ in range(min(budget, len(scan))):
+            key = scan.pop()
+            if not key.startswith(prefixes):
+                continue  # most keys: one C call, no lookup
+            item = items.get(key)
+            if item is not None and item.cas < mark and pending.covers(key, item.cas):
+                self._unlink(key, item)
+                removed += 1
+        if not scan:
+            self.prefix_mark = pending.finish_scan()
+        return removed
+
     def empty(self) -> None:
         """Empty the cache in O(1): the old dict is freed later, in slices, by the reaper.
         Not a command (a delayed flush falling due, a removed cache): not counted."""
@@ -583,6 +663,8 @@ class Cache:
         self.flush_at = 0.0
         if self.insight is not None:
             self.insight.emptied()
+        self.prefix_flushes.clear()
+        self.prefix_mark = 0
 
     def resize(self, limit: int) -> None:
         """A new plan: keep the data when growing, evict the LRU tail when shrinking."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from memcloud.storage.cache import Cache, Graveyard, MemoryBudget
+from memcloud.storage.cache import PREFIX_SCAN_SLICE, Cache, Graveyard, MemoryBudget
 
 __all__ = ["FREE_SLICE", "REAP_SLICE", "Registry"]
 
@@ -67,12 +67,16 @@ class Registry:
         if cache is not None:
             cache.empty()
 
-    def upkeep(self, now: float) -> None:
-        """One bounded slice of background work: reclaim expired items, free flushed ones."""
+    def upkeep(self, now: float) -> bool:
+        """One bounded slice of background work: reclaim expired items, prefix-flushed
+        ones, free flushed ones. Answers whether work is left for the next slice."""
+        scanning = False
         for cache in list(self.caches.values()):
             cache.reap(now, REAP_SLICE)
             if cache.insight is not None:
                 cache.insight.tick(now)
+            cache.reclaim_prefixed(PREFIX_SCAN_SLICE)
+            scanning = scanning or bool(cache.prefix_mark)
         freed = 0
         while self.graveyard and freed < FREE_SLICE:
             old = self.graveyard[-1]
@@ -81,3 +85,4 @@ class Registry:
                 freed += 1
             if not old:
                 self.graveyard.pop()
+        return scanning or bool(self.graveyard)
