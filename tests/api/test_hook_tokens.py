@@ -344,6 +344,23 @@ def test_prefixes_stay_within_the_tokens_own(api: Api) -> None:
     assert (twice.status_code, twice.json()) == (400, "give one prefix, not several")
 
 
+def test_a_prefix_token_flushes_only_its_prefix(api: Api) -> None:
+    cred = api.new_cache("prefix-flush")
+    made = _create(api, cred, prefix="views:")
+    client = api.memcache(cred)
+    _fill(client, "views:home", "views:cart", "views:about", "sessions:1")
+    narrowed = _post(api, made["url"] + "?prefix=views:c")
+    assert (narrowed.status_code, narrowed.json()) == (200, "")
+    assert client.get("views:cart") is None
+    assert client.get("views:home") == b"v" and client.get("sessions:1") == b"v"
+    assert _post(api, made["url"]).status_code == 200
+    assert client.get("views:home") is None and client.get("views:about") is None
+    assert client.get("sessions:1") == b"v"
+    assert wait_for(lambda: len(_hook_flushes(api, cred)) == 2, timeout=5)
+    assert [e["details"]["prefix"] for e in _hook_flushes(api, cred)] == ["views:", "views:c"]
+    client.close()
+
+
 def test_bodies_are_bounded(api: Api) -> None:
     cred = api.new_cache("bounded")
     made = _create(api, cred)

@@ -41,7 +41,6 @@ class Problem(enum.Enum):
     HOOK_REFUSED = "no usable deploy hook token"
     BAD_SIGNATURE = "the webhook's signature or token header does not match"
     NO_HOOK = "no such deploy hook"
-    NOT_IMPLEMENTED = "not available on this server"
 
 
 _V1_FORBIDDEN = "You are not authorized to perform this action."
@@ -71,7 +70,6 @@ _V1: dict[Problem, tuple[int, str | None]] = {
     Problem.HOOK_REFUSED: (403, None),
     Problem.BAD_SIGNATURE: (401, None),
     Problem.NO_HOOK: (404, "No deploy hook found."),
-    Problem.NOT_IMPLEMENTED: (501, None),
 }
 
 _V2_FORBIDDEN = "Forbidden to access cache with this ID."
@@ -94,7 +92,6 @@ _V2: dict[Problem, tuple[int, str | None]] = {
     Problem.HOOK_REFUSED: (403, None),
     Problem.BAD_SIGNATURE: (401, None),
     Problem.NO_HOOK: (404, "Deploy hook not found."),
-    Problem.NOT_IMPLEMENTED: (501, None),
 }
 
 

@@ -65,7 +65,6 @@ _FLUSH_ERRORS = errors(
     e413="Request body too large.",
     e429="Too many failed logins. Try again later. (see Retry-After)",
     e500="Server error: host:port,... (the servers that failed)",
-    e501="This server cannot flush a prefix yet.",
 )
 _MANAGE_ERRORS = errors(
     "v2",
@@ -153,16 +152,20 @@ async def hook_flush(token: str, request: Request) -> Response:
     if not verdict.flush:
         return JSONResponse(verdict.reason)
     wanted = _flush_prefix(request, hook)
-    if wanted:
-        # Prefix flush (issue 13 item 3) is not in Deployment.flush yet.
-        raise ApiError(Problem.NOT_IMPLEMENTED, "This server cannot flush a prefix yet.")
     details = {"hook": str(hook.id), "sender": verdict.sender, **verdict.details}
     if hook.name:
         details["hook_name"] = hook.name
     if verdict.event:
         details["event"] = verdict.event
     await nodes_call(
-        ctx.deployment.flush(hook.cache_id, "hook", f"hook:{hook.id}", peer_of(request), details)
+        ctx.deployment.flush(
+            hook.cache_id,
+            "hook",
+            f"hook:{hook.id}",
+            peer_of(request),
+            details,
+            prefix=wanted.encode(),
+        )
     )
     return JSONResponse("")
 
