@@ -34,7 +34,9 @@ def _argument(f: Field[Any], option: Option) -> dict[str, Any]:
     how: dict[str, Any] = {"help": argparse.SUPPRESS if option.hidden else option.help}
     default = field_default(f)
     if isinstance(default, bool):
-        how.update(action="store_true", default=default)
+        # An option that is on unless turned off has its --no- form (--no-warm-restart).
+        action = argparse.BooleanOptionalAction if default else "store_true"
+        how.update(action=action, default=default)
     else:
         how.update(type=argument_type(option.parse), default=option_default(f, option))
     if option.metavar is not None:

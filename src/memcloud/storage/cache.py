@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Final
 
 from memcloud.storage.counter import UINT64_MASK, parse_counter
@@ -24,6 +25,7 @@ __all__ = [
     "Graveyard",
     "MemoryBudget",
     "absolute_exptime",
+    "continue_cas_above",
 ]
 
 # memcached: an exptime above 30 days is an absolute Unix time, not an offset.
@@ -37,6 +39,15 @@ EXPIRY_HEAP_SLACK: Final = 2
 REAP_GRACE: Final = 0.5
 
 _next_cas = itertools.count(1).__next__
+
+
+def continue_cas_above(cas: int) -> None:
+    """Make every CAS unique given from now on greater than `cas`: a warm restart
+    (storage/snapshot.py) brings items back with their saved CAS, which must stay unique."""
+    global _next_cas
+    if cas >= _next_cas():
+        _next_cas = itertools.count(cas + 1).__next__
+
 
 Graveyard = list[OrderedDict[bytes, Item]]
 
@@ -411,6 +422,43 @@ class Cache:
         absolute = absolute_exptime(exptime, now)
         _, cas = self._insert(key, str(initial).encode(), 0, absolute, None, now)
         return cas
+
+    # -- warm restart (storage/snapshot.py) -------------------------------------------------
+
+    def live_items(self, now: float) -> Iterator[tuple[bytes, Item]]:
+        """Every item a command would find at `now`, least recently used first: what a
+        snapshot saves. Whatever else makes an item unreachable must be left out here too."""
+        if self.flush_at and now >= self.flush_at:
+            return
+        for key, item in self.items.items():
+            exptime = item.exptime
+            if not exptime or exptime > now:
+                yield key, item
+
+    def restore(
+        self, key: bytes, value: bytes, flags: int, exptime: float, cas: int, now: float
+    ) -> bool:
+        """Put back an item a snapshot saved, with its own CAS and absolute expiry, as the
+        most recently used; room is made as for a store (a smaller plan evicts the least
+        recently used). False, and nothing stored, for an expired or unfitting item."""
+        if (exptime and exptime <= now) or len(key) + len(value) > self.item_size_max:
+            return False
+        old = self.items.get(key)
+        if old is not None:
+            self._unlink(key, old)
+        size = len(key) + len(value) + ITEM_OVERHEAD
+        budget = self.budget
+        if (
+            self.used + size > self.limit or budget.used + size > budget.limit
+        ) and not self._make_room(size, now):
+            return False
+        # bumped 0: the first read after the restart moves the item as a read would.
+        self.items[key] = Item(value, flags, exptime, cas, 0.0)
+        self.used += size
+        budget.used += size
+        if exptime:
+            heapq.heappush(self._expiries, (exptime, cas, key))
+        return True
 
     # -- whole-cache operations ------------------------------------------------------------
 
