@@ -92,6 +92,11 @@ def test_flags_and_environment_make_the_settings() -> None:
     # One flag, two fields: the plans, and the connection limits some of them name.
     assert given.plans == (("dev", MB), ("big", 2 * MB))
     assert given.plan_connections == ((MB, 7),)
+    # An option that is on by default is turned off by its --no- flag or its variable.
+    assert _serve([]).warm_restart
+    assert not _serve(["--no-warm-restart"]).warm_restart
+    assert not _serve([], {"MEMCLOUD_WARM_RESTART": "off"}).warm_restart
+    assert _serve(["--warm-restart"], {"MEMCLOUD_WARM_RESTART": "off"}).warm_restart
 
 
 def _unlike_the_defaults() -> Settings:
@@ -134,6 +139,7 @@ def _unlike_the_defaults() -> Settings:
         smtp_url="smtp://mailer:smtp-secret@mail.example.com:587",
         smtp_from="alerts@example.com",
         alert_private_targets=True,
+        warm_restart=False,
     )
     default = Settings()
     same = [

@@ -160,7 +160,7 @@ def save_snapshot(registry: Registry, path: Path, *, node: str, now: float) -> S
     None: the next start is empty)."""
     try:
         report = write_snapshot(registry, path, node=node, now=now)
-    except OSError as exc:
+    except Exception as exc:  # a stop never fails for want of a snapshot
         log.error("cannot write snapshot %s (%s): the next start is empty", path, exc)
         return None
     log.info(
