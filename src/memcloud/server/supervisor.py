@@ -27,7 +27,9 @@ log = logging.getLogger("memcloud.supervisor")
 
 START_TIMEOUT_SECONDS = 30.0
 WATCH_SECONDS = 0.5
-STOP_TIMEOUT_SECONDS = 5.0
+# A stopping node writes its warm-restart snapshot (storage/snapshot.py) before it exits:
+# seconds per million items, so it is given a minute before it is killed.
+STOP_TIMEOUT_SECONDS = 60.0
 PR_SET_PDEATHSIG = 1
 # A node process: `memcloud serve`, told everything by NODE_SETTINGS_ENV.
 COMMAND = (sys.executable, "-m", "memcloud.cli", "serve")
