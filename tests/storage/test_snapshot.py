@@ -4,6 +4,7 @@ caches, never an exception or a wrong value), and writing streams in bounded mem
 
 from __future__ import annotations
 
+import gc
 import logging
 import struct
 import tracemalloc
@@ -69,6 +70,7 @@ def test_what_is_written_comes_back_exactly_and_the_file_is_removed(tmp_path: Pa
     fresh = _empty_like(registry)
     loaded = load_snapshot(fresh, path, now=NOW + 1)
     assert loaded is not None and loaded.items == 600
+    assert gc.isenabled()  # turned off while loading only
     assert _contents(fresh) == _contents(registry)
     assert list(fresh.caches[1].items)[-1] == b"c1-0000"
     assert fresh.caches[1].flush_at == NOW + 500
