@@ -25,7 +25,9 @@ __all__ = ["NodeProcess", "Supervisor", "node_info_path", "node_socket_path"]
 
 log = logging.getLogger("memcloud.supervisor")
 
-START_TIMEOUT_SECONDS = 30.0
+# A starting node reads its warm-restart snapshot before it listens (seconds per million
+# items, more on a busy machine).
+START_TIMEOUT_SECONDS = 300.0
 WATCH_SECONDS = 0.5
 # A stopping node writes its warm-restart snapshot (storage/snapshot.py) before it exits:
 # seconds per million items, so it is given a minute before it is killed.
