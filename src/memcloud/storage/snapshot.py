@@ -178,7 +178,8 @@ def save_snapshot(registry: Registry, path: Path, *, node: str, now: float) -> S
 
 def write_snapshot(registry: Registry, path: Path, *, node: str, now: float) -> SaveReport:
     """Write every cache of `registry` to `path` atomically (temporary file in the same
-    directory, fsync, rename, fsync of the directory). Raises OSError when it cannot."""
+    directory, fsync, rename, fsync of the directory). Raises OSError when it cannot (and
+    struct.error for an item no snapshot can hold); the old file is then left as it was."""
     started = time.perf_counter()
     handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     caches = items = 0
@@ -258,8 +259,9 @@ class _Reader:
         return kind, payload
 
     def caches(self) -> Iterator[tuple[int, str, float, Iterator[bytes]]]:
-        """(id, generation, flush_at, its ITEMS payloads) per cache, then checks the END
-        block's counts against `counted` (the caller counts items as it decodes them)."""
+        """(id, generation, flush_at, its ITEMS payloads) per cache; each cache's payloads
+        must be consumed before the next cache. Then `end` holds the END block's counts
+        (caches, items) for the caller to compare with what it read."""
         kind, payload = self.block(self.items_max)
         self.cache_count = 0
         while kind == CACHE:
