@@ -55,6 +55,7 @@ COMPILED_MODULES = (
     "memcloud.storage.item",
     "memcloud.storage.cache",
     "memcloud.storage.registry",
+    "memcloud.storage.snapshot",
     "memcloud.auth_throttle",
     "memcloud.admission",
     "memcloud.gate",

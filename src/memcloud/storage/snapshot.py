@@ -24,7 +24,6 @@ than what it served since.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import json
 import logging
@@ -85,7 +84,7 @@ class SnapshotDamaged(Exception):
     """The file is not a complete snapshot of this format (the message says how)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SaveReport:
     caches: int
     items: int
@@ -93,8 +92,8 @@ class SaveReport:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class LoadReport:
+@dataclass
+class LoadReport:  # not frozen: `seconds` is set once the file is closed
     caches: int  # restored (of the current generation)
     items: int  # restored
     expired: int  # expired (or flushed by a delayed flush_all) while the node was down
@@ -104,7 +103,7 @@ class LoadReport:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SavedItem:
     """One item as a snapshot holds it (for inspection and tests)."""
 
@@ -382,7 +381,7 @@ def load_snapshot(registry: Registry, path: Path, *, now: float) -> LoadReport |
             if collecting:
                 gc.enable()
     continue_cas_above(highest_cas)
-    report = dataclasses.replace(report, seconds=time.perf_counter() - started)
+    report.seconds = time.perf_counter() - started
     log.info(
         "restored %d items of %d caches from %s in %.2f s (%d expired or flushed while down, %d"
         " dropped to fit, %d items of %d deleted or recreated caches skipped)",
