@@ -92,6 +92,11 @@ def test_flags_and_environment_make_the_settings() -> None:
     # One flag, two fields: the plans, and the connection limits some of them name.
     assert given.plans == (("dev", MB), ("big", 2 * MB))
     assert given.plan_connections == ((MB, 7),)
+    # An option that is on by default is turned off by its --no- flag or its variable.
+    assert _serve([]).warm_restart
+    assert not _serve(["--no-warm-restart"]).warm_restart
+    assert not _serve([], {"MEMCLOUD_WARM_RESTART": "off"}).warm_restart
+    assert _serve(["--warm-restart"], {"MEMCLOUD_WARM_RESTART": "off"}).warm_restart
 
 
 def _unlike_the_defaults() -> Settings:
@@ -141,6 +146,7 @@ def _unlike_the_defaults() -> Settings:
         introspection=False,
         cluster_secret="cluster-secret-value",
         cluster_secret_previous=("@/etc/memcloud/old-secret", "previous-secret-value"),
+        warm_restart=False,
     )
     default = Settings()
     same = [

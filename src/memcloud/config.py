@@ -547,6 +547,16 @@ class Settings:
             words="on",
         ),
     )
+    # Warm restart (issue 13 item 2, storage/snapshot.py): at a graceful stop each node
+    # writes its caches to DATA_DIR/node-<i>.snapshot and reads them back at its next start.
+    warm_restart: bool = field(
+        default=True,
+        metadata=serve_option(
+            "keep the caches' items over a graceful stop and start (--no-warm-restart: every"
+            " start is empty)",
+            words="on",
+        ),
+    )
     # Set by the supervisor for the node processes it starts; not for people.
     node_index: int = field(default=0, metadata=serve_option("", parse=int, hidden=True))
 

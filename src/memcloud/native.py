@@ -59,6 +59,7 @@ COMPILED_MODULES = (
     "memcloud.storage.prefix_flush",
     "memcloud.storage.cache",
     "memcloud.storage.registry",
+    "memcloud.storage.snapshot",
     "memcloud.auth_throttle",
     "memcloud.admission",
     "memcloud.gate",

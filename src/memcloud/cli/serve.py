@@ -34,7 +34,7 @@ def _argument(f: Field[Any], option: Option) -> dict[str, Any]:
     how: dict[str, Any] = {"help": argparse.SUPPRESS if option.hidden else option.help}
     default = field_default(f)
     if isinstance(default, bool):
-        # A switch that is on by default is turned off with --no-<name>.
+        # A switch that is on by default is turned off with --no-<name> (--no-warm-restart).
         action = argparse.BooleanOptionalAction if default else "store_true"
         how.update(action=action, default=default)
     else:

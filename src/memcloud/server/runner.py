@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+from pathlib import Path
 
 import uvloop
 
@@ -43,6 +44,7 @@ from memcloud.server.startup import Addresses, StartupFiles, announce
 from memcloud.server.supervisor import node_socket_path
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
+from memcloud.storage.snapshot import load_snapshot, save_snapshot, snapshot_path
 from memcloud.tls import server_context
 
 __all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "run"]
@@ -149,6 +151,8 @@ class Runtime:
                 native.in_use(),
                 extra={"version": running_version(), "nodes": settings.nodes},
             )
+        if settings.warm_restart:  # before any client can see a cache
+            load_snapshot(self.service.registry, self._snapshot, now=self.clock.now())
         await self.listeners.start()
         # Nodes are named by their bound memcache port (settings may say 0).
         bound = dataclasses.replace(settings, port=self.port, tls_port=self.tls_port or 0)
@@ -293,8 +297,15 @@ class Runtime:
         if self._admin is not None:
             with contextlib.suppress(Exception):
                 await self._admin.wait_closed()
+        if self.settings.warm_restart:  # once no command can change a cache any more
+            node = self.assembly.address if self.assembly is not None else ""
+            save_snapshot(self.service.registry, self._snapshot, node=node, now=self.clock.now())
         self.store.close()
         self.files.remove()
+
+    @property
+    def _snapshot(self) -> Path:
+        return snapshot_path(self.settings.data_dir, self.settings.node_index)
 
 
 async def _serve(settings: Settings) -> int:

@@ -25,9 +25,13 @@ __all__ = ["NodeProcess", "Supervisor", "node_info_path", "node_socket_path"]
 
 log = logging.getLogger("memcloud.supervisor")
 
-START_TIMEOUT_SECONDS = 30.0
+# A starting node reads its warm-restart snapshot before it listens (seconds per million
+# items, more on a busy machine).
+START_TIMEOUT_SECONDS = 300.0
 WATCH_SECONDS = 0.5
-STOP_TIMEOUT_SECONDS = 5.0
+# A stopping node writes its warm-restart snapshot (storage/snapshot.py) before it exits:
+# seconds per million items, so it is given a minute before it is killed.
+STOP_TIMEOUT_SECONDS = 60.0
 PR_SET_PDEATHSIG = 1
 # A node process: `memcloud serve`, told everything by NODE_SETTINGS_ENV.
 COMMAND = (sys.executable, "-m", "memcloud.cli", "serve")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Final
 
 from memcloud.storage.counter import UINT64_MASK, parse_counter
@@ -43,6 +44,7 @@ __all__ = [
     "Graveyard",
     "MemoryBudget",
     "absolute_exptime",
+    "continue_cas_above",
     "stripe_cas",
 ]
 
@@ -65,16 +67,30 @@ PREFIX_SCAN_SLICE: Final = 5_000
 CAS_STRIDE: Final = 1024
 _cas_counter = itertools.count(1)
 _next_cas = _cas_counter.__next__
+_cas_slot, _cas_stride = 0, 1  # this node's stripe, once it has one (stripe_cas)
+
+
+def _count_cas_above(above: int) -> None:
+    """Count on from the first unique of this node's stripe above `above`."""
+    global _cas_counter, _next_cas
+    start = (above // _cas_stride + 1) * _cas_stride + _cas_slot
+    _cas_counter = itertools.count(start, _cas_stride)
+    _next_cas = _cas_counter.__next__
 
 
 def stripe_cas(node_id: int) -> None:
     """Count CAS uniques from now on in stripe `node_id % CAS_STRIDE`, above every unique
     handed out so far (the node registry's ids are unique per deployment)."""
-    global _cas_counter, _next_cas
+    global _cas_slot, _cas_stride
     last = next(_cas_counter)
-    start = (last // CAS_STRIDE + 1) * CAS_STRIDE + node_id % CAS_STRIDE
-    _cas_counter = itertools.count(start, CAS_STRIDE)
-    _next_cas = _cas_counter.__next__
+    _cas_slot, _cas_stride = node_id % CAS_STRIDE, CAS_STRIDE
+    _count_cas_above(last)
+
+
+def continue_cas_above(cas: int) -> None:
+    """Make every CAS unique given from now on greater than `cas`: a warm restart
+    (storage/snapshot.py) brings items back with their saved CAS, which must stay unique."""
+    _count_cas_above(max(cas, next(_cas_counter)))
 
 
 Graveyard = list[OrderedDict[bytes, Item]]
@@ -582,6 +598,43 @@ class Cache:
         absolute = absolute_exptime(exptime, now)
         _, cas = self._insert(key, str(initial).encode(), 0, absolute, None, now)
         return cas
+
+    # -- warm restart (storage/snapshot.py) -------------------------------------------------
+
+    def live_items(self, now: float) -> Iterator[tuple[bytes, Item]]:
+        """Every item a command would find at `now`, least recently used first: what a
+        snapshot saves. Whatever else makes an item unreachable must be left out here too."""
+        if self.flush_at and now >= self.flush_at:
+            return
+        for key, item in self.items.items():
+            exptime = item.exptime
+            if (not exptime or exptime > now) and not self.flushed_by_prefix(key, item):
+                yield key, item
+
+    def restore(
+        self, key: bytes, value: bytes, flags: int, exptime: float, cas: int, now: float
+    ) -> bool:
+        """Put back an item a snapshot saved, with its own CAS and absolute expiry, as the
+        most recently used; room is made as for a store (a smaller plan evicts the least
+        recently used). False, and nothing stored, for an expired or unfitting item."""
+        if (exptime and exptime <= now) or len(key) + len(value) > self.item_size_max:
+            return False
+        old = self.items.get(key)
+        if old is not None:
+            self._unlink(key, old)
+        size = len(key) + len(value) + ITEM_OVERHEAD
+        budget = self.budget
+        if (
+            self.used + size > self.limit or budget.used + size > budget.limit
+        ) and not self._make_room(size, now):
+            return False
+        # bumped 0: the first read after the restart moves the item as a read would.
+        self.items[key] = Item(value, flags, exptime, cas, 0.0)
+        self.used += size
+        budget.used += size
+        if exptime:
+            heapq.heappush(self._expiries, (exptime, cas, key))
+        return True
 
     # -- whole-cache operations ------------------------------------------------------------
 
