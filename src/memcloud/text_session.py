@@ -10,6 +10,7 @@ from typing import Final
 from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
 from memcloud.auth_throttle import address_of
 from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
+from memcloud.meta_session import execute_meta
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
@@ -28,6 +29,7 @@ from memcloud.protocol.commands import (
     Version,
 )
 from memcloud.protocol.limits import AUTH_VALUE_MAX
+from memcloud.protocol.meta import MetaCommand
 from memcloud.protocol.plain import plain_get_key, plain_set
 from memcloud.protocol.replies import (
     CRLF,
@@ -129,7 +131,8 @@ class TextSession(Session):
             command = next_command()
             if command is NEED_DATA:
                 break
-            verdict = allowed(self.capabilities, text_spec(command))
+            spec = command.spec if isinstance(command, MetaCommand) else text_spec(command)
+            verdict = allowed(self.capabilities, spec)
             if verdict == ALLOWED:
                 _HANDLERS[type(command)](self, command, now, out)
             else:
@@ -397,6 +400,11 @@ class TextSession(Session):
             lines = self.stats_lines(group, now)
             out.append(replies.ERROR if lines is None else render_stats(lines))
 
+    def _meta(self, command: MetaCommand, now: float, out: list[bytes]) -> None:
+        self._batch += execute_meta(self, command, now, out)
+        if self._batch > REPLY_BATCH_MAX:
+            self.backlog = True
+
     def _version(self, command: Version, now: float, out: list[bytes]) -> None:
         out.append(_VERSION)
 
@@ -461,4 +469,5 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Quit: TextSession._quit,  # type: ignore[dict-item]
     Close: TextSession._close_after,  # type: ignore[dict-item]
     Invalid: TextSession._invalid,  # type: ignore[dict-item]
+    MetaCommand: TextSession._meta,  # type: ignore[dict-item]
 }

@@ -6,12 +6,15 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memcloud.protocol.commands import Command, Record
+from memcloud.protocol.commands import Command as ClassicCommand
+from memcloud.protocol.commands import Record
 from memcloud.protocol.limits import RETRIEVAL_LINE_MAX
+from memcloud.protocol.meta import MetaCommand
 from memcloud.protocol.text import NEED_DATA, TextParser
 
 ITEM_MAX = 4096  # small, so that fuzzed lengths reach the too-large path
 BOUND = RETRIEVAL_LINE_MAX + ITEM_MAX + 65536
+Command = ClassicCommand | MetaCommand  # what the text parser yields
 
 VALID = [
     b"get a b\r\n",

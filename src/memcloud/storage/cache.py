@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Final
 
 from memcloud.storage.counter import UINT64_MASK, parse_counter
-from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
+from memcloud.storage.item import BUMP_INTERVAL, FETCHED, ITEM_OVERHEAD, Item
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
 
@@ -156,6 +156,7 @@ class Cache:
         if now - item.bumped >= BUMP_INTERVAL:
             item.bumped = now
             self.items.move_to_end(key)
+        item.meta |= FETCHED  # memcached's ITEM_FETCHED (meta `h`)
         stats.get_hits += 1
         return item
 
@@ -188,6 +189,7 @@ class Cache:
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
                 refresh(key)
+            item.meta |= FETCHED
             hits.append((key, item))
             size += len(item.value)
         stats = self.stats
@@ -374,6 +376,7 @@ class Cache:
             stats.touch_misses += 1
             return None
         stats.touch_hits += 1
+        item.meta |= FETCHED
         item.exptime = absolute_exptime(exptime, now)
         if item.exptime:
             heapq.heappush(self._expiries, (item.exptime, item.cas, key))
