@@ -151,8 +151,10 @@ def _preparse(command: MetaCommand) -> bytes:
                 error = _BAD_KEY
             command.key = decoded
         elif letter == 78 or letter == 84 or letter == 82:  # N T R
-            ttl = signed(argument)
-            if ttl is None or not -(1 << 31) <= ttl < 1 << 31:
+            parsed = signed(argument)
+            # memcached's safe_strtol stores a long into an int32_t: it wraps.
+            ttl = 0 if parsed is None else ((parsed + (1 << 31)) & UINT32_MAX) - (1 << 31)
+            if parsed is None:
                 error = _BAD_TOKEN
             elif letter == 78:
                 command.vivify_ttl = ttl
@@ -169,11 +171,12 @@ def _preparse(command: MetaCommand) -> bytes:
         elif letter == 73:  # I
             command.invalidate = True
         elif letter == 70:  # F
-            user_flags = unsigned(argument, UINT32_MAX)
+            # memcached's safe_strtoul into a uint32_t: a 64-bit number, truncated.
+            user_flags = unsigned(argument, UINT64_MAX)
             if user_flags is None:
                 error = error or replies.BAD_FORMAT  # memcached keeps the error it had
             else:
-                command.user_flags = user_flags
+                command.user_flags = user_flags & UINT32_MAX
         elif letter == 67 or letter == 69:  # C E
             cas = unsigned(argument, UINT64_MAX)
             if cas is None:
