@@ -15,14 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from meta_memcache import (
-    CacheClient,
-    ConnectionPool,
-    Key,
-    ServerAddress,
-)
-from meta_memcache.configuration import StalePolicy
+from meta_memcache.cache_client import CacheClient
+from meta_memcache.configuration import ServerAddress, StalePolicy
+from meta_memcache.connection.pool import ConnectionPool
 from meta_memcache.interfaces.cache_api import CacheApi
+from meta_memcache.protocol import Key
 
 from memcloud.testing import ServerProcess, ascii_login
 from server.helpers import create_cache
