@@ -35,6 +35,7 @@ PURE_REASON = f"pure Python ({PURE_ENV} is set)"
 SRC = Path(__file__).resolve().parent.parent / "src"
 _NAMED = (
     "memcloud.text_session",
+    "memcloud.meta_session",
     "memcloud.binary_session",
     "memcloud.service",
     "memcloud.gate",

@@ -18,7 +18,7 @@ never above; and no two units import each other, directly or round a cycle:
      `Directory.load(store)` reads them); it imports nothing of the seam.
   3. the session seam and the node: `auth` (Directory, Principal), `gate` (the one
      command gate), `auth_throttle`,
-     `admission`, `service`, `text_session`, `binary_session`, `nodes`
+     `admission`, `service`, `text_session`, `meta_session`, `binary_session`, `nodes`
      (this node and the others, behind one interface), `deployment` (every node as one:
      the single path for flush, stats and reset), `bootstrap` (the first start).
   3a. `alerts`: evaluating alerts over the deployment's stats, and delivering them.
@@ -81,6 +81,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.admission",
                 "memcloud.service",
                 "memcloud.text_session",
+                "memcloud.meta_session",
                 "memcloud.binary_session",
                 "memcloud.nodes",
                 "memcloud.deployment",
