@@ -10,7 +10,7 @@ from typing import Final
 from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
 from memcloud.auth_throttle import address_of
 from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
-from memcloud.meta_session import execute_meta
+from memcloud.meta_session import execute_meta, meta_get_plain
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
@@ -29,7 +29,7 @@ from memcloud.protocol.commands import (
     Version,
 )
 from memcloud.protocol.limits import AUTH_VALUE_MAX
-from memcloud.protocol.meta import MetaCommand
+from memcloud.protocol.meta import MetaCommand, plain_meta_get_key
 from memcloud.protocol.plain import plain_get_key, plain_set
 from memcloud.protocol.replies import (
     CRLF,
@@ -39,7 +39,7 @@ from memcloud.protocol.replies import (
     render_value,
     value_suffix,
 )
-from memcloud.protocol.specs import TEXT_SPECS, text_spec
+from memcloud.protocol.specs import META_SPECS, TEXT_SPECS, text_spec
 from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.service import REPLY_BATCH_MAX, Service, Session
 from memcloud.stats.report import MEMCACHED_VERSION
@@ -66,6 +66,7 @@ _VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 # The rows the fast paths ask the gate for: a plain get's, and a plain (or too large) set's.
 _GET: Final = TEXT_SPECS[b"get"]
 _SET: Final = TEXT_SPECS[b"set"]
+_MG: Final = META_SPECS[b"mg"]
 
 
 class TextSession(Session):
@@ -116,6 +117,12 @@ class TextSession(Session):
                 if done == len(data):
                     return self.account(cache, data, b"".join(out))
                 unparsed = data[done:]
+        elif head == b"mg " and self._rest is None and self.parser.idle:
+            # A read of exactly one `mg <key> v` (protocol/meta.py), as the plain get above.
+            key = plain_meta_get_key(data)
+            if key is not None and allowed(self.capabilities, _MG) == ALLOWED:
+                assert cache is not None
+                return self.account(cache, data, meta_get_plain(cache, key, now))
         parser = self.parser
         parser.receive_data(unparsed)
         if self._rest is not None:

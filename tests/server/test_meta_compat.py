@@ -238,7 +238,28 @@ def _cas_flow(conn: Conn) -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("flow", [_stale_cas_flow, _cas_flow])
+def _one_read_each(conn: Conn) -> list[bytes]:
+    """Each request in a read of its own, its reply awaited: a read of exactly one
+    `mg <key> v` takes memcloud's fast path, which must answer as the parser's path."""
+    out = []
+    for request, end in (
+        (b"ms k 3\r\nabc\r\n", b"\r\n"),
+        (b"mg k v\r\n", b"abc\r\n"),
+        (b"mg nope v\r\n", b"\r\n"),
+        (b"mg k h\r\n", b"\r\n"),
+        (b"md k I\r\n", b"\r\n"),
+        (b"mg k v\r\n", b"abc\r\n"),
+        (b"mg k v\r\n", b"abc\r\n"),
+        (b"mg nope N30 v\r\n", b"\r\n\r\n"),
+        (b"mg nope v\r\n", b"\r\n\r\n"),
+        (b"mg %s v\r\n" % (b"k" * 251), b"\r\n"),
+    ):
+        conn.sock.sendall(request)
+        out.append(normalise(conn.until(end)))
+    return out
+
+
+@pytest.mark.parametrize("flow", [_stale_cas_flow, _cas_flow, _one_read_each])
 def test_same_meta_flow_as_memcached(ports: dict[str, int], flow: object) -> None:
     assert callable(flow)
     results = {}

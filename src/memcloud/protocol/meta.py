@@ -12,6 +12,7 @@ calls `parse_meta_set` for the line and then waits for the block.
 from __future__ import annotations
 
 import binascii
+import re
 from typing import Final
 
 from memcloud.protocol import replies
@@ -31,6 +32,7 @@ __all__ = [
     "MetaCommand",
     "parse_meta",
     "parse_meta_set",
+    "plain_meta_get_key",
 ]
 
 # The verbs, as small ints (compared on the per-command path).
@@ -66,6 +68,8 @@ _TOO_MANY: Final = Invalid(replies.META_FLAGS_TOO_LONG)
 OPAQUE_TOO_LONG: Final = b"CLIENT_ERROR opaque token too long\r\n"
 _MS_BAD_MODE: Final = b"CLIENT_ERROR invalid mode for ms M token\r\n"
 _MA_BAD_MODE: Final = Invalid(b"CLIENT_ERROR invalid mode for ma M token\r\n")
+# Bytes that make a key other than plain (as in protocol/plain.py): controls and whitespace.
+_NOT_PLAIN: Final = re.compile(rb"[\x00-\x20\x7f]")
 _MN: Final = META_SPECS[b"mn"]
 _SPECS: Final = {verb: META_SPECS[name] for name, verb in _VERBS.items()}
 # A mg that changes the item: the same row's needs as a write (the text gat's).
@@ -270,3 +274,15 @@ def parse_meta_set(tokens: list[bytes], length: int) -> tuple[MetaCommand | None
     if _opaque_too_long(command.flags):
         return None, OPAQUE_TOO_LONG
     return command, b""
+
+
+def plain_meta_get_key(data: bytes) -> bytes | None:
+    """The key of a read that is exactly one `mg <key> v` line with a plain key (the most
+    frequent meta read, answered without the parser); None for anything else."""
+    size = len(data)
+    if size < 8 or not data.endswith(b" v\r\n"):
+        return None
+    key = data[3 : size - 4]
+    if len(key) > KEY_MAX_LENGTH or _NOT_PLAIN.search(key) is not None:
+        return None
+    return key
