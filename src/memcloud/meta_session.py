@@ -48,6 +48,8 @@ _MS_CODES: Final = {
     StoreResult.EXISTS: b"EX",
     StoreResult.NOT_FOUND: b"NF",
 }
+_VA_LINES: dict[int, bytes] = {}
+_VA_LINES_MAX: Final = 4096
 _OUT_OF_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
 _ARITH_OUT_OF_MEMORY: Final = b"SERVER_ERROR Out of memory allocating new item\r\n"
 
@@ -83,12 +85,23 @@ def meta_get_plain(cache: Cache, key: bytes, now: float) -> bytes:
     value = item.value
     meta = item.meta
     if not meta & (STALE | TOKEN_SENT):
-        return b"VA %d\r\n%s\r\n" % (len(value), value)
+        return b"".join((_va_line(len(value)), value, _CRLF))
     marks = b" Z" if meta & TOKEN_SENT else b""
     if meta & STALE:
         marks += b" X" if meta & TOKEN_SENT else b" X W"
         item.meta = meta | TOKEN_SENT
     return b"VA %d%s\r\n%s\r\n" % (len(value), marks, value)
+
+
+def _va_line(length: int) -> bytes:
+    """`VA <length>\r\n`, kept formatted per length (as replies.value_suffix keeps the text
+    get's): `%` formatting on every hit cost more than the rest of the reply. Bounded."""
+    line = _VA_LINES.get(length)
+    if line is None:
+        if len(_VA_LINES) >= _VA_LINES_MAX:
+            _VA_LINES.clear()
+        line = _VA_LINES[length] = b"VA %d\r\n" % length
+    return line
 
 
 def _key_flag(key: bytes, binary: bool) -> bytes:

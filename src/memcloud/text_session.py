@@ -117,7 +117,7 @@ class TextSession(Session):
                 if done == len(data):
                     return self.account(cache, data, b"".join(out))
                 unparsed = data[done:]
-        elif head == b"mg " and self._rest is None and self.parser.idle:
+        elif head.startswith(b"mg ") and self._rest is None and self.parser.idle:
             # A read of exactly one `mg <key> v` (protocol/meta.py), as the plain get above.
             key = plain_meta_get_key(data)
             if key is not None and allowed(self.capabilities, _MG) == ALLOWED:
