@@ -39,6 +39,12 @@ VALID = [
     b"quit\r\n",
     b"ms k 3 T0 F1\r\nabc\r\n",
     b"ms k 9\r\nflush_all\r\n",
+    b"mg k v t c f k s h l O1 q u\r\n",
+    b"mg Zm9v b k v N30 R10 T20\r\n",
+    b"md k I T30 C5 q k\r\n",
+    b"ma k N0 J5 D2 MD v c t\r\n",
+    b"me Zm9v b\r\n",
+    b"mn\r\n",
     b"GET / HTTP/1.1\r\n",
 ]
 
