@@ -51,6 +51,7 @@ _MS_CODES: Final = {
 _VA_LINES: dict[int, bytes] = {}
 _VA_LINES_MAX: Final = 4096
 _OUT_OF_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
+_ARITH_NO_MEMORY: Final = b"SERVER_ERROR out of memory\r\n"
 _ARITH_OUT_OF_MEMORY: Final = b"SERVER_ERROR Out of memory allocating new item\r\n"
 
 
@@ -225,12 +226,13 @@ def _ms(cache: Cache, command: MetaCommand, now: float, out: list[bytes]) -> Non
             mode, key, command.value, command.user_flags, command.new_ttl or 0, now, compare or 0
         )
     if result is StoreResult.STORED:
-        item = cache.items[key]
-        if command.binary:
-            item.meta |= KEY_BINARY
-        if command.explicit_cas:
-            set_cas(cache, key, item, command.explicit_cas)
-            cas = item.cas
+        item = cache.items.get(key)  # None: stored already expired (a negative TTL)
+        if item is not None:
+            if command.binary:
+                item.meta |= KEY_BINARY
+            if command.explicit_cas:
+                set_cas(cache, key, item, command.explicit_cas)
+                cas = item.cas
     elif result is StoreResult.NO_MEMORY:
         out.append(_OUT_OF_MEMORY)
         return
@@ -305,7 +307,11 @@ def _ma(cache: Cache, command: MetaCommand, now: float, out: list[bytes]) -> Non
                 _echo(command, out, b"EX" if result is ArithResult.EXISTS else b"NF")
             return
         number = result
-        item = cache.items[key]
+        stored = cache.items.get(key)
+        if stored is None:  # the new value found no memory: the old one is gone too
+            out.append(_ARITH_NO_MEMORY)
+            return
+        item = stored
     if command.binary:
         item.meta |= KEY_BINARY
     if command.explicit_cas:

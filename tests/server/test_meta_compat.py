@@ -148,6 +148,9 @@ SCRIPTS: dict[str, list[bytes]] = {
     "ms base64 invalid": [b"ms !!!! 1 b\r\nx\r\nmg k v\r\n"],
     "ms split value": [b"ms k 10\r\n01234", b"56789\r\nmg k v\r\n"],
     "ms invalidate without cas": [b"ms k 1 I\r\nx\r\nmg k v\r\n"],
+    "ms negative ttl": [b"ms k 1 T-1 c k\r\nx\r\nmg k v\r\nms k 1 T-1 MA\r\nx\r\n"],
+    "mg negative ttl": [b"ms k 1\r\nx\r\nmg k T-1 v\r\nmg k v\r\n"],
+    "ma negative ttl": [b"ms n 1\r\n1\r\nma n T-1 v\r\nma n v\r\n"],
     # -- md -------------------------------------------------------------------------------
     "md basic": [b"ms k 1\r\nx\r\nmd k\r\nmd k\r\nmg k v\r\n"],
     "md flags": [b"ms k 1\r\nx\r\nmd k O7 k\r\nmd k k O7\r\n"],
