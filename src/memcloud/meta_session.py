@@ -277,7 +277,7 @@ def _md(cache: Cache, command: MetaCommand, now: float, out: list[bytes]) -> Non
     else:
         cache.delete(key, now)
         code = _HD
-    if code is _HD and command.quiet:
+    if code == _HD and command.quiet:
         return
     _echo(command, out, code)
 
