@@ -5,7 +5,8 @@ sockets and no event loop, so that parser and storage regressions show on their 
     MEMCLOUD_PURE_PYTHON=1 .venv/bin/python -m bench.micro   # the pure Python sources
 
 Prints microseconds per request (best of several passes) for text get, set (also with
-noreply, as pymemcache sends it), 16 pipelined gets and a 10-key multi-get (per key), and
+noreply, as pymemcache sends it), 16 pipelined gets and a 10-key multi-get (per key), meta
+get (`mg <key> v`, its fast path, and `mg <key> v f` by the parser) and meta set, and
 binary get, libmemcached's GetKQ + Noop get, and set; 100-byte values, 1,000 keys.
 """
 
@@ -79,12 +80,19 @@ def cases(count: int) -> list[tuple[str, Callable[[int], float]]]:
         for data in (_binary(0x0D, b"key:%d" % (i % KEYS)), _binary(0x0A, b""))
     ]
     binary_sets = [_binary(0x01, b"key:%d" % (i % KEYS), bytes(8), VALUE) for i in range(count)]
+    meta_gets = [b"mg key:%d v\r\n" % (i % KEYS) for i in range(count)]
+    # the same requests by the parser's path (a flag the fast path does not take)
+    meta_gets_parsed = [b"mg key:%d v f\r\n" % (i % KEYS) for i in range(count)]
+    meta_sets = [b"ms key:%d %d\r\n%s\r\n" % (i % KEYS, len(VALUE), VALUE) for i in range(count)]
     return [
         ("text get", lambda passes: _per_request(text, gets, count, passes)),
         ("text set", lambda passes: _per_request(text, sets, count, passes)),
         ("text set noreply", lambda passes: _per_request(text, noreply_sets, count, passes)),
         ("text get, 16 pipelined", lambda passes: _per_request(text, piped, count, passes)),
         ("text multi-get, per key", lambda passes: _per_request(text, multi, count, passes)),
+        ("meta get (mg <key> v)", lambda passes: _per_request(text, meta_gets, count, passes)),
+        ("meta get, parsed (mg v f)", lambda p: _per_request(text, meta_gets_parsed, count, p)),
+        ("meta set (ms)", lambda passes: _per_request(text, meta_sets, count, passes)),
         ("binary get", lambda passes: _per_request(binary, binary_gets, count, passes)),
         ("binary getkq + noop", lambda passes: _per_request(binary, quiet_gets, count, passes)),
         ("binary set", lambda passes: _per_request(binary, binary_sets, count, passes)),

@@ -55,14 +55,14 @@ __all__ = ["main"]
 
 SERVER_CORE = 0
 LOAD_CORE = 1
-ALL = "abcdefnsrti"
+ALL = "abcdefmnsrti"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s, 1 round, 100k items")
     parser.add_argument(
-        "--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, n, s, r, t, i)"
+        "--only", default=",".join(ALL), help="workloads, e.g. a,b (of a-f, m, n, s, r, t, i)"
     )
     parser.add_argument("--duration", type=int, default=None, help="seconds per round (2)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per server (4)")

@@ -44,6 +44,8 @@ WORKLOADS: tuple[Workload, ...] = (
              min_ratio=1.0, note="an op is one multi-get of 10 keys (or one set)"),
     Workload("e", "(a) with 1,000 idle connections", (*COMMON, "-p", "1", "-i", "1000"),
              note="no target; idle connections open before the timed phase"),
+    Workload("m", "meta mg/ms 1:10, unpipelined", (*COMMON, "-p", "1", "-M"),
+             note="(a) in the meta protocol (issue 13): `mg <key> v` and `ms <key> 100`"),
 )  # fmt: skip
 
 # (f): RSS per million 100-byte items, memcloud <= 3x memcached.

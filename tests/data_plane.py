@@ -39,6 +39,7 @@ _NAMED = (
     "memcloud.text_admin",
     "memcloud.text_session",
     "memcloud.binary_forwarding",
+    "memcloud.meta_session",
     "memcloud.binary_session",
     "memcloud.routing",
     "memcloud.placement",

@@ -20,7 +20,7 @@ never above; and no two units import each other, directly or round a cycle:
      frames, server, pooled links); the seam's forwarding and the server ride on it.
   3. the session seam and the node: `auth` (Directory, Principal), `gate` (the one
      command gate), `auth_throttle`,
-     `admission`, `service`, `text_session`, `binary_session`, `nodes`
+     `admission`, `service`, `text_session`, `meta_session`, `binary_session`, `nodes`
      (this node and the others, behind one interface), `deployment` (every node as one:
      the single path for flush, stats and reset), `bootstrap` (the first start).
   3a. `alerts`: evaluating alerts over the deployment's stats, and delivering them.
@@ -91,6 +91,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.text_admin",
                 "memcloud.text_session",
                 "memcloud.binary_forwarding",
+                "memcloud.meta_session",
                 "memcloud.binary_session",
                 "memcloud.admin_commands",
                 "memcloud.nodes",

@@ -9,6 +9,7 @@
  *     -p DEPTH     pipeline depth (1)       -r GETS     gets per set (10)
  *     -m KEYS      keys per multi-get (1)   -k KEYS     keyspace (10000)
  *     -v BYTES     value size (100)         -b          binary protocol
+ *     -M           meta protocol: gets are `mg <key> v`, sets `ms <key> <bytes>` (text)
  *     -u USER -P PASS  authenticate (text: set login; binary: SASL PLAIN)
  *     -i IDLE      extra idle (authenticated) connections held open (0)
  *     -o           only preload the keyspace, then print {"preloaded": N, "seconds": S}
@@ -66,7 +67,7 @@ static int ports[MAX_PORTS], nports;
 static int preload_only, ready_line;
 static uint64_t gets, sets, keys_asked, hits;
 static int conns = 50, duration = 5, depth = 1, ratio = 10, mget = 1, requests = 0;
-static int keyspace = 10000, value_size = 100, binary, idle;
+static int keyspace = 10000, value_size = 100, binary, meta, idle;
 static char *value;
 static double *samples;
 static size_t n_samples;
@@ -208,10 +209,17 @@ static void add_request(conn_t *c, int slot) {
       memcpy(p, key, klen); p += klen;
       memcpy(p, value, value_size); p += value_size;
     } else {
-      p += sprintf(p, "set %s 0 0 %d\r\n", key, value_size);
+      p += meta ? sprintf(p, "ms %s %d\r\n", key, value_size)
+                : sprintf(p, "set %s 0 0 %d\r\n", key, value_size);
       memcpy(p, value, value_size); p += value_size;
       *p++ = '\r'; *p++ = '\n';
     }
+  } else if (meta) {
+    c->batch_gets++;
+    c->batch_keys++;
+    p += sprintf(p, "mg ");
+    p += random_key(p, c);
+    p += sprintf(p, " v\r\n");
   } else if (binary) {
     size_t klen = random_key(key, c);
     c->batch_gets++;
@@ -252,6 +260,19 @@ static size_t parse_replies(conn_t *c) {
       if (status != 0 && status != 1) errors++;
       if (status == 0 && p[1] == 0x00) c->batch_hits++;
       off += 24 + blen;
+    } else if (meta && c->is_get[c->head]) {
+      /* VA <n>\r\n<data>\r\n, or EN\r\n */
+      char *eol = memmem(p, avail, "\r\n", 2);
+      if (!eol) break;
+      size_t next = (size_t)(eol - p) + 2;
+      if (strncmp(p, "VA ", 3) == 0) {
+        next += (size_t)strtoul(p + 3, NULL, 10) + 2;
+        if (next > avail) break;
+        c->batch_hits++;
+      } else if (strncmp(p, "EN", 2) != 0) {
+        errors++;
+      }
+      off += next;
     } else if (c->is_get[c->head]) {
       /* VALUE k f n\r\n<data>\r\n ... END\r\n */
       size_t q = 0;
@@ -274,7 +295,7 @@ static size_t parse_replies(conn_t *c) {
     } else {
       char *eol = memmem(p, avail, "\r\n", 2);
       if (!eol) break;
-      if (strncmp(p, "STORED", 6) != 0) errors++;
+      if (strncmp(p, meta ? "HD" : "STORED", meta ? 2 : 6) != 0) errors++;
       off += (size_t)(eol - p) + 2;
     }
     c->expected--;
@@ -295,7 +316,7 @@ int main(int argc, char **argv) {
   if (nports == 0) { fprintf(stderr, "no port\n"); return 2; }
   int opt;
   optind = 3;
-  while ((opt = getopt(argc, argv, "c:d:n:p:r:m:k:v:bu:P:i:oRs")) != -1) {
+  while ((opt = getopt(argc, argv, "c:d:n:p:r:m:k:v:bMu:P:i:oRs")) != -1) {
     switch (opt) {
       case 'c': conns = atoi(optarg); break;
       case 'd': duration = atoi(optarg); break;
@@ -306,6 +327,7 @@ int main(int argc, char **argv) {
       case 'k': keyspace = atoi(optarg); break;
       case 'v': value_size = atoi(optarg); break;
       case 'b': binary = 1; break;
+      case 'M': meta = 1; break;
       case 'u': user = optarg; break;
       case 'P': pass = optarg; break;
       case 'i': idle = atoi(optarg); break;

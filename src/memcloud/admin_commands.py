@@ -21,7 +21,7 @@ from memcloud.protocol.specs import STATS_DETAIL_SWITCH
 from memcloud.service import Session
 from memcloud.storage.cache import Cache
 from memcloud.storage.detail import PrefixStats
-from memcloud.storage.item import ITEM_OVERHEAD, Item
+from memcloud.storage.item import FETCHED, ITEM_OVERHEAD, Item
 
 __all__ = [
     "CRAWL_KEYS_PER_STEP",
@@ -145,7 +145,7 @@ def metadump_line(key: bytes, item: Item) -> bytes:
         exp,
         int(item.bumped),
         item.cas,
-        b"yes" if item.fetched else b"no",
+        b"yes" if item.meta & FETCHED else b"no",
         len(key) + len(item.value) + ITEM_OVERHEAD,
     )
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from memcloud.protocol import replies
 from memcloud.protocol.commands import Retrieve
-from memcloud.protocol.forms import retrieval_line
+from memcloud.protocol.forms import meta_line, retrieval_line
+from memcloud.protocol.meta import MA, MD, ME, MG, MN, MS, MetaCommand
 from memcloud.protocol.replies import render_stats, render_value
 from memcloud.protocol.text import NEED_DATA, TextParser
 from memcloud.routing import PROTOCOL_TEXT
@@ -100,6 +101,28 @@ class TextForwarding(TextLogin):
             return render_stats(self.cluster_stats(now, others))
 
         self.forwards_to_all(PROTOCOL_TEXT, b"stats\r\n", out, combine)
+
+    def _cache_id(self) -> int:
+        cache = self.cache
+        return cache.id if cache is not None else 0
+
+    def _meta_forwarded(self, command: MetaCommand, out: list[bytes]) -> bool:
+        """Whether another node owns a meta command's key: then the command goes there as
+        the client sent it (its opaque, quiet mode and flags answered by the owner), and
+        its reply takes this command's place. `mn` and `me` are this node's."""
+        route, cache = self.route, self.cache
+        if route is None or cache is None or command.verb in (MN, ME):
+            return False
+        owner = route.owner(cache.id, command.key)
+        if owner == route.local:
+            return False
+        unreachable = b"" if command.quiet and command.verb == MG else _META_MISSES[command.verb]
+        self.forward(PROTOCOL_TEXT, owner, meta_line(command), out, unreachable=unreachable)
+        return True
+
+
+# What a meta command answers when its key's owner cannot be reached: a miss.
+_META_MISSES = {MG: b"EN\r\n", MS: b"NS\r\n", MD: b"NF\r\n", MA: b"NF\r\n"}
 
 
 def _reset_reply(parts: list[bytes | None]) -> bytes:

@@ -9,6 +9,7 @@ from typing import Final
 
 from memcloud.admin_commands import STATS_GROUPS, admin_command, admin_stats
 from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
+from memcloud.meta_session import execute_meta, meta_get_plain
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Admin,
@@ -34,6 +35,7 @@ from memcloud.protocol.forms import (
     store_line,
     touch_line,
 )
+from memcloud.protocol.meta import MetaCommand, plain_meta_get_key
 from memcloud.protocol.plain import plain_get_key, plain_set
 from memcloud.protocol.replies import (
     CRLF,
@@ -43,7 +45,7 @@ from memcloud.protocol.replies import (
     render_value,
     value_suffix,
 )
-from memcloud.protocol.specs import TEXT_SPECS, text_spec
+from memcloud.protocol.specs import META_SPECS, TEXT_SPECS, text_spec
 from memcloud.protocol.text import NEED_DATA
 from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE, CheckedChange
 from memcloud.service import REPLY_BATCH_MAX, Service
@@ -78,6 +80,7 @@ _VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
 # The rows the fast paths ask the gate for: a plain get's, and a plain (or too large) set's.
 _GET: Final = TEXT_SPECS[b"get"]
 _SET: Final = TEXT_SPECS[b"set"]
+_MG: Final = META_SPECS[b"mg"]
 
 
 class TextSession(TextAdmin):
@@ -125,6 +128,16 @@ class TextSession(TextAdmin):
                 if done == len(data):
                     return self.account(cache, data, b"".join(out))
                 unparsed = data[done:]
+        elif head.startswith(b"mg ") and self._rest is None and self.parser.idle:
+            # A read of exactly one `mg <key> v` (protocol/meta.py), as the plain get above.
+            key = plain_meta_get_key(data)
+            if (
+                key is not None
+                and allowed(self.capabilities, _MG) == ALLOWED
+                and (route is None or route.is_local(self._cache_id(), key))
+            ):
+                assert cache is not None
+                return self.account(cache, data, meta_get_plain(cache, key, now))
         parser = self.parser
         parser.receive_data(unparsed)
         if self._rest is not None:
@@ -142,7 +155,8 @@ class TextSession(TextAdmin):
             command = next_command()
             if command is NEED_DATA:
                 break
-            verdict = allowed(self.capabilities, text_spec(command))
+            spec = command.spec if isinstance(command, MetaCommand) else text_spec(command)
+            verdict = allowed(self.capabilities, spec)
             if verdict == ALLOWED:
                 _HANDLERS[type(command)](self, command, now, out)
             else:
@@ -155,7 +169,8 @@ class TextSession(TextAdmin):
 
     def _run(self, command: object, now: float, out: list[bytes]) -> None:
         """One parsed command: asked for at the gate, then executed or refused."""
-        verdict = allowed(self.capabilities, text_spec(command))
+        spec = command.spec if isinstance(command, MetaCommand) else text_spec(command)
+        verdict = allowed(self.capabilities, spec)
         if verdict == ALLOWED:
             _HANDLERS[type(command)](self, command, now, out)
         else:
@@ -445,6 +460,13 @@ class TextSession(TextAdmin):
     def _admin(self, command: Admin, now: float, out: list[bytes]) -> None:
         self._admin_reply(admin_command(self, command, now), now, out)
 
+    def _meta(self, command: MetaCommand, now: float, out: list[bytes]) -> None:
+        if self.route is not None and self._meta_forwarded(command, out):
+            return
+        self._batch += execute_meta(self, command, now, out)
+        if self._batch > REPLY_BATCH_MAX:
+            self.backlog = True
+
     def _version(self, command: Version, now: float, out: list[bytes]) -> None:
         out.append(_VERSION)
 
@@ -514,4 +536,5 @@ _HANDLERS: dict[type, Callable[[TextSession, object, float, list[bytes]], None]]
     Quit: TextSession._quit,  # type: ignore[dict-item]
     Close: TextSession._close_after,  # type: ignore[dict-item]
     Invalid: TextSession._invalid,  # type: ignore[dict-item]
+    MetaCommand: TextSession._meta,  # type: ignore[dict-item]
 }

@@ -251,3 +251,26 @@ def test_a_read_only_credential_cannot_write_through_another_node(
     assert all(writer.get(f"ro-{i}") == b"kept" for i in range(30))
     writer.close()
     reader.close()
+
+
+def test_meta_commands_reach_the_owner_of_their_key(cluster: ServerProcess) -> None:
+    nodes = addresses(cluster)
+    login = f"set {cluster.username} 0 0 {len(cluster.password)}\r\n{cluster.password}\r\n"
+    with socket.create_connection(nodes[0], timeout=5) as writer:
+        writer.sendall(login.encode())
+        assert _read_until(writer, b"\r\n") == b"STORED\r\n"
+        sets = b"".join(b"ms meta-%d 2 T0 q\r\nv%d\r\n" % (i, i % 10) for i in range(40))
+        writer.sendall(sets + b"mn\r\n")
+        assert _read_until(writer, b"MN\r\n") == b"MN\r\n"  # quiet: only the end marker
+    with socket.create_connection(nodes[1], timeout=5) as reader:
+        reader.sendall(login.encode())
+        assert _read_until(reader, b"\r\n") == b"STORED\r\n"
+        gets = b"".join(b"mg meta-%d v k O%d\r\n" % (i, i) for i in range(40))
+        reader.sendall(gets + b"mn\r\n")
+        reply = _read_until(reader, b"MN\r\n")
+        expected = b"".join(
+            b"VA 2 kmeta-%d O%d\r\nv%d\r\n" % (i, i, i % 10) for i in range(40)
+        )
+        assert reply == expected + b"MN\r\n"
+        reader.sendall(b"md meta-7\r\nmg meta-7 v\r\nma meta-missing\r\n")
+        assert _read_until(reader, b"NF\r\n") == b"HD\r\nEN\r\nNF\r\n"

@@ -37,6 +37,7 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
+from memcloud.protocol.meta import MetaCommand
 from memcloud.protocol.specs import (
     ANY_TOKENS,
     BINARY_SPECS,
@@ -153,11 +154,24 @@ def test_every_text_command_type_has_a_row() -> None:
     assert text_spec(Close(b"")) is CLOSE and CLOSE.before_auth
 
 
-def test_meta_commands_parse_as_today_whoever_asks() -> None:
-    # The meta protocol is not implemented: its rows wait for it, the parser answers ERROR.
-    for line in (b"mg k v\r\n", b"md k\r\n", b"ma k\r\n", b"mn\r\n", b"me k\r\n"):
-        assert _parse(line) == Invalid(replies.ERROR), line
-    assert _parse(b"ms k 1\r\nv\r\n") == Invalid(replies.ERROR)
+def test_meta_commands_carry_their_row_of_the_table() -> None:
+    # Issue 13: the meta commands parse (they answered ERROR before); each carries the row
+    # the gate asks, and a mg that changes the item (T, N, E) needs what a write needs.
+    for line, name in (
+        (b"mg k v\r\n", b"mg"),
+        (b"md k\r\n", b"md"),
+        (b"ma k\r\n", b"ma"),
+        (b"mn\r\n", b"mn"),
+        (b"me k\r\n", b"me"),
+        (b"ms k 1\r\nv\r\n", b"ms"),
+    ):
+        command = _parse(line)
+        assert isinstance(command, MetaCommand), line
+        assert command.spec is META_SPECS[name], line
+    for line in (b"mg k v T30\r\n", b"mg k N30\r\n", b"mg k E5\r\n"):
+        command = _parse(line)
+        assert isinstance(command, MetaCommand) and command.spec.needs_write, line
+    assert not META_SPECS[b"mg"].needs_write
 
 
 @pytest.mark.parametrize("name", sorted(TEXT_LINES))

@@ -6,12 +6,15 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memcloud.protocol.commands import Command, Record
+from memcloud.protocol.commands import Command as ClassicCommand
+from memcloud.protocol.commands import Record
 from memcloud.protocol.limits import RETRIEVAL_LINE_MAX
+from memcloud.protocol.meta import MetaCommand
 from memcloud.protocol.text import NEED_DATA, TextParser
 
 ITEM_MAX = 4096  # small, so that fuzzed lengths reach the too-large path
 BOUND = RETRIEVAL_LINE_MAX + ITEM_MAX + 65536
+Command = ClassicCommand | MetaCommand  # what the text parser yields
 
 VALID = [
     b"get a b\r\n",
@@ -36,6 +39,12 @@ VALID = [
     b"quit\r\n",
     b"ms k 3 T0 F1\r\nabc\r\n",
     b"ms k 9\r\nflush_all\r\n",
+    b"mg k v t c f k s h l O1 q u\r\n",
+    b"mg Zm9v b k v N30 R10 T20\r\n",
+    b"md k I T30 C5 q k\r\n",
+    b"ma k N0 J5 D2 MD v c t\r\n",
+    b"me Zm9v b\r\n",
+    b"mn\r\n",
     b"GET / HTTP/1.1\r\n",
 ]
 

@@ -9,7 +9,6 @@ from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Arith,
     Close,
-    Command,
     Delete,
     FlushAll,
     FlushPrefix,
@@ -24,10 +23,21 @@ from memcloud.protocol.commands import (
     Verbosity,
     Version,
 )
+from memcloud.protocol.commands import Command as ClassicCommand
 from memcloud.protocol.limits import LINE_MAX, RETRIEVAL_LINE_MAX
+from memcloud.protocol.meta import MG, MS, MetaCommand
+from memcloud.protocol.specs import META_SPECS
 from memcloud.protocol.text import NEED_DATA, TextParser
 
 ITEM_MAX = 1024 * 1024
+# What the text parser yields: the classic commands and the meta ones.
+Command = ClassicCommand | MetaCommand
+
+
+def _meta(verb: int, key: bytes, flags: list[bytes], value: bytes = b"") -> MetaCommand:
+    command = MetaCommand(verb, key, flags, META_SPECS[b"ms"])  # the spec is not compared
+    command.value = value
+    return command
 
 
 def parse_all(
@@ -168,12 +178,15 @@ CASES: list[tuple[bytes, list[Command]]] = [
     # An over-long line that is no retrieval: answered, then the session closes (Close).
     (b"x" * (LINE_MAX + 10) + b"\r\nversion\r\n", [Close(replies.LINE_TOO_LONG), Version()]),
     (b"set k 0 0 1" + b" " * LINE_MAX + b"\r\nx\r\n", [Close(replies.LINE_TOO_LONG), _ERROR]),
-    # meta `ms`: not implemented, its data block always skipped (memcached's replies to
-    # a block it would refuse)
-    (b"ms k 9\r\nflush_all\r\n", [Invalid(replies.ERROR)]),
-    (b"ms k 9 T0 F1\r\nflush_all\r\nversion\r\n", [Invalid(replies.ERROR), Version()]),
+    # meta `ms`: its data block is read whole, or skipped with memcached's replies to a
+    # block it refuses
+    (b"ms k 9\r\nflush_all\r\n", [_meta(MS, b"k", [], b"flush_all")]),
+    (
+        b"ms k 9 T0 F1\r\nflush_all\r\nversion\r\n",
+        [_meta(MS, b"k", [b"T0", b"F1"], b"flush_all"), Version()],
+    ),
     (b"ms k 3\r\nabcXYversion\r\n", [Invalid(replies.BAD_CHUNK), Version()]),
-    (b"ms k 0\r\n\r\n", [Invalid(replies.ERROR)]),
+    (b"ms k 0\r\n\r\n", [_meta(MS, b"k", [])]),
     (b"ms\r\n", [Invalid(replies.ERROR)]),
     (b"ms k\r\n", [Invalid(replies.BAD_FORMAT)]),
     (b"ms k x\r\nversion\r\n", [Invalid(replies.BAD_FORMAT), Version()]),
@@ -181,10 +194,11 @@ CASES: list[tuple[bytes, list[Command]]] = [
     (b"ms a\x01b 3\r\nabc\r\nversion\r\n", [Invalid(replies.BAD_FORMAT), Version()]),
     (b"ms " + b"k" * 251 + b" 3\r\nabc\r\n", [Invalid(replies.BAD_FORMAT)]),
     (b"ms k 3" + b" T" * 17 + b"\r\nabc\r\n", [Invalid(replies.META_FLAGS_TOO_LONG)]),
-    (b"ms k 3" + b" T" * 16 + b"\r\nabc\r\n", [Invalid(replies.ERROR)]),
+    (b"ms k 3" + b" T" * 16 + b"\r\nabc\r\n", [Invalid(b"CLIENT_ERROR duplicate flag\r\n")]),
     (
         b"ms k %d\r\n%s\r\nversion\r\n" % (ITEM_MAX, b"f" * ITEM_MAX),
-        [Invalid(replies.TOO_LARGE), Version()],
+        # memcached drops the old value of a too-large ms, whatever its mode
+        [Invalid(replies.TOO_LARGE, b"k"), Version()],
     ),
     # memcached's cross-protocol guard: an unknown command ending in an HTTP/ token
     (b"GET / HTTP/1.1\r\nflush_all\r\n", [Close(b""), FlushAll(0, False)]),
@@ -193,7 +207,7 @@ CASES: list[tuple[bytes, list[Command]]] = [
     (b"foo http/1.1\r\n", [Invalid(replies.ERROR)]),
     (b"foo HTTP/1.1 x\r\n", [Invalid(replies.ERROR)]),
     (b"gx HTTP/1.1\r\n", [Invalid(replies.ERROR)]),
-    (b"mg HTTP/1.1\r\n", [Invalid(replies.ERROR)]),
+    (b"mg HTTP/1.1\r\n", [_meta(MG, b"HTTP/1.1", [])]),
     (b"X HTTP/1.1\r\n", [Invalid(replies.ERROR)]),
     (b"get HTTP/1.1\r\n", [Retrieve([b"HTTP/1.1"], False, None)]),
 ]
@@ -253,8 +267,9 @@ def test_authenticating_set_accepts_anything_in_flags_and_exptime() -> None:
 
 def test_ms_before_login_is_skipped_unread() -> None:
     data = b"ms k 20000\r\n" + b"p" * 20000 + b"\r\nversion\r\n"
-    assert parse_all(data, authenticating=True) == [Invalid(replies.ERROR), Version()]
-    assert parse_all(data, authenticating=True, chunk=999) == [Invalid(replies.ERROR), Version()]
+    refused = [Invalid(replies.UNAUTHENTICATED), Version()]
+    assert parse_all(data, authenticating=True) == refused
+    assert parse_all(data, authenticating=True, chunk=999) == refused
 
 
 def test_ms_block_waits_bounded_by_the_item_limit() -> None:
@@ -266,7 +281,7 @@ def test_ms_block_waits_bounded_by_the_item_limit() -> None:
         parser.receive_data(b"g" * size)
         assert parser.buffered <= ITEM_MAX + 64
     parser.receive_data(b"\r\nversion\r\n")
-    assert parser.next_command() == Invalid(replies.ERROR)
+    assert parser.next_command() == _meta(MS, b"k", [], b"g" * (ITEM_MAX - 1))
     assert parser.next_command() == Version()
 
 

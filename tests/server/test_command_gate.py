@@ -175,20 +175,55 @@ def test_each_text_command_is_gated_as_the_table_says(gated: Gated, name: str) -
     keeper.close()
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        b"bogus\r\n",
-        b"ms k 1\r\nv\r\n",
-        *(b"%s k 1\r\n" % name.encode() for name in META_NEEDS if name != "ms"),
-    ],
-    ids=lambda line: line.split()[0].decode(),
-)
-def test_input_that_is_no_command_is_answered_whoever_sends_it(gated: Gated, line: bytes) -> None:
-    # An unknown command, and the meta commands (not implemented yet, whatever their row
-    # will need): ERROR for every kind, logged in or not.
+def test_input_that_is_no_command_is_answered_whoever_sends_it(gated: Gated) -> None:
+    # An unknown command: ERROR for every kind, logged in or not.
     for kind in gated.kinds:
-        assert _exchange(gated.server.port, _text_login(kind), 8, line) == b"ERROR\r\n"
+        assert _exchange(gated.server.port, _text_login(kind), 8, b"bogus\r\n") == b"ERROR\r\n"
+
+
+# Each meta command with the key {k} (holding "5"), and its answer when it runs; a mg that
+# changes the item (T, N) needs what a write needs, as the text gat does.
+META_CASES: dict[str, tuple[bytes, bytes, str]] = {
+    "mg": (b"mg {k} v\r\n", rb"VA 1\r\n5\r\n", "mg"),
+    "mg T": (b"mg {k} v T0\r\n", rb"VA 1\r\n5\r\n", "ms"),
+    "mg N": (b"mg {k}-new N30\r\n", rb"HD W\r\n", "ms"),
+    "ms": (b"ms {k} 1\r\n7\r\n", rb"HD\r\n", "ms"),
+    "md": (b"md {k}\r\n", rb"HD\r\n", "md"),
+    "md I": (b"md {k} I\r\n", rb"HD\r\n", "md"),
+    "ma": (b"ma {k} v\r\n", rb"VA 1\r\n6\r\n", "ma"),
+    "mn": (b"mn\r\n", rb"MN\r\n", "mn"),
+    "me": (b"me {k}\r\n", rb"ME {k} exp=-1 la=\d+ cas=\d+ fetch=no cls=1 size=\d+\r\n", "me"),
+}
+
+
+def test_the_meta_cases_are_the_table() -> None:
+    assert {row for _, _, row in META_CASES.values()} == set(META_NEEDS)
+
+
+@pytest.mark.parametrize("name", sorted(META_CASES))
+def test_each_meta_command_is_gated_as_the_table_says(gated: Gated, name: str) -> None:
+    port = gated.server.port
+    full = gated.full
+    assert full.username is not None
+    keeper = RawConnection(port)
+    assert keeper.request(ascii_login(full.username, full.password)) == b"STORED\r\n"
+    template, answer, row = META_CASES[name]
+    for kind in gated.kinds:
+        key = f"gate-{kind.name}-{name.replace(' ', '-')}".encode()
+        assert keeper.request(b"set %s 0 0 1\r\n5\r\n" % key) == b"STORED\r\n"
+        before = keeper.request(b"mg %s v t c u\r\nmg %s-new v u\r\n" % (key, key), b"EN\r\n")
+        verdict = expected_verdict(
+            META_NEEDS[row], kind.username is not None, kind.write, kind.flush, row
+        )
+        reply = _exchange(port, _text_login(kind), 8, template.replace(b"{k}", key))
+        if verdict == "allowed":
+            pattern = answer.replace(b"{k}", re.escape(key))
+            assert re.fullmatch(pattern, reply), (kind.name, name, reply)
+            continue
+        assert reply == TEXT_REFUSALS[verdict], (kind.name, name, verdict)
+        after = keeper.request(b"mg %s v t c u\r\nmg %s-new v u\r\n" % (key, key), b"EN\r\n")
+        assert after == before, (kind.name, name)  # nothing changed
+    keeper.close()
 
 
 def test_lines_that_close_close_whoever_sends_them(gated: Gated) -> None:

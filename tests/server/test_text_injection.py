@@ -65,7 +65,7 @@ def survives(port: int, key: bytes = b"canary") -> bytes:
 def test_ms_data_block_is_not_executed(conn: RawConnection, anon: ServerProcess) -> None:
     conn.send(b"set canary 0 0 1\r\nx\r\nms note 9\r\nflush_all\r\nget canary\r\n")
     replies = conn.read_until(b"END\r\n")
-    assert replies == b"STORED\r\n" + ERROR + b"VALUE canary 0 1\r\nx\r\nEND\r\n"
+    assert replies == b"STORED\r\nHD\r\nVALUE canary 0 1\r\nx\r\nEND\r\n"
     assert survives(anon.port) == b"VALUE canary 0 1\r\nx\r\nEND\r\n"
 
 
@@ -73,7 +73,7 @@ def test_ms_data_block_is_not_executed(conn: RawConnection, anon: ServerProcess)
     ("line", "block", "reply"),
     [
         # with flags, as a meta client sends it
-        (b"ms note 9 T0 F5 I\r\n", b"flush_all\r\n", ERROR),
+        (b"ms note 9 T0 F5 I\r\n", b"flush_all\r\n", b"HD\r\n"),
         # the block's end is not CR LF: memcached's answer; still exactly 9 + 2 bytes skipped
         (b"ms note 9\r\n", b"flush_allXY", b"CLIENT_ERROR bad data chunk\r\n"),
         # over the item size limit: memcached's answer, the block skipped as it arrives
@@ -121,7 +121,7 @@ def test_ms_split_over_reads(conn: RawConnection, anon: ServerProcess) -> None:
     conn.request(b"set canary 0 0 1\r\nx\r\n")
     for chunk in (b"ms no", b"te 9\r\nflu", b"sh_", b"all", b"\r", b"\nget canary\r\n"):
         conn.send(chunk)
-    assert conn.read_until(b"END\r\n") == ERROR + b"VALUE canary 0 1\r\nx\r\nEND\r\n"
+    assert conn.read_until(b"END\r\n") == b"HD\r\nVALUE canary 0 1\r\nx\r\nEND\r\n"
 
 
 def test_ms_before_login_swallows_its_block(private: ServerProcess) -> None:
@@ -131,8 +131,8 @@ def test_ms_before_login_swallows_its_block(private: ServerProcess) -> None:
         line = b"ms note %d\r\n" % (len(block) - 2)
         # the block is a whole login: skipped, so the connection stays unauthenticated
         conn.send(line + block + b"get k\r\n")
-        assert conn.read_until(b"unauthenticated\r\n") == (
-            ERROR + b"CLIENT_ERROR unauthenticated\r\n"
+        assert conn.read_until(b"unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n") == (
+            b"CLIENT_ERROR unauthenticated\r\n" * 2
         )
     finally:
         conn.close()

@@ -110,7 +110,8 @@ def render(model: Model, step: tuple[str, object]) -> tuple[bytes, bytes]:
         assert isinstance(arg, tuple)
         block, flags = arg
         if not model.closed:
-            expected = b"ERROR\r\n"
+            # stored under `note` as data (issue 13: the meta protocol), `q` hides its HD
+            expected = b"" if b" q" in flags else b"HD\r\n"
         return b"ms note %d%s\r\n%s\r\n" % (len(block), flags, block), expected
     if kind == "http":
         assert isinstance(arg, bytes)

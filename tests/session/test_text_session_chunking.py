@@ -37,7 +37,9 @@ def new_session() -> TextSession:
 def requests(draw: st.DrawFn) -> bytes:
     key = draw(st.sampled_from(KEYS))
     kind = draw(
-        st.sampled_from(["get", "set", "set-noreply", "mget", "delete", "ms", "http", "junk"])
+        st.sampled_from(
+            ["get", "set", "set-noreply", "mget", "delete", "ms", "meta", "http", "junk"]
+        )
     )
     if kind == "get":
         return b"get " + key + b"\r\n"
@@ -54,10 +56,15 @@ def requests(draw: st.DrawFn) -> bytes:
     if kind == "delete":
         return b"delete " + key + b"\r\n"
     if kind == "ms":
-        # a meta set's block is skipped, whatever it spells (even a command line)
+        # a meta set's block is data (stored, or skipped if refused), whatever it spells
         value = draw(st.sampled_from([b"flush_all", b"delete a", b"set a 0 0 1\r\nz", b""]))
         declared = len(value) + draw(st.sampled_from([0, 0, 0, 1, -1]))
         return b"ms %s %d T0\r\n%s\r\n" % (key, declared, value)
+    if kind == "meta":
+        # (no CAS shown: the CAS counter is the process's, and differs from run to run)
+        flags = draw(st.sampled_from([b"v", b"v t f k s h", b"q v", b"N30 v", b"I", b"MD v"]))
+        verb = draw(st.sampled_from([b"mg", b"md", b"ma", b"mn"]))
+        return b"%s %s %s\r\n" % (verb, key, flags)
     if kind == "http":
         # the session closes here: nothing after it is answered
         return b"POST / HTTP/1.1\r\n"

@@ -4,11 +4,22 @@ the line (and data block) that parses back to the same command."""
 
 from __future__ import annotations
 
+import base64
 from typing import Final
 
 from memcloud.protocol.commands import Arith, Delete, Store, StoreVerb, Touch
+from memcloud.protocol.meta import MA, MD, MG, MS, MetaCommand
 
-__all__ = ["arith_line", "delete_line", "retrieval_line", "store_line", "touch_line"]
+__all__ = [
+    "arith_line",
+    "delete_line",
+    "meta_line",
+    "retrieval_line",
+    "store_line",
+    "touch_line",
+]
+
+_META_VERBS: Final = {MG: b"mg", MS: b"ms", MD: b"md", MA: b"ma"}
 
 _VERBS: Final = {verb: verb.name.lower().encode() for verb in StoreVerb}
 
@@ -53,3 +64,15 @@ def arith_line(command: Arith) -> bytes:
 
 def touch_line(command: Touch) -> bytes:
     return b"touch %s %d%s\r\n" % (command.key, command.exptime, _noreply(command.noreply))
+
+
+def meta_line(command: MetaCommand) -> bytes:
+    """A mg, ms, md or ma as sent: its key (base64 again if it came so), its flag tokens in
+    their order, and for ms its data block."""
+    key = base64.b64encode(command.key) if command.binary else command.key
+    flags = b"".join(b" " + token for token in command.flags)
+    verb = _META_VERBS[command.verb]
+    if command.verb == MS:
+        value = command.value
+        return b"ms %s %d%s\r\n%s\r\n" % (key, len(value), flags, value)
+    return b"%s %s%s\r\n" % (verb, key, flags)

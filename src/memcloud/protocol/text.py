@@ -41,9 +41,10 @@ from memcloud.protocol.limits import (
     UINT64_MAX,
     VALUE_LENGTH_MAX,
 )
+from memcloud.protocol.meta import MetaCommand, parse_meta, parse_meta_set
 from memcloud.protocol.numbers import signed, unsigned
 from memcloud.protocol.prefix import prefix_error
-from memcloud.protocol.specs import ADMIN_VERBS, META_SPECS, TEXT_SPECS, CommandSpec
+from memcloud.protocol.specs import ADMIN_VERBS, TEXT_SPECS, CommandSpec
 
 __all__ = ["NEED_DATA", "TextParser"]
 
@@ -88,7 +89,6 @@ _GAT_SPEC: Final = TEXT_SPECS[b"gat"]
 _FLUSH_ALL_SPEC: Final = TEXT_SPECS[b"flush_all"]
 _FLUSH_PREFIX_SPEC: Final = TEXT_SPECS[b"flush_prefix"]
 _VERBOSITY_SPEC: Final = TEXT_SPECS[b"verbosity"]
-_MS_SPEC: Final = META_SPECS[b"ms"]
 
 
 def _arity_ok(spec: CommandSpec, count: int) -> bool:
@@ -175,7 +175,7 @@ class TextParser:
         self._pending_line = False
         return True
 
-    def next_command(self) -> Command | _NeedData:
+    def next_command(self) -> Command | MetaCommand | _NeedData:
         if self._slow and not self._settle():
             return NEED_DATA
         buf = self._buf
@@ -201,6 +201,15 @@ class TextParser:
             if len(line.translate(None, _CONTROL_BYTES)) != len(line):
                 return _INVALID_FORMAT
             return Retrieve(tokens[1:], False, None)
+        if len(verb) == 2 and verb[0] == 109:  # `m`: a meta command (protocol/meta.py)
+            self._pos = eol + 1
+            clean = len(line.translate(None, _CONTROL_BYTES)) == len(line)
+            if verb == b"ms":
+                return self._meta_set(tokens, pos, clean)
+            if not clean:
+                return _INVALID_FORMAT
+            meta = parse_meta(tokens)
+            return _INVALID_ERROR if meta is None else meta
         store_verb = _STORE_VERBS.get(verb)
         if store_verb is not None:
             return self._store(store_verb, tokens, eol + 1)
@@ -392,39 +401,42 @@ class TextParser:
         return self._unknown(tokens, line_start)
 
     def _unknown(self, tokens: list[bytes], line_start: int) -> Command | _NeedData:
-        """A command memcloud does not implement: ERROR, except for the two kinds of line
+        """A command memcloud does not implement: ERROR, except for an HTTP request line,
         after which reading on would run bytes the client did not send as commands."""
-        verb = tokens[0]
-        if verb == b"ms":
-            return self._meta_set(tokens, line_start)
         if is_http_request_line(tokens):
             return HANG_UP  # silently, as memcached does
         return _INVALID_ERROR
 
-    def _meta_set(self, tokens: list[bytes], line_start: int) -> Command | _NeedData:
-        """`ms <key> <datalen> <flag>*`: the meta protocol is not implemented (ERROR), but
-        its data block is client data and is skipped (memcached's conn_swallow), with
-        memcached's answers to a line whose block it would refuse."""
+    def _meta_set(
+        self, tokens: list[bytes], line_start: int, clean: bool
+    ) -> Command | MetaCommand | _NeedData:
+        """`ms <key> <datalen> <flag>*`, with memcached's answers in its order; a refused
+        line whose length is known has its data block skipped (memcached's conn_swallow)."""
         count = len(tokens)
-        if not _arity_ok(_MS_SPEC, count):
-            # A key without a length is a bad line; no key at all, an unknown command.
+        if count < 3:
+            # No key at all is an unknown command; a key without a length, a bad line.
             return _INVALID_ERROR if count < 2 else _INVALID_FORMAT
         length = signed(tokens[2])
         if length is None or length < 0 or length > VALUE_LENGTH_MAX:
             # No length to skip: what follows is read as commands, as memcached does.
             return _INVALID_FORMAT
-        key = tokens[1]
         data_start = self._pos
-        if len(key) > KEY_MAX_LENGTH or _CONTROL.search(key):
+        if len(tokens[1]) > KEY_MAX_LENGTH or not clean:
             # memcached reads the block as commands here; memcloud skips it (as for `set`).
             return self._refuse_value(data_start, length, replies.BAD_FORMAT)
         if count >= META_TOKENS_MAX:
             return self._refuse_value(data_start, length, replies.META_FLAGS_TOO_LONG)
         if self.authenticating:
-            # Not logged in: nothing to check the block for; skipped as it arrives.
-            return self._refuse_value(data_start, length, replies.ERROR)
-        if length + len(key) > self.item_size_max:
-            return self._refuse_value(data_start, length, replies.TOO_LARGE)
+            # Not logged in: answered as any command before login, and the block is
+            # skipped as it arrives, never held.
+            return self._refuse_value(data_start, length, replies.UNAUTHENTICATED)
+        command, error = parse_meta_set(tokens, length)
+        if command is None:
+            return self._refuse_value(data_start, length, error)
+        if length + len(command.key) > self.item_size_max:
+            # memcached drops the old value whatever the mode (stale data must not outlive
+            # a write the client believes was refused).
+            return self._refuse_value(data_start, length, replies.TOO_LARGE, command.key)
         value_end = data_start + length
         buf = self._buf
         if len(buf) < value_end + 2:
@@ -435,7 +447,8 @@ class TextParser:
         self._pos = value_end + 2
         if buf[value_end : value_end + 2] != b"\r\n":
             return Invalid(replies.BAD_CHUNK)
-        return _INVALID_ERROR
+        command.value = buf[data_start:value_end]
+        return command
 
     @staticmethod
     def _delete(tokens: list[bytes]) -> Command:

@@ -30,7 +30,7 @@ from memcloud.storage.insight import (
     TOUCHED,
     CacheInsight,
 )
-from memcloud.storage.item import BUMP_INTERVAL, ITEM_OVERHEAD, Item
+from memcloud.storage.item import BUMP_INTERVAL, FETCHED, ITEM_OVERHEAD, Item
 from memcloud.storage.prefix_flush import PrefixFlushes
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.storage.stats import CacheStats
@@ -243,8 +243,8 @@ class Cache:
         if now - item.bumped >= BUMP_INTERVAL:
             item.bumped = now
             self.items.move_to_end(key)
+        item.meta |= FETCHED  # memcached's ITEM_FETCHED (meta `h`)
         stats.get_hits += 1
-        item.fetched = True
         if insight is not None:
             insight.record(now, key, GET_HIT, len(item.value))
         return item
@@ -288,7 +288,7 @@ class Cache:
             if now - item.bumped >= BUMP_INTERVAL:
                 item.bumped = now
                 refresh(key)
-            item.fetched = True
+            item.meta |= FETCHED
             if detail is not None:
                 detail.get(key, True)
             hits.append((key, item))
@@ -541,7 +541,7 @@ class Cache:
             stats.touch_misses += 1
             return None
         stats.touch_hits += 1
-        item.fetched = True
+        item.meta |= FETCHED
         item.exptime = absolute_exptime(exptime, now)
         if item.exptime:
             heapq.heappush(self._expiries, (item.exptime, item.cas, key))
