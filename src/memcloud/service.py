@@ -170,9 +170,7 @@ class Session:
         """Send `command` on to the node that owns its key (see memcloud.routing); its
         reply takes the next place in `out`. At FORWARD_COMMANDS_MAX the read stops and
         the rest waits as the backlog."""
-        forwards = self.forwards
-        if forwards is None:
-            forwards = self.forwards = self._new_forwards(protocol)
+        forwards = self.forwards or self._new_forwards(protocol)
         forwards.add(
             owner, command, out, strip=strip, unreachable=unreachable, then=then, silent=silent
         )
@@ -180,11 +178,14 @@ class Session:
             self.backlog = True
 
     def _new_forwards(self, protocol: int) -> Forwards:
+        """This read's first forward: the read's Forwards, kept in `forwards`."""
         cache, route = self.cache, self.route
         assert cache is not None and route is not None
         principal = self.principal
         generation = principal.generation if principal is not None else ""
-        return Forwards(route, cache.id, generation, protocol, self.capabilities)
+        forwards = Forwards(route, cache.id, generation, protocol, self.capabilities)
+        self.forwards = forwards
+        return forwards
 
     def route_write(
         self,
@@ -214,9 +215,7 @@ class Session:
             self.forward(protocol, owner, command, out, unreachable=unreachable)
             return FORWARDED
         owners = route.ring.owners(cache.id, key, self.copies)
-        forwards = self.forwards
-        if forwards is None:
-            forwards = self.forwards = self._new_forwards(protocol)
+        forwards = self.forwards or self._new_forwards(protocol)
         if checked is not None:
             replicas = owners[1:]
             if owners[0] == local:
@@ -257,9 +256,7 @@ class Session:
     ) -> None:
         """Send `command` to every other node of the cluster (flush_all, stats); `combine`
         makes this command's reply from theirs (see Forwards.add_to_all)."""
-        forwards = self.forwards
-        if forwards is None:
-            forwards = self.forwards = self._new_forwards(protocol)
+        forwards = self.forwards or self._new_forwards(protocol)
         forwards.add_to_all(command, out, combine)
         if forwards.count >= FORWARD_COMMANDS_MAX:
             self.backlog = True

@@ -25,8 +25,6 @@ class TextForwarding(TextLogin):
         self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
     ) -> None:
         super().__init__(service, peer, close, forwarded=forwarded)
-        self.parser = TextParser(service.settings.item_size_max)
-        self.parser.authenticating = self.principal is None
         self._now = service.clock.now
         self._batch = 0  # reply bytes of values and stats in this call
         self._rest: Retrieve | None = None  # keys of a multi-get not yet answered

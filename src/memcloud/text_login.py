@@ -9,9 +9,20 @@ from collections.abc import Callable
 
 from memcloud.auth import ANONYMOUS_CREDENTIAL_ID, Directory
 from memcloud.auth_throttle import address_of
+from memcloud.gate import LOGIN, NO_FLUSH, NO_WRITE
 from memcloud.protocol import replies
-from memcloud.protocol.commands import Store
+from memcloud.protocol.commands import (
+    Arith,
+    Command,
+    Delete,
+    FlushAll,
+    FlushPrefix,
+    Retrieve,
+    Store,
+    Touch,
+)
 from memcloud.protocol.limits import AUTH_VALUE_MAX
+from memcloud.protocol.text import TextParser
 from memcloud.service import Service, Session
 
 __all__ = ["TextLogin", "names_user"]
@@ -19,13 +30,15 @@ __all__ = ["TextLogin", "names_user"]
 
 class TextLogin(Session):
     """A text connection's identity: a login `set` before authentication, or on the
-    anonymous cache a `set` naming a known username (TextSession executes everything
-    else)."""
+    anonymous cache a `set` naming a known username, and what the gate refuses it
+    (TextSession executes everything else)."""
 
     def __init__(
         self, service: Service, peer: str, close: Callable[[], None], *, forwarded: bool = False
     ) -> None:
         super().__init__(service, peer, close, forwarded=forwarded)
+        self.parser = TextParser(service.settings.item_size_max)
+        self.parser.authenticating = self.principal is None
         # On a server with --anonymous-cache a connection starts logged in to that cache,
         # and a `set` carrying a credential is a login, never an item (see _login_set).
         # The usernames of the control plane while the connection is the anonymous one
@@ -94,6 +107,35 @@ class TextLogin(Session):
             out.append(replies.AUTH_FAILED)
         return False
 
+    # -- what the gate refuses -----------------------------------------------------------
+
+    def _refuse(
+        self, command: Command | object, verdict: int, now: float, out: list[bytes]
+    ) -> None:
+        """Answer a command the gate did not allow, in memcached's words where it has them."""
+        if verdict == LOGIN:  # a `set` before authentication carries a credential
+            assert isinstance(command, Store)
+            if self._answer_login(command, now, out):
+                self.parser.authenticating = False
+        elif verdict == NO_WRITE:
+            if isinstance(command, Store):
+                # As memcached -Y answers a store it refuses; counted as a set.
+                cache = self.cache
+                assert cache is not None
+                cache.refuse_store()
+                if not command.noreply:
+                    out.append(replies.NOT_STORED)
+            elif isinstance(command, Retrieve) or not _noreply(command):  # gat has none
+                out.append(replies.NO_WRITE)
+        elif verdict == NO_FLUSH:
+            if not _noreply(command):
+                out.append(replies.NO_FLUSH)
+        elif self.full:  # not logged in: an anonymous cache at its connection limit
+            out.append(replies.TOO_MANY_CONNECTIONS)
+            self.closing = True
+        else:  # not logged in (or, deny by default, a command without a row)
+            out.append(replies.UNAUTHENTICATED)
+
 
 def names_user(value: bytes, usernames: frozenset[bytes]) -> bool:
     """Whether a set's value is memcached's -Y login, `<known username> <password>`."""
@@ -101,3 +143,11 @@ def names_user(value: bytes, usernames: frozenset[bytes]) -> bool:
         return False
     space = value.find(b" ")
     return space > 0 and value[:space] in usernames
+
+
+def _noreply(command: object) -> bool:
+    """A refused command's noreply (only refusals read it: no per-command cost)."""
+    return (
+        isinstance(command, (Store, Delete, Arith, Touch, FlushAll, FlushPrefix))
+        and command.noreply
+    )

@@ -8,14 +8,13 @@ from collections.abc import Callable
 from typing import Final
 
 from memcloud.admin_commands import STATS_GROUPS, admin_command, admin_stats
-from memcloud.gate import ALLOWED, LOGIN, NO_FLUSH, NO_WRITE, allowed
+from memcloud.gate import ALLOWED, NO_WRITE, allowed
 from memcloud.meta_session import execute_meta, meta_get_plain
 from memcloud.protocol import replies
 from memcloud.protocol.commands import (
     Admin,
     Arith,
     Close,
-    Command,
     Delete,
     FlushAll,
     FlushPrefix,
@@ -58,7 +57,7 @@ from memcloud.text_login import names_user
 
 __all__ = ["TextSession"]
 
-# The storage mode of each store verb, paired by name (see StoreVerb).
+# The storage mode of each store verb, paired by name (see StoreVerb); the replies of each.
 _MODES: Final = {verb: StoreMode[verb.name] for verb in StoreVerb}
 _STORE_REPLIES: Final = {
     StoreResult.STORED: replies.STORED,
@@ -68,16 +67,14 @@ _STORE_REPLIES: Final = {
     StoreResult.TOO_LARGE: replies.TOO_LARGE,
     StoreResult.NO_MEMORY: replies.OUT_OF_MEMORY,
 }
-# append/prepend growing an item past the item limit: memcached answers NOT_STORED.
-_GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
+_GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}  # append/prepend
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE: Final = 4096
-# What each key a `flush_prefix` scans at once (a small cache's, up to PREFIX_SCAN_SLICE) is
-# counted as against the batch: a short get reply's worth, so that a pipeline of them
-# yields the loop as a pipeline of multi-gets does.
+# Each key a `flush_prefix` scans at once (a small cache's) counts as a short get reply
+# against the batch: a pipeline of them yields the loop as one of multi-gets does.
 _PREFIX_SCAN_KEY_ESTIMATE: Final = 64
 _VERSION: Final = f"VERSION {MEMCACHED_VERSION}\r\n".encode()
-# The rows the fast paths ask the gate for: a plain get's, and a plain (or too large) set's.
+# The rows the fast paths ask the gate for: a plain get's, a plain set's, a plain mg's.
 _GET: Final = TEXT_SPECS[b"get"]
 _SET: Final = TEXT_SPECS[b"set"]
 _MG: Final = META_SPECS[b"mg"]
@@ -222,35 +219,6 @@ class TextSession(TextAdmin):
         # Past the batch limit, the rest waits in the parser as the session's backlog.
         self.backlog = batch > REPLY_BATCH_MAX
         return pos
-
-    # -- what the gate refuses -----------------------------------------------------------
-
-    def _refuse(
-        self, command: Command | object, verdict: int, now: float, out: list[bytes]
-    ) -> None:
-        """Answer a command the gate did not allow, in memcached's words where it has them."""
-        if verdict == LOGIN:  # a `set` before authentication carries a credential
-            assert isinstance(command, Store)
-            if self._answer_login(command, now, out):
-                self.parser.authenticating = False
-        elif verdict == NO_WRITE:
-            if isinstance(command, Store):
-                # As memcached -Y answers a store it refuses; counted as a set.
-                cache = self.cache
-                assert cache is not None
-                cache.refuse_store()
-                if not command.noreply:
-                    out.append(replies.NOT_STORED)
-            elif isinstance(command, Retrieve) or not _noreply(command):  # gat has none
-                out.append(replies.NO_WRITE)
-        elif verdict == NO_FLUSH:
-            if not _noreply(command):
-                out.append(replies.NO_FLUSH)
-        elif self.full:  # not logged in: an anonymous cache at its connection limit
-            out.append(replies.TOO_MANY_CONNECTIONS)
-            self.closing = True
-        else:  # not logged in (or, deny by default, a command without a row)
-            out.append(replies.UNAUTHENTICATED)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -501,14 +469,6 @@ def _stored(reply: bytes) -> bool:
 
 def _unless(noreply: bool, reply: bytes) -> bytes:
     return b"" if noreply else reply
-
-
-def _noreply(command: object) -> bool:
-    """A refused command's noreply (only refusals read it: no per-command cost)."""
-    return (
-        isinstance(command, (Store, Delete, Arith, Touch, FlushAll, FlushPrefix))
-        and command.noreply
-    )
 
 
 def _get_reply(cache: Cache, key: bytes, now: float) -> bytes:
