@@ -1,6 +1,5 @@
 """A text-protocol connection: parse what arrived, execute every whole command, answer all
-of them in one write. No await and no I/O per command.
-"""
+of them in one write. No await and no I/O per command."""
 
 from __future__ import annotations
 
@@ -57,7 +56,8 @@ from memcloud.text_login import names_user
 
 __all__ = ["TextSession"]
 
-# The storage mode of each store verb, paired by name (see StoreVerb); the replies of each.
+# The storage mode of each store verb (see StoreVerb), and its replies (append/prepend past
+# the item limit: NOT_STORED, as memcached answers).
 _MODES: Final = {verb: StoreMode[verb.name] for verb in StoreVerb}
 _STORE_REPLIES: Final = {
     StoreResult.STORED: replies.STORED,
@@ -67,7 +67,7 @@ _STORE_REPLIES: Final = {
     StoreResult.TOO_LARGE: replies.TOO_LARGE,
     StoreResult.NO_MEMORY: replies.OUT_OF_MEMORY,
 }
-_GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}  # append/prepend
+_GROWTH_REPLIES: Final = {**_STORE_REPLIES, StoreResult.TOO_LARGE: replies.NOT_STORED}
 # What a `stats` reply is counted as against the batch (its real size is about 2 KiB).
 _STATS_REPLY_ESTIMATE: Final = 4096
 # Each key a `flush_prefix` scans at once (a small cache's) counts as a short get reply
