@@ -100,6 +100,14 @@ class TextForwarding(TextLogin):
 
         self.forwards_to_all(PROTOCOL_TEXT, b"stats\r\n", out, combine)
 
+    def _everywhere(self, line: bytes, reply: bytes, out: list[bytes]) -> None:
+        """A flush made here: in a cluster `line` goes to every other node, which empties
+        its share, before the client hears `reply`."""
+        if self.route is not None and not self.forwarded:
+            self.forwards_to_all(PROTOCOL_TEXT, line, out, lambda parts: reply)
+        elif reply:
+            out.append(reply)
+
     def _cache_id(self) -> int:
         cache = self.cache
         return cache.id if cache is not None else 0

@@ -373,39 +373,31 @@ class TextSession(TextAdmin):
         cache = self.cache
         assert cache is not None
         service = self.service
-        if self.forwarded:
-            # Another node took this flush_all: it counts and records it, this node empties
-            # its share (at the same moment, for a delayed one).
-            service.flush(cache.id, None, command.delay, now, counted=False)
-            out.append(replies.OK)
-            return
-        service.flush(cache.id, service.flush_event(self, cache.id, "text"), command.delay, now)
-        reply = b"" if command.noreply else replies.OK
-        if self.route is not None:
-            # Every other node of the cluster empties its share before the client hears OK.
-            line = b"flush_all %d\r\n" % command.delay
-            self.forwards_to_all(PROTOCOL_TEXT, line, out, lambda parts: reply)
-        elif reply:
-            out.append(reply)
+        # Another node's flush_all (forwarded): it counts and records it, this node empties
+        # its share (at the same moment, for a delayed one).
+        event = None if self.forwarded else service.flush_event(self, cache.id, "text")
+        service.flush(cache.id, event, command.delay, now, counted=not self.forwarded)
+        reply = b"" if command.noreply and not self.forwarded else replies.OK
+        self._everywhere(b"flush_all %d\r\n" % command.delay, reply, out)
 
     def _flush_prefix(self, command: FlushPrefix, now: float, out: list[bytes]) -> None:
-        # As flush_all: this node's share of the cache, logged by it.
+        # As flush_all: every node's share of the cache, logged by the node that took it.
         cache = self.cache
         assert cache is not None
         service = self.service
-        event = service.flush_event(self, cache.id, "text")
+        event = None if self.forwarded else service.flush_event(self, cache.id, "text")
         if cache.curr_items <= PREFIX_SCAN_SLICE:  # scanned within the flush
             self._batch += cache.curr_items * _PREFIX_SCAN_KEY_ESTIMATE
             if self._batch > REPLY_BATCH_MAX:
                 self.backlog = True
         try:
-            service.flush(cache.id, event, prefix=command.prefix)
+            service.flush(cache.id, event, prefix=command.prefix, counted=not self.forwarded)
         except TooManyPrefixFlushes:
-            if not command.noreply:
+            if not command.noreply or self.forwarded:
                 out.append(replies.PREFIX_FLUSHES_PENDING)
             return
-        if not command.noreply:
-            out.append(replies.OK)
+        reply = b"" if command.noreply and not self.forwarded else replies.OK
+        self._everywhere(b"flush_prefix %s\r\n" % command.prefix, reply, out)
 
     def _stats(self, command: Stats, now: float, out: list[bytes]) -> None:
         group = command.args[0] if command.args else b""

@@ -274,3 +274,17 @@ def test_meta_commands_reach_the_owner_of_their_key(cluster: ServerProcess) -> N
         assert reply == expected + b"MN\r\n"
         reader.sendall(b"md meta-7\r\nmg meta-7 v\r\nma meta-missing\r\n")
         assert _read_until(reader, b"NF\r\n") == b"HD\r\nEN\r\nNF\r\n"
+
+
+def test_a_text_prefix_flush_on_one_node_reaches_every_node(cluster: ServerProcess) -> None:
+    nodes = addresses(cluster)
+    client = text_client(cluster, nodes[0])
+    for i in range(60):
+        assert client.set(f"page:{i}", b"v", noreply=False)
+        assert client.set(f"session:{i}", b"v", noreply=False)
+    other = text_client(cluster, nodes[2])
+    assert other.raw_command(b"flush_prefix page:", b"\r\n") == b"OK"
+    assert client.get_many([f"page:{i}" for i in range(60)]) == {}
+    assert len(client.get_many([f"session:{i}" for i in range(60)])) == 60
+    client.close()
+    other.close()
