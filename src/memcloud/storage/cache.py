@@ -45,6 +45,7 @@ __all__ = [
     "MemoryBudget",
     "absolute_exptime",
     "continue_cas_above",
+    "next_cas",
     "stripe_cas",
 ]
 
@@ -85,6 +86,13 @@ def stripe_cas(node_id: int) -> None:
     last = next(_cas_counter)
     _cas_slot, _cas_stride = node_id % CAS_STRIDE, CAS_STRIDE
     _count_cas_above(last)
+
+
+def next_cas() -> int:
+    """The next CAS unique (for storage modules other than this one: stripe_cas and
+    continue_cas_above rebind this module's counter, so a name imported from here would
+    keep counting the old one)."""
+    return _next_cas()
 
 
 def continue_cas_above(cas: int) -> None:

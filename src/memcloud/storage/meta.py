@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 
-from memcloud.storage.cache import Cache, _next_cas, absolute_exptime
+from memcloud.storage.cache import Cache, absolute_exptime, next_cas
 from memcloud.storage.item import BUMP_INTERVAL, FETCHED, STALE, TOKEN_SENT, Item
 from memcloud.storage.results import StoreMode, StoreResult
 
@@ -27,7 +27,7 @@ def set_expiry(cache: Cache, key: bytes, item: Item, exptime: int, now: float) -
 def set_cas(cache: Cache, key: bytes, item: Item, cas: int) -> None:
     """Give the item a new CAS (the next one, or the client's explicit `E` one); the expiry
     heap knows entries by CAS, so the item gets a new entry there."""
-    item.cas = cas if cas else _next_cas()
+    item.cas = cas if cas else next_cas()
     if item.exptime > 0:
         heapq.heappush(cache._expiries, (item.exptime, item.cas, key))
 
