@@ -147,10 +147,11 @@ def _inject(world: World, tenant: Tenant, what: str, which: int) -> None:
     port = world.server.port
     if what == "meta_set" and tenant.connections:
         conn = tenant.connections[which % len(tenant.connections)]
-        # The data block is swallowed, never run: the get after it still finds the item.
-        conn.send(b"ms k 9\r\nflush_all\r\nmn\r\n")
-        assert conn.read_until(b"\r\n") == b"ERROR\r\n"
-        assert conn.read_until(b"\r\n") == b"ERROR\r\n"  # mn: no meta commands yet
+        # The data block is the value stored, never run: the get after it still finds the
+        # tenant's item (under another key), not flushed.
+        conn.send(b"ms injected-meta 9\r\nflush_all\r\nmn\r\n")
+        assert conn.read_until(b"\r\n") == b"HD\r\n"
+        assert conn.read_until(b"\r\n") == b"MN\r\n"
     elif what == "http_line":
         # memcached's cross-protocol guard: the connection closes at the request line and
         # the flush_all behind it never runs (on a tenant's connection or an anonymous one).

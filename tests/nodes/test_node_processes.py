@@ -60,9 +60,12 @@ def test_each_node_holds_its_share_and_the_api_sees_both(deployment: ServerProce
         cache_id = http.get("/api/v1/login").json()["cache_id"]
         per_server = http.get(f"/api/v1/{cache_id}/stats").json()
         assert sorted(per_server) == sorted(deployment.servers)
+        # Each key lives on its owner (whichever node took it): the two shares add up to
+        # the 20 keys, and each node holds some of them.
         for stats in per_server.values():
             assert stats["limit_maxbytes"] == PLAN // 2
-            assert stats["curr_items"] >= 10
+            assert stats["curr_items"] > 0
+        assert sum(s["curr_items"] for s in per_server.values()) >= 20
         total = http.get(f"/api/v2/caches/{cache_id}/stats").json()
         assert total["limit_maxbytes"] == PLAN
         assert total["curr_items"] == sum(s["curr_items"] for s in per_server.values())
@@ -80,11 +83,12 @@ def test_api_flush_empties_every_node_and_is_logged_once(deployment: ServerProce
         for index, c in enumerate(clients):
             assert c.get(f"flushme{index}") is None
         assert wait_for(lambda: len(deployment.cli_json("flush-log", "default")) == before + 1)
-    # A flush sent to node 1 with the memcache protocol empties only node 1, and is logged.
-    assert clients[0].set("stays", b"v", noreply=False)
+    # A flush sent to node 1 with the memcache protocol empties every node (they are one
+    # cache: issue 11), and is logged once.
+    assert clients[0].set("goes-too", b"v", noreply=False)
     assert clients[1].set("goes", b"v", noreply=False)
     clients[1].flush_all(noreply=False)
-    assert clients[0].get("stays") == b"v" and clients[1].get("goes") is None
+    assert clients[0].get("goes-too") is None and clients[1].get("goes") is None
     assert wait_for(lambda: len(deployment.cli_json("flush-log", "default")) == before + 2)
     for c in clients:
         c.close()
@@ -120,7 +124,11 @@ def test_a_killed_node_is_reported_then_restarted(deployment: ServerProcess) -> 
         c = client(deployment, deployment.servers[1])  # same port as before
         assert c.set("after-restart", b"v", noreply=False)
         c.close()
-        assert http.get(f"/api/v1/{cache_id}/stats").status_code == 200
+        # The deployment reaches it again once it rejoined the registry (its channel's new
+        # port: within a heartbeat or a revision).
+        assert wait_for(
+            lambda: http.get(f"/api/v1/{cache_id}/stats").status_code == 200, timeout=5
+        )
         token = (data_dir / "metrics-token").read_text().strip()
         metrics = httpx.get(
             f"http://127.0.0.1:{deployment.api_port}/metrics",
