@@ -211,7 +211,8 @@ class RemoteNode:
         await self._call({"op": "ping"})
 
     async def flush_log_pending(self, cache_id: int) -> dict[str, Any]:
-        reply = await self._call({"op": "flush_log_pending", "cache_id": cache_id})
+        # `here`: that node's own records only (its deployment would ask every node again).
+        reply = await self._call({"op": "flush_log_pending", "cache_id": cache_id, "here": True})
         since = reply.get("since")
         return {
             "pending": int(reply.get("pending") or 0),

@@ -90,6 +90,8 @@ async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, 
             if not isinstance(query, dict):
                 return {"ok": False, "error": "query must be an object"}
             return {"ok": True, "view": await deployment.local.introspect(cache_id, query)}
+        if op == "flush_log_pending" and request.get("here") is True:
+            return {"ok": True, **await deployment.local.flush_log_pending(cache_id)}
         if op == "flush_log_pending":
             # Node 0 sums its own and every other node's; another node answers its own.
             return {"ok": True, **await deployment.flush_log_pending(cache_id)}
