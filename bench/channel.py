@@ -21,8 +21,9 @@ from collections.abc import Sequence
 
 import uvloop
 
-from memcloud.cluster.channel import ChannelServer, PeerLink
+from memcloud.cluster.channel import ChannelServer
 from memcloud.cluster.identity import NodeIdentity
+from memcloud.cluster.link import PeerLink
 from memcloud.cluster.secrets import ClusterSecrets, generate_secret
 
 MAX_FRAME = 2 * 1024 * 1024

@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.placement",
                 "memcloud.routing",
                 "memcloud.config",
+                "memcloud.plans",
                 "memcloud.options",
                 "memcloud.stats",
                 "memcloud.introspection",

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Final
 
 from memcloud.auth_throttle import client_network
-from memcloud.config import MIB, Settings
+from memcloud.config import Settings
+from memcloud.plans import MIB
 
 __all__ = [
     "CONNECTIONS_PER_MB",

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
-from memcloud.cluster.channel import ChannelServer, Handler, PeerLink
+from memcloud.cluster.channel import ChannelServer, Handler
 from memcloud.cluster.identity import NodeIdentity
+from memcloud.cluster.link import PeerLink
 from memcloud.cluster.secrets import ClusterSecrets, generate_secret
 
 T = TypeVar("T")

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from memcloud.cluster.channel import ChannelError, PeerLink, PeerUnavailable
+from memcloud.cluster.channel import ChannelError, PeerUnavailable
 from memcloud.cluster.identity import NodeIdentity, ca_of
+from memcloud.cluster.link import PeerLink
 from memcloud.cluster.wire import HEADER, encode_frame
 
 from .conftest import NEW, OLD, THIRD, Runner, echo, identity, link_to, serving

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from memcloud.cluster.channel import MAX_IN_FLIGHT, ChannelError, PeerLink, PeerUnavailable
+from memcloud.cluster.channel import MAX_IN_FLIGHT, ChannelError, PeerUnavailable
+from memcloud.cluster.link import PeerLink
 from memcloud.cluster.wire import encode_frame
 
 from .conftest import MAX_FRAME, NEW, Runner, echo, identity, link_to, serving

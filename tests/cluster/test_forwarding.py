@@ -268,9 +268,7 @@ def test_meta_commands_reach_the_owner_of_their_key(cluster: ServerProcess) -> N
         gets = b"".join(b"mg meta-%d v k O%d\r\n" % (i, i) for i in range(40))
         reader.sendall(gets + b"mn\r\n")
         reply = _read_until(reader, b"MN\r\n")
-        expected = b"".join(
-            b"VA 2 kmeta-%d O%d\r\nv%d\r\n" % (i, i, i % 10) for i in range(40)
-        )
+        expected = b"".join(b"VA 2 kmeta-%d O%d\r\nv%d\r\n" % (i, i, i % 10) for i in range(40))
         assert reply == expected + b"MN\r\n"
         reader.sendall(b"md meta-7\r\nmg meta-7 v\r\nma meta-missing\r\n")
         assert _read_until(reader, b"NF\r\n") == b"HD\r\nEN\r\nNF\r\n"

@@ -101,4 +101,3 @@ def test_uptime_reads_in_two_units() -> None:
         "2h 5m",
         "3d 11h",
     ]
-

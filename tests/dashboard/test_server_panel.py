@@ -86,8 +86,7 @@ def test_the_server_panel_shows_nodes_budget_and_warnings(
     try:
         frozen = server.servers[1]
         assert wait_for(
-            lambda: {n["address"]: n["state"] for n in server.cli_json("nodes")}[frozen]
-            == "down",
+            lambda: {n["address"]: n["state"] for n in server.cli_json("nodes")}[frozen] == "down",
             timeout=10,
         )
         page.goto(f"{base_url(server)}/dashboard/admin")

@@ -54,9 +54,7 @@ def _assert_429(reply: httpx.Response) -> None:
 def test_dashboard_sign_in(server: ServerProcess) -> None:
     with client(server, "127.0.10.1") as guesser:
         for _ in range(FREE_FAILURES):
-            reply = _form(
-                guesser, "/dashboard/login", username=server.username, password="wrong"
-            )
+            reply = _form(guesser, "/dashboard/login", username=server.username, password="wrong")
             assert reply.status_code == 401
         reply = _form(
             guesser, "/dashboard/login", username=server.username, password=server.password

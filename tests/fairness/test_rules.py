@@ -7,7 +7,6 @@ import pytest
 
 from memcloud.admission import Admission, address_key, plan_connection_limit
 from memcloud.config import (
-    MIB,
     Plan,
     Settings,
     format_plans,
@@ -15,6 +14,7 @@ from memcloud.config import (
     parse_plans,
     plan_connections,
 )
+from memcloud.plans import MIB
 
 
 def test_plans_name_their_connection_limit() -> None:

@@ -105,8 +105,7 @@ def test_read_only_credential_cannot_write_flush_or_use_the_api(tmp_path: Path) 
         auth = basic(user, password)
         # A new credential reaches the running server within its poll interval.
         assert wait_for(
-            lambda: api_status(server.api_port or 0, user, password, "/api/v2/caches/1/info")
-            != 401
+            lambda: api_status(server.api_port or 0, user, password, "/api/v2/caches/1/info") != 401
         )
         flush = httpx.post(f"{base}/api/v1/1/flush", headers=auth, timeout=10)
         info = httpx.get(f"{base}/api/v2/caches/1/info", headers=auth, timeout=10)

@@ -48,9 +48,7 @@ def two_clusters(
         "--memory", "64MB", "--max-connections", "500", env=env,
     )  # fmt: skip
     with us:
-        eu = ServerProcess(
-            tmp_path / "eu", "--cluster", "eu-1", "--machine", "m-eu", env=env
-        )
+        eu = ServerProcess(tmp_path / "eu", "--cluster", "eu-1", "--machine", "m-eu", env=env)
         with eu:
             yield us, eu, env
 
@@ -127,9 +125,7 @@ def test_info_switch_cluster_and_the_servers_list(
     # A node joining eu-1 is listed (by port on one host), and is gone once it stops.
     with ServerProcess(tmp_path / "eu2", "--cluster", "eu-1", env=env) as eu2:
         both = sorted([_address(eu), _address(eu2)], key=lambda a: int(a.rpartition(":")[2]))
-        assert wait_for(
-            lambda: _info(us, user, password, cache_id)["servers"] == both, timeout=5
-        )
+        assert wait_for(lambda: _info(us, user, password, cache_id)["servers"] == both, timeout=5)
         cli_created = us.cli("cache", "create", "shop", "--json")
         # `cache create` hands out its cluster's live nodes (us-1: node `us`).
         assert cli_created.stdout.count(_address(us)) == 1

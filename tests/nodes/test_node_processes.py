@@ -126,9 +126,7 @@ def test_a_killed_node_is_reported_then_restarted(deployment: ServerProcess) -> 
         c.close()
         # The deployment reaches it again once it rejoined the registry (its channel's new
         # port: within a heartbeat or a revision).
-        assert wait_for(
-            lambda: http.get(f"/api/v1/{cache_id}/stats").status_code == 200, timeout=5
-        )
+        assert wait_for(lambda: http.get(f"/api/v1/{cache_id}/stats").status_code == 200, timeout=5)
         token = (data_dir / "metrics-token").read_text().strip()
         metrics = httpx.get(
             f"http://127.0.0.1:{deployment.api_port}/metrics",

@@ -53,9 +53,7 @@ def test_pymemcache_reads_and_writes_over_tls(tls_server: ServerProcess, certs: 
 def test_plain_and_tls_ports_serve_the_same_cache(tls_server: ServerProcess, certs: Certs) -> None:
     assert tls_server.tls_port is not None
     plain = Client(("127.0.0.1", tls_server.port), default_noreply=False, timeout=5)
-    tls = Client(
-        ("127.0.0.1", tls_server.tls_port), tls_context=certs.client_context(), timeout=5
-    )
+    tls = Client(("127.0.0.1", tls_server.tls_port), tls_context=certs.client_context(), timeout=5)
     try:
         assert plain.set(tls_server.username, tls_server.password) is True
         assert tls.set(tls_server.username, tls_server.password) is True

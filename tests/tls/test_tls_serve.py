@@ -145,9 +145,7 @@ def _free_port() -> int:
         return port
 
 
-def test_tls_only_closes_the_plain_port_and_lists_tls_servers(
-    tmp_path: Path, certs: Certs
-) -> None:
+def test_tls_only_closes_the_plain_port_and_lists_tls_servers(tmp_path: Path, certs: Certs) -> None:
     plain = _free_port()
     env = {"MEMCLOUD_TLS_CERT": str(certs.cert), "MEMCLOUD_TLS_KEY": str(certs.key)}
     args = ("--port", str(plain), "--tls-port", "0", "--tls-only")
@@ -211,9 +209,7 @@ def test_api_and_dashboard_over_https(tls_server: ServerProcess, certs: Certs) -
         httpx.get(f"http://127.0.0.1:{tls_server.api_port}/api/v1/login", auth=auth, timeout=5)
 
 
-def test_a_client_that_never_finishes_the_handshake_is_closed(
-    tmp_path: Path, certs: Certs
-) -> None:
+def test_a_client_that_never_finishes_the_handshake_is_closed(tmp_path: Path, certs: Certs) -> None:
     with ServerProcess(tmp_path / "data", *certs.tls_args(), "--auth-timeout", "1") as server:
         assert server.tls_port is not None
         with socket.create_connection(("127.0.0.1", server.tls_port), timeout=10) as silent:

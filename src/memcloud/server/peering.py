@@ -18,8 +18,9 @@ import logging
 from collections.abc import Awaitable
 from typing import Final
 
-from memcloud.cluster.channel import ChannelServer, PeerLink
+from memcloud.cluster.channel import ChannelServer
 from memcloud.cluster.identity import NodeIdentity
+from memcloud.cluster.link import PeerLink
 from memcloud.config import Settings
 from memcloud.control.models import NodeRecord
 from memcloud.deployment import Deployment
