@@ -13,7 +13,7 @@ from memcloud.protocol.forms import meta_line, retrieval_line
 from memcloud.protocol.meta import MA, MD, ME, MG, MN, MS, MetaCommand
 from memcloud.protocol.replies import render_stats, render_value
 from memcloud.protocol.text import NEED_DATA, TextParser
-from memcloud.routing import PROTOCOL_TEXT
+from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.text_login import TextLogin
 
@@ -99,6 +99,18 @@ class TextForwarding(TextLogin):
             return render_stats(self.cluster_stats(now, others))
 
         self.forwards_to_all(PROTOCOL_TEXT, b"stats\r\n", out, combine)
+
+    def _change_here(
+        self, key: bytes, line: bytes, noreply: bool, out: list[bytes]
+    ) -> list[bytes] | None:
+        """Where the reply of a change of `key` goes in a cluster: `out` when this node
+        answers it, a list nobody reads when this node only holds a replica's copy, None
+        when its owner answers (the change was forwarded; see Session.route_write)."""
+        unreachable = b"" if noreply else replies.NOT_FOUND
+        where = self.route_write(PROTOCOL_TEXT, key, line, out, unreachable)
+        if where == FORWARDED:
+            return None
+        return out if where == SERVE else []
 
     def _everywhere(self, line: bytes, reply: bytes, out: list[bytes]) -> None:
         """A flush made here: in a cluster `line` goes to every other node, which empties

@@ -322,13 +322,10 @@ class TextSession(TextAdmin):
         cache = self.cache
         assert cache is not None
         if self.route is not None:
-            unreachable = _unless(command.noreply, replies.NOT_FOUND)
-            where = self.route_write(
-                PROTOCOL_TEXT, command.key, delete_line(command), out, unreachable
-            )
-            if where == FORWARDED:
+            here = self._change_here(command.key, delete_line(command), command.noreply, out)
+            if here is None:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
+            out = here
         result = cache.delete(command.key, now)
         if not command.noreply:
             out.append(replies.DELETED if result is DeleteResult.DELETED else replies.NOT_FOUND)
@@ -337,13 +334,10 @@ class TextSession(TextAdmin):
         cache = self.cache
         assert cache is not None
         if self.route is not None:
-            unreachable = _unless(command.noreply, replies.NOT_FOUND)
-            where = self.route_write(
-                PROTOCOL_TEXT, command.key, arith_line(command), out, unreachable
-            )
-            if where == FORWARDED:
+            here = self._change_here(command.key, arith_line(command), command.noreply, out)
+            if here is None:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
+            out = here
         result = cache.arith(command.key, command.delta, command.incr, now)
         if command.noreply:
             return
@@ -358,13 +352,10 @@ class TextSession(TextAdmin):
         cache = self.cache
         assert cache is not None
         if self.route is not None:
-            unreachable = _unless(command.noreply, replies.NOT_FOUND)
-            where = self.route_write(
-                PROTOCOL_TEXT, command.key, touch_line(command), out, unreachable
-            )
-            if where == FORWARDED:
+            here = self._change_here(command.key, touch_line(command), command.noreply, out)
+            if here is None:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
+            out = here
         item = cache.touch(command.key, command.exptime, now)
         if not command.noreply:
             out.append(replies.NOT_FOUND if item is None else replies.TOUCHED)
