@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheClientError
 
 from api.conftest import SAMPLE_ENV, Api, Cred
 from memcloud.testing import ServerProcess, wait_for
@@ -37,13 +38,26 @@ def api(proc: ServerProcess) -> Iterator[Api]:
 
 
 def clients(api: Api, cred: Cred) -> list[Client]:
-    """A logged-in text client on each node of the cache."""
+    """A logged-in text client on each node of the cache. The API knowing the new cache
+    does not mean every node has polled the control store yet (each does within a second,
+    longer on a loaded machine), so a refused login is tried again on a new connection."""
     found = []
     for server in api.proc.servers:
         host, port = server.rsplit(":", 1)
-        client = Client((host, int(port)), timeout=5)
-        assert client.set(cred.username, cred.password, noreply=False)
-        found.append(client)
+
+        def logged_in(host: str = host, port: str = port) -> bool:
+            client = Client((host, int(port)), timeout=5)
+            try:
+                accepted = bool(client.set(cred.username, cred.password, noreply=False))
+            except MemcacheClientError:  # "authentication failure": not known there yet
+                accepted = False
+            if accepted:
+                found.append(client)
+            else:
+                client.close()
+            return accepted
+
+        assert wait_for(logged_in, timeout=10), f"{server} never accepted {cred.username}"
     return found
 
 
