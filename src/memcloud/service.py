@@ -301,6 +301,8 @@ class Session:
                     started_at=self.service.started_at,
                     now=now,
                     max_connections=settings.max_connections,
+                    control_store_read_at=self.service.control_store_read_at,
+                    control_store_up=self.service.control_store_up,
                 )
             )
         if group == b"settings":
@@ -375,8 +377,19 @@ class Service:
         self.auth_throttle = AuthThrottle(settings.login_free_failures)
         # Connection slots: per-cache limits and unauthenticated connections (admission).
         self.admission = Admission(settings)
+        # Whether the directory poll's last read of the control store worked, and when one
+        # last did (the clock's time): `stats` says so (control_store_up, control_store_age),
+        # since a node that lost the database serves its last snapshot.
+        self.control_store_up = True
+        self.control_store_read_at = self.started_at
         self.directory = directory
         self.set_directory(directory)
+
+    def control_store_read(self, ok: bool) -> None:
+        """The directory poll read the control store (`ok`) or failed to."""
+        self.control_store_up = ok
+        if ok:
+            self.control_store_read_at = self.clock.now()
 
     def copies_of(self, cache_id: int) -> int:
         """Copies of each key the cache keeps (its plan's `replicas`)."""

@@ -55,8 +55,20 @@ def test_a_node_reports_the_history_names_with_the_stats_values() -> None:
     cache.get(b"missing", clock.now())
     report = node_stats(cache, clock.now())
     assert list(report) == list(HISTORY_STAT_NAMES)
-    lines = dict(cache_stats(cache, started_at=clock.now(), now=clock.now(), max_connections=9))
-    assert report == {name: int(lines[name]) for name in HISTORY_STAT_NAMES}
+    lines = dict(
+        cache_stats(
+            cache,
+            started_at=clock.now(),
+            now=clock.now() + 7,
+            max_connections=9,
+            control_store_read_at=clock.now() + 4,
+            control_store_up=False,
+        )
+    )
+    assert report == {name: int(lines[name]) for name in HISTORY_STAT_NAMES} | {
+        "time": int(clock.now())
+    }
+    assert (lines["control_store_up"], lines["control_store_age"]) == (0, 3)
     assert (report["get_hits"], report["get_misses"], report["curr_items"]) == (1, 1, 1)
 
 

@@ -82,6 +82,8 @@ class MetricsSnapshot:
     flushes: dict[str, int] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
+    # This node's last read of the control store worked (a node that lost it serves on).
+    control_store_up: bool = True
 
 
 class SnapshotCollector(Collector):
@@ -153,6 +155,12 @@ class SnapshotCollector(Collector):
                 snap.open_connections,
             ),
             ("memcloud_uptime_seconds", "Seconds since this node started", snap.uptime),
+            (
+                "memcloud_control_store_up",
+                "1 if this node's last read of the control store worked, else 0 (it serves "
+                "the caches and credentials it last read)",
+                1 if snap.control_store_up else 0,
+            ),
         ):
             gauge = GaugeMetricFamily(name, text, labels=["server"])
             gauge.add_metric(here, value)
@@ -259,6 +267,7 @@ async def take_snapshot(ctx: ApiContext) -> MetricsSnapshot:
         flushes=flushes,
         refusals=dict(service.admission.refusals),
         throttled={"held": throttle.held, "refused": throttle.refused},
+        control_store_up=service.control_store_up,
     )
 
 

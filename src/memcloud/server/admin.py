@@ -78,6 +78,8 @@ async def _answer(deployment: Deployment, request: dict[str, Any]) -> dict[str, 
                 started_at=service.started_at,
                 now=service.clock.now(),
                 max_connections=service.settings.max_connections,
+                control_store_read_at=service.control_store_read_at,
+                control_store_up=service.control_store_up,
             )
             return {"ok": True, "stats": dict(lines)}
         if op == "node_stats":

@@ -98,6 +98,7 @@ async def _poll_directory(
                 continue
             checked = loop.time()
             revision = await asyncio.to_thread(store.revision)
+            service.control_store_read(True)
             if revision != service.directory.revision:
                 on_revision()  # a node may have joined or left: the registry is read again
                 directory = await asyncio.to_thread(Directory.load, store)
@@ -115,6 +116,7 @@ async def _poll_directory(
                     extra={"revision": directory.revision, "node": node, "changes": changes},
                 )
         except Exception as exc:
+            service.control_store_read(False)
             failures.failed(exc, "keeping the last snapshot")
             await asyncio.sleep(DIRECTORY_POLL_SECONDS)
         else:

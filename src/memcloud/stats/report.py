@@ -26,9 +26,18 @@ MEMCACHED_VERSION = "1.6.21"
 
 
 def cache_stats(
-    cache: Cache, *, started_at: float, now: float, max_connections: int
+    cache: Cache,
+    *,
+    started_at: float,
+    now: float,
+    max_connections: int,
+    control_store_read_at: float,
+    control_store_up: bool,
 ) -> list[tuple[str, int | float | str]]:
-    """memcached's `stats` lines, in memcached's order, for one cache."""
+    """memcached's `stats` lines, in memcached's order, for one cache; then memcloud's own:
+    whether this node's last read of the control store worked (`control_store_up` 1 or 0)
+    and how many seconds ago one last did (`control_store_age`), since a node that lost the
+    database keeps serving the caches and credentials it last read."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     s = cache.stats
     return [
@@ -81,6 +90,8 @@ def cache_stats(
         ("expired", s.expired),
         ("reclaimed", s.reclaimed),
         ("evictions", s.evictions),
+        ("control_store_up", 1 if control_store_up else 0),
+        ("control_store_age", max(0, int(now - control_store_read_at))),
     ]
 
 
