@@ -86,7 +86,7 @@ class BinaryForwarding(Session):
         return True
 
     def _route_change(self, request: Request, out: list[bytes], unreachable: bytes) -> int:
-        """Where a change runs (routing.SERVE, FORWARDED or COPY: Session.route_write).
+        """Where a change runs (routing.SERVE or FORWARDED: Session.route_write).
         A store or delete checked against a CAS unique on a plan with replicas reaches the
         replicas as its outcome (the same change, unchecked and quiet), once made."""
         packet = _packet(request)

@@ -36,7 +36,7 @@ from memcloud.protocol.binary import (
 from memcloud.protocol.binary import request as binary_request
 from memcloud.protocol.sasl import MECHANISMS, PLAIN, parse_plain
 from memcloud.protocol.specs import BINARY_SPECS, REJECTED, SPECS_BY_OPCODE
-from memcloud.routing import FORWARDED, PROTOCOL_BINARY, SERVE
+from memcloud.routing import FORWARDED, PROTOCOL_BINARY
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import Cache, absolute_exptime
@@ -267,7 +267,6 @@ class BinarySession(BinaryForwarding):
             )
             if where == FORWARDED:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
         (exptime,) = _EXPTIME.unpack(request.extras)
         is_get = opcode != Opcode.TOUCH
         touch = cache.gat if is_get else cache.touch
@@ -296,7 +295,6 @@ class BinarySession(BinaryForwarding):
             )
             if where == FORWARDED:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
         mode = _STORE_MODES[opcode]
         if request.extras:
             flags, exptime = _STORE_EXTRAS.unpack(request.extras)
@@ -330,7 +328,6 @@ class BinarySession(BinaryForwarding):
             )
             if where == FORWARDED:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
         result = cache.delete(request.key, now, request.cas)
         if self.copy_after is not None:  # a checked change made here: now to the replicas
             if result is DeleteResult.DELETED:
@@ -353,7 +350,6 @@ class BinarySession(BinaryForwarding):
             )
             if where == FORWARDED:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
         delta, initial, exptime = _ARITH_EXTRAS.unpack(request.extras)
         incr = opcode == Opcode.INCREMENT or opcode == Opcode.INCREMENTQ
         key = request.key

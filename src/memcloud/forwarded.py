@@ -18,6 +18,7 @@ from memcloud.binary_session import BinarySession
 from memcloud.routing import PROTOCOL_BINARY, PROTOCOL_TEXT, decode_forward, encode_chunks
 from memcloud.service import Service, Session
 from memcloud.storage.cache import Cache
+from memcloud.storage.stats import CacheStats
 from memcloud.text_session import TextSession
 
 __all__ = ["FORWARDED_CREDENTIAL_ID", "ForwardedCommands", "NotServedHere"]
@@ -46,7 +47,7 @@ class ForwardedCommands:
 
     def answer(self, payload: bytes) -> bytes:
         """Run one frame of forwarded commands; its replies, one chunk per command."""
-        cache_id, generation, protocol, capabilities, commands = decode_forward(payload)
+        cache_id, generation, protocol, capabilities, copies, commands = decode_forward(payload)
         cache = self.service.registry.current(cache_id, generation)
         if cache is None:
             raise NotServedHere(f"cache {cache_id} is not served here")
@@ -54,6 +55,8 @@ class ForwardedCommands:
         session = self._sessions.get(key)
         if session is None or session.cache is not cache:
             session = self._open(key, cache)
+        if copies:
+            return encode_chunks(_uncounted(session, cache, commands))
         return encode_chunks(session.execute_each(commands))
 
     def _open(self, key: _SessionKey, cache: Cache) -> TextSession | BinarySession:
@@ -71,6 +74,25 @@ class ForwardedCommands:
             self._sessions.clear()
         self._sessions[key] = session
         return session
+
+
+def _uncounted(
+    session: TextSession | BinarySession, cache: Cache, commands: bytes
+) -> list[bytes | None]:
+    """A replica's copies of changes their owner made and counted: run with the cache's
+    request counters and its introspection set aside, so the cache's stats summed over its
+    nodes count each request once. What the copies did to this node's storage (items
+    evicted, expired or reclaimed to make room) is this node's and stays counted."""
+    counted, insight = cache.stats, cache.insight
+    aside = CacheStats()
+    cache.stats, cache.insight = aside, None
+    try:
+        return session.execute_each(commands)
+    finally:
+        cache.stats, cache.insight = counted, insight
+        counted.evictions += aside.evictions
+        counted.expired += aside.expired
+        counted.reclaimed += aside.reclaimed
 
 
 def _enter(session: Session, cache: Cache, generation: str, capabilities: int) -> None:

@@ -31,7 +31,6 @@ from typing import Final, Protocol
 from memcloud.placement import Ring
 
 __all__ = [
-    "COPY",
     "FORWARD",
     "FORWARDED",
     "FORWARD_COMMANDS_MAX",
@@ -65,13 +64,13 @@ FORWARD_COMMANDS_MAX: Final = 256
 NOT_RUN: Final = -1
 # The place of a replica's copy of a change in the read's replies: none.
 REPLICA: Final = -1
-# Where a change runs (Session.route_write): here, its reply the client's; at its owner,
-# whose reply takes its place; or here as a replica's copy while its owner answers.
+# Where a change runs (Session.route_write): here, its reply the client's; or at its owner,
+# whose reply takes its place.
 SERVE: Final = 0
 FORWARDED: Final = 1
-COPY: Final = 2
 
 _HEAD: Final = struct.Struct(">IBBB")  # cache id, protocol, capabilities, generation length
+_COPIES: Final = 0x80  # in the protocol byte: the frame holds a replica's copies
 _COUNT: Final = struct.Struct(">I")
 _LENGTH: Final = struct.Struct(">i")
 
@@ -127,22 +126,32 @@ class Route:
 
 
 def encode_forward(
-    cache_id: int, generation: str, protocol: int, capabilities: int, commands: bytes
+    cache_id: int,
+    generation: str,
+    protocol: int,
+    capabilities: int,
+    commands: bytes,
+    copies: bool = False,
 ) -> bytes:
+    """A frame of commands for one node; `copies`: they are a replica's copies of changes
+    their owner answers (not counted as the cache's requests where they are made)."""
     gen = generation.encode()
-    return b"".join((_HEAD.pack(cache_id, protocol, capabilities, len(gen)), gen, commands))
+    kind = protocol | _COPIES if copies else protocol
+    return b"".join((_HEAD.pack(cache_id, kind, capabilities, len(gen)), gen, commands))
 
 
-def decode_forward(payload: bytes) -> tuple[int, str, int, int, bytes]:
-    """(cache id, generation, protocol, capabilities, commands); ValueError if malformed."""
+def decode_forward(payload: bytes) -> tuple[int, str, int, int, bool, bytes]:
+    """(cache id, generation, protocol, capabilities, copies, commands); ValueError if
+    malformed."""
     if len(payload) < _HEAD.size:
         raise ValueError("forward frame too short")
-    cache_id, protocol, capabilities, gen_length = _HEAD.unpack_from(payload)
+    cache_id, kind, capabilities, gen_length = _HEAD.unpack_from(payload)
     start = _HEAD.size + gen_length
     if len(payload) < start:
         raise ValueError("forward frame too short")
     generation = payload[_HEAD.size : start].decode("ascii", "replace")
-    return cache_id, generation, protocol, capabilities, payload[start:]
+    copies = bool(kind & _COPIES)
+    return cache_id, generation, kind & ~_COPIES, capabilities, copies, payload[start:]
 
 
 def encode_chunks(chunks: list[bytes | None]) -> bytes:
@@ -366,13 +375,28 @@ class Forwards:
         if apply is None:
             return
         cache_id, generation = self.header
-        payload = encode_forward(cache_id, generation, self.protocol, self.capabilities, command)
+        payload = encode_forward(
+            cache_id, generation, self.protocol, self.capabilities, command, copies=True
+        )
         try:
             apply(payload)
         except Exception as exc:  # the cache left this node meanwhile: nothing to copy
             log.debug("no copy here of a change to cache %d: %r", cache_id, exc)
 
     async def _send(self, peer: int, pendings: list[_Pending]) -> list[bytes | None]:
+        """One node's commands of this round, and its replies in their order. A replica's
+        copies go in a frame of their own (their node does not count them as requests)."""
+        copies = [pending for pending in pendings if pending.position == REPLICA]
+        if not copies:
+            return await self._frame(peer, pendings, False)
+        if len(copies) == len(pendings):
+            return await self._frame(peer, pendings, True)
+        asked = [pending for pending in pendings if pending.position != REPLICA]
+        answers = iter(await self._frame(peer, asked, False))
+        copied = iter(await self._frame(peer, copies, True))
+        return [next(copied if p.position == REPLICA else answers) for p in pendings]
+
+    async def _frame(self, peer: int, pendings: list[_Pending], copies: bool) -> list[bytes | None]:
         link = self.route.links[peer]
         if link is None:
             raise ValueError("forwarded to this node itself")
@@ -383,6 +407,7 @@ class Forwards:
             self.protocol,
             self.capabilities,
             b"".join(pending.command for pending in pendings),
+            copies,
         )
         answer = await link.call(FORWARD, payload)
         return decode_chunks(answer, len(pendings))

@@ -18,7 +18,6 @@ from memcloud.config import Settings
 from memcloud.control.audit import FlushEvent, prefix_details
 from memcloud.gate import capabilities_of
 from memcloud.routing import (
-    COPY,
     FORWARD_COMMANDS_MAX,
     FORWARDED,
     SERVE,
@@ -196,10 +195,12 @@ class Session:
         unreachable: bytes,
         checked: CheckedChange | None = None,
     ) -> int:
-        """Where a change of `key` runs in a cluster (routing.SERVE, FORWARDED or COPY):
+        """Where a change of `key` runs in a cluster (routing.SERVE or FORWARDED):
         `command` (the change as the client sent it) goes to the key's owner and to every
-        replica of its plan that is not this node; when the owner is another node, its reply
-        (`unreachable` if it cannot be reached) takes the change's place in `out`.
+        replica of its plan; when the owner is another node, its reply (`unreachable` if it
+        cannot be reached) takes the change's place in `out`. A replica's copy is made as a
+        frame of copies (memcloud.forwarded), so only the owner counts the change in the
+        cache's stats; this node's own copy, when it holds one, once the owner answered.
 
         A change checked against the item's CAS unique (`checked`) goes to the owner alone:
         the replicas' uniques are their own, so they take its outcome instead, the copy in
@@ -238,8 +239,9 @@ class Session:
                 forwards.replicate(replica, command)
         if owners[0] == local:
             return SERVE
-        self.forward(protocol, owners[0], command, out, unreachable=unreachable)
-        return COPY if local in owners else FORWARDED
+        here = (_always, [(local, command)]) if local in owners else None
+        self.forward(protocol, owners[0], command, out, unreachable=unreachable, then=here)
+        return FORWARDED
 
     def send_copies(self) -> None:
         """After this node, a key's owner, made a checked change: its outcome to the
@@ -346,6 +348,10 @@ class Session:
             self.cache.stats.disconnected()
             self.cache = None
         self.principal = None
+
+
+def _always(reply: bytes) -> bool:
+    return True
 
 
 def _printable(username: bytes) -> str:

@@ -9,15 +9,15 @@ from collections.abc import Callable
 
 from memcloud.protocol import replies
 from memcloud.protocol.commands import Retrieve
-from memcloud.protocol.forms import meta_line, retrieval_line
+from memcloud.protocol.forms import meta_copy_line, meta_line, retrieval_line
 from memcloud.protocol.meta import MA, MD, ME, MG, MN, MS, MetaCommand
 from memcloud.protocol.replies import render_stats, render_value
 from memcloud.protocol.text import NEED_DATA, TextParser
-from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE
+from memcloud.routing import FORWARDED, PROTOCOL_TEXT, CheckedChange
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.text_login import TextLogin
 
-__all__ = ["TextForwarding"]
+__all__ = ["TextForwarding", "meta_made"]
 
 
 class TextForwarding(TextLogin):
@@ -104,13 +104,11 @@ class TextForwarding(TextLogin):
         self, key: bytes, line: bytes, noreply: bool, out: list[bytes]
     ) -> list[bytes] | None:
         """Where the reply of a change of `key` goes in a cluster: `out` when this node
-        answers it, a list nobody reads when this node only holds a replica's copy, None
-        when its owner answers (the change was forwarded; see Session.route_write)."""
+        answers it, None when its owner answers (the change was forwarded; see
+        Session.route_write)."""
         unreachable = b"" if noreply else replies.NOT_FOUND
         where = self.route_write(PROTOCOL_TEXT, key, line, out, unreachable)
-        if where == FORWARDED:
-            return None
-        return out if where == SERVE else []
+        return None if where == FORWARDED else out
 
     def _everywhere(self, line: bytes, reply: bytes, out: list[bytes]) -> None:
         """A flush made here: in a cluster `line` goes to every other node, which empties
@@ -131,12 +129,24 @@ class TextForwarding(TextLogin):
         route, cache = self.route, self.cache
         if route is None or cache is None or command.verb in (MN, ME):
             return False
+        unreachable = b"" if command.quiet and command.verb == MG else _META_MISSES[command.verb]
+        if self.copies > 1 and command.verb != MG:
+            # A change on a plan with replicas: the owner makes it (its CAS check, its
+            # reply), then the replicas take its outcome (Session.route_write).
+            line = meta_line(command)
+            checked = CheckedChange(line, meta_made, meta_copy_line(command))
+            where = self.route_write(PROTOCOL_TEXT, command.key, line, out, unreachable, checked)
+            return where == FORWARDED
         owner = route.owner(cache.id, command.key)
         if owner == route.local:
             return False
-        unreachable = b"" if command.quiet and command.verb == MG else _META_MISSES[command.verb]
         self.forward(PROTOCOL_TEXT, owner, meta_line(command), out, unreachable=unreachable)
         return True
+
+
+def meta_made(reply: bytes) -> bool:
+    """Whether an ms, md or ma made its change, from its reply (quiet: none on success)."""
+    return reply == b"" or reply.startswith((b"HD", b"VA", b"OK"))
 
 
 # What a meta command answers when its key's owner cannot be reached: a miss.

@@ -45,13 +45,14 @@ from memcloud.protocol.replies import (
 )
 from memcloud.protocol.specs import META_SPECS, TEXT_SPECS, text_spec
 from memcloud.protocol.text import NEED_DATA
-from memcloud.routing import FORWARDED, PROTOCOL_TEXT, SERVE, CheckedChange
+from memcloud.routing import FORWARDED, PROTOCOL_TEXT, CheckedChange
 from memcloud.service import REPLY_BATCH_MAX, Service
 from memcloud.stats.report import MEMCACHED_VERSION
 from memcloud.storage.cache import PREFIX_SCAN_SLICE, Cache
 from memcloud.storage.prefix_flush import TooManyPrefixFlushes
 from memcloud.storage.results import ArithResult, DeleteResult, StoreMode, StoreResult
 from memcloud.text_admin import TextAdmin
+from memcloud.text_forwarding import meta_made
 from memcloud.text_login import names_user
 
 __all__ = ["TextSession"]
@@ -294,7 +295,6 @@ class TextSession(TextAdmin):
             )
             if where == FORWARDED:
                 return
-            out = out if where == SERVE else []  # a replica's copy: the owner answers
         result, _ = cache.store(
             _MODES[verb],
             key,
@@ -414,7 +414,12 @@ class TextSession(TextAdmin):
     def _meta(self, command: MetaCommand, now: float, out: list[bytes]) -> None:
         if self.route is not None and self._meta_forwarded(command, out):
             return
+        start = len(out)
         self._batch += execute_meta(self, command, now, out)
+        if self.copy_after is not None:  # a change made here: now to the replicas
+            if meta_made(b"".join(out[start:])):
+                self.send_copies()
+            self.copy_after = None
         if self._batch > REPLY_BATCH_MAX:
             self.backlog = True
 

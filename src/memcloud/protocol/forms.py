@@ -13,6 +13,7 @@ from memcloud.protocol.meta import MA, MD, MG, MS, MetaCommand
 __all__ = [
     "arith_line",
     "delete_line",
+    "meta_copy_line",
     "meta_line",
     "retrieval_line",
     "store_line",
@@ -76,3 +77,31 @@ def meta_line(command: MetaCommand) -> bytes:
         value = command.value
         return b"ms %s %d%s\r\n%s\r\n" % (key, len(value), flags, value)
     return b"%s %s%s\r\n" % (verb, key, flags)
+
+
+# Flags of ms, md and ma that change what is stored (the rest ask for reply content, or
+# check the CAS unique: a replica's copy is of a change the owner already made).
+_COPIED_FLAGS: Final = frozenset(b"bTNJDMIFE")
+# An ms that stored under add or replace stored a set's item.
+_COPIED_MS_MODES: Final = {ord("E"): b"MS", ord("R"): b"MS"}
+
+
+def meta_copy_line(command: MetaCommand) -> bytes:
+    """A replica's copy of an ms, md or ma its key's owner made: the same change, quiet,
+    without the CAS check (the replica's uniques are its own), the reply flags (`O`, `k`,
+    `v`, `c`, ...) or, for ms, the `I` of a CAS'd invalidation; an add or replace that
+    stored is copied as a set."""
+    key = base64.b64encode(command.key) if command.binary else command.key
+    kept = [b"q"]
+    for token in command.flags:
+        letter = token[0]
+        if letter not in _COPIED_FLAGS or (command.verb == MS and letter == 73):  # I
+            continue
+        if command.verb == MS and letter == 77:  # M
+            token = _COPIED_MS_MODES.get(token[1] if len(token) > 1 else 0, token)
+        kept.append(token)
+    flags = b"".join(b" " + token for token in kept)
+    if command.verb == MS:
+        value = command.value
+        return b"ms %s %d%s\r\n%s\r\n" % (key, len(value), flags, value)
+    return b"%s %s%s\r\n" % (_META_VERBS[command.verb], key, flags)
