@@ -4,8 +4,9 @@ answers (it is the code under test).
 
 The data plane is what one request passes through (DESIGN: the per-command path): every module
 of `memcloud.protocol` and `memcloud.storage`, the two protocol sessions and the seam they
-share, the gate every command passes, the login throttle and admission they consult, and the
-connection.
+share, the gate every command passes, the login throttle and admission they consult, the
+connection, and forwarding: the routing, the node-to-node channel's framing, server and
+client, and the owner's side of a forwarded command.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ _NAMED = (
     "memcloud.meta_session",
     "memcloud.binary_session",
     "memcloud.routing",
+    "memcloud.forwarded",
+    "memcloud.cluster.wire",
+    "memcloud.cluster.channel",
+    "memcloud.cluster.link",
     "memcloud.placement",
     "memcloud.service",
     "memcloud.gate",

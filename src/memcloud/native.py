@@ -66,6 +66,9 @@ COMPILED_MODULES = (
     "memcloud.admission",
     "memcloud.gate",
     "memcloud.placement",
+    "memcloud.cluster.wire",
+    "memcloud.cluster.channel",
+    "memcloud.cluster.link",
     "memcloud.routing",
     "memcloud.protocol.forms",
     "memcloud.service",
@@ -76,6 +79,7 @@ COMPILED_MODULES = (
     "memcloud.text_session",
     "memcloud.binary_forwarding",
     "memcloud.binary_session",
+    "memcloud.forwarded",
     "memcloud.server.connection",
 )
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Final, TypeAlias, cast
 
@@ -335,9 +336,12 @@ class ChannelServer:
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
+        # uvloop's server holds its sockets in a list, typeshed says a tuple: read as
+        # a sequence, which the compiled build does not check against either.
+        sockets: Sequence[socket.socket] = getattr(self._server, "sockets", None) or ()
+        if self._server is None or not sockets:
             raise RuntimeError("the channel server is not listening")
-        port: int = self._server.sockets[0].getsockname()[1]
+        port: int = sockets[0].getsockname()[1]
         return port
 
     async def stop(self) -> None:
