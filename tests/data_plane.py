@@ -49,6 +49,7 @@ _NAMED = (
     "memcloud.cluster.link",
     "memcloud.placement",
     "memcloud.service",
+    "memcloud.unowned",
     "memcloud.gate",
     "memcloud.auth_throttle",
     "memcloud.admission",

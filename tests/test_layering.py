@@ -86,6 +86,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "memcloud.gate",
                 "memcloud.auth_throttle",
                 "memcloud.admission",
+                "memcloud.unowned",
                 "memcloud.service",
                 "memcloud.text_login",
                 "memcloud.text_forwarding",

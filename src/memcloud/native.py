@@ -71,6 +71,7 @@ COMPILED_MODULES = (
     "memcloud.cluster.link",
     "memcloud.routing",
     "memcloud.protocol.forms",
+    "memcloud.unowned",
     "memcloud.service",
     "memcloud.text_login",
     "memcloud.text_forwarding",

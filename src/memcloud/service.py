@@ -37,6 +37,7 @@ from memcloud.stats.report import (
 from memcloud.storage.cache import Cache
 from memcloud.storage.registry import Registry
 from memcloud.storage.stats import CacheStats
+from memcloud.unowned import UnownedSweep
 
 __all__ = ["REPLY_BATCH_MAX", "Service", "Session"]
 
@@ -47,8 +48,6 @@ log = logging.getLogger("memcloud.service")
 # otherwise build gigabytes before flow control could pause the client. What is left waits
 # as the session's backlog until the connection has written what came before.
 REPLY_BATCH_MAX: Final = 1024 * 1024
-# Items checked against a new route per upkeep tick (a few milliseconds of the loop).
-SWEEP_SLICE: Final = 5000
 # No cache has id 0 (ids start at 1): the registry lookup of a username without a cache.
 _NO_CACHE_ID: Final = 0
 # Where logins of unknown usernames are counted: nowhere anyone reads.
@@ -373,9 +372,8 @@ class Service:
         # live nodes share each plan (a node holds plan / members of every cache).
         self.route: Route | None = None
         self.members = settings.nodes
-        # Caches whose keys are checked against a new route, and the keys left to check
-        # (None: not started): see sweep_unowned.
-        self._sweeps: dict[int, list[bytes] | None] = {}
+        # The keys another node holds since the route changed, dropped a slice at a time.
+        self.unowned = UnownedSweep()
         # Where the data plane's own flushes (text flush_all, binary Flush) are handed to the
         # flush log: the node's FlushAuditor.listener, which never blocks.
         self.flush_listeners: list[Callable[[FlushEvent], None]] = []
@@ -433,7 +431,7 @@ class Service:
         sessions forward by `route` from their next read on. Keys that another node owns
         from now on are dropped here, a slice at a time (`sweep_unowned`)."""
         self.route = route
-        self._sweeps = {} if route is None else dict.fromkeys(self.registry.caches)
+        self.unowned.restart(route, self.registry.caches)
         if members != self.members:
             self.members = members
             self._place_caches()
@@ -442,33 +440,11 @@ class Service:
 
     @property
     def sweeping(self) -> bool:
-        return bool(self._sweeps)
+        return self.unowned.busy
 
     def sweep_unowned(self) -> None:
-        """Drop up to SWEEP_SLICE items of keys this node no longer holds since the route
-        changed. A copy left behind would be read again, stale, if its key ever came back
-        to this node (the node that took it over may have changed it since)."""
-        if not self._sweeps or self.route is None:
-            return
-        route = self.route
-        cache_id, keys = next(iter(self._sweeps.items()))
-        cache = self.registry.get(cache_id)
-        if cache is None:
-            del self._sweeps[cache_id]
-            return
-        if keys is None:
-            keys = self._sweeps[cache_id] = list(cache.items)
-        batch = keys[-SWEEP_SLICE:]
-        del keys[-SWEEP_SLICE:]
-        copies, local = self.copies_of(cache_id), route.local
-        for key in batch:
-            if copies == 1:
-                if route.owner(cache_id, key) != local:
-                    cache.discard(key)
-            elif local not in route.ring.owners(cache_id, key, copies):
-                cache.discard(key)
-        if not keys:
-            del self._sweeps[cache_id]
+        """One slice of dropping the keys this node no longer holds (memcloud.unowned)."""
+        self.unowned.step(self.registry, self.route, self.copies_of)
 
     def flush(
         self,
