@@ -28,7 +28,8 @@ NATIVE := $(BIN)/python tools/build_native.py
 NATIVE_REQUIRED := $(if $(MEMCLOUD_REQUIRE_ALL_TOOLS),--required,)
 # The tests of the compiled modules' behaviour, run a second time on their sources.
 DATA_PLANE_TESTS := tests/protocol tests/session tests/storage tests/server tests/binary \
-	tests/test_native.py
+	tests/cluster/test_wire.py tests/cluster/test_channel.py tests/cluster/test_forwarding.py \
+	tests/cluster/test_replicas.py tests/test_native.py
 
 serve: $(RUNTIME)
 	$(NATIVE)
