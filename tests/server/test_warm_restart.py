@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheClientError
 
 from memcloud.control.open import store_path
 from memcloud.storage.snapshot import SavedItem, read_snapshot, snapshot_path
-from memcloud.testing import ServerProcess
+from memcloud.testing import ServerProcess, wait_for
 
 ANONYMOUS = ("--anonymous-cache", "default")
 # memcached: an exptime above 30 days is an absolute Unix time.
@@ -196,12 +197,25 @@ def test_a_damaged_snapshot_means_empty_caches_and_one_log_line(tmp_path: Path, 
 
 
 def _login(port: int, credential: dict[str, Any]) -> Client:
-    """A client logged in with the text protocol's `set` login."""
-    client = _client(port)
-    assert client.set(
-        credential["sasl_username"], credential["sasl_password"].encode(), noreply=False
-    )
-    return client
+    """A client logged in with the text protocol's `set` login, once the node knows the
+    credential (a cache made while it runs reaches it within a second)."""
+    clients: list[Client] = []
+
+    def logged_in() -> bool:
+        client = _client(port)
+        try:
+            if client.set(
+                credential["sasl_username"], credential["sasl_password"].encode(), noreply=False
+            ):
+                clients.append(client)
+                return True
+        except MemcacheClientError:  # "authentication failure": not known there yet
+            pass
+        client.close()
+        return False
+
+    assert wait_for(logged_in, timeout=10)
+    return clients[0]
 
 
 def test_a_cache_deleted_or_recreated_while_down_starts_empty(tmp_path: Path) -> None:
