@@ -21,7 +21,7 @@ BEFORE = Reading(1000.0, {"get_hits": 100, "get_misses": 0, "evictions": 10})
         ("memory_usage", {"bytes": 90, "limit_maxbytes": 120}, 1060.0, 250, 75.0),
         ("memory_usage", {"bytes": 90, "limit_maxbytes": 0}, 1060.0, 250, None),
         ("connections", {"curr_connections": 200}, 1060.0, 250, 80.0),
-        # No probe yet (issue 12 item 3): latency never has a value, so never fires.
+        # Latency comes from the probe's samples (the reading's latency_us), never from stats.
         ("latency", {"get_hits": 1}, 1060.0, 250, None),
     ],
 )

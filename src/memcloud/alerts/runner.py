@@ -3,8 +3,9 @@ next to the stats sampler, never on the data plane's path.
 
 - `Evaluator.tick` (every `EVALUATE_SECONDS`, 60 s): for each cache with an enabled alert,
   one stats reading over all nodes through the Deployment, measured against the previous
-  reading (memcloud.alerts.triggers); a change of state is recorded compare-and-set in the
-  store, which queues one delivery for it.
+  reading (memcloud.alerts.triggers), and a cache with a `latency` alert also reads the
+  latency probe's new samples of its servers from the store (memcloud.alerts.latency); a
+  change of state is recorded compare-and-set in the store, which queues one delivery for it.
 - `Sender.tick` (every `SEND_POLL_SECONDS`, and at once when the evaluator queued one):
   claims due deliveries and sends each; a failure is retried after `RETRY_DELAYS` (30 s
   doubling to 30 min, seven attempts in about an hour), then marked failed. Attempts and
@@ -25,6 +26,7 @@ from typing import Final
 
 from memcloud.admission import plan_connection_limit
 from memcloud.alerts import triggers
+from memcloud.alerts.latency import LatencyWindows, highest_server_mean_us
 from memcloud.alerts.senders import Senders, SendFailed
 from memcloud.alerts.triggers import Reading
 from memcloud.clock import Clock
@@ -86,13 +88,16 @@ class Evaluator:
         clock: Clock,
         *,
         queued: asyncio.Event | None = None,
+        interval: float | None = None,
     ) -> None:
         self.store = store
         self.deployment = deployment
         self.settings = settings
         self.clock = clock
         self.queued = queued or asyncio.Event()
+        self.interval = interval or evaluate_interval()
         self._last: dict[int, Reading] = {}
+        self._latency = LatencyWindows()
         self._failures = FailureLog(log, "evaluating alerts")
 
     async def tick(self) -> list[DeliveryRecord]:
@@ -106,6 +111,11 @@ class Evaluator:
                 by_cache.setdefault(alert.cache_id, []).append(alert)
         for gone in set(self._last) - set(by_cache):
             del self._last[gone]
+        self._latency.keep_only(
+            cache_id
+            for cache_id, cache_alerts in by_cache.items()
+            if any(a.trigger_type == "latency" for a in cache_alerts)
+        )
         queued: list[DeliveryRecord] = []
         for cache_id, cache_alerts in by_cache.items():
             queued += await self._evaluate(caches[cache_id], cache_alerts)
@@ -122,7 +132,11 @@ class Evaluator:
             # No reading without every node: a partial sum would look like a drop.
             log.warning("alerts of cache %d skipped: nodes failed: %s", cache.id, exc)
             return []
-        now = Reading(self.clock.now(), aggregate_stats(per_node))
+        at = self.clock.now()
+        latency = None
+        if any(alert.trigger_type == "latency" for alert in alerts):
+            latency = await self._latency_us(cache.id, at)
+        now = Reading(at, aggregate_stats(per_node), latency)
         before = self._last.get(cache.id)
         self._last[cache.id] = now
         limit = plan_connection_limit(cache.plan, self.settings)
@@ -146,11 +160,19 @@ class Evaluator:
                 queued.append(delivery)
         return queued
 
+    async def _latency_us(self, cache_id: int, at: float) -> float | None:
+        """The cache's servers' probe samples new since its last evaluation, measured."""
+        start, end = self._latency.span(cache_id, at, self.interval)
+        servers = self.deployment.addresses(cache_id)
+        samples = await asyncio.to_thread(self.store.latency_samples, servers, start, end)
+        return highest_server_mean_us(self._latency.take(cache_id, start, end, samples))
+
     async def run(self, interval: float | None = None) -> None:
-        every = interval or evaluate_interval()
+        if interval:
+            self.interval = interval
         while True:
             await self._failures.attempt(self.tick, "alerts are not evaluated")
-            await asyncio.sleep(every)
+            await asyncio.sleep(self.interval)
 
 
 class Sender:

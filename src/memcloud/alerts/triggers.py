@@ -7,8 +7,9 @@ the message it sends.
 - `evictions`: evictions per minute over the interval; fires over.
 - `connections`: open connections as a percentage of the plan's connection limit
   (memcloud.admission); fires over.
-- `latency` (µs): needs the latency probe of issue 12 item 3, which does not exist yet: it is
-  stored and listed but measures nothing, so it never fires. No value is made up.
+- `latency` (µs): the latency probe's gets on the cache's servers during the interval, as
+  the highest per-server mean (memcloud.alerts.latency says why); fires over. An interval
+  without a probe sample measures nothing. No value is made up.
 
 A state changes only when a measurement crosses the threshold: one message when it fires,
 one when it resolves, none while it stays either side.
@@ -45,10 +46,12 @@ LABELS: Final = {
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A cache's stats over all nodes (aggregate_stats) at `at` (the injected clock)."""
+    """A cache's stats over all nodes (aggregate_stats) at `at` (the injected clock), and
+    its latency over the interval in µs (None: no probe sample, or no latency alert)."""
 
     at: float
     stats: Mapping[str, int]
+    latency_us: float | None = None
 
 
 def _percent(part: int, whole: int) -> float | None:
@@ -62,7 +65,9 @@ def measure(kind: str, now: Reading, before: Reading | None, connection_limit: i
         return _percent(stats.get("bytes", 0), stats.get("limit_maxbytes", 0))
     if kind == "connections":
         return _percent(stats.get("curr_connections", 0), connection_limit)
-    if kind == "latency" or before is None:
+    if kind == "latency":
+        return now.latency_us
+    if before is None:
         return None
     if kind == "hit_rate":
         hits = counter_delta(stats, before.stats, "get_hits")
@@ -81,7 +86,8 @@ def breached(kind: str, value: float, threshold: float) -> bool:
 
 
 def _shown(kind: str, value: float) -> str:
-    return f"{value:g}{UNITS.get(kind, '')}"
+    # Never in exponent form: a stalled node's 3 s is "3000000 µs", not "3e+06 µs".
+    return f"{value:.15g}{UNITS.get(kind, '')}"
 
 
 def message(alert: AlertRecord, cache_name: str, value: float, firing: bool) -> str:

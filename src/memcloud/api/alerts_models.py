@@ -34,7 +34,10 @@ class AlertBody(BaseModel):
 
     trigger_type: TriggerType
     trigger_threshold: float = Field(
-        description="percent (hit_rate, memory_usage, connections), evictions a minute, or µs"
+        description=(
+            "percent (hit_rate, memory_usage, connections), evictions a minute (evictions),"
+            " or µs (latency: the slowest server's mean probed get during the minute)"
+        )
     )
     delivery_config_id: int
     description: str = ""
