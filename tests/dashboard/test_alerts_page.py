@@ -112,3 +112,24 @@ def test_a_refused_target_is_shown_and_a_credential_without_api_only_looks(
     page.click("button:has-text('Sign out')")
     _sign_in(page, server, viewer["sasl_username"], viewer["sasl_password"])
     assert page.locator("#add-config").count() == 0 and page.locator("#add-alert").count() == 0
+
+
+def test_a_latency_threshold_reads_in_microseconds_not_an_exponent(
+    server: ServerProcess, hook: HttpReceiver, page: Any
+) -> None:
+    _sign_in(page, server, server.username, server.password)
+    page.select_option("#add-config select[name=delivery_type]", "webhook")
+    page.fill("#add-config input[name=target]", hook.url())
+    page.click("#add-config button[type=submit]")
+    page.click("#new-secret >> text=Done")
+    page.select_option("#add-alert select[name=trigger_type]", "latency")
+    page.fill("#add-alert input[name=trigger_threshold]", "3000000")
+    page.click("#add-alert button[type=submit]")
+    page.wait_for_selector("text=Alert added.")
+    row = page.locator("#alerts tr[data-alert]", has_text="atency").first
+    assert "3000000" in row.inner_text() and "e+06" not in row.inner_text()
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator("button:has-text('Delete')").click()
+    page.wait_for_selector("text=Alert deleted.")
+    page.click("#configs tr[data-config] button:has-text('Delete')")
+    page.wait_for_selector("text=Delivery config deleted.")
