@@ -22,7 +22,7 @@ from memcloud.cluster.channel import MAX_IN_FLIGHT, ChannelError, PeerUnavailabl
 from memcloud.cluster.link import PeerLink
 from memcloud.cluster.wire import encode_frame
 
-from .conftest import MAX_FRAME, NEW, Runner, echo, identity, link_to, serving
+from .conftest import MAX_FRAME, NEW, OLD, Runner, echo, identity, link_to, serving
 
 PEER_PROCESS = Path(__file__).with_name("peer_process.py")
 
@@ -443,3 +443,28 @@ def test_the_server_stops_starting_requests_while_too_many_replies_are_pending(
             await link.close()
 
     on_uvloop(scenario())
+
+
+def test_a_local_member_is_answered_on_the_unix_socket_of_its_data_dir(
+    run: Runner[Any], tmp_path: Path
+) -> None:
+    """start_local: the same handler over a Unix socket only its owner may open,
+    without TLS; a link given the path calls there even with another secret, since the
+    socket's file mode is the proof; the file goes with the server."""
+    path = tmp_path / "channel-1.sock"
+
+    async def scenario() -> None:
+        async with serving(identity(NEW), echo) as server:
+            await server.start_local(path)
+            assert path.is_socket() and (path.stat().st_mode & 0o077) == 0  # owner only
+            link = link_to(server, identity(OLD), local_path=str(path))
+            assert await link.call(3, b"same machine") == b"\x03same machine"
+            # Over TCP the other secret is refused, as ever.
+            tls = link_to(server, identity(OLD))
+            with pytest.raises(PeerUnavailable):
+                await tls.call(3, b"other machine")
+            await link.close()
+            await tls.close()
+        assert not path.exists()
+
+    run(scenario())

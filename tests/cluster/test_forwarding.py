@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import bmemcached
 import httpx
@@ -286,3 +287,24 @@ def test_a_text_prefix_flush_on_one_node_reaches_every_node(cluster: ServerProce
     assert len(client.get_many([f"session:{i}" for i in range(60)])) == 60
     client.close()
     other.close()
+
+
+def test_members_of_one_serve_forward_over_unix_sockets_in_the_data_dir(
+    cluster: ServerProcess,
+) -> None:
+    """The three members share a data dir: each listens on `channel-<port>.sock` there
+    (owner only) and the others forward to it on that socket, not over TLS."""
+    sockets = sorted(cluster.data_dir.resolve().glob("channel-*.sock"))
+    assert len(sockets) == NODES
+    assert all(path.is_socket() and path.stat().st_mode & 0o077 == 0 for path in sockets)
+    client = text_client(cluster, addresses(cluster)[0])
+    assert len(client.get_many([f"any-{i}" for i in range(30)] + ["plain:1"])) <= 31
+    client.close()
+    names = {str(path) for path in sockets}
+    connected = 0
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        # Num RefCount Protocol Flags Type St Inode Path: St 03 is a connected socket.
+        if len(fields) == 8 and fields[7] in names and fields[5] == "03":
+            connected += 1
+    assert connected >= 2, "no member reached another on its Unix socket"

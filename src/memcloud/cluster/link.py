@@ -36,7 +36,8 @@ DEFAULT_MAX_OUTSTANDING: Final = 1024
 
 
 class _ClientConnection(asyncio.Protocol):
-    """One TLS connection of a PeerLink and the calls waiting on it."""
+    """One connection of a PeerLink (TLS, or a local member's Unix socket) and the calls
+    waiting on it."""
 
     __slots__ = (
         "_decoder",
@@ -210,8 +211,12 @@ class PeerLink:
         max_frame: int,
         max_outstanding: int = DEFAULT_MAX_OUTSTANDING,
         retry_after: float = DEFAULT_RETRY_AFTER,
+        local_path: str | None = None,
     ) -> None:
         self.address = address
+        # A member of this node's own `serve` on this machine: its Unix socket, no TLS
+        # (ChannelServer.start_local).
+        self.local_path = local_path
         self.host, self.port = parse_address(address)
         self.identity = identity
         self.timeout = timeout
@@ -282,16 +287,17 @@ class PeerLink:
                 raise PeerUnavailable(self._last_failure)
             connection = _ClientConnection(self, loop)
             try:
-                await asyncio.wait_for(
-                    loop.create_connection(
+                if self.local_path is not None:
+                    opening = loop.create_unix_connection(lambda: connection, self.local_path)
+                else:
+                    opening = loop.create_connection(
                         lambda: connection,
                         self.host,
                         self.port,
                         ssl=self.identity.client_context(),
                         ssl_handshake_timeout=min(self.timeout, HANDSHAKE_TIMEOUT),
-                    ),
-                    self.timeout,
-                )
+                    )
+                await asyncio.wait_for(opening, self.timeout)
             except (OSError, TimeoutError) as exc:
                 reason = _message(exc) if not isinstance(exc, TimeoutError) else "timed out"
                 self._last_failure = f"cannot connect to {self.address}: {reason}"

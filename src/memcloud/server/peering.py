@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Final
 
 from memcloud.cluster.channel import ChannelServer
@@ -41,6 +43,8 @@ FORWARD_TIMEOUT_SECONDS: Final = 2.0
 # Frames beyond the largest a node sends (a read's commands, or a reply budget plus one
 # value: routing.FORWARD_COMMANDS_MAX, service.REPLY_BATCH_MAX) close the connection.
 _FRAME_SLACK: Final = 4 * 1024 * 1024
+# A Unix socket address holds at most 107 bytes of path (Linux's sun_path, with its NUL).
+_UNIX_PATH_MAX: Final = 108
 
 
 class Peering:
@@ -65,7 +69,17 @@ class Peering:
         server = ChannelServer(self.identity, self._handle, max_frame=self.max_frame)
         await server.start(self.settings.host, self.settings.internal_port)
         self._server = server
+        local = self._local_path(server.port)
+        if local is not None:
+            await server.start_local(local)
         return f"{self.settings.advertised_host}:{server.port}"
+
+    def _local_path(self, port: int) -> Path | None:
+        """Where the member of this `serve` whose channel listens on `port` (of this host)
+        takes its same-machine peers: a Unix socket in the data dir they share. None when
+        the path is too long for a socket address (the members then use TLS as any)."""
+        path = self.settings.data_dir.resolve() / f"channel-{port}.sock"
+        return path if len(os.fsencode(path)) < _UNIX_PATH_MAX else None
 
     async def stop(self) -> None:
         self.service.set_route(None, self.service.members)
@@ -92,8 +106,18 @@ class Peering:
                 self.identity,
                 timeout=FORWARD_TIMEOUT_SECONDS,
                 max_frame=self.max_frame,
+                local_path=self._local_peer(internal),
             )
         return link
+
+    def _local_peer(self, internal: str) -> str | None:
+        """A peer started by this node's own `serve` (same host, its socket in the data
+        dir this node shares with it) is reached on that socket; any other over TLS."""
+        host, _, port = internal.rpartition(":")
+        if host != self.settings.advertised_host or not port.isdigit():
+            return None
+        path = self._local_path(int(port))
+        return str(path) if path is not None and path.is_socket() else None
 
     # -- the registry's nodes ------------------------------------------------------------
 
