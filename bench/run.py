@@ -3,7 +3,7 @@
     make bench                          # the whole suite, < 5 minutes on 2 cores
     make bench ARGS="--quick"           # a smoke run: 1-second rounds, 100,000 items for (f)
     make bench ARGS="--only a,b"        # some workloads (a b c d e f n t i)
-    make bench ARGS="--memcslap"        # also issue 2's memcslap set/get figures
+    make bench ARGS="--only a --memcslap"   # with memcslap (text, binary, SASL); on by default
 
 Starts `memcached -t 1` and `memcloud serve --nodes 1`, both pinned to core 0 with taskset,
 and drives them with the project's C load generator (bench/loadgen/loadgen.c, built into
@@ -26,7 +26,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench import loadgen
-from bench.memcslap import SlapMeasurement, drive, slap_table
+from bench.memcslap import SLAP_PROTOCOLS, SLAP_TESTS, SlapMeasurement, drive, slap_table
 from bench.procs import rss_bytes
 from bench.report import (
     RESULTS,
@@ -67,7 +67,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=None, help="seconds per round (2)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per server (4)")
     parser.add_argument("--memory-items", type=int, default=None, help="items for (f) (1000000)")
-    parser.add_argument("--memcslap", action="store_true", help="also run memcslap set/get")
+    parser.add_argument(
+        "--memcslap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="memcslap set/get in text, binary and binary+SASL (default: with every workload)",
+    )
     parser.add_argument("--memcslap-execute-number", type=int, default=10000)
     parser.add_argument("--memcslap-concurrency", type=int, default=50)
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
@@ -83,6 +88,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if quick:
         args.memcslap_execute_number = min(args.memcslap_execute_number, 1000)
     args.selected = {k.strip() for k in args.only.split(",") if k.strip()}
+    if args.memcslap is None:  # `make bench` alone: the independent generator too
+        args.memcslap = args.only == ",".join(ALL)
     unknown = args.selected - set(ALL)
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}; choose from {', '.join(ALL)}")
@@ -220,19 +227,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         compare(binary, workload, base, subject, args, core, server_core)
                     )
                 if args.memcslap and memcslap is not None:
-                    log("memcslap set, get")
-                    for test in ("set", "get"):
-                        for server in (base, subject):
-                            slaps.append(
-                                drive(
-                                    memcslap,
-                                    server,
-                                    test,
-                                    args.memcslap_concurrency,
-                                    args.memcslap_execute_number,
-                                    core,
+                    log(f"memcslap set, get: {', '.join(SLAP_PROTOCOLS)}")
+                    for protocol in SLAP_PROTOCOLS:
+                        for test in SLAP_TESTS:
+                            for server in (base, subject):
+                                slaps.append(
+                                    drive(
+                                        memcslap,
+                                        server,
+                                        test,
+                                        args.memcslap_concurrency,
+                                        args.memcslap_execute_number,
+                                        core,
+                                        protocol=protocol,
+                                    )
                                 )
-                            )
         if "f" in args.selected:
             log(f"f: {MEMORY.title} ({args.memory_items:,} items)")
             with memcached(memcached_binary, server_core) as server:

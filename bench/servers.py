@@ -211,9 +211,14 @@ def memcloud(
         _stop(process)
 
 
-def server_stats(port: int) -> dict[str, str]:
-    """The text protocol's `stats` of one port."""
+def server_stats(port: int, login: tuple[str, str] | None = None) -> dict[str, str]:
+    """The text protocol's `stats` of one port: of memcloud's anonymous cache, or with
+    `login` (username, password) of that credential's cache (the text `set` login)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        if login is not None:
+            username, password = login
+            sock.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(password),
+                                                       password.encode()))  # fmt: skip
         sock.sendall(b"stats\r\n")
         data = b""
         deadline = time.monotonic() + 10

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen
+from bench.memcslap import SLAP_PROTOCOLS, drive
 from bench.report import Comparison, MemoryResult, memory_table, table
 from bench.run import parse_args
 from bench.servers import Server, make_certificate, memcached, memcloud, server_stats
@@ -159,3 +160,18 @@ def test_protocol_micro_benchmark_runs(pure: bool) -> None:
         "binary set",
     ]
     assert all(float(line.split()[-2]) > 0 for line in lines[1:])
+
+
+def test_memcslap_drives_memcloud_in_each_protocol_it_speaks(tmp_path: Path) -> None:
+    memcslap = require_tool("memcslap")
+    assert parse_args([]).memcslap is True  # `make bench` alone runs it
+    assert parse_args(["--only", "a"]).memcslap is False
+    assert parse_args(["--only", "a", "--memcslap"]).memcslap is True
+    with memcloud(tmp_path / "data", None) as subject:
+        for protocol in SLAP_PROTOCOLS:
+            done = drive(memcslap, subject, "set", 2, 100, None, protocol=protocol)
+            # The server counted every set memcslap made, in that protocol.
+            assert done.ops == 200 and done.cpu_seconds > 0, protocol
+            assert done.test == ("set" if protocol == "text" else f"set {protocol}")
+        # Text and binary reached the anonymous cache, SASL the credential's own.
+        assert int(server_stats(subject.ports[0])["cmd_set"]) == 400
