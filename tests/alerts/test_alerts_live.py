@@ -17,34 +17,17 @@ from pymemcache.client.base import Client
 
 from memcloud.testing import ServerProcess
 
-from .receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
+from .conftest import delivering_to
+from .receivers import HttpReceiver, SmtpReceiver
 
 EVALUATE_SECONDS = "0.3"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpReceiver]:
-    with smtp_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def hook() -> Iterator[HttpReceiver]:
-    with http_receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpReceiver) -> Iterator[ServerProcess]:
     data: Path = tmp_path_factory.mktemp("alerts") / "data"
     env = {"MEMCLOUD_ALERT_SECONDS": EVALUATE_SECONDS, "MEMCLOUD_LOGIN_FREE_FAILURES": "1000"}
-    args = (
-        "--smtp-url",
-        f"smtp://127.0.0.1:{smtp.port}",
-        "--smtp-from",
-        "alerts@memcloud.test",
-        "--alert-private-targets",
-    )
+    args = delivering_to(smtp)
     with ServerProcess(data, *args, env=env) as proc:
         yield proc
 

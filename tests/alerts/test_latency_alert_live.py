@@ -24,7 +24,8 @@ import pytest
 from memcloud.server.supervisor import node_info_path
 from memcloud.testing import ServerProcess, wait_for
 
-from .receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
+from .conftest import delivering_to
+from .receivers import HttpReceiver, SmtpReceiver
 
 # A stall of node 1 (shorter than the 3 s after which the registry counts it down) makes
 # the probe's get on it take about this long; a threshold well under it and far over a
@@ -34,28 +35,10 @@ STALLED_THRESHOLD_US = 250_000
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpReceiver]:
-    with smtp_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def hook() -> Iterator[HttpReceiver]:
-    with http_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpReceiver) -> Iterator[ServerProcess]:
     data: Path = tmp_path_factory.mktemp("latency-alerts") / "data"
     env = {"MEMCLOUD_ALERT_SECONDS": "0.3", "MEMCLOUD_LATENCY_PROBE_SECONDS": "0.2"}
-    args = (
-        "--smtp-url",
-        f"smtp://127.0.0.1:{smtp.port}",
-        "--smtp-from",
-        "alerts@memcloud.test",
-        "--alert-private-targets",
-    )
+    args = delivering_to(smtp)
     with ServerProcess(data, *args, env=env, nodes=2) as proc:
         yield proc
 
