@@ -32,8 +32,8 @@ from starlette.exceptions import HTTPException
 
 from memcloud.auth_throttle import PARTNER_USERNAME
 from memcloud.config import format_size, plan_bytes
-from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control import clusters
+from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control.clusters import cluster_for_new_cache
 from memcloud.control.models import CacheRecord, CredentialRecord
 from memcloud.control.secrets import verify_password
