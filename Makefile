@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTING := $(VENV)/.installed-test
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ lint: $(TESTING)
 bench: $(TESTING)
 	$(NATIVE) --required
 	$(BIN)/python -m bench.run $(ARGS)
+
+# The container image (docs/packaging.md): needs root, debootstrap and a running Docker
+# engine (DOCKER_HOST honoured); the Debian base is cached under ~/.cache/memcloud/base.
+image: $(RUNTIME)
+	PYTHON=$(BIN)/python packaging/build-image.sh $(TAG)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

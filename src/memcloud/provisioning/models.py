@@ -35,17 +35,25 @@ class ServerFailure(_Shape):
     detail: str
 
 
+_WARNINGS = (
+    "the operator's warnings, empty when none: the plans placed on the cache's cluster"
+    " exceed its live nodes' memory (the request still succeeded)"
+)
+
+
 class Provisioned(_Shape):
     id: str = Field(description="the platform's resource uuid (the cache's name)")
     config: dict[str, str] = Field(
         description="MEMCACHIER_SERVERS, MEMCACHIER_USERNAME, MEMCACHIER_PASSWORD"
     )
     message: str
+    warnings: list[str] = Field(description=_WARNINGS)
 
 
 class PlanChanged(_Shape):
     config: dict[str, str] = Field(description="the resource's config vars, as provisioned")
     message: str
+    warnings: list[str] = Field(description=_WARNINGS)
 
 
 def partner_errors(**rows: str) -> dict[int | str, dict[str, Any]]:

@@ -6,6 +6,10 @@
   from the uuid with the data dir's secret key, so it never has to be stored in clear.
 * `PUT /heroku/resources/<uuid>` `{"plan"}` resizes (growing keeps every item; shrinking
   evicts the least recently used down to the new size).
+* Both answer 2xx with a `warnings` list: empty, or the operator's overcommit warning when
+  the plans placed on the cache's cluster now exceed its live nodes' memory (also in the
+  `X-Memcloud-Warning` header, as `GET /api/admin/servers` gives it). A hosted service does
+  not refuse a sale for it: the warning is for the operator, who adds memory or nodes.
 * `DELETE /heroku/resources/<uuid>` removes the cache and its credentials (204, also when it
   was already gone: deprovisioning is retried too).
 
@@ -28,6 +32,7 @@ from starlette.exceptions import HTTPException
 
 from memcloud.auth_throttle import PARTNER_USERNAME
 from memcloud.config import format_size, plan_bytes
+from memcloud.control import clusters
 from memcloud.control.base import Conflict, ControlError, NotFound, StoreFailed
 from memcloud.control.clusters import cluster_for_new_cache
 from memcloud.control.models import CacheRecord, CredentialRecord
@@ -36,12 +41,14 @@ from memcloud.dashboard.context import DashboardContext, dashboard_context
 from memcloud.logs import log_change
 from memcloud.provisioning.models import PARTNER_ERRORS, PlanChanged, Provisioned, partner_errors
 
-__all__ = ["RESOURCES", "UUID_RE", "provision_password", "router"]
+__all__ = ["RESOURCES", "UUID_RE", "WARNING_HEADER", "provision_password", "router"]
 
 router = APIRouter(tags=["provisioning"])
 RESOURCES = "/heroku/resources"
 # Resource ids are UUIDs; they become the cache's name (which must fit the name alphabet).
 UUID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{7,63}$")
+# The overcommit warnings joined by "; ", for a platform that logs headers, not bodies.
+WARNING_HEADER = "X-Memcloud-Warning"
 # Provisioning one uuid at a time in this process keeps retries from racing each other.
 _lock = asyncio.Lock()
 
@@ -135,6 +142,24 @@ async def _config(
     return None
 
 
+async def _overcommit(ctx: DashboardContext, cache: CacheRecord) -> list[str]:
+    """The operator's warning when the plans on the cache's cluster now exceed the memory of
+    its live nodes (memcloud.control.clusters); empty when they fit."""
+    nodes = await asyncio.to_thread(ctx.store.list_nodes)
+    caches = await asyncio.to_thread(ctx.store.list_caches)
+    found = []
+    for budget in clusters.budgets(nodes, caches):
+        warning = clusters.overcommit_warning(budget, format_size)
+        if budget.name == cache.cluster and warning is not None:
+            found.append(warning)
+    return found
+
+
+def _answer(body: dict[str, object], warnings: list[str]) -> JSONResponse:
+    headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else None
+    return JSONResponse({**body, "warnings": warnings}, headers=headers)
+
+
 def _plan(ctx: DashboardContext, slug: object) -> int | None:
     return plan_bytes(ctx.settings.plans, slug) if isinstance(slug, str) else None
 
@@ -204,9 +229,10 @@ async def provision(request: Request) -> Response:
         )
     if created:
         log_change("cache provisioned", cache=uuid, plan=size)
+    warnings = await _overcommit(ctx, cache)
     plan = format_size(cache.plan)
     message = f"Your {plan} cache is ready." if created else f"Your {plan} cache is ready (again)."
-    return JSONResponse({"id": uuid, "config": config, "message": message})
+    return _answer({"id": uuid, "config": config, "message": message}, warnings)
 
 
 @router.put(
@@ -244,7 +270,7 @@ async def change_plan(request: Request, uuid: str) -> Response:
     }
     change = "kept every item" if size >= old else "evicted the least recently used items"
     message = f"Plan changed from {format_size(old)} to {format_size(size)}; {change}."
-    return JSONResponse({"config": config, "message": message})
+    return _answer({"config": config, "message": message}, await _overcommit(ctx, cache))
 
 
 @router.delete(
