@@ -73,8 +73,12 @@ class Docker:
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
         ready = wait_for(
-            lambda: self.process is not None
-            and (self.process.poll() is not None or self.run("info", check=False).returncode == 0),
+            lambda: (
+                self.process is not None
+                and (
+                    self.process.poll() is not None or self.run("info", check=False).returncode == 0
+                )
+            ),
             timeout=DAEMON_START_SECONDS,
             interval=0.5,
         )

@@ -70,9 +70,7 @@ def test_verify_accepts_the_unit_without_a_warning(tmp_path: Path) -> None:
         (("RestrictAddressFamilies=AF_INET", "RestrictAddressFamilies=AF_INETT"), "AF_INETT"),
     ],
 )
-def test_verify_finds_a_broken_copy(
-    tmp_path: Path, broken: tuple[str, str], expected: str
-) -> None:
+def test_verify_finds_a_broken_copy(tmp_path: Path, broken: tuple[str, str], expected: str) -> None:
     text = UNIT.read_text()
     assert broken[0] in text
     _, said = verify(render(tmp_path, text.replace(broken[0], broken[1])))

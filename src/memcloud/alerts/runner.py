@@ -266,5 +266,6 @@ class Sender:
             # Cleared before the tick: a delivery queued during it wakes the next one.
             self.queued.clear()
             await self._failures.attempt(self.tick, "alerts are not delivered")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.queued.wait(), SEND_POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see membership._beat
+                async with asyncio.timeout(SEND_POLL_SECONDS):
+                    await self.queued.wait()

@@ -111,8 +111,12 @@ class NodeMembership:
 
     async def _beat(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that meets its timeout in one loop iteration (a node frozen and resumed, then
+            # stopped), and the heartbeat, and with it the node's stop, never ended.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), HEARTBEAT_SECONDS)
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 assert self.node is not None
@@ -131,8 +135,8 @@ class NodeMembership:
         """Leave the registry (best effort: a node that cannot say goodbye times out)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: a heartbeat stuck in the store must not keep the node from stopping.
+            await asyncio.wait({self._task}, timeout=HEARTBEAT_SECONDS * 2)
         if self.node is not None:
             try:
                 await asyncio.to_thread(self.store.remove_node, self.node.id)

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
+import threading
 from pathlib import Path
 
 import uvloop
@@ -41,7 +43,7 @@ from memcloud.server.listeners import Listeners
 from memcloud.server.membership import NodeMembership, cluster_members, machine_name
 from memcloud.server.peering import Peering
 from memcloud.server.startup import Addresses, StartupFiles, announce
-from memcloud.server.supervisor import node_socket_path
+from memcloud.server.supervisor import STOP_TIMEOUT_SECONDS, node_socket_path
 from memcloud.service import Service
 from memcloud.storage.registry import Registry
 from memcloud.storage.snapshot import load_snapshot, save_snapshot, snapshot_path
@@ -51,6 +53,9 @@ __all__ = ["DIRECTORY_POLL_SECONDS", "UPKEEP_SECONDS", "Runtime", "run"]
 
 # How long node 0 of `--nodes N` waits at start for the others to see each other.
 LOCAL_MEMBERS_WAIT_SECONDS = 15.0
+# A node's whole stop, its snapshot and (node 0) its children's stops included, ends
+# within this.
+STOP_DEADLINE_SECONDS = 2 * STOP_TIMEOUT_SECONDS
 
 log = logging.getLogger("memcloud")
 
@@ -324,5 +329,17 @@ async def _serve(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+    # A stop that hangs (a store that never answers, a bug) must not leave a node serving
+    # on without its supervisor: past the deadline the process ends regardless.
+    watchdog = threading.Timer(STOP_DEADLINE_SECONDS, _stop_overdue)
+    watchdog.daemon = True
+    watchdog.start()
     await runtime.stop()
+    watchdog.cancel()
     return 0
+
+
+def _stop_overdue() -> None:
+    log.error("node did not stop within %d s: exiting now", int(STOP_DEADLINE_SECONDS))
+    logging.shutdown()
+    os._exit(3)
