@@ -49,6 +49,19 @@ def test_table_ratios_and_targets() -> None:
         ]
     )
     assert "3.00x  <=3.0x ok" in memory
+    assert "3.00x  <=3.0x ok, <=1.25x MISS" in memory
+    # One group per value size, each against memcached's figure for the same size; the
+    # targets only at 100 bytes.
+    sizes = memory_table(
+        [
+            MemoryResult("memcached", 1_000_000, 1_000_000, 0, 100_000_000, 1.0, 10),
+            MemoryResult("memcloud", 1_000_000, 1_000_000, 0, 160_000_000, 1.0, 10),
+            MemoryResult("memcached", 1_000_000, 1_000_000, 0, 200_000_000, 1.0),
+            MemoryResult("memcloud", 1_000_000, 1_000_000, 0, 240_000_000, 1.0),
+        ]
+    )
+    assert "1.60x  none (reported)" in sizes and "1.20x  <=3.0x ok, <=1.25x ok" in sizes
+    assert sizes.index("10-byte") < sizes.index("100-byte")
 
 
 # Counters of memcached's `stats` that a run moves.
