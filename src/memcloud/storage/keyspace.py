@@ -360,6 +360,7 @@ class Keyspace:
             self.graveyard.append(self.items)
             self.flushed = self.items
             self.items = {}
+        if self.lru.entries:
             # The old order's segments too: the keys only their stale entries hold are
             # freed in the same slices.
             self.graveyard.extend(self.lru.segments)

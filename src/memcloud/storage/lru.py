@@ -12,7 +12,7 @@ the dict's item under its key still carries its position. So the order is exactl
 `OrderedDict` with `move_to_end` would keep, with no walk of the keyspace on any command.
 
 Stale entries (moved, deleted or replaced items) are dropped a segment at a time: when the
-queue holds more than twice as many entries as the dict holds items (plus a floor), each
+queue holds more than twice as many entries as the dict holds items (plus STALE_FLOOR), each
 append first compacts one segment, round robin from the oldest. A segment's positions are
 its id times SEGMENT plus the index, so compacting one renumbers only its own entries and
 every other position stays valid. So the queue stays within about 2x the items, at
@@ -31,9 +31,10 @@ __all__ = ["SEGMENT", "STALE_FLOOR", "LruOrder"]
 
 # Entries per segment: the most one compaction visits (a fraction of a millisecond).
 SEGMENT: Final = 4096
-# Stale entries tolerated beyond one per item before appends start compacting: small caches
-# never compact at all.
-STALE_FLOOR: Final = 2 * SEGMENT
+# Stale entries tolerated beyond one per item before appends start compacting. Each may hold
+# the only reference to a key a tenant deleted or replaced, memory no plan is charged for: so
+# small, a cache's uncharged keys stay under about 256 x 300 bytes beyond one per item.
+STALE_FLOOR: Final = 256
 
 
 class LruOrder:
