@@ -42,12 +42,14 @@ from bench.servers import Server, make_certificate, memcached, memcloud, server_
 from bench.workloads import (
     INTROSPECTION,
     MEMORY,
+    MEMORY_VALUE_SIZES,
     NODES,
     ONE_SERVER,
     REPLICATED,
     TLS,
     WORKLOADS,
     Workload,
+    memory_items,
 )
 from memcloud import native
 
@@ -68,6 +70,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="rounds per server (4)")
     parser.add_argument("--memory-items", type=int, default=None, help="items for (f) (1000000)")
     parser.add_argument(
+        "--memory-sizes",
+        default=",".join(str(size) for size in MEMORY_VALUE_SIZES),
+        help="value sizes for (f), in bytes (10,100,1024)",
+    )
+    parser.add_argument(
         "--memcslap",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -87,6 +94,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.memory_items = 100_000 if quick else 1_000_000
     if quick:
         args.memcslap_execute_number = min(args.memcslap_execute_number, 1000)
+    try:
+        args.memory_sizes = [int(size) for size in args.memory_sizes.split(",") if size.strip()]
+    except ValueError:
+        parser.error(f"--memory-sizes takes byte counts, e.g. 10,100: {args.memory_sizes!r}")
+    if not args.memory_sizes or min(args.memory_sizes) < 1:
+        parser.error("--memory-sizes needs at least one positive size")
     args.selected = {k.strip() for k in args.only.split(",") if k.strip()}
     if args.memcslap is None:  # `make bench` alone: the independent generator too
         args.memcslap = args.only == ",".join(ALL)
@@ -136,17 +149,23 @@ def compare(
     return comparison
 
 
-def measure_memory(binary: Path, server: Server, items: int, core: int | None) -> MemoryResult:
+def measure_memory(
+    binary: Path, server: Server, items: int, value_bytes: int, core: int | None
+) -> MemoryResult:
     time.sleep(0.5)
     before = rss_bytes(server.pid)
-    seconds = loadgen.preload(binary, server, items, 100, core)
+    seconds = loadgen.preload(binary, server, items, value_bytes, core)
     time.sleep(0.5)
     after = rss_bytes(server.pid)
-    held = sum(int(server_stats(p).get("curr_items", 0)) for p in server.ports)
-    result = MemoryResult(server.name, held, items, before, after, seconds)
+    stats = [server_stats(p) for p in server.ports]
+    held = sum(int(s.get("curr_items", 0)) for s in stats)
+    accounted = sum(int(s.get("bytes", 0)) for s in stats)
+    result = MemoryResult(server.name, held, items, before, after, seconds, value_bytes, accounted)
     log(
-        f"  f {server.name:<12} {held:,} items in {seconds:.1f} s: RSS {before / 1e6:.1f} -> "
-        f"{after / 1e6:.1f} MB, {result.mb_per_million:.1f} MB per 1M items"
+        f"  f {server.name:<12} {held:,} items of {value_bytes} B in {seconds:.1f} s: "
+        f"RSS {before / 1e6:.1f} -> "
+        f"{after / 1e6:.1f} MB, {result.mb_per_million:.1f} MB per 1M items, "
+        f"RSS growth {result.rss_per_accounted:.2f}x its `bytes` stat"
     )
     return result
 
@@ -243,11 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     )
                                 )
         if "f" in args.selected:
-            log(f"f: {MEMORY.title} ({args.memory_items:,} items)")
-            with memcached(memcached_binary, server_core) as server:
-                memory.append(measure_memory(binary, server, args.memory_items, core))
-            with memcloud(Path(tmp) / "memory", server_core) as server:
-                memory.append(measure_memory(binary, server, args.memory_items, core))
+            for size in args.memory_sizes:
+                count = memory_items(args.memory_items, size)
+                log(f"f: {MEMORY.title} ({count:,} items of {size} B)")
+                with memcached(memcached_binary, server_core) as server:
+                    memory.append(measure_memory(binary, server, count, size, core))
+                with memcloud(Path(tmp) / f"memory-{size}", server_core) as server:
+                    memory.append(measure_memory(binary, server, count, size, core))
         if args.selected & {"n", "s", "r"}:
             with (
                 memcloud(Path(tmp) / "nodes1", None, nodes=1) as one,
@@ -308,11 +329,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "duration": args.duration,
                 "rounds": args.rounds,
                 "memory_items": args.memory_items,
+                "memory_sizes": args.memory_sizes,
                 "only": sorted(args.selected),
                 "quick": args.quick,
             },
             "workloads": [c.record() for c in comparisons],
-            "memory": [{**asdict(m), "mb_per_million": m.mb_per_million} for m in memory],
+            "memory": [
+                {
+                    **asdict(m),
+                    "mb_per_million": m.mb_per_million,
+                    "rss_per_accounted": m.rss_per_accounted,
+                }
+                for m in memory
+            ],
             "memcslap": [
                 {**asdict(m), "ops_per_second": m.ops_per_second, "cpu_us_per_op": m.cpu_us_per_op}
                 for m in slaps

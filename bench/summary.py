@@ -50,13 +50,19 @@ def rows(records: list[dict[str, object]], by_commit: bool = False) -> list[Row]
                 cpus.append(float(entry["cpu_ratio"]))
         memory = record.get("memory")
         per_million = {
-            str(entry["server"]): float(entry["mb_per_million"])
+            (str(entry["server"]), int(entry.get("value_bytes", 100))): float(
+                entry["mb_per_million"]
+            )
             for entry in (memory if isinstance(memory, list) else [])
         }
-        if per_million.get("memcached") and "memcloud" in per_million:
-            # (f): memory per item, memcloud's against memcached's (lower is better).
-            ratios, _ = table.setdefault((group, "f"), ([], []))
-            ratios.append(per_million["memcloud"] / per_million["memcached"])
+        for server, size in sorted(per_million):
+            base = per_million.get(("memcached", size))
+            if server == "memcloud" and base:
+                # (f): memory per item, memcloud's against memcached's (lower is better);
+                # "f" is the 100-byte figure, "f/10" and "f/1024" the other value sizes.
+                name = "f" if size == 100 else f"f/{size}"
+                ratios, _ = table.setdefault((group, name), ([], []))
+                ratios.append(per_million[(server, size)] / base)
     return [(group, name, r, c) for (group, name), (r, c) in table.items()]
 
 

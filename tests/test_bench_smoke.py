@@ -50,6 +50,19 @@ def test_table_ratios_and_targets() -> None:
         ]
     )
     assert "3.00x  <=3.0x ok" in memory
+    assert "3.00x  <=3.0x ok, <=1.25x MISS" in memory
+    # One group per value size, each against memcached's figure for the same size; the
+    # targets only at 100 bytes.
+    sizes = memory_table(
+        [
+            MemoryResult("memcached", 1_000_000, 1_000_000, 0, 100_000_000, 1.0, 10),
+            MemoryResult("memcloud", 1_000_000, 1_000_000, 0, 160_000_000, 1.0, 10),
+            MemoryResult("memcached", 1_000_000, 1_000_000, 0, 200_000_000, 1.0),
+            MemoryResult("memcloud", 1_000_000, 1_000_000, 0, 240_000_000, 1.0),
+        ]
+    )
+    assert "1.60x  none (reported)" in sizes and "1.20x  <=3.0x ok, <=1.25x ok" in sizes
+    assert sizes.index("10-byte") < sizes.index("100-byte")
 
 
 # Counters of memcached's `stats` that a run moves.
@@ -171,7 +184,7 @@ def test_memcslap_drives_memcloud_in_each_protocol_it_speaks(tmp_path: Path) -> 
         for protocol in SLAP_PROTOCOLS:
             done = drive(memcslap, subject, "set", 2, 100, None, protocol=protocol)
             # The server counted every set memcslap made, in that protocol.
-            assert done.ops == 200 and done.cpu_seconds > 0, protocol
+            assert done.ops == 200, protocol  # (CPU: too few ticks to count here)
             assert done.test == ("set" if protocol == "text" else f"set {protocol}")
         # Text and binary reached the anonymous cache, SASL the credential's own.
         assert int(server_stats(subject.ports[0])["cmd_set"]) == 400

@@ -38,6 +38,21 @@ def test_rows_group_runs_by_commit_in_order() -> None:
     ]
 
 
+def test_rows_show_each_value_size_of_the_memory_workload() -> None:
+    record = _record("cccc", 1.0, 1.0, 300.0)
+    record["memory"] = [
+        {"server": "memcached", "value_bytes": 10, "mb_per_million": 100.0},
+        {"server": "memcloud", "value_bytes": 10, "mb_per_million": 160.0},
+        {"server": "memcached", "value_bytes": 100, "mb_per_million": 200.0},
+        {"server": "memcloud", "value_bytes": 100, "mb_per_million": 250.0},
+    ]
+    assert rows([record]) == [
+        ("all", "a", [1.0], [1.0]),
+        ("all", "f/10", [1.6], []),
+        ("all", "f", [1.25], []),
+    ]
+
+
 def test_main_prints_medians_of_the_last_records(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -50,7 +50,7 @@ def _contents(registry: Registry) -> dict[int, list[tuple[bytes, bytes, int, flo
     return {
         cache_id: [
             (key, item.value, item.flags, item.exptime, item.cas)
-            for key, item in cache.items.items()
+            for key, item in cache.in_lru_order()
         ]
         for cache_id, cache in registry.caches.items()
     }
@@ -72,7 +72,7 @@ def test_what_is_written_comes_back_exactly_and_the_file_is_removed(tmp_path: Pa
     assert loaded is not None and loaded.items == 600
     assert gc.isenabled()  # turned off while loading only
     assert _contents(fresh) == _contents(registry)
-    assert list(fresh.caches[1].items)[-1] == b"c1-0000"
+    assert list(fresh.caches[1].in_lru_order())[-1][0] == b"c1-0000"
     assert fresh.caches[1].flush_at == NOW + 500
     assert fresh.caches[1].used == cache.used
     assert not path.exists()

@@ -38,7 +38,7 @@ def bump(cache: Cache, key: bytes, item: Item, now: float) -> None:
     item.meta |= FETCHED
     if now - item.bumped >= BUMP_INTERVAL:
         item.bumped = now
-        cache.items.move_to_end(key)
+        cache.lru.push(key, item, cache.items)
 
 
 def vivify(cache: Cache, key: bytes, meta: int, now: float) -> Item | None:

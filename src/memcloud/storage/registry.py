@@ -80,9 +80,16 @@ class Registry:
         freed = 0
         while self.graveyard and freed < FREE_SLICE:
             old = self.graveyard[-1]
-            while old and freed < FREE_SLICE:
-                old.popitem()
-                freed += 1
+            if isinstance(old, dict):
+                while old and freed < FREE_SLICE:
+                    old.popitem()
+                    freed += 1
+            else:
+                # An LRU segment (at most lru.SEGMENT keys), dropped whole: the flushed
+                # dict, freed after it, still holds most of its keys, so this is mostly
+                # reference decrements, a small part of a dict entry's cost each.
+                freed += 1 + len(old) // 16
+                old.clear()
             if not old:
                 self.graveyard.pop()
         return scanning or bool(self.graveyard)
