@@ -81,13 +81,11 @@ class Crawl:
     def __init__(self, session: Session, cache: Cache, sizes: bool) -> None:
         self.session = session
         self.cache = cache
-        # One copy of the key list (8 bytes a key), taken through the plain dict's table:
-        # the dict cannot be iterated across steps while other connections change it, and
-        # walking the OrderedDict's linked list costs about 20 times as much (about a second
-        # for a million keys on a loaded core, against some 10-50 ms this way). The order is
-        # the keys' first insertion, not the LRU's: memcached's crawler order is no promise
-        # either.
-        self.keys = list(dict.keys(cache.items))
+        # One copy of the key list (8 bytes a key): the dict cannot be iterated across
+        # steps while other connections change it (some 10-50 ms for a million keys). The
+        # order is the keys' insertion, not the LRU's: memcached's crawler order is no
+        # promise either.
+        self.keys = list(cache.items)
         self.position = 0
         self.sizes: dict[int, int] | None = {} if sizes else None
 
