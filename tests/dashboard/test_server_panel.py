@@ -100,7 +100,7 @@ def test_the_server_panel_shows_nodes_budget_and_warnings(
         # the survivor answers for the whole cache and its numbers are shown again.
         def whole_again() -> bool:
             page.goto(f"{base_url(server)}/dashboard/admin")
-            return page.locator("tr[data-cache=default] td", has_text="—").count() == 0
+            return bool(page.locator("tr[data-cache=default] td", has_text="—").count() == 0)
 
         assert wait_for(whole_again, timeout=15, interval=0.5)
         assert "1 of 2 node(s) up" in page.inner_text(".cluster-panel[data-cluster=default]")
