@@ -67,7 +67,7 @@ def test_a_build_announces_its_duration_and_shows_each_step(tmp_path: Path) -> N
     lines = done.stdout.splitlines()
     assert lines[0] == (
         "memcloud: compiling the data plane with mypyc once, for speed (the first start after"
-        " install); this takes about 25 s (on 2 cores)"
+        " install); this takes about 180 s (on 2 cores)"
     )
     steps = [line for line in lines if line.startswith("memcloud:   [")]
     assert steps == [
