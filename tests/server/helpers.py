@@ -53,8 +53,14 @@ def create_cache(server: ServerProcess, name: str, plan: str = "25MB") -> Tenant
 
 
 def create_credential(server: ServerProcess, cache: str, *flags: str) -> Tenant:
+    """A credential made with the CLI, once the running server accepts it (as create_cache)."""
     cred: Any = server.cli_json("credentials", "create", cache, *flags)
-    return Tenant(cache, cred["sasl_username"], cred["sasl_password"])
+    tenant = Tenant(cache, cred["sasl_username"], cred["sasl_password"])
+    assert wait_for(
+        lambda: try_login(server.port, tenant.username, tenant.password) == b"STORED\r\n",
+        timeout=5.0,
+    )
+    return tenant
 
 
 def stats_of(conn: RawConnection, group: bytes = b"") -> dict[str, str]:
