@@ -290,24 +290,25 @@ class Cache(Keyspace):
             stats.get_misses += 1
         else:
             stats.get_hits += 1
-        insight = self.insight
-        if insight is not None:
-            if item is None:
-                insight.record(now, key, GAT_MISS, 0)
-            else:
-                insight.record(now, key, GAT_HIT, len(item.value))
+        self._record_lookup(now, key, item, GAT_HIT, GAT_MISS)
         return item
 
     def touch(self, key: bytes, exptime: int, now: float) -> Item | None:
         """Give the item a new expiry; answers it, or None when there is none."""
         item = self._touch(key, exptime, now)
+        self._record_lookup(now, key, item, TOUCHED, TOUCH_MISS)
+        return item
+
+    def _record_lookup(
+        self, now: float, key: bytes, item: Item | None, found: int, missing: int
+    ) -> None:
+        """A request that found `item` (event `found`, with its size) or nothing."""
         insight = self.insight
         if insight is not None:
             if item is None:
-                insight.record(now, key, TOUCH_MISS, 0)
+                insight.record(now, key, missing, 0)
             else:
-                insight.record(now, key, TOUCHED, len(item.value))
-        return item
+                insight.record(now, key, found, len(item.value))
 
     def _touch(self, key: bytes, exptime: int, now: float) -> Item | None:
         stats = self.stats
